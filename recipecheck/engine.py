@@ -1,0 +1,400 @@
+"""Lint one source text, or many files in parallel with a content-hash cache.
+
+One parse and one traversal (the program model) per file; every active rule then queries the
+model. Positions are computed only for the nodes that were reported, so clean files never pay
+for position metadata.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tokenize
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from recipecheck import __version__
+from recipecheck.finding import Finding, Fix, Severity
+from recipecheck.program.model import build_program
+from recipecheck.rule import Context, FixSpec, Report, Rule, all_rules, options_for
+from recipecheck.suppression import find_noqa, has_skip_file
+
+SYNTAX_CODE = "RC900"
+UNUSED_NOQA_CODE = "RC901"
+
+
+@dataclass
+class RuleSet:
+    """The active rules for one configuration, with their options (picklable by code)."""
+
+    codes: tuple[str, ...]
+    options: dict[str, dict] = field(default_factory=dict)
+
+    def instantiate(self) -> list[Rule]:
+        by_code = {r.CODE: r for r in all_rules()}
+        return [by_code[c](options_for(by_code[c], self.options.get(c))) for c in self.codes
+                if c in by_code]
+
+    def key(self) -> str:
+        data = json.dumps([self.codes, self.options], sort_keys=True, default=str)
+        return hashlib.sha256(data.encode()).hexdigest()[:16]
+
+
+@dataclass
+class FileResult:
+    path: str
+    findings: list[Finding] = field(default_factory=list)
+    notice: str | None = None  # the file was skipped: why
+    errors: list[str] = field(default_factory=list)  # internal errors (a rule crashed)
+    fixed_source: str | None = None
+
+
+def _rule_meta(code: str):
+    for r in all_rules():
+        if r.CODE == code:
+            return r
+    raise KeyError(code)
+
+
+def _finding(code: str, path: str, line: int, col: int, end_line: int, end_col: int, message: str,
+             fix: Fix | None = None) -> Finding:
+    r = _rule_meta(code)
+    return Finding(code=code, name=r.NAME, severity=r.SEVERITY, path=path, line=line, column=col,
+                   end_line=end_line, end_column=end_col, message=message, fix=fix)
+
+
+def _offset_to_pos(source: str, offset: int) -> tuple[int, int]:
+    line = source.count("\n", 0, offset) + 1
+    col = offset - (source.rfind("\n", 0, offset) + 1) + 1
+    return line, col
+
+
+class _Positions:
+    """Start/end positions of reported nodes; falls back to libcst metadata when ambiguous."""
+
+    def __init__(self, module: cst.Module, source: str) -> None:
+        self.module = module
+        self.source = source
+        self._meta = None
+
+    def of(self, node: cst.CSTNode) -> tuple[int, int, int, int]:
+        code = self.module.code_for_node(node)
+        stripped = code.strip()
+        if stripped:
+            first = self.source.find(stripped)
+            if first >= 0 and self.source.find(stripped, first + 1) < 0:
+                line, col = _offset_to_pos(self.source, first)
+                end_line, end_col = _offset_to_pos(self.source, first + len(stripped))
+                return line, col, end_line, end_col
+        if self._meta is None:
+            self._meta = MetadataWrapper(self.module, unsafe_skip_copy=True).resolve(PositionProvider)
+        rng = self._meta[node]
+        return rng.start.line, rng.start.column + 1, rng.end.line, rng.end.column + 1
+
+
+def decode_source(data: bytes) -> tuple[str | None, Finding | None, str | None]:
+    """(text, RC900 finding, skip notice): exactly one of them is set."""
+    if b"\x00" in data:
+        return None, None, "binary file (contains NUL bytes)"
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError as exc:
+        return None, ("encoding", 1, 1, f"cannot determine the file's encoding: {exc}"), None
+    try:
+        text = data.decode(encoding)
+    except (UnicodeDecodeError, LookupError) as exc:
+        start = getattr(exc, "start", 0)
+        line = data.count(b"\n", 0, start) + 1
+        col = start - (data.rfind(b"\n", 0, start) + 1) + 1
+        return None, ("encoding", line, col, f"file is not valid {encoding}: {exc.reason if hasattr(exc, 'reason') else exc}"), None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return text, None, None
+
+
+def lint_source(source: str | bytes, path: str, rules: list[Rule], *, ignore: Iterable[str] = (),
+                max_file_size: int = 5_000_000, fix: str | None = None) -> FileResult:
+    """Lint one file's content. Never raises for bad input: that becomes RC900 or a notice.
+
+    `fix` is None (report only), "safe" or "unsafe" (apply fixes up to that safety).
+    """
+    result = FileResult(path=path)
+    data = source.encode("utf-8") if isinstance(source, str) else source
+    if len(data) > max_file_size:
+        result.notice = f"file is larger than max-file-size ({len(data)} > {max_file_size} bytes)"
+        return result
+    active = {r.CODE for r in rules}
+    text, bad, notice = decode_source(data)
+    if notice:
+        result.notice = notice
+        return result
+    if bad is not None:
+        if SYNTAX_CODE in active:
+            _, line, col, msg = bad
+            result.findings.append(_finding(SYNTAX_CODE, path, line, col, line, col, f"{msg} (RC900)"))
+        return result
+    assert text is not None
+    if has_skip_file(text):
+        return result
+    try:
+        module = cst.parse_module(text)
+    except cst.ParserSyntaxError as exc:
+        if SYNTAX_CODE in active:
+            line, col = exc.raw_line, exc.raw_column + 1
+            reason = str(exc.message).strip().splitlines()[0] if exc.message else "invalid syntax"
+            try:  # CPython's parser gives the more precise position and message
+                compile(text, path, "exec", dont_inherit=True, flags=0x400)  # PyCF_ONLY_AST
+            except SyntaxError as py_exc:
+                if py_exc.lineno:
+                    line, col = py_exc.lineno, max(py_exc.offset or 1, 1)
+                    reason = py_exc.msg
+            except (ValueError, RecursionError, MemoryError):
+                pass
+            result.findings.append(_finding(
+                SYNTAX_CODE, path, line, col, line, col,
+                f"syntax error, the file was not linted: {reason}"))
+        return result
+    except (RecursionError, MemoryError, ValueError, Exception) as exc:  # libcst internal limits
+        if SYNTAX_CODE in active:
+            result.findings.append(_finding(
+                SYNTAX_CODE, path, 1, 1, 1, 1,
+                f"the file could not be parsed ({type(exc).__name__}): not linted"))
+        return result
+
+    findings, fixed = _run_rules(module, text, path, rules, active, set(ignore), result, fix)
+    result.findings = findings
+    result.fixed_source = fixed
+    return result
+
+
+def _run_rules(module, text, path, rules, active, ignore, result, fix_mode):
+    try:
+        program = build_program(module)
+    except RecursionError:
+        result.errors.append(f"{path}: the file is nested too deeply to analyse")
+        return [], None
+    except Exception as exc:  # an internal error must never lose the other files
+        result.errors.append(f"{path}: internal error while building the program model: "
+                             f"{type(exc).__name__}: {exc}")
+        return [], None
+    ctx = Context(path, text, module, program)
+    for rule in rules:
+        if rule.CODE in (SYNTAX_CODE, UNUSED_NOQA_CODE) or rule.CODE in ignore:
+            continue
+        ctx._rule = rule
+        try:
+            rule.check(ctx)
+        except Exception as exc:
+            result.errors.append(f"{path}: internal error in {rule.CODE}: {type(exc).__name__}: {exc}")
+    positions = _Positions(module, text)
+    findings: list[Finding] = []
+    reports_by_finding: list[tuple[Finding, Report]] = []
+    for rep in ctx.reports:
+        try:
+            line, col, end_line, end_col = positions.of(rep.node)
+        except Exception as exc:
+            result.errors.append(f"{path}: cannot locate a {rep.rule.CODE} finding: {exc}")
+            continue
+        fix = None
+        if rep.fix is not None:
+            fix = _describe_fix(module, positions, rep.fix)
+        f = _finding(rep.rule.CODE, path, line, col, end_line, end_col, rep.message, fix)
+        findings.append(f)
+        reports_by_finding.append((f, rep))
+
+    noqa = find_noqa(text)
+    kept = []
+    for f in findings:
+        n = noqa.get(f.line)
+        if n is not None and (n.codes is None or f.code in n.codes):
+            n.used.add(f.code)
+            continue
+        kept.append(f)
+    if UNUSED_NOQA_CODE in active and UNUSED_NOQA_CODE not in ignore:
+        for n in noqa.values():
+            if n.codes is None:
+                continue
+            unused = [c for c in n.codes if c.startswith("RC") and c in active and c not in n.used
+                      and c not in (UNUSED_NOQA_CODE,)]
+            unknown = [c for c in n.codes if c.startswith("RC") and _is_unknown(c)]
+            for c in unused + unknown:
+                if n.line in noqa and any(k.code == UNUSED_NOQA_CODE and k.line == n.line and c in k.message
+                                          for k in kept):
+                    continue
+                why = "no such rule" if c in unknown else f"no {c} finding on this line"
+                kept.append(_finding(UNUSED_NOQA_CODE, path, n.line, n.column, n.line, n.end_column,
+                                     f"unused suppression `# noqa: {c}` ({why}): remove it so it "
+                                     "cannot hide a future finding"))
+    kept = [f for f in kept if f.code not in ignore]
+    kept.sort(key=Finding.sort_key)
+
+    fixed_source = None
+    if fix_mode is not None:
+        fixed_source = _apply_one_fix(module, [(f, r) for f, r in reports_by_finding if f in kept],
+                                      fix_mode)
+    return kept, fixed_source
+
+
+_KNOWN: set[str] | None = None
+
+
+def _is_unknown(code: str) -> bool:
+    global _KNOWN
+    if _KNOWN is None:
+        _KNOWN = {r.CODE for r in all_rules()}
+    return code not in _KNOWN
+
+
+def _describe_fix(module: cst.Module, positions: _Positions, spec: FixSpec) -> Fix | None:
+    try:
+        if spec.old is not None and spec.new is not None:
+            line, col, end_line, end_col = positions.of(spec.old)
+            content = module.code_for_node(spec.new)
+            old_code = module.code_for_node(spec.old)
+            # keep the edit's range exactly the old node's text (code_for_node may carry
+            # leading whitespace or comments that belong to it)
+            lead = len(old_code) - len(old_code.lstrip())
+            content = content[lead:] if content[:lead] == old_code[:lead] else content.lstrip()
+            tail = len(old_code) - len(old_code.rstrip())
+            if tail and content.endswith(old_code[len(old_code) - tail:]):
+                content = content[: len(content) - tail]
+            return Fix(spec.safety, spec.description, line, col, end_line, end_col, content)
+        if spec.transform is not None:
+            new = spec.transform(module).code
+            lines = module.code.splitlines(keepends=True) or [""]
+            return Fix(spec.safety, spec.description, 1, 1, len(lines) + 1, 1, new)
+    except Exception:
+        return None
+    return None
+
+
+def _apply_one_fix(module: cst.Module, pairs, mode: str) -> str | None:
+    allowed = {"safe"} if mode == "safe" else {"safe", "unsafe"}
+    for finding, rep in pairs:
+        spec = rep.fix
+        if spec is None or spec.safety not in allowed:
+            continue
+        try:
+            if spec.transform is not None:
+                new_module = spec.transform(module)
+            else:
+                new_module = module.deep_replace(spec.old, spec.new)
+            code = new_module.code
+            cst.parse_module(code)  # a fix that does not re-parse is never written
+        except Exception:
+            continue
+        if code != module.code:
+            return code
+    return None
+
+
+def fix_source(source: str, path: str, rules: list[Rule], *, mode: str = "safe",
+               max_rounds: int = 20, **kw) -> tuple[str, FileResult]:
+    """Apply fixes one at a time, re-linting after each, until none applies."""
+    current = source
+    result = lint_source(current, path, rules, **kw)
+    for _ in range(max_rounds):
+        nxt = lint_source(current, path, rules, fix=mode, **kw)
+        if nxt.fixed_source is None or nxt.fixed_source == current:
+            result = lint_source(current, path, rules, **kw)
+            break
+        current = nxt.fixed_source
+    return current, result
+
+
+# --------------------------------------------------------------------------- files, cache, jobs
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("RECIPECHECK_CACHE_DIR")
+    if env:
+        return Path(env)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("recipecheck"))
+
+
+@dataclass
+class Job:
+    path: str  # as given/displayed
+    ruleset: RuleSet
+    ignore: tuple[str, ...]
+    max_file_size: int
+
+
+def _cache_key(data: bytes, job: Job) -> str:
+    h = hashlib.sha256()
+    h.update(__version__.encode())
+    h.update(job.ruleset.key().encode())
+    h.update(",".join(job.ignore).encode())
+    h.update(str(job.max_file_size).encode())
+    h.update(b"\0")
+    h.update(data)
+    return h.hexdigest()
+
+
+_RULE_CACHE: dict[str, list[Rule]] = {}
+
+
+def run_job(job: Job, use_cache: bool = True) -> FileResult:
+    try:
+        data = Path(job.path).read_bytes()
+    except OSError as exc:
+        return FileResult(path=job.path, notice=f"cannot read file: {exc.strerror or exc}")
+    key = _cache_key(data, job) if use_cache else None
+    cfile = cache_dir() / __version__ / key[:2] / f"{key}.json" if key else None
+    if cfile is not None and cfile.is_file():
+        try:
+            cached = json.loads(cfile.read_text())
+            return FileResult(path=job.path, notice=cached["notice"],
+                              findings=[Finding.from_json({**d, "path": job.path})
+                                        for d in cached["findings"]])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    rk = job.ruleset.key()
+    if rk not in _RULE_CACHE:
+        _RULE_CACHE[rk] = job.ruleset.instantiate()
+    res = lint_source(data, job.path, _RULE_CACHE[rk], ignore=job.ignore,
+                      max_file_size=job.max_file_size)
+    if cfile is not None and not res.errors:
+        try:
+            cfile.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cfile.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({"notice": res.notice,
+                                       "findings": [f.to_json() for f in res.findings]}))
+            os.replace(tmp, cfile)
+        except OSError:
+            pass
+    return res
+
+
+def _run_job_nocache(job: Job) -> FileResult:
+    return run_job(job, use_cache=False)
+
+
+def _run_job_cache(job: Job) -> FileResult:
+    return run_job(job, use_cache=True)
+
+
+def run_jobs(jobs: list[Job], n_jobs: int = 1, use_cache: bool = True) -> list[FileResult]:
+    fn = _run_job_cache if use_cache else _run_job_nocache
+    if n_jobs <= 1 or len(jobs) < 4:
+        return [fn(j) for j in jobs]
+    n_jobs = min(n_jobs, len(jobs))
+    chunks = max(1, len(jobs) // (n_jobs * 4))
+    try:
+        with ProcessPoolExecutor(max_workers=n_jobs) as pool:
+            return list(pool.map(fn, jobs, chunksize=chunks))
+    except (OSError, RuntimeError):  # no process support (sandbox): fall back to one process
+        return [fn(j) for j in jobs]
+
+
+def severity_at_least(f: Finding, threshold: Severity) -> bool:
+    return f.severity.rank >= threshold.rank

@@ -1,0 +1,142 @@
+from recipecheck.finding import Severity
+from recipecheck.rule import Context, FixSpec, Rule
+
+
+class MissingZeroGrad(Rule):
+    """
+    ## What it does
+    Flags a loop that calls `backward()` and `optimizer.step()` but never resets the gradients
+    inside that loop: no `optimizer.zero_grad()`, `model.zero_grad()`, `p.grad = None` or
+    `p.grad.zero_()` in the same iteration (helper functions called from the loop count). A
+    reset that runs only on some iterations, as in gradient accumulation, is fine.
+
+    ## Why is this bad?
+    PyTorch *adds* each `backward()` into `.grad`. Without a reset, step t applies the sum of
+    all gradients since the start: the effective step grows linearly with t and training
+    diverges or crawls in a stale direction. Measured with the reference trainer
+    (`recipecheck validate RC101`): the gradient norm used by the update grows with the step
+    count while the fixed loop's stays flat.
+
+    ## Known problems
+    A reset done by a function of another module (or a framework hook) is not seen.
+
+    ## Example
+    ```python
+    for x, y in loader:
+        loss = criterion(model(x), y)
+        loss.backward()
+        optimizer.step()
+    ```
+
+    ## Use instead
+    ```python
+    for x, y in loader:
+        optimizer.zero_grad(set_to_none=True)
+        loss = criterion(model(x), y)
+        loss.backward()
+        optimizer.step()
+    ```
+
+    ## Options
+    None.
+
+    ## Fix safety
+    Safe: `optimizer.zero_grad()` is inserted as the first statement of the loop body. It is
+    offered only when the step is in the loop's own body and names the optimizer directly.
+
+    ## References
+    - PyTorch docs, `torch.optim.Optimizer.zero_grad`; "Zeroing out gradients in PyTorch" recipe.
+    - Runtime twin: RT104 gradients-not-reset.
+    """
+
+    CODE = "RC101"
+    NAME = "missing-zero-grad"
+    SEVERITY = Severity.ERROR
+    MESSAGE = "gradients are never reset in this training loop"
+    FIX = "safe"
+    STATIC_TWIN = "RT104"
+    VALID = (
+        # the classic loop
+        "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "for x, y in loader:\n    opt.zero_grad()\n    loss = crit(model(x), y)\n"
+        "    loss.backward()\n    opt.step()\n",
+        # set_to_none after step, as in nanoGPT
+        "import torch\nopt = torch.optim.AdamW(model.parameters())\n"
+        "for x, y in loader:\n    loss = crit(model(x), y)\n    loss.backward()\n"
+        "    opt.step()\n    opt.zero_grad(set_to_none=True)\n",
+        # p.grad = None
+        "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "for x, y in loader:\n    for p in model.parameters():\n        p.grad = None\n"
+        "    crit(model(x), y).backward()\n    opt.step()\n",
+        # gradient accumulation with a conditional reset
+        "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "for i, (x, y) in enumerate(loader):\n    loss = crit(model(x), y) / 4\n    loss.backward()\n"
+        "    if (i + 1) % 4 == 0:\n        opt.step()\n        opt.zero_grad()\n",
+        # AMP, reset through model.zero_grad()
+        "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "scaler = torch.amp.GradScaler()\nfor x, y in loader:\n    model.zero_grad()\n"
+        "    scaler.scale(crit(model(x), y)).backward()\n    scaler.step(opt)\n    scaler.update()\n",
+        # reset inside a helper called from the loop
+        "import torch\ndef reset(o):\n    o.zero_grad()\n"
+        "opt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "for x, y in loader:\n    reset(opt)\n    crit(model(x), y).backward()\n    opt.step()\n",
+    )
+    INVALID = (
+        "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "for x, y in loader:\n    loss = crit(model(x), y)\n    loss.backward()\n"
+        "    opt.step()  # expect: RC101\n",
+        # reset once per epoch only
+        "import torch.optim as optim\ndef train(model, loader, optimizer):\n"
+        "    for epoch in range(10):\n        optimizer.zero_grad()\n        for x, y in loader:\n"
+        "            crit(model(x), y).backward()\n            optimizer.step()  # expect: RC101\n"
+        "train(net, dl, optim.Adam(net.parameters()))\n",
+        # AMP without a reset
+        "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "scaler = torch.cuda.amp.GradScaler()\nfor x, y in loader:\n"
+        "    scaler.scale(crit(model(x), y)).backward()\n    scaler.step(opt)  # expect: RC101\n"
+        "    scaler.update()\n",
+    )
+
+    def check(self, ctx: Context) -> None:
+        p = ctx.program
+        for xl in p.all_xloops():
+            seq = list(xl.walk())
+            if not any(e.event.kind == "backward" for e, _ in seq):
+                continue
+            resets = [p.reset_scope(e.event) for e, _ in seq if e.event.kind in ("zero_grad", "grad_reset")]
+            for e, path in seq:
+                key = p.optimizer_step_target(e.event)
+                if key is None:
+                    continue
+                if any(p.reset_covers(r, key) for r in resets):
+                    continue
+                if path and any(p.is_batch_loop(inner) for inner in path):
+                    continue  # analysed at the inner loop
+                node = e.site_in(xl.loop.function)
+                name = e.event.receiver or "optimizer"
+                opt_name = name
+                if p.role_of(e.event.function, name) == "scaler" and e.event.call is not None \
+                        and e.event.call.args:
+                    opt_name = ctx.code(e.event.call.args[0].value)
+                ctx.report(node, (
+                    f"{ctx.code(node)} runs every iteration but the gradients are never reset in this "
+                    f"loop: each step applies the sum of all previous gradients; call "
+                    f"{opt_name}.zero_grad() once per iteration (RC101)"),
+                    fix=self._fix(ctx, xl, e, opt_name))
+
+    @staticmethod
+    def _fix(ctx: Context, xl, e, opt_name: str) -> FixSpec | None:
+        import libcst as cst
+
+        loop = xl.loop.node
+        if e.event.function is not xl.loop.function or e.event.loop is not xl.loop:
+            return None
+        if not opt_name.replace(".", "").replace("_", "").isalnum():
+            return None
+        body = loop.body
+        if not isinstance(body, cst.IndentedBlock) or not body.body:
+            return None
+        stmt = cst.parse_statement(f"{opt_name}.zero_grad()\n")
+        new_body = body.with_changes(body=(stmt, *body.body))
+        return FixSpec("safe", f"insert {opt_name}.zero_grad() at the top of the loop body",
+                       old=body, new=new_body)

@@ -1,0 +1,118 @@
+import libcst as cst
+
+from recipecheck.finding import Severity
+from recipecheck.rule import Context, Rule
+
+
+class MissingOptimizerStep(Rule):
+    """
+    ## What it does
+    Flags a training loop that calls `backward()` but never `optimizer.step()` or
+    `scaler.step(optimizer)`, neither in the loop (helpers included) nor in an enclosing loop
+    (gradient accumulation over an inner micro-batch loop is fine). Loops that use the
+    gradients by hand (`w -= lr * w.grad`, adversarial examples from `x.grad`) are not flagged.
+
+    ## Why is this bad?
+    Gradients are computed and thrown away: the weights never change, every epoch costs a
+    full forward and backward pass for nothing, and the loss curve is flat.
+
+    ## Known problems
+    A step performed by code in another module (a framework, a `Trainer` imported from
+    elsewhere) is not seen; the rule only fires when the file builds or names an optimizer.
+
+    ## Example
+    ```python
+    for x, y in loader:
+        optimizer.zero_grad()
+        criterion(model(x), y).backward()
+    ```
+
+    ## Use instead
+    ```python
+    for x, y in loader:
+        optimizer.zero_grad()
+        criterion(model(x), y).backward()
+        optimizer.step()
+    ```
+
+    ## Options
+    None.
+
+    ## Fix safety
+    No automatic fix.
+
+    ## References
+    - PyTorch docs, "Optimizing model parameters" tutorial.
+    - Runtime twin: RT103 update-ratio-off (no update at all).
+    """
+
+    CODE = "RC103"
+    NAME = "missing-optimizer-step"
+    SEVERITY = Severity.ERROR
+    MESSAGE = "backward() runs in this loop but the optimizer never steps"
+    STATIC_TWIN = "RT103"
+    VALID = (
+        "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "for x, y in loader:\n    opt.zero_grad()\n    crit(model(x), y).backward()\n    opt.step()\n",
+        # nanoGPT: micro-step loop inside the iteration loop
+        "import torch\nopt = torch.optim.AdamW(model.parameters())\nwhile True:\n"
+        "    for micro in range(8):\n        loss = model(x) / 8\n        loss.backward()\n"
+        "    opt.step()\n    opt.zero_grad(set_to_none=True)\n",
+        # manual SGD
+        "import torch\nw = torch.zeros(3, requires_grad=True)\n"
+        "opt = torch.optim.SGD([w], lr=0.1)\nfor x, y in loader:\n    loss = ((x @ w - y) ** 2).mean()\n"
+        "    loss.backward()\n    with torch.no_grad():\n        w -= 0.1 * w.grad\n        w.grad.zero_()\n",
+        # AMP
+        "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "scaler = torch.amp.GradScaler()\nfor x, y in loader:\n    opt.zero_grad()\n"
+        "    scaler.scale(crit(model(x), y)).backward()\n    scaler.step(opt)\n    scaler.update()\n",
+    )
+    INVALID = (
+        "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "for x, y in loader:\n    opt.zero_grad()\n    loss = crit(model(x), y)\n"
+        "    loss.backward()  # expect: RC103\n",
+        "import torch\ndef step(model, x, y):\n    loss = crit(model(x), y)\n    loss.backward()\n"
+        "    return loss\nopt = torch.optim.Adam(net.parameters())\nfor epoch in range(3):\n"
+        "    for x, y in loader:\n        opt.zero_grad()\n        step(net, x, y)  # expect: RC103\n",
+    )
+
+    def check(self, ctx: Context) -> None:
+        p = ctx.program
+        has_optimizer = bool(p.constructions("optimizer")) or any(
+            p.role_of(f, ev.receiver) == "optimizer"
+            for f in p.functions.values() for ev in f.events if ev.kind in ("zero_grad", "step"))
+        if not has_optimizer:
+            return
+        for xl in p.batch_loops:
+            scopes = [xl, *xl.ancestors()]
+            stepped = False
+            for scope in scopes:
+                for e, _ in scope.walk():
+                    if e.event.kind == "step" and p.role_of(e.event.function, e.event.receiver) != "scheduler":
+                        stepped = True  # includes unresolved `.step()`: maybe an optimizer
+                        break
+                if stepped:
+                    break
+            if stepped or self._uses_grad_by_hand(xl):
+                continue
+            for e in xl.direct():
+                if e.event.kind == "backward":
+                    node = e.site_in(xl.loop.function)
+                    ctx.report(node, (
+                        f"{ctx.code(node)} computes gradients but no optimizer.step() ever applies "
+                        "them in this loop: the weights never change; call optimizer.step() after "
+                        "backward() (RC103)"))
+                    break
+
+    @staticmethod
+    def _uses_grad_by_hand(xl) -> bool:
+        nodes = [xl.loop.node] + [e.event.function.node for e, _ in xl.walk()
+                                  if e.event.function is not xl.loop.function]
+        for root in nodes:
+            stack = [root]
+            while stack:
+                n = stack.pop()
+                if isinstance(n, cst.Attribute) and n.attr.value == "grad":
+                    return True
+                stack.extend(n.children)
+        return False

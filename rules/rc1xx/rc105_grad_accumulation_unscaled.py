@@ -1,0 +1,155 @@
+import libcst as cst
+
+from recipecheck.finding import Severity
+from recipecheck.program.imports import dotted_name
+from recipecheck.rule import Context, Rule
+
+
+def _has_op(node, ops) -> bool:
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, cst.BinaryOperation) and isinstance(n.operator, ops):
+            return True
+        if isinstance(n, cst.AugAssign) and isinstance(n.operator, (cst.DivideAssign, cst.MultiplyAssign)):
+            return True
+        stack.extend(n.children)
+    return False
+
+
+def _is_modulo_test(expr) -> bool:
+    return _has_op(expr, (cst.Modulo,))
+
+
+class GradAccumulationUnscaled(Rule):
+    """
+    ## What it does
+    Flags gradient accumulation, where `optimizer.step()` runs only every k iterations
+    (`if (i + 1) % k == 0:`) or after an inner loop over k micro-batches, when the loss that
+    `backward()` runs on is not divided (or multiplied by a fraction) anywhere.
+
+    ## Why is this bad?
+    Accumulated gradients are summed, not averaged: the update is k times larger than the
+    one of a real batch of k times the size, so the LR tuned for that batch is silently
+    multiplied by k. Measured (`recipecheck validate RC105`): the parameter update of the
+    unscaled loop is k times the scaled one's.
+
+    ## Known problems
+    A loss scaled inside another function, or a criterion built with `reduction="sum"` on
+    purpose, is not recognised; suppress with `# noqa: RC105`.
+
+    ## Example
+    ```python
+    loss = criterion(model(x), y)
+    loss.backward()
+    if (i + 1) % accum_steps == 0:
+        optimizer.step()
+        optimizer.zero_grad()
+    ```
+
+    ## Use instead
+    ```python
+    loss = criterion(model(x), y) / accum_steps
+    loss.backward()
+    ```
+
+    ## Options
+    None.
+
+    ## Fix safety
+    No automatic fix.
+
+    ## References
+    - Hugging Face Accelerate, "Gradient accumulation" guide; nanoGPT's
+      `loss = loss / gradient_accumulation_steps`.
+    """
+
+    CODE = "RC105"
+    NAME = "grad-accumulation-unscaled"
+    SEVERITY = Severity.WARNING
+    MESSAGE = "accumulated gradients are summed: divide the loss by the accumulation steps"
+    VALID = (
+        "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "for i, (x, y) in enumerate(loader):\n    loss = crit(model(x), y) / accum\n    loss.backward()\n"
+        "    if (i + 1) % accum == 0:\n        opt.step()\n        opt.zero_grad()\n",
+        "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "for i, (x, y) in enumerate(loader):\n    loss = crit(model(x), y)\n    loss = loss / accum\n"
+        "    scaler.scale(loss).backward()\n    if (i + 1) % accum == 0:\n        scaler.step(opt)\n"
+        "        scaler.update()\n        opt.zero_grad()\n",
+        "import torch\nopt = torch.optim.AdamW(model.parameters())\nwhile True:\n"
+        "    for micro in range(8):\n        loss = model(x)\n        loss = loss / 8\n        loss.backward()\n"
+        "    opt.step()\n    opt.zero_grad(set_to_none=True)\n",
+        # no accumulation: logging every 100 steps is not a step condition
+        "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "for i, (x, y) in enumerate(loader):\n    opt.zero_grad()\n    loss = crit(model(x), y)\n"
+        "    loss.backward()\n    opt.step()\n    if i % 100 == 0:\n        print(loss.item())\n",
+    )
+    INVALID = (
+        "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "for i, (x, y) in enumerate(loader):\n    loss = crit(model(x), y)\n"
+        "    loss.backward()  # expect: RC105\n"
+        "    if (i + 1) % accum_steps == 0:\n        opt.step()\n        opt.zero_grad()\n",
+        "import torch\nopt = torch.optim.AdamW(model.parameters())\nfor it in range(1000):\n"
+        "    for micro in range(grad_accum):\n        loss = model(x)\n"
+        "        loss.backward()  # expect: RC105\n    opt.step()\n    opt.zero_grad()\n",
+    )
+
+    def check(self, ctx: Context) -> None:
+        p = ctx.program
+        for xl in p.batch_loops:
+            seq = list(xl.walk())
+            steps = [e for e, path in seq if not path and p.optimizer_step_target(e.event)]
+            accumulating = bool(steps) and all(
+                any(_is_modulo_test(c) for c in e.event.conds) for e in steps)
+            if not steps and xl.parent is not None and isinstance(xl.loop.node, cst.For) and \
+                    isinstance(xl.loop.node.iter, cst.Call) and dotted_name(xl.loop.node.iter.func) == "range":
+                after = False
+                for e, path in xl.parent.walk():
+                    if path and path[0] is xl:
+                        after = True
+                    elif after and not path and p.optimizer_step_target(e.event):
+                        accumulating = True
+                        break
+            if not accumulating:
+                continue
+            for e in xl.direct():
+                ev = e.event
+                if ev.kind != "backward" or ev.conditional or ev.operand is None:
+                    continue
+                if any("accumulate" in w for w in ev.withs):
+                    continue  # accelerate's accumulate() scales for you
+                if self._scaled(ev):
+                    continue
+                node = e.site_in(xl.loop.function)
+                ctx.report(node, (
+                    f"{ctx.code(node)} accumulates gradients over several iterations before each "
+                    "optimizer step, but the loss is not divided by the number of accumulation "
+                    "steps: the update is that many times too large; divide the loss by it (RC105)"))
+
+    @staticmethod
+    def _scaled(ev) -> bool:
+        operand = ev.operand
+        if _has_op(operand, (cst.Divide, cst.Multiply)):
+            return True
+        name = dotted_name(operand)
+        if name is None:
+            return True  # an expression we do not follow: stay quiet
+        if name in ev.function.params:
+            return True
+        assigns = [a for a in ev.function.assignments if a.target == name]
+        if not assigns:
+            return True
+        for a in assigns:
+            if a.augmented in ("DivideAssign", "MultiplyAssign"):
+                return True
+            if isinstance(a.value, cst.CSTNode) and _has_op(a.value, (cst.Divide, cst.Multiply)):
+                return True
+            if isinstance(a.value, cst.Call) and isinstance(a.value.func, (cst.Name, cst.Attribute)):
+                fname = dotted_name(a.value.func) or ""
+                if fname.rsplit(".", 1)[-1] not in ("crit", "criterion", "loss_fn", "loss_func",
+                                                     "cross_entropy", "mse_loss", "nll_loss",
+                                                     "binary_cross_entropy_with_logits", "model",
+                                                     "compute_loss") and "loss" not in fname.lower() \
+                        and "crit" not in fname.lower() and "model" not in fname.lower():
+                    return True  # an unknown call may scale inside
+        return False

@@ -1,0 +1,104 @@
+from recipecheck.finding import Severity
+from recipecheck.rule import Context, Rule
+
+
+class ClipOutsideBackwardStep(Rule):
+    """
+    ## What it does
+    Flags `clip_grad_norm_` / `clip_grad_value_` called before `backward()` (no gradient of
+    this iteration exists yet) or after `optimizer.step()` (the update already used the
+    unclipped gradients) in the same iteration.
+
+    ## Why is this bad?
+    Clipping only works between the backward pass that produces the gradients and the step
+    that consumes them. Anywhere else it clips stale or already-used gradients, so the run
+    has no protection against exploding gradients although the code says it has. With AMP,
+    call `scaler.unscale_(optimizer)` first, then clip, then `scaler.step(optimizer)`.
+
+    ## Known problems
+    Only clipping reached in the same loop iteration as the backward/step is analysed.
+
+    ## Example
+    ```python
+    loss.backward()
+    optimizer.step()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    ```
+
+    ## Use instead
+    ```python
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    ```
+
+    ## Options
+    None.
+
+    ## Fix safety
+    No automatic fix.
+
+    ## References
+    - Pascanu, Mikolov, Bengio (2013), "On the difficulty of training recurrent neural networks".
+    - PyTorch AMP examples, "Gradient clipping" (unscale_ before clipping).
+    - Runtime twin: RT108 vanishing-or-exploding-gradients.
+    """
+
+    CODE = "RC106"
+    NAME = "clip-outside-backward-step"
+    SEVERITY = Severity.WARNING
+    MESSAGE = "gradient clipping outside backward()..step() has no effect on the update"
+    STATIC_TWIN = "RT108"
+    VALID = (
+        "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "for x, y in loader:\n    opt.zero_grad()\n    crit(model(x), y).backward()\n"
+        "    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)\n    opt.step()\n",
+        "import torch\nfrom torch.nn.utils import clip_grad_norm_\n"
+        "opt = torch.optim.SGD(model.parameters(), lr=0.1)\nscaler = torch.amp.GradScaler()\n"
+        "for i, (x, y) in enumerate(loader):\n    scaler.scale(crit(model(x), y) / 2).backward()\n"
+        "    if (i + 1) % 2 == 0:\n        scaler.unscale_(opt)\n        clip_grad_norm_(model.parameters(), 1.0)\n"
+        "        scaler.step(opt)\n        scaler.update()\n        opt.zero_grad()\n",
+    )
+    INVALID = (
+        "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "for x, y in loader:\n    opt.zero_grad()\n    crit(model(x), y).backward()\n    opt.step()\n"
+        "    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)  # expect: RC106\n",
+        "import torch.nn as nn\nimport torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "for x, y in loader:\n    opt.zero_grad()\n"
+        "    nn.utils.clip_grad_value_(model.parameters(), 0.5)  # expect: RC106\n"
+        "    crit(model(x), y).backward()\n    opt.step()\n",
+    )
+
+    def check(self, ctx: Context) -> None:
+        p = ctx.program
+        for xl in p.all_xloops():
+            seq = [e for e, _ in xl.walk()]
+            direct = {id(e) for e in xl.direct()}
+            kinds = []
+            for e in seq:
+                if e.event.kind == "backward":
+                    kinds.append("b")
+                elif p.optimizer_step_target(e.event):
+                    kinds.append("s")
+                elif e.event.kind == "clip":
+                    kinds.append("c")
+                else:
+                    kinds.append("")
+            if "b" not in kinds or "s" not in kinds:
+                continue
+            for j, e in enumerate(seq):
+                if kinds[j] != "c" or id(e) not in direct:
+                    continue
+                prev_b = max((i for i in range(j) if kinds[i] == "b"), default=None)
+                prev_s = max((i for i in range(j) if kinds[i] == "s"), default=None)
+                next_b = next((i for i in range(j + 1, len(seq)) if kinds[i] == "b"), None)
+                node = e.site_in(xl.loop.function)
+                if prev_b is None and next_b is not None:
+                    where = "before backward()"
+                elif prev_s is not None and (prev_b is None or prev_b < prev_s):
+                    where = "after optimizer.step()"
+                else:
+                    continue
+                ctx.report(node, (
+                    f"{ctx.code(node).split('(')[0]}(...) runs {where} in this iteration, so the "
+                    "update uses unclipped gradients; clip between backward() and step() (RC106)"))

@@ -1,0 +1,203 @@
+import libcst as cst
+
+from recipecheck.finding import Severity
+from recipecheck.program.schedules import is_epoch_scheduler
+from recipecheck.rule import Context, FixSpec, Rule
+
+
+def _periodic_or_unconditional(conds) -> bool:
+    """Unconditional, or under a periodic test (`i % k == 0`) that still fires many times."""
+    if not conds:
+        return True
+    for c in conds:
+        stack = [c]
+        periodic = False
+        while stack:
+            n = stack.pop()
+            if isinstance(n, cst.BinaryOperation) and isinstance(n.operator, cst.Modulo):
+                right = n.right
+                periodic = not (isinstance(right, cst.Call) and isinstance(right.func, cst.Name)
+                                and right.func.value == "len")
+            stack.extend(n.children)
+        if not periodic:
+            return False
+    return True
+
+
+class EpochSchedulerSteppedPerBatch(Rule):
+    """
+    ## What it does
+    Flags `scheduler.step()` inside the batch loop (the innermost loop that reaches
+    `backward()`, nested in an epoch loop directly or through a call such as
+    `train_one_epoch(...)`) when the scheduler's horizon is counted in epochs: StepLR,
+    MultiStepLR, ExponentialLR, ReduceLROnPlateau, PolynomialLR, and CosineAnnealingLR whose
+    `T_max` is a number of epochs. Horizons written in steps (`len(loader)`, `total_steps`,
+    `max_iters`, literals of 1000 or more) are per-batch schedules and are not flagged.
+
+    ## Why is this bad?
+    The schedule advances len(loader) times per epoch instead of once: StepLR(step_size=30,
+    gamma=0.1) reaches 1e-4 of the initial LR after 90 *batches* and the rest of the run
+    trains at an LR of almost zero; a cosine schedule finishes its cycle within the first
+    epoch and then restarts. Measured (`recipecheck validate RC201`): after one epoch the
+    per-batch StepLR's LR is orders of magnitude below the intended one.
+
+    ## Known problems
+    A scheduler with an epoch horizon that is deliberately stepped per iteration (an
+    iteration-based recipe whose numbers happen to be small) is reported; suppress it with
+    `# noqa: RC201` or write the horizon in steps.
+
+    ## Example
+    ```python
+    scheduler = StepLR(optimizer, step_size=30, gamma=0.1)
+    for epoch in range(90):
+        for x, y in train_loader:
+            ...
+            optimizer.step()
+            scheduler.step()
+    ```
+
+    ## Use instead
+    ```python
+    for epoch in range(90):
+        for x, y in train_loader:
+            ...
+            optimizer.step()
+        scheduler.step()
+    ```
+
+    ## Options
+    None.
+
+    ## Fix safety
+    Unsafe: the fix moves `scheduler.step()` after the batch loop, which changes the LR curve
+    of the run (as intended); offered only when the step and the batch loop are in the same
+    function and the epoch loop directly contains the batch loop.
+
+    ## References
+    - PyTorch docs, "How to adjust learning rate" (`torch.optim.lr_scheduler`).
+    - Runtime twin: RT105 scheduler-stepped-too-often.
+    """
+
+    CODE = "RC201"
+    NAME = "epoch-scheduler-stepped-per-batch"
+    SEVERITY = Severity.ERROR
+    MESSAGE = "an epoch-based scheduler is stepped once per batch"
+    FIX = "unsafe"
+    STATIC_TWIN = "RT105"
+    VALID = (
+        "import torch\nfrom torch.optim.lr_scheduler import StepLR\n"
+        "opt = torch.optim.SGD(model.parameters(), lr=0.1)\nsched = StepLR(opt, step_size=30, gamma=0.1)\n"
+        "for epoch in range(90):\n    for x, y in loader:\n        opt.zero_grad()\n"
+        "        crit(model(x), y).backward()\n        opt.step()\n    sched.step()\n",
+        # OneCycleLR is meant to be stepped per batch
+        "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, epochs=10, steps_per_epoch=len(loader))\n"
+        "for epoch in range(10):\n    for x, y in loader:\n        opt.zero_grad()\n"
+        "        crit(model(x), y).backward()\n        opt.step()\n        sched.step()\n",
+        # cosine with a horizon in steps
+        "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * len(loader))\n"
+        "for epoch in range(epochs):\n    for x, y in loader:\n        opt.zero_grad()\n"
+        "        crit(model(x), y).backward()\n        opt.step()\n        sched.step()\n",
+        # LambdaLR warmup with a horizon in steps
+        "import torch\nfrom torch.optim.lr_scheduler import LambdaLR\n"
+        "opt = torch.optim.AdamW(model.parameters())\n"
+        "sched = LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup_steps))\n"
+        "for epoch in range(3):\n    for x, y in loader:\n        opt.zero_grad()\n"
+        "        crit(model(x), y).backward()\n        opt.step()\n        sched.step()\n",
+        # iteration-based training: no epoch loop at all
+        "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "sched = torch.optim.lr_scheduler.StepLR(opt, step_size=30)\n"
+        "for it, (x, y) in enumerate(loader):\n    opt.zero_grad()\n    crit(model(x), y).backward()\n"
+        "    opt.step()\n    sched.step()\n",
+        # stepped on the last batch of the epoch only
+        "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "sched = torch.optim.lr_scheduler.StepLR(opt, step_size=30)\n"
+        "for epoch in range(90):\n    for i, (x, y) in enumerate(loader):\n        opt.zero_grad()\n"
+        "        crit(model(x), y).backward()\n        opt.step()\n        if i == len(loader) - 1:\n"
+        "            sched.step()\n",
+    )
+    INVALID = (
+        "import torch\nfrom torch.optim.lr_scheduler import StepLR\n"
+        "opt = torch.optim.SGD(model.parameters(), lr=0.1)\nsched = StepLR(opt, step_size=30, gamma=0.1)\n"
+        "for epoch in range(90):\n    for x, y in loader:\n        opt.zero_grad()\n"
+        "        crit(model(x), y).backward()\n        opt.step()\n        sched.step()  # expect: RC201\n",
+        # through train_one_epoch and an aliased import
+        "import torch.optim as optim\nfrom torch.optim import lr_scheduler as lrs\n"
+        "def train_one_epoch(model, loader, optimizer, scheduler):\n    for x, y in loader:\n"
+        "        optimizer.zero_grad()\n        crit(model(x), y).backward()\n        optimizer.step()\n"
+        "        scheduler.step()  # expect: RC201\n"
+        "def main():\n    opt = optim.SGD(net.parameters(), lr=0.1)\n"
+        "    sched = lrs.CosineAnnealingLR(opt, T_max=100)\n    for epoch in range(100):\n"
+        "        train_one_epoch(net, dl, opt, sched)\n",
+        # a Trainer class
+        "import torch\nclass Trainer:\n    def __init__(self, model):\n"
+        "        self.opt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "        self.sched = torch.optim.lr_scheduler.MultiStepLR(self.opt, milestones=[30, 60])\n"
+        "    def _run_epoch(self, loader):\n        for x, y in loader:\n            self.opt.zero_grad()\n"
+        "            self.loss(x, y).backward()\n            self.opt.step()\n"
+        "            self.sched.step()  # expect: RC201\n"
+        "    def fit(self, loader, epochs):\n        for epoch in range(epochs):\n"
+        "            self._run_epoch(loader)\n",
+    )
+
+    def check(self, ctx: Context) -> None:
+        p = ctx.program
+        for xl in p.batch_loops:
+            if xl.parent is None:
+                continue  # no epoch loop around it: an iteration-based recipe
+            for e in xl.direct():
+                ev = e.event
+                if not p.is_scheduler_step(ev):
+                    continue
+                scheds = p.schedulers_of(ev)
+                if not scheds or not all(is_epoch_scheduler(p, s) for s in scheds):
+                    continue
+                if ev.conds and not _periodic_or_unconditional(ev.conds):
+                    continue  # e.g. `if i == len(loader) - 1:` steps once per epoch
+                node = e.site_in(xl.loop.function)
+                s = scheds[0]
+                loader = xl.loop.iter_text or "the loader"
+                ctx.report(node, (
+                    f"{ctx.code(node)} on {s.name} runs once per batch: the LR schedule advances "
+                    f"len({loader}) times faster than intended; step it once per epoch, after the "
+                    "batch loop (RC201)"), fix=self._fix(ctx, xl, e))
+
+    @staticmethod
+    def _fix(ctx: Context, xl, e) -> FixSpec | None:
+        ev = e.event
+        loop = xl.loop.node
+        parent = xl.parent
+        if ev.function is not xl.loop.function or ev.loop is not xl.loop or ev.conds:
+            return None
+        if parent is None or parent.loop.function is not xl.loop.function:
+            return None
+        if not isinstance(loop.body, cst.IndentedBlock):
+            return None
+        target_stmt = None
+        for stmt in loop.body.body:
+            if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and \
+                    isinstance(stmt.body[0], cst.Expr) and stmt.body[0].value is ev.node:
+                target_stmt = stmt
+        if target_stmt is None:
+            return None
+
+        def transform(module: cst.Module) -> cst.Module:
+            class Mover(cst.CSTTransformer):
+                def leave_IndentedBlock(self, original, updated):
+                    new_body = []
+                    changed = False
+                    for old_stmt, new_stmt in zip(original.body, updated.body):
+                        if old_stmt is target_stmt:
+                            changed = True
+                            continue
+                        new_body.append(new_stmt)
+                        if old_stmt is loop:
+                            new_body.append(target_stmt.with_changes(leading_lines=()))
+                    if changed or len(new_body) != len(updated.body):
+                        return updated.with_changes(body=tuple(new_body))
+                    return updated
+
+            return module.visit(Mover())
+
+        return FixSpec("unsafe", "move the scheduler step after the batch loop", transform=transform)

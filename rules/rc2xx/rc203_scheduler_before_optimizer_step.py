@@ -1,0 +1,90 @@
+from recipecheck.finding import Severity
+from recipecheck.rule import Context, Rule
+
+
+class SchedulerBeforeOptimizerStep(Rule):
+    """
+    ## What it does
+    Flags `scheduler.step()` that runs before `optimizer.step()` in the same iteration: at the
+    top of the epoch loop before the batch loop, or before the optimizer step inside the batch
+    loop. A scheduler step guarded by a condition (`if epoch > 0:`) is left alone.
+
+    ## Why is this bad?
+    Since PyTorch 1.1 the scheduler must be stepped after the optimizer. Stepping it first
+    skips the first value of the schedule (the initial LR is never used: a warmup starts one
+    step in, a StepLR decays one epoch early) and PyTorch warns "Detected call of
+    `lr_scheduler.step()` before `optimizer.step()`".
+
+    ## Known problems
+    Order is judged within one iteration of the loop; a scheduler stepped at the end of the
+    previous iteration is fine and not reported.
+
+    ## Example
+    ```python
+    for epoch in range(epochs):
+        scheduler.step()
+        train_one_epoch(model, loader, optimizer)
+    ```
+
+    ## Use instead
+    ```python
+    for epoch in range(epochs):
+        train_one_epoch(model, loader, optimizer)
+        scheduler.step()
+    ```
+
+    ## Options
+    None.
+
+    ## Fix safety
+    No automatic fix.
+
+    ## References
+    - PyTorch docs, `torch.optim.lr_scheduler` ("Prior to PyTorch 1.1.0, the learning rate
+      scheduler was expected to be called before the optimizer's update").
+    """
+
+    CODE = "RC203"
+    NAME = "scheduler-before-optimizer-step"
+    SEVERITY = Severity.WARNING
+    MESSAGE = "scheduler.step() runs before optimizer.step()"
+    VALID = (
+        "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "sched = torch.optim.lr_scheduler.StepLR(opt, 30)\nfor epoch in range(90):\n"
+        "    for x, y in loader:\n        opt.zero_grad()\n        crit(model(x), y).backward()\n"
+        "        opt.step()\n    sched.step()\n",
+        "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "sched = torch.optim.lr_scheduler.StepLR(opt, 30)\nfor epoch in range(90):\n"
+        "    if epoch > 0:\n        sched.step()\n    for x, y in loader:\n        opt.zero_grad()\n"
+        "        crit(model(x), y).backward()\n        opt.step()\n",
+    )
+    INVALID = (
+        "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "sched = torch.optim.lr_scheduler.StepLR(opt, 30)\nfor epoch in range(90):\n"
+        "    sched.step()  # expect: RC203\n    for x, y in loader:\n        opt.zero_grad()\n"
+        "        crit(model(x), y).backward()\n        opt.step()\n",
+        "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "sched = torch.optim.lr_scheduler.OneCycleLR(opt, 0.1, total_steps=10 * len(loader))\n"
+        "for epoch in range(10):\n    for x, y in loader:\n        opt.zero_grad()\n"
+        "        crit(model(x), y).backward()\n        sched.step()  # expect: RC203\n        opt.step()\n",
+    )
+
+    def check(self, ctx: Context) -> None:
+        p = ctx.program
+        for xl in p.all_xloops():
+            seq = [e for e, _ in xl.walk()]
+            direct = {id(e) for e in xl.direct()}
+            for j, e in enumerate(seq):
+                ev = e.event
+                if id(e) not in direct or not p.is_scheduler_step(ev) or e.conds:
+                    continue
+                before = any(p.optimizer_step_target(seq[i].event) for i in range(j))
+                after = next((seq[i] for i in range(j + 1, len(seq))
+                              if p.optimizer_step_target(seq[i].event)), None)
+                if before or after is None:
+                    continue
+                node = e.site_in(xl.loop.function)
+                ctx.report(node, (
+                    f"{ctx.code(node)} runs before {ctx.code(after.site_in(xl.loop.function))} in "
+                    "each iteration: the first LR of the schedule is skipped; step the scheduler "
+                    "after the optimizer (RC203)"))

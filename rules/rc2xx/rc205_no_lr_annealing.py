@@ -1,0 +1,105 @@
+import re
+
+from recipecheck.finding import Severity
+from recipecheck.program.imports import dotted_name
+from recipecheck.rule import Context, Rule
+
+_SCHEDULE_HINT = re.compile(r"sched|warmup|anneal|lr_decay|decay_lr|adjust_learning_rate|get_lr|lr_lambda", re.I)
+
+
+def lr_changes_anywhere(p) -> bool:
+    """Anything in the file that could change the LR during training."""
+    if p.constructions("scheduler"):
+        return True
+    if any(ev.kind == "lr_set" for f in p.functions.values() for ev in f.events):
+        return True
+    for cs in p.calls:
+        d = cs.dotted or ""
+        if _SCHEDULE_HINT.search(d.rsplit(".", 1)[-1]):
+            return True
+    for a in p.assignments:
+        if _SCHEDULE_HINT.search(a.target.rsplit(".", 1)[-1]):
+            return True
+    return any(_SCHEDULE_HINT.search(name) for name in p.functions)
+
+
+class NoLrAnnealing(Rule):
+    """
+    ## What it does
+    Reports an optimizer whose learning rate never changes during the run: the file builds no
+    LR scheduler, never writes `param_group["lr"]`, and calls no schedule helper (names like
+    `adjust_learning_rate`, `get_lr`, `*scheduler*`, `*warmup*`).
+
+    ## Why is this bad?
+    With a constant LR, SGD-type training stalls at a noise floor set by the LR: the loss
+    stops improving long before the model is as good as it can be. Decaying the LR (step
+    decay, cosine, linear, 1/t) is one of the most reliable improvements to a recipe.
+    Measured (`recipecheck validate sanity:schedules`): step decay, exponential and 1/t all
+    end below the constant-LR run on the same problem.
+
+    ## Known problems
+    Schedules applied by a framework the file does not show (a YAML config, a Trainer built
+    elsewhere) are not seen. Off by default (info).
+
+    ## Example
+    ```python
+    optimizer = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    for epoch in range(100):
+        train_one_epoch(...)
+    ```
+
+    ## Use instead
+    ```python
+    optimizer = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    scheduler = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=100)
+    for epoch in range(100):
+        train_one_epoch(...)
+        scheduler.step()
+    ```
+
+    ## Options
+    None.
+
+    ## Fix safety
+    No automatic fix.
+
+    ## References
+    - Bengio (2012), "Practical recommendations for gradient-based training of deep architectures".
+    - Loshchilov and Hutter (2017), "SGDR: Stochastic Gradient Descent with Warm Restarts".
+    """
+
+    CODE = "RC205"
+    NAME = "no-lr-annealing"
+    SEVERITY = Severity.INFO
+    MESSAGE = "the learning rate is constant for the whole run"
+    VALID = (
+        "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "sched = torch.optim.lr_scheduler.StepLR(opt, 30)\n"
+        "for epoch in range(90):\n    for x, y in loader:\n        opt.zero_grad()\n"
+        "        crit(model(x), y).backward()\n        opt.step()\n    sched.step()\n",
+        "import torch\nopt = torch.optim.AdamW(model.parameters(), lr=6e-4)\nfor it in range(1000):\n"
+        "    for g in opt.param_groups:\n        g['lr'] = get_lr(it)\n    opt.zero_grad()\n"
+        "    model(x).backward()\n    opt.step()\n",
+    )
+    INVALID = (
+        "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1)  # expect: RC205\n"
+        "for epoch in range(90):\n    for x, y in loader:\n        opt.zero_grad()\n"
+        "        crit(model(x), y).backward()\n        opt.step()\n",
+    )
+
+    def check(self, ctx: Context) -> None:
+        p = ctx.program
+        opts = p.constructions("optimizer")
+        if not opts or not p.batch_loops or lr_changes_anywhere(p):
+            return
+        for opt in opts:
+            if any(a.function is opt.function and a.loop is not None and a.value is opt.node
+                   for a in p.assignments):
+                return  # rebuilt inside a loop: the LR may change between rebuilds
+        opt = opts[0]
+        lr = opt.arg("lr", 1)
+        lr_txt = f" (lr={ctx.code(lr)})" if lr is not None else ""
+        target = opt.target or dotted_name(opt.node.func) or "the optimizer"
+        ctx.report(opt.node, (
+            f"{target} keeps one learning rate{lr_txt} for the whole run: nothing decays it; add a "
+            "schedule (step decay, cosine or linear) to reach a lower loss (RC205)"))

@@ -1,0 +1,147 @@
+import re
+
+import libcst as cst
+
+from recipecheck.finding import Severity
+from recipecheck.program import torchnames as tn
+from recipecheck.rule import Context, Rule
+
+_WARMUP = re.compile(r"warm_?up", re.I)
+_TRANSFORMER_CLASS = re.compile(r"transformer|gpt|bert|attention|vit\b|llama|t5", re.I)
+
+
+def _names(node: cst.CSTNode) -> list[str]:
+    out = []
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, cst.Name):
+            out.append(n.value)
+        stack.extend(n.children)
+    return out
+
+
+def has_warmup(p) -> bool:
+    if any(c.name in tn.WARMUP_SCHEDULERS for c in p.constructions("scheduler")):
+        return True
+    if any(ev.kind == "lr_set" for f in p.functions.values() for ev in f.events):
+        return True  # a hand-written schedule: nanoGPT's get_lr() has its own warmup
+    if any(_WARMUP.search(a.target) for a in p.assignments):
+        return True
+    if any(_WARMUP.search(k) for k in p.functions):
+        return True
+    return any(_WARMUP.search(cs.dotted or "") for cs in p.calls)
+
+
+def is_transformer_program(p) -> bool:
+    if p.uses_transformer():
+        return True
+    return any(_TRANSFORMER_CLASS.search(name) and c.is_module for name, c in p.classes.items())
+
+
+def linear_scaled_lr(expr: cst.CSTNode | None) -> bool:
+    """`base_lr * batch_size / 256`: the LR grows with the batch size."""
+    if expr is None:
+        return False
+    names = [n.lower() for n in _names(expr)]
+    has_batch = any("batch" in n or n in ("bs", "world_size") for n in names)
+    stack = [expr]
+    has_mul = False
+    while stack:
+        n = stack.pop()
+        if isinstance(n, cst.BinaryOperation) and isinstance(n.operator, cst.Multiply):
+            has_mul = True
+        stack.extend(n.children)
+    return has_batch and has_mul
+
+
+class NoWarmupLargeLr(Rule):
+    """
+    ## What it does
+    Reports Adam/AdamW training a transformer-style model (nn.Transformer*, nn.MultiheadAttention,
+    scaled_dot_product_attention, a `transformers` model, a GPT/BERT-like module class), or SGD
+    whose LR is scaled linearly with the batch size (`lr = base_lr * batch_size / 256`), when
+    nothing warms the LR up: no LinearLR/LambdaLR/OneCycleLR/SequentialLR or `transformers`
+    warmup schedule, no hand-written LR schedule, no name mentioning warmup.
+
+    ## Why is this bad?
+    At the start of training Adam's second-moment estimates are noisy and attention logits are
+    unstable; a full LR on step one often diverges or lands in a poor region (Liu et al.,
+    2020). Large-batch SGD with a linearly scaled LR needs a gradual warmup to stay stable
+    (Goyal et al., 2017).
+
+    ## Known problems
+    A warmup implemented elsewhere (a config file, a Trainer in another module) is not seen.
+    Off by default (info).
+
+    ## Example
+    ```python
+    optimizer = torch.optim.AdamW(gpt.parameters(), lr=6e-4)
+    scheduler = CosineAnnealingLR(optimizer, T_max=epochs)
+    ```
+
+    ## Use instead
+    ```python
+    warmup = LinearLR(optimizer, start_factor=0.01, total_iters=warmup_steps)
+    cosine = CosineAnnealingLR(optimizer, T_max=total_steps - warmup_steps)
+    scheduler = SequentialLR(optimizer, [warmup, cosine], milestones=[warmup_steps])
+    ```
+
+    ## Options
+    None.
+
+    ## Fix safety
+    No automatic fix.
+
+    ## References
+    - Vaswani et al. (2017), "Attention Is All You Need" (inverse-sqrt schedule with warmup).
+    - Goyal et al. (2017), "Accurate, Large Minibatch SGD: Training ImageNet in 1 Hour".
+    - Liu et al. (2020), "On the Variance of the Adaptive Learning Rate and Beyond".
+    """
+
+    CODE = "RC206"
+    NAME = "no-warmup-large-lr"
+    SEVERITY = Severity.INFO
+    MESSAGE = "the run starts at full learning rate with no warmup"
+    VALID = (
+        "import torch\nimport torch.nn as nn\nmodel = nn.TransformerEncoder(nn.TransformerEncoderLayer(512, 8), 6)\n"
+        "opt = torch.optim.AdamW(model.parameters(), lr=3e-4)\n"
+        "sched = torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.01, total_iters=warmup_steps)\n",
+        "import torch\nimport torch.nn as nn\nmodel = nn.Sequential(nn.Linear(10, 10))\n"
+        "opt = torch.optim.Adam(model.parameters(), lr=1e-3)\n",
+        "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)\n",
+    )
+    INVALID = (
+        "import torch\nimport torch.nn as nn\nmodel = nn.TransformerEncoder(nn.TransformerEncoderLayer(512, 8), 6)\n"
+        "opt = torch.optim.AdamW(model.parameters(), lr=3e-4)  # expect: RC206\n"
+        "sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=100)\n",
+        "import torch\nlr = 0.1 * batch_size / 256\n"
+        "opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)  # expect: RC206\n",
+    )
+
+    def check(self, ctx: Context) -> None:
+        p = ctx.program
+        opts = p.constructions("optimizer")
+        if not opts or has_warmup(p):
+            return
+        transformer = None
+        for opt in opts:
+            if opt.name in tn.ADAPTIVE_OPTIMIZERS:
+                if transformer is None:
+                    transformer = is_transformer_program(p)
+                if transformer:
+                    ctx.report(opt.node, (
+                        f"{opt.name} on a transformer-style model starts at its full learning rate: "
+                        "early Adam steps on attention layers are unstable; add a linear warmup "
+                        "(LinearLR or a LambdaLR over the first steps) (RC206)"))
+                    continue
+            if opt.name == "SGD":
+                lr = opt.arg("lr", 1)
+                values = [lr]
+                if isinstance(lr, cst.Name):
+                    values += [a.value for a in p.assignments if a.target == lr.value]
+                if any(isinstance(v, cst.CSTNode) and linear_scaled_lr(v) for v in values):
+                    ctx.report(opt.node, (
+                        "SGD's learning rate is scaled linearly with the batch size but starts at "
+                        "full value: large-batch training diverges early without warmup; ramp the LR "
+                        "up over the first epochs (Goyal et al. 2017) (RC206)"))

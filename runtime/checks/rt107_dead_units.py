@@ -1,0 +1,100 @@
+"""RT107 dead-or-saturated-units: ReLU outputs almost all zero, tanh/sigmoid almost all saturated.
+
+Observed through forward hooks on activation modules (``nn.ReLU``, ``nn.Tanh``, ...) that exist
+only during sampled steps; functional activations (``F.relu``) are invisible to it. Also
+records activation histograms of the first and the last sampled step for the report.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..stats import Every, FirstK
+from .base import Check
+
+_RELU = (nn.ReLU, nn.ReLU6)
+_TANH = (nn.Tanh, nn.Hardtanh)
+_SIGMOID = (nn.Sigmoid, nn.Hardsigmoid)
+
+
+class DeadOrSaturatedUnits(Check):
+    code = "RT107"
+    name = "dead-or-saturated-units"
+    severity = "warning"
+    static_twin = "RC304"
+    activation_types = _RELU + _TANH + _SIGMOID
+    activation_schedule = FirstK(2) | Every(100)
+    dead_threshold = 0.95  # fraction of zero ReLU outputs
+    saturated_threshold = 0.9  # fraction of saturated tanh/sigmoid outputs
+    confirmations = 2  # consecutive sampled steps
+    bins = 30
+    max_hist_layers = 16
+
+    def setup(self, mon):
+        self._streak = {}
+        self._first_hist = set()
+        self._seen_step = {}
+
+    def on_activation(self, mon, layer, module, output):
+        if self._seen_step.get(layer) == mon.step:
+            return  # one sample per layer and step (grad accumulation calls it more often)
+        self._seen_step[layer] = mon.step
+        with torch.no_grad():
+            out = output.detach()
+            if out.numel() == 0:
+                return
+            if isinstance(module, _RELU):
+                kind = "relu"
+                frac = (out <= 0).float().mean()
+                if out.dim() >= 2:
+                    alive = (out > 0).reshape(out.shape[0], out.shape[1], -1).any(-1).any(0)
+                    dead_units = 1.0 - alive.float().mean()
+                else:
+                    dead_units = frac
+                vals = torch.stack([frac, dead_units])
+            else:
+                if isinstance(module, _TANH):
+                    kind = "tanh"
+                    sat = (out.abs() > 0.99).float().mean()
+                else:
+                    kind = "sigmoid"
+                    sat = ((out < 0.01) | (out > 0.99)).float().mean()
+                vals = torch.stack([sat, sat])
+            mon.defer(self, (layer, kind, type(module).__name__), vals)
+            if len(self._first_hist) < self.max_hist_layers or layer in self._first_hist:
+                o = out.float().reshape(-1)
+                mm = torch.aminmax(o)
+                hist = torch.histc(o, bins=self.bins)
+                mon.defer(self, (layer, "hist"), torch.cat([torch.stack([mm.min, mm.max]), hist]))
+
+    def on_values(self, mon, step, key, values):
+        if key[1] == "hist":
+            layer = key[0]
+            lo, hi, counts = values[0], values[1], values[2:]
+            if hi <= lo:
+                hi = lo + 1e-12
+            w = (hi - lo) / len(counts)
+            data = {"edges": [lo + i * w for i in range(len(counts) + 1)], "counts": counts, "step": step}
+            if layer not in self._first_hist:
+                self._first_hist.add(layer)
+                mon.series.set(f"activations/{layer}/first", data)
+            mon.series.set(f"activations/{layer}/last", data)
+            return
+        layer, kind, cls = key
+        frac, dead_units = values
+        bad = frac >= (self.dead_threshold if kind == "relu" else self.saturated_threshold)
+        streak = self._streak.get(layer, 0) + 1 if bad else 0
+        self._streak[layer] = streak
+        if streak < self.confirmations:
+            return
+        if kind == "relu":
+            msg = (f"{frac:.0%} of the outputs of {layer} ({cls}) are zero at step {step} "
+                   f"({dead_units:.0%} of its units are zero for the whole batch): dead ReLUs get no gradient "
+                   f"and never recover. Fix: lower the learning rate, use Kaiming init and no large negative "
+                   f"biases, or LeakyReLU/GELU.{self.twin_note()}")
+        else:
+            msg = (f"{frac:.0%} of the outputs of {layer} ({cls}) are saturated at step {step}: saturated "
+                   f"{kind} units pass almost no gradient. Fix: scale the init down (Xavier/Glorot for "
+                   f"{kind}), normalize the inputs, or add normalization layers.{self.twin_note()}")
+        self.emit(mon, msg, step=step, where=layer)

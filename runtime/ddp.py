@@ -1,0 +1,73 @@
+"""torch.distributed support for the runtime monitor.
+
+Under an initialized process group every rank runs its own monitor; at each batched read the
+per-step losses are averaged over the ranks with ``all_reduce`` (only when every rank read the
+same number of values, checked with a first ``all_reduce``), findings are gathered on rank 0 at a
+clean exit, and only rank 0 writes the report and prints the summary.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+
+
+class DistContext:
+    """Rank-awareness of the monitor; a no-op outside torch.distributed."""
+
+    def __init__(self, enabled: bool, rank: int = 0, world_size: int = 1):
+        self.enabled = enabled
+        self.rank = rank
+        self.world_size = world_size
+
+    @classmethod
+    def detect(cls, distributed: Optional[bool] = None) -> "DistContext":
+        dist = torch.distributed
+        if distributed is False or not (dist.is_available() and dist.is_initialized()):
+            return cls(False)
+        return cls(True, dist.get_rank(), dist.get_world_size())
+
+    def _comm_device(self, t: torch.Tensor) -> torch.device:
+        # gloo reduces CPU tensors; nccl needs them on the GPU
+        backend = str(torch.distributed.get_backend()).lower()
+        return torch.device("cpu") if backend == "gloo" else t.device
+
+    def mean_if_aligned(self, values: torch.Tensor) -> torch.Tensor:
+        """Mean over ranks of ``values`` (a 1-d tensor), or ``values`` itself when the ranks
+        disagree on its length (uneven inputs)."""
+        if not self.enabled or self.world_size == 1:
+            return values
+        dist = torch.distributed
+        dev = self._comm_device(values)
+        n = torch.tensor([values.numel(), -values.numel()], dtype=torch.int64, device=dev)
+        dist.all_reduce(n, op=dist.ReduceOp.MAX)
+        if int(n[0]) != values.numel() or -int(n[1]) != values.numel():
+            return values
+        out = values.detach().to(dev, torch.float64).clone()
+        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        return (out / self.world_size).to(values.device)
+
+    def gather_findings(self, findings: list) -> list:
+        """All ranks' findings on rank 0 (deduplicated by code and place; where gets the rank)."""
+        if not self.enabled or self.world_size == 1:
+            return findings
+        dist = torch.distributed
+        gathered: list[Any] = [None] * self.world_size
+        dist.all_gather_object(gathered, [f.to_json() for f in findings])
+        if self.rank != 0:
+            return findings
+        from .findings import RuntimeFinding
+
+        out, seen = list(findings), {(f.code, f.where) for f in findings}
+        for rank, items in enumerate(gathered):
+            if rank == 0 or not items:
+                continue
+            for d in items:
+                if (d["code"], d["where"]) in seen:
+                    continue
+                seen.add((d["code"], d["where"]))
+                d = dict(d)
+                d["message"] = f"[rank {rank}] {d['message']}"
+                out.append(RuntimeFinding(**d))
+        return out

@@ -1,0 +1,356 @@
+"""Tests for the sanity suite (RT101, RT102, RT114, RT115)."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from recipecheck.runtime.sanity import (  # noqa: E402
+    CATALOG,
+    SanityResult,
+    chance_level,
+    check_regularization,
+    gradient_check,
+    preserve_rng,
+    run_sanity,
+)
+
+RULES = {  # shared/RULES.md, RT table
+    "RT101": ("initial-loss-off", "warning"),
+    "RT102": ("gradient-check-failed", "error"),
+    "RT114": ("cannot-overfit-tiny-batch", "error"),
+    "RT115": ("regularization-not-increasing-loss", "warning"),
+}
+
+
+def blobs(n=64, classes=3, dim=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.randn(classes, dim, generator=g) * 3
+    y = torch.randint(0, classes, (n,), generator=g)
+    x = centers[y] + torch.randn(n, dim, generator=g)
+    return x, y
+
+
+def mlp(act=nn.Tanh, seed=1, classes=3):
+    g = torch.Generator().manual_seed(seed)
+    model = nn.Sequential(
+        nn.Linear(5, 32), act(), nn.Dropout(0.2), nn.Linear(32, 32), nn.BatchNorm1d(32), act(), nn.Linear(32, classes)
+    )
+    with torch.no_grad():
+        for p in model.parameters():  # deterministic init without the global RNG
+            if p.dim() == 2:
+                p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(p.shape[1]))
+            elif p is not model[4].weight:
+                p.copy_(0.1 * torch.randn(p.shape, generator=g))
+        model[-1].weight.mul_(0.1)  # small last layer: initial loss near chance
+    return model
+
+
+def sgd(params):
+    return torch.optim.SGD(params, lr=0.1, momentum=0.9, weight_decay=1e-4)
+
+
+def _assert_catalog(result: SanityResult):
+    for f in result.findings:
+        assert (f.name, f.severity) == RULES[f.code]
+        assert f.message and "Fix:" in f.message
+        assert f.static_twin == CATALOG[f.code][2]
+
+
+def test_catalog_matches_rules():
+    assert {k: v[:2] for k, v in CATALOG.items()} == RULES
+
+
+@pytest.mark.parametrize("act", [nn.Tanh, nn.ReLU])
+def test_clean_model_is_quiet_and_user_state_untouched(act):
+    x, y = blobs()
+    model = mlp(act)
+    model.train()
+    model[4].eval()  # mixed train/eval flags must survive as they are
+    model(x).sum().backward()  # the user's gradients must survive too
+    state = copy.deepcopy(model.state_dict())
+    grads = [p.grad.clone() for p in model.parameters()]
+    flags = [m.training for m in model.modules()]
+    rng = torch.get_rng_state()
+    gen = torch.Generator().manual_seed(123)
+
+    result = run_sanity(model, nn.CrossEntropyLoss(), (x, y), optimizer_factory=sgd, generator=gen)
+
+    assert result.findings == [] and result.ok
+    d = result.details
+    assert d["initial_loss"]["status"] == "ok" and d["initial_loss"]["chance"] == pytest.approx(math.log(3))
+    assert d["gradient_check"]["status"] in ("great", "ok")
+    assert d["gradient_check"]["checked"] >= 2 * len(list(model.parameters()))
+    assert {c["param"] for c in d["gradient_check"]["coordinates"]} == {n for n, _ in model.named_parameters()}
+    assert d["overfit"]["status"] == "ok"
+    assert d["regularization"]["status"] == "ok"
+    # untouched: parameters, buffers, gradients, modes, global RNG
+    assert torch.equal(torch.get_rng_state(), rng)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, state[k]), k
+    assert all(torch.equal(p.grad, g) for p, g in zip(model.parameters(), grads))
+    assert [m.training for m in model.modules()] == flags
+
+
+def test_same_generator_seed_gives_same_details():
+    x, y = blobs()
+    r1 = run_sanity(mlp(), nn.CrossEntropyLoss(), (x, y), generator=torch.Generator().manual_seed(5), checks=["RT102"])
+    r2 = run_sanity(mlp(), nn.CrossEntropyLoss(), (x, y), generator=torch.Generator().manual_seed(5), checks=["RT102"])
+    assert r1.details == r2.details
+
+
+# ---------------------------------------------------------------- RT101
+
+
+def test_rt101_fires_on_huge_final_bias():
+    x, y = blobs()
+    model = mlp()
+    with torch.no_grad():
+        model[-1].bias.copy_(torch.tensor([8.0, 0.0, 0.0]))
+    result = run_sanity(model, nn.CrossEntropyLoss(), (x, y), checks=["RT101"])
+    assert result.codes() == ["RT101"]
+    _assert_catalog(result)
+    f = result.findings[0]
+    assert "ln C = ln 3" in f.message and "bias" in f.message and "RC303" in f.message
+    assert result.details["initial_loss"]["loss"] > 3
+
+
+def test_rt101_fires_below_chance_and_on_bce():
+    x, y = blobs(classes=2)
+    model = nn.Sequential(nn.Linear(5, 1))
+    yb = y.float().unsqueeze(1)
+    with torch.no_grad():
+        model[0].weight.zero_()
+        model[0].bias.zero_()
+    quiet = run_sanity(model, nn.BCEWithLogitsLoss(), (x, yb), checks=["RT101"])
+    assert quiet.findings == [] and quiet.details["initial_loss"]["loss"] == pytest.approx(math.log(2))
+    with torch.no_grad():  # a "leaky" model that already predicts the labels confidently
+        model[0].bias.fill_(-20.0)
+    leak = run_sanity(model, nn.BCEWithLogitsLoss(), (x, torch.zeros_like(yb)), checks=["RT101"])
+    assert leak.codes() == ["RT101"] and "below chance" in leak.findings[0].message
+
+
+def test_chance_levels():
+    out = torch.zeros(4, 10)
+    y = torch.arange(4)
+    assert chance_level(nn.CrossEntropyLoss(), out, y)[0] == pytest.approx(math.log(10))
+    assert chance_level(F.cross_entropy, out, y, num_classes=5)[0] == pytest.approx(math.log(5))
+    assert chance_level(nn.NLLLoss(), out, y)[0] == pytest.approx(math.log(10))
+    assert chance_level(nn.BCEWithLogitsLoss(), out, out)[0] == pytest.approx(math.log(2))
+    pw = chance_level(nn.BCEWithLogitsLoss(pos_weight=torch.tensor(3.0)), torch.zeros(4, 1), torch.tensor([[1.0], [1.0], [0.0], [0.0]]))
+    assert pw[0] == pytest.approx(2 * math.log(2))
+    hinge = nn.MultiMarginLoss()
+    value = chance_level(hinge, out, y)[0]
+    assert value == pytest.approx(9 / 10) == pytest.approx(float(hinge(out, y)))
+    assert chance_level(nn.MSELoss(), out, out) is None
+
+
+def test_rt101_skipped_for_unknown_loss():
+    x, y = blobs()
+    result = run_sanity(mlp(), lambda out, t: F.mse_loss(out, F.one_hot(t, 3).float()), (x, y), checks=["RT101"])
+    assert result.findings == [] and result.details["initial_loss"]["status"] == "skipped"
+
+
+# ---------------------------------------------------------------- RT102
+
+
+class _Square(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * 2 * x
+
+
+class _BrokenSquare(_Square):
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * x  # forgets the factor 2
+
+
+class SquareNet(nn.Module):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+        self.l1 = nn.Linear(5, 16)
+        self.l2 = nn.Linear(16, 3)
+
+    def forward(self, x):
+        return self.l2(self.fn.apply(torch.tanh(self.l1(x))))
+
+
+def test_rt102_fires_on_broken_autograd_function():
+    x, y = blobs()
+    torch.manual_seed(0)
+    result = run_sanity(SquareNet(_BrokenSquare), nn.CrossEntropyLoss(), (x, y), checks=["RT102"])
+    assert result.codes() == ["RT102"]
+    _assert_catalog(result)
+    f = result.findings[0]
+    assert f.where.startswith("l1.")  # the tensors below the broken op
+    assert result.details["gradient_check"]["max_rel_error"] > 1e-2
+    assert "l2.weight" not in f.message  # above the broken op the gradient is right
+
+
+def test_rt102_quiet_on_correct_function_and_functional_dropout():
+    class FunctionalDropout(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.l1, self.l2 = nn.Linear(5, 16), nn.Linear(16, 3)
+
+        def forward(self, x):  # stochastic even with Dropout modules off
+            return self.l2(F.dropout(torch.tanh(self.l1(x)), 0.3, training=self.training))
+
+    x, y = blobs()
+    torch.manual_seed(0)
+    for model in (SquareNet(_Square), FunctionalDropout()):
+        rng = torch.get_rng_state()
+        findings, details = gradient_check(model, nn.CrossEntropyLoss(), (x, y))
+        assert findings == [] and details["status"] in ("great", "ok"), details
+        assert torch.equal(torch.get_rng_state(), rng)
+
+
+def test_rt102_notes_relu_kinks():
+    # pre-activations straddling 0 by less than h: the kink is detected, not reported as a failure
+    model = nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 2))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [1.0, -1.0]]))
+        model[0].bias.copy_(torch.tensor([0.0, 1e-7, -1e-7, 0.5]))
+    x = torch.tensor([[0.0, 0.0], [1.0, 2.0]])
+    y = torch.tensor([0, 1])
+    findings, details = gradient_check(model, nn.CrossEntropyLoss(), (x, y), coords=8, h=1e-5)
+    assert findings == []
+    assert details["kinks_possible"] is True
+
+
+# ---------------------------------------------------------------- RT114
+
+
+class IgnoresInput(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(5, 3)
+
+    def forward(self, x):
+        return self.lin(torch.zeros_like(x))
+
+
+class Detached(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(5, 3)
+
+    def forward(self, x):
+        return self.lin(x).detach()
+
+
+def test_rt114_fires_when_output_ignores_input():
+    x, y = blobs()
+    result = run_sanity(IgnoresInput(), nn.CrossEntropyLoss(), (x, y), checks=["RT114"], steps=100)
+    assert result.codes() == ["RT114"]
+    _assert_catalog(result)
+    assert result.details["overfit"]["best_loss"] > 0.5  # bounded by the label entropy
+
+
+@pytest.mark.parametrize("kind", ["frozen", "detached"])
+def test_rt114_fires_on_frozen_or_detached(kind):
+    x, y = blobs()
+    model = mlp() if kind == "frozen" else Detached()
+    if kind == "frozen":
+        model.requires_grad_(False)
+    result = run_sanity(model, nn.CrossEntropyLoss(), (x, y), checks=["RT114"], steps=20)
+    assert result.codes() == ["RT114"]
+    _assert_catalog(result)
+    assert ("no trainable parameter" if kind == "frozen" else "does not depend") in result.findings[0].message
+
+
+def test_rt114_quiet_and_uses_zero_weight_decay():
+    x, y = blobs()
+    seen = {}
+
+    def factory(params):
+        opt = torch.optim.AdamW(params, lr=1e-2, weight_decay=0.5)
+        seen["opt"] = opt
+        return opt
+
+    result = run_sanity(mlp(nn.ReLU), nn.CrossEntropyLoss(), (x, y), optimizer_factory=factory, checks=["RT114"])
+    assert result.findings == []
+    assert result.details["overfit"]["examples"] == 20
+    assert all(g["weight_decay"] == 0 for g in seen["opt"].param_groups)
+
+
+# ---------------------------------------------------------------- RT115
+
+
+def l2(model):
+    return sum(p.pow(2).sum() for p in model.parameters())
+
+
+def test_rt115_quiet_with_penalty_and_with_weight_decay():
+    x, y = blobs()
+    r = run_sanity(mlp(), nn.CrossEntropyLoss(), (x, y), regularizer=l2, checks=["RT115"])
+    assert r.findings == [] and r.details["regularization"]["status"] == "ok"
+    r = run_sanity(mlp(), nn.CrossEntropyLoss(), (x, y), optimizer_factory=sgd, checks=["RT115"])
+    assert r.findings == [] and r.details["regularization"]["mode"] == "weight_decay"
+    r = run_sanity(mlp(), nn.CrossEntropyLoss(), (x, y), optimizer_factory=lambda p: torch.optim.SGD(p, lr=0.1), checks=["RT115"])
+    assert r.findings == [] and r.details["regularization"]["status"] == "skipped"
+
+
+@pytest.mark.parametrize("bug", ["negative", "detached"])
+def test_rt115_fires_on_broken_penalty(bug):
+    x, y = blobs()
+    reg = (lambda m: -l2(m)) if bug == "negative" else (lambda m: l2(m).detach())
+    r = run_sanity(mlp(), nn.CrossEntropyLoss(), (x, y), regularizer=reg, checks=["RT115"])
+    assert r.codes() == ["RT115"]
+    _assert_catalog(r)
+    assert ("negative" if bug == "negative" else "no gradient") in r.findings[0].message
+
+
+def test_rt115_fires_when_optimizer_ignores_weight_decay():
+    class NoDecaySGD(torch.optim.Optimizer):  # accepts weight_decay but never applies it
+        def __init__(self, params, lr=0.1, weight_decay=0.0):
+            super().__init__(params, dict(lr=lr, weight_decay=weight_decay))
+
+        @torch.no_grad()
+        def step(self, closure=None):
+            for g in self.param_groups:
+                for p in g["params"]:
+                    if p.grad is not None:
+                        p.add_(p.grad, alpha=-g["lr"])
+
+    x, y = blobs()
+    findings, details = check_regularization(mlp(), nn.CrossEntropyLoss(), (x, y), optimizer_factory=lambda p: NoDecaySGD(p, weight_decay=1e-3))
+    assert [f.code for f in findings] == ["RT115"] and details["status"] == "fail"
+    assert "NoDecaySGD" in findings[0].message
+
+
+def test_crashing_check_is_recorded_not_raised():
+    x, y = blobs()
+
+    def bad_loss(out, t):
+        raise RuntimeError("boom")
+
+    r = run_sanity(mlp(), bad_loss, (x, y), checks=["RT101", "RT114"])
+    assert r.findings == []
+    assert r.details["initial_loss"]["status"] == "crashed" and "boom" in r.details["initial_loss"]["error"]
+    with pytest.raises(ValueError):
+        run_sanity(mlp(), bad_loss, (x, y), checks=["RT999"])
+
+
+def test_preserve_rng_restores_state():
+    before = torch.get_rng_state()
+    with preserve_rng(7):
+        a = torch.rand(3)
+    with preserve_rng(7):
+        b = torch.rand(3)
+    assert torch.equal(a, b) and torch.equal(torch.get_rng_state(), before)
