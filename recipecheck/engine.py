@@ -130,6 +130,8 @@ def lint_source(source: str | bytes, path: str, rules: list[Rule], *, ignore: It
     if len(data) > max_file_size:
         result.notice = f"file is larger than max-file-size ({len(data)} > {max_file_size} bytes)"
         return result
+    ignored = tuple(ignore)
+    rules = [r for r in rules if not _matches(r.CODE, ignored)]
     active = {r.CODE for r in rules}
     text, bad, notice = decode_source(data)
     if notice:
@@ -168,7 +170,7 @@ def lint_source(source: str | bytes, path: str, rules: list[Rule], *, ignore: It
                 f"the file could not be parsed ({type(exc).__name__}): not linted"))
         return result
 
-    findings, fixed = _run_rules(module, text, path, rules, active, set(ignore), result, fix)
+    findings, fixed = _run_rules(module, text, path, rules, active, set(ignored), result, fix)
     result.findings = findings
     result.fixed_source = fixed
     return result
@@ -217,7 +219,7 @@ def _run_rules(module, text, path, rules, active, ignore, result, fix_mode):
             n.used.add(f.code)
             continue
         kept.append(f)
-    if UNUSED_NOQA_CODE in active and UNUSED_NOQA_CODE not in ignore:
+    if UNUSED_NOQA_CODE in active:
         for n in noqa.values():
             if n.codes is None:
                 continue
@@ -232,7 +234,7 @@ def _run_rules(module, text, path, rules, active, ignore, result, fix_mode):
                 kept.append(_finding(UNUSED_NOQA_CODE, path, n.line, n.column, n.line, n.end_column,
                                      f"unused suppression `# noqa: {c}` ({why}): remove it so it "
                                      "cannot hide a future finding"))
-    kept = [f for f in kept if f.code not in ignore]
+    kept = [f for f in kept if not _matches(f.code, tuple(ignore))]
     kept.sort(key=Finding.sort_key)
 
     fixed_source = None
@@ -240,6 +242,10 @@ def _run_rules(module, text, path, rules, active, ignore, result, fix_mode):
         fixed_source = _apply_one_fix(module, [(f, r) for f, r in reports_by_finding if f in kept],
                                       fix_mode)
     return kept, fixed_source
+
+
+def _matches(code: str, selectors: tuple[str, ...]) -> bool:
+    return any(s == "ALL" or code.startswith(s) for s in selectors)
 
 
 _KNOWN: set[str] | None = None

@@ -192,6 +192,8 @@ class Monitor:
         self._last_loader: Optional[weakref.ref] = None
         self._train_loader: Optional[weakref.ref] = None
         self._t0 = 0.0
+        self._first_batch: Optional[tuple] = None  # (inputs, targets) seen first, for --sanity
+        self.before_first_step = None  # callable(mon, optimizer), e.g. the sanity suite
         self._rebuild_dispatch()
 
     # ----------------------------------------------------------------------------------------
@@ -302,6 +304,8 @@ class Monitor:
         self._primary = None
         self._loaders = {}
         self._last_loader = self._train_loader = None
+        self._first_batch = None
+        self.before_first_step = None
         self._dispatch = {}
 
     def _remove_all_hooks(self) -> None:
@@ -555,6 +559,14 @@ class Monitor:
         if self.global_hooks and not any(o is optimizer for o in self.optimizers):
             self._discover(optimizer)
         primary = self._primary is not None and self._primary() is optimizer
+        if primary and self.step == 0 and self.before_first_step is not None:
+            fn, self.before_first_step = self.before_first_step, None
+            try:
+                fn(self, optimizer)
+            except Exception as exc:
+                self.run["check_errors"].append({"check": "sanity", "error": f"{type(exc).__name__}: {exc}",
+                                                 "step": 0})
+            self._first_batch = None
         if primary:
             self.step += 1
             if self._pending_epoch:
@@ -708,12 +720,16 @@ class Monitor:
                 self._cand_criteria.add(module)
         elif self._depth == 0 and module.training and torch.is_grad_enabled():
             self._cand_roots.add(module)
+            if self._first_batch is None and self.before_first_step is not None:
+                self._first_batch = (_first_tensor(args, None), None)
         self._depth += 1
 
     def _disc_post(self, module, args, output) -> None:
         self._depth = max(0, self._depth - 1)
         if isinstance(module, _LOSS_TYPES) and self.criterion_info is None and torch.is_grad_enabled():
             self._note_criterion(module, args[0] if args else None, args[1] if len(args) > 1 else None)
+            if self._first_batch is not None and self._first_batch[1] is None and len(args) > 1:
+                self._first_batch = (self._first_batch[0], args[1])
 
     def _discover(self, optimizer) -> None:
         """A new optimizer in ``recipecheck run``: find its model(s), criterion and schedulers."""

@@ -335,18 +335,40 @@ def test_adamw_decay_is_independent_of_gradient_scale():
     assert_close(x_l2, torch.full((3,), 10.0 - 10 * 0.01, dtype=torch.float64), rtol=0, atol=1e-3)
 
 
-def test_update_functions_are_stateless_and_device_agnostic():
-    """Everything lives in the state dict; state tensors follow the parameter's dtype/device."""
-    x = torch.ones(3, dtype=torch.float32)
+@pytest.mark.parametrize(
+    "update,kwargs",
+    [
+        (ro.sgd_update, dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.1)),
+        (ro.sgd_velocity_update, dict(lr=0.1, momentum=0.9)),
+        (ro.adagrad_update, dict(lr=0.1, lr_decay=0.1)),
+        (ro.rmsprop_update, dict(lr=0.01, momentum=0.5, centered=True)),
+        (ro.adam_update, dict(lr=0.1, weight_decay=0.1, decoupled_weight_decay=True)),
+    ],
+)
+def test_update_functions_keep_all_memory_in_state(update, kwargs):
+    """Replaying from a copy of (param, state) after step 1 reproduces steps 2-3 exactly."""
+    grads = [randn_like_seed(s) for s in range(3)]
+    x = torch.ones(4, dtype=torch.float64)
     state: dict = {}
-    ro.adam_update(x, torch.ones(3), state, lr=0.1)
-    assert state["step"] == 1 and state["exp_avg"].dtype == torch.float32
-    assert state["exp_avg"].device == x.device
-    # replaying the same state from a copy gives the same result
-    x2 = torch.ones(3, dtype=torch.float32)
-    s2: dict = {}
-    ro.adam_update(x2, torch.ones(3), s2, lr=0.1)
-    assert_close(x, x2)
+    update(x, grads[0], state, **kwargs)
+    x_copy, state_copy = x.clone(), copy.deepcopy(state)
+    for g in grads[1:]:
+        update(x, g, state, **kwargs)
+    for g in grads[1:]:
+        update(x_copy, g, state_copy, **kwargs)
+    assert_close(x, x_copy, rtol=0, atol=0)
+    assert not torch.equal(x, torch.ones(4, dtype=torch.float64))
+    # state tensors are allocated like the parameter: on the meta device nothing is computed,
+    # so this fails if any state or intermediate were created on a hard-coded device
+    m = torch.ones(4, device="meta")
+    ms: dict = {}
+    update(m, torch.ones(4, device="meta"), ms, **kwargs)
+    update(m, torch.ones(4, device="meta"), ms, **kwargs)
+    assert all(v.device.type == "meta" for v in ms.values() if isinstance(v, torch.Tensor))
+
+
+def randn_like_seed(seed):
+    return torch.randn(4, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
 
 def test_optimizer_state_dict_roundtrip():

@@ -21,6 +21,15 @@ from recipecheck.runtime.sanity import (  # noqa: E402
     run_sanity,
 )
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models: intra-op threads only add contention on a small shared CPU."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 RULES = {  # shared/RULES.md, RT table
     "RT101": ("initial-loss-off", "warning"),
     "RT102": ("gradient-check-failed", "error"),
@@ -354,3 +363,73 @@ def test_preserve_rng_restores_state():
     with preserve_rng(7):
         b = torch.rand(3)
     assert torch.equal(a, b) and torch.equal(torch.get_rng_state(), before)
+
+
+# ---------------------------------------------------------------- LR range test
+
+
+def _blob_batches(n=1024, bs=32):
+    x, y = blobs(n=n)
+    return [(x[i : i + bs], y[i : i + bs]) for i in range(0, n, bs)]
+
+
+def test_lr_range_test_suggests_a_sane_lr_and_leaves_user_state_untouched():
+    from recipecheck.runtime.lr_finder import lr_range_test
+    from recipecheck.runtime.report import read_report, write_report
+
+    model = mlp(nn.ReLU)
+    state = copy.deepcopy(model.state_dict())
+    rng = torch.get_rng_state()
+    result = lr_range_test(
+        model, nn.CrossEntropyLoss(), _blob_batches(), lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9)
+    )
+    assert 1e-3 <= result.suggested_lr <= 1
+    lo, hi = result.steepest_region
+    assert lo <= result.suggested_lr <= hi < result.min_loss_lr * 1.0001 or lo <= result.suggested_lr <= hi
+    assert result.lrs[0] == pytest.approx(1e-7)
+    ratios = [b / a for a, b in zip(result.lrs, result.lrs[1:])]
+    assert max(ratios) == pytest.approx(min(ratios))  # exponential schedule
+    assert ratios[0] == pytest.approx((10 / 1e-7) ** (1 / 99))
+    assert len(result.losses) == len(result.lrs) == len(result.raw_losses)
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+    # serializable into the report's "lr_range_test" series
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        write_report(d, [], {"lr_range_test": result.to_series()}, {})
+        back = read_report(d)["series"]["lr_range_test"]
+    assert back["suggested_lr"] == result.suggested_lr and len(back["lr"]) == len(result.lrs)
+    assert "suggested lr" in result.advice()
+
+
+def test_lr_range_test_stops_at_divergence():
+    from recipecheck.runtime.lr_finder import lr_range_test
+
+    result = lr_range_test(
+        mlp(nn.ReLU), nn.CrossEntropyLoss(), _blob_batches(n=256), lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
+        start_lr=1e-4, end_lr=1e4, num_iters=60,
+    )
+    assert result.diverged_at is not None and len(result.lrs) < 60
+    assert result.lrs[-1] == result.diverged_at
+    assert result.suggested_lr is not None and result.suggested_lr < result.diverged_at
+
+
+def test_lr_range_test_inputs_single_batch_iterator_and_shuffling_loader():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from recipecheck.runtime.lr_finder import lr_range_test, suggest_lr
+
+    x, y = blobs(n=128)
+    adam = lambda p: torch.optim.Adam(p)  # noqa: E731
+    r1 = lr_range_test(mlp(), nn.CrossEntropyLoss(), (x, y), adam, num_iters=30)
+    assert len(r1.lrs) == 30  # one batch, reused
+    r2 = lr_range_test(mlp(), nn.CrossEntropyLoss(), iter([(x[:64], y[:64]), (x[64:], y[64:])]), adam, num_iters=30)
+    assert len(r2.lrs) == 2  # a one-shot iterator is not restarted
+    rng = torch.get_rng_state()
+    loader = DataLoader(TensorDataset(x, y), batch_size=16, shuffle=True)  # shuffling draws from the global RNG
+    r3 = lr_range_test(mlp(), nn.CrossEntropyLoss(), loader, adam, num_iters=20)
+    assert len(r3.lrs) == 20 and torch.equal(torch.get_rng_state(), rng)
+    assert suggest_lr([1e-3, 1e-2], [1.0, 0.5]) == (None, None, None)
+    with pytest.raises(ValueError):
+        lr_range_test(mlp(), nn.CrossEntropyLoss(), (x, y), adam, start_lr=1, end_lr=0.1)

@@ -92,7 +92,7 @@ class ZeroGradBetweenBackwardAndStep(Rule):
                     stepped_before = any(p.optimizer_step_target(seq[i].event) == key
                                          for i in range(last_backward + 1, j))
                     if p.reset_covers(scope, key) and not stepped_before:
-                        node = z.site_in(xl.loop.function)
+                        node = z.event.node
                         ctx.report(node, (
                             f"{ctx.code(node)} runs after backward() and before "
                             f"{ctx.code(seq[k].site_in(xl.loop.function))}: the step sees zeroed "

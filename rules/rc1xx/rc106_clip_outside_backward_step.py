@@ -92,7 +92,7 @@ class ClipOutsideBackwardStep(Rule):
                 prev_b = max((i for i in range(j) if kinds[i] == "b"), default=None)
                 prev_s = max((i for i in range(j) if kinds[i] == "s"), default=None)
                 next_b = next((i for i in range(j + 1, len(seq)) if kinds[i] == "b"), None)
-                node = e.site_in(xl.loop.function)
+                node = e.event.node
                 if prev_b is None and next_b is not None:
                     where = "before backward()"
                 elif prev_s is not None and (prev_b is None or prev_b < prev_s):

@@ -155,7 +155,7 @@ class EpochSchedulerSteppedPerBatch(Rule):
                     continue
                 if ev.conds and not _periodic_or_unconditional(ev.conds):
                     continue  # e.g. `if i == len(loader) - 1:` steps once per epoch
-                node = e.site_in(xl.loop.function)
+                node = e.event.node
                 s = scheds[0]
                 loader = xl.loop.iter_text or "the loader"
                 ctx.report(node, (

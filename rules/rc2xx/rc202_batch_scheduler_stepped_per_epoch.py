@@ -104,7 +104,7 @@ class BatchSchedulerSteppedPerEpoch(Rule):
             epoch_loops = [xl for xl in loops if p.encloses_batch_loop(xl)]
             if not epoch_loops:
                 continue
-            node = e.site_in(epoch_loops[0].loop.function)
+            node = e.event.node
             ctx.report(node, (
                 f"{ctx.code(node)} on {scheds[0].name} runs once per epoch, but its horizon is "
                 "counted in optimizer steps: the schedule covers only 1/len(loader) of its course; "

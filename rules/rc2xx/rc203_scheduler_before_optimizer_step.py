@@ -83,7 +83,7 @@ class SchedulerBeforeOptimizerStep(Rule):
                               if p.optimizer_step_target(seq[i].event)), None)
                 if before or after is None:
                     continue
-                node = e.site_in(xl.loop.function)
+                node = e.event.node
                 ctx.report(node, (
                     f"{ctx.code(node)} runs before {ctx.code(after.site_in(xl.loop.function))} in "
                     "each iteration: the first LR of the schedule is skipped; step the scheduler "

@@ -31,7 +31,8 @@ class InitialLossOff(Check):
     severity = "warning"
     static_twin = "RC303"
     schedule = Never()
-    tolerance = 0.5  # relative distance from chance that fires
+    rel_tol = 0.25  # same thresholds as the sanity suite's RT101
+    abs_tol = 0.3
 
     def on_read(self, mon, losses):
         if getattr(self, "_done", False) or not losses:
@@ -47,7 +48,7 @@ class InitialLossOff(Check):
         chance, desc = ch
         if info and info.get("reduction") == "sum":
             return  # a summed loss scales with the batch; chance per example is unknown here
-        if abs(first - chance) <= self.tolerance * chance:
+        if abs(first - chance) <= max(self.rel_tol * chance, self.abs_tol):
             return
         if first > chance:
             why = ("too high: the network is confidently wrong at init (weights or last-layer bias "
