@@ -77,26 +77,105 @@ def _offset_to_pos(source: str, offset: int) -> tuple[int, int]:
 
 
 class _Positions:
-    """Start/end positions of reported nodes; falls back to libcst metadata when ambiguous."""
+    """Start/end positions of reported nodes.
 
-    def __init__(self, module: cst.Module, source: str) -> None:
+    Finds the node's text in the source; when the text occurs several times, the node's rank
+    among the model's nodes with the same text (calls and assignments are recorded in document
+    order) picks the occurrence. libcst's PositionProvider, which costs more than a parse, is
+    the fallback for anything else.
+    """
+
+    def __init__(self, module: cst.Module, source: str, program=None) -> None:
         self.module = module
         self.source = source
+        self.program = program
         self._meta = None
+        self._excluded: list[tuple[int, int]] | None = None
+
+    def _excluded_ranges(self) -> list[tuple[int, int]]:
+        """Offsets of string and comment tokens (text found there is not code)."""
+        if self._excluded is None:
+            self._excluded = []
+            line_offsets = [0]
+            for line in self.source.splitlines(keepends=True):
+                line_offsets.append(line_offsets[-1] + len(line))
+            try:
+                for tok in tokenize.generate_tokens(io.StringIO(self.source).readline):
+                    if tok.type in (tokenize.STRING, tokenize.COMMENT) or \
+                            tok.type == getattr(tokenize, "FSTRING_MIDDLE", -1):
+                        a = line_offsets[tok.start[0] - 1] + tok.start[1]
+                        b = line_offsets[tok.end[0] - 1] + tok.end[1]
+                        self._excluded.append((a, b))
+            except (tokenize.TokenError, SyntaxError, IndexError):
+                pass
+        return self._excluded
+
+    def _in_code(self, offsets: list[int]) -> list[int]:
+        ranges = self._excluded_ranges()
+        return [o for o in offsets if not any(a <= o < b for a, b in ranges)]
+
+    def _occurrences(self, text: str) -> list[int]:
+        out = []
+        src = self.source
+        i = src.find(text)
+        while i >= 0:
+            before = src[i - 1] if i > 0 else "\n"
+            end = i + len(text)
+            after = src[end] if end < len(src) else "\n"
+            if not (before.isalnum() or before in "_.") and not (after.isalnum() or after == "_"):
+                out.append(i)
+            i = src.find(text, i + 1)
+        return out
+
+    def _peers(self, node: cst.CSTNode, key: str) -> list[cst.CSTNode] | None:
+        p = self.program
+        if p is None:
+            return None
+        if isinstance(node, cst.Call):
+            cands = [c.node for c in p.calls]
+        elif isinstance(node, (cst.Assign, cst.AugAssign, cst.AnnAssign)):
+            cands = [a.node for a in p.assignments]
+            cands = [c for i, c in enumerate(cands) if i == 0 or c is not cands[i - 1]]
+        else:
+            return None
+        return [c for c in cands if type(c) is type(node) and _first_line(self.module.code_for_node(c)) == key]
+
+    def _span(self, offset: int, text: str) -> tuple[int, int, int, int]:
+        line, col = _offset_to_pos(self.source, offset)
+        if "\n" not in text:
+            return line, col, line, col + len(text)
+        # libcst renders continuation lines relative to the block: match the last line by content
+        end_line = line + text.count("\n")
+        last = text.rsplit("\n", 1)[1].strip()
+        lines = self.source.splitlines()
+        src_last = lines[end_line - 1] if end_line - 1 < len(lines) else ""
+        idx = src_last.rfind(last) if last else -1
+        end_col = idx + len(last) + 1 if idx >= 0 else len(src_last) + 1
+        return line, col, end_line, end_col
 
     def of(self, node: cst.CSTNode) -> tuple[int, int, int, int]:
-        code = self.module.code_for_node(node)
-        stripped = code.strip()
-        if stripped:
-            first = self.source.find(stripped)
-            if first >= 0 and self.source.find(stripped, first + 1) < 0:
-                line, col = _offset_to_pos(self.source, first)
-                end_line, end_col = _offset_to_pos(self.source, first + len(stripped))
-                return line, col, end_line, end_col
+        text = self.module.code_for_node(node).strip()
+        key = _first_line(text)
+        if key:
+            occ = self._occurrences(key)
+            if len(occ) == 1:
+                return self._span(occ[0], text)
+            if occ:
+                peers = self._peers(node, key)
+                if peers is not None and len(peers) != len(occ):
+                    occ = self._in_code(occ)
+                if peers is not None and len(peers) == len(occ):
+                    for k, peer in enumerate(peers):
+                        if peer is node:
+                            return self._span(occ[k], text)
         if self._meta is None:
             self._meta = MetadataWrapper(self.module, unsafe_skip_copy=True).resolve(PositionProvider)
         rng = self._meta[node]
         return rng.start.line, rng.start.column + 1, rng.end.line, rng.end.column + 1
+
+
+def _first_line(text: str) -> str:
+    return text.strip().split("\n", 1)[0].rstrip()
 
 
 def decode_source(data: bytes) -> tuple[str | None, Finding | None, str | None]:
@@ -120,10 +199,13 @@ def decode_source(data: bytes) -> tuple[str | None, Finding | None, str | None]:
 
 
 def lint_source(source: str | bytes, path: str, rules: list[Rule], *, ignore: Iterable[str] = (),
-                max_file_size: int = 5_000_000, fix: str | None = None) -> FileResult:
+                max_file_size: int = 5_000_000, fix: str | None = None,
+                describe_fixes: bool = True) -> FileResult:
     """Lint one file's content. Never raises for bad input: that becomes RC900 or a notice.
 
     `fix` is None (report only), "safe" or "unsafe" (apply fixes up to that safety).
+    `describe_fixes=False` skips computing each fix's text edit (it costs a code generation of
+    the file); the finding still says whether a fix exists and how safe it is.
     """
     result = FileResult(path=path)
     data = source.encode("utf-8") if isinstance(source, str) else source
@@ -170,13 +252,14 @@ def lint_source(source: str | bytes, path: str, rules: list[Rule], *, ignore: It
                 f"the file could not be parsed ({type(exc).__name__}): not linted"))
         return result
 
-    findings, fixed = _run_rules(module, text, path, rules, active, set(ignored), result, fix)
+    findings, fixed = _run_rules(module, text, path, rules, active, set(ignored), result, fix,
+                                 describe_fixes)
     result.findings = findings
     result.fixed_source = fixed
     return result
 
 
-def _run_rules(module, text, path, rules, active, ignore, result, fix_mode):
+def _run_rules(module, text, path, rules, active, ignore, result, fix_mode, describe_fixes=True):
     try:
         program = build_program(module)
     except RecursionError:
@@ -195,7 +278,7 @@ def _run_rules(module, text, path, rules, active, ignore, result, fix_mode):
             rule.check(ctx)
         except Exception as exc:
             result.errors.append(f"{path}: internal error in {rule.CODE}: {type(exc).__name__}: {exc}")
-    positions = _Positions(module, text)
+    positions = _Positions(module, text, program)
     findings: list[Finding] = []
     reports_by_finding: list[tuple[Finding, Report]] = []
     for rep in ctx.reports:
@@ -206,7 +289,8 @@ def _run_rules(module, text, path, rules, active, ignore, result, fix_mode):
             continue
         fix = None
         if rep.fix is not None:
-            fix = _describe_fix(module, positions, rep.fix)
+            fix = _describe_fix(module, positions, rep.fix) if describe_fixes else \
+                Fix(rep.fix.safety, rep.fix.description, None, None, None, None, None)
         f = _finding(rep.rule.CODE, path, line, col, end_line, end_col, rep.message, fix)
         findings.append(f)
         reports_by_finding.append((f, rep))
@@ -259,26 +343,28 @@ def _is_unknown(code: str) -> bool:
 
 
 def _describe_fix(module: cst.Module, positions: _Positions, spec: FixSpec) -> Fix | None:
+    """The fix as one text edit: the changed lines of the file and their replacement."""
     try:
-        if spec.old is not None and spec.new is not None:
-            line, col, end_line, end_col = positions.of(spec.old)
-            content = module.code_for_node(spec.new)
-            old_code = module.code_for_node(spec.old)
-            # keep the edit's range exactly the old node's text (code_for_node may carry
-            # leading whitespace or comments that belong to it)
-            lead = len(old_code) - len(old_code.lstrip())
-            content = content[lead:] if content[:lead] == old_code[:lead] else content.lstrip()
-            tail = len(old_code) - len(old_code.rstrip())
-            if tail and content.endswith(old_code[len(old_code) - tail:]):
-                content = content[: len(content) - tail]
-            return Fix(spec.safety, spec.description, line, col, end_line, end_col, content)
         if spec.transform is not None:
-            new = spec.transform(module).code
-            lines = module.code.splitlines(keepends=True) or [""]
-            return Fix(spec.safety, spec.description, 1, 1, len(lines) + 1, 1, new)
+            new_module = spec.transform(module)
+        else:
+            new_module = module.deep_replace(spec.old, spec.new)
+        old_lines = module.code.splitlines(keepends=True)
+        new_lines = new_module.code.splitlines(keepends=True)
     except Exception:
         return None
-    return None
+    first = 0
+    while first < min(len(old_lines), len(new_lines)) and old_lines[first] == new_lines[first]:
+        first += 1
+    tail = 0
+    while tail < min(len(old_lines), len(new_lines)) - first and \
+            old_lines[len(old_lines) - 1 - tail] == new_lines[len(new_lines) - 1 - tail]:
+        tail += 1
+    if first == len(old_lines) == len(new_lines):
+        return None
+    content = "".join(new_lines[first:len(new_lines) - tail])
+    # whole lines: from the start of line first+1 to the start of the first unchanged line
+    return Fix(spec.safety, spec.description, first + 1, 1, len(old_lines) - tail + 1, 1, content)
 
 
 def _apply_one_fix(module: cst.Module, pairs, mode: str) -> str | None:
@@ -333,6 +419,7 @@ class Job:
     ruleset: RuleSet
     ignore: tuple[str, ...]
     max_file_size: int
+    describe_fixes: bool = True
 
 
 def _cache_key(data: bytes, job: Job) -> str:
@@ -340,7 +427,7 @@ def _cache_key(data: bytes, job: Job) -> str:
     h.update(__version__.encode())
     h.update(job.ruleset.key().encode())
     h.update(",".join(job.ignore).encode())
-    h.update(str(job.max_file_size).encode())
+    h.update(f"{job.max_file_size}:{job.describe_fixes}".encode())
     h.update(b"\0")
     h.update(data)
     return h.hexdigest()
@@ -367,8 +454,11 @@ def run_job(job: Job, use_cache: bool = True) -> FileResult:
     rk = job.ruleset.key()
     if rk not in _RULE_CACHE:
         _RULE_CACHE[rk] = job.ruleset.instantiate()
-    res = lint_source(data, job.path, _RULE_CACHE[rk], ignore=job.ignore,
-                      max_file_size=job.max_file_size)
+    lint = lint_source
+    if job.path.endswith(".ipynb"):  # code cells linted as one program, positions per cell
+        from recipecheck.notebook import lint_notebook as lint
+    res = lint(data, job.path, _RULE_CACHE[rk], ignore=job.ignore,
+               max_file_size=job.max_file_size)
     if cfile is not None and not res.errors:
         try:
             cfile.parent.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ SKIP_DIRS = {
     ".tox", ".nox", ".mypy_cache", ".pytest_cache", ".ruff_cache", "node_modules", ".eggs",
     "site-packages", ".ipynb_checkpoints",
 }
-EXTENSIONS = (".py", ".pyi")
+EXTENSIONS = (".py", ".pyi", ".ipynb")
 
 
 def _is_virtualenv(d: Path) -> bool:

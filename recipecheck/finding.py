@@ -22,15 +22,19 @@ _RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2}
 
 @dataclass(frozen=True)
 class Fix:
-    """A text edit: replace the 1-based [line:col, end_line:end_col) range with `content`."""
+    """A text edit: replace the 1-based [line:col, end_line:end_col) range with `content`.
+
+    The edit fields are None when the edit was not computed (text output only needs to know
+    that a fix exists).
+    """
 
     safety: str  # "safe" | "unsafe"
     description: str
-    line: int
-    column: int
-    end_line: int
-    end_column: int
-    content: str
+    line: int | None
+    column: int | None
+    end_line: int | None
+    end_column: int | None
+    content: str | None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,4 +84,4 @@ class Finding:
         )
 
     def sort_key(self) -> tuple:
-        return (self.path, self.line, self.column, self.code)
+        return (self.path, self.extra.get("cell", 0), self.line, self.column, self.code)

@@ -47,7 +47,7 @@ def _ruleset(settings: Settings, opts: LintOptions) -> RuleSet:
     return RuleSet(codes=codes, options={c: o for c, o in cfg.options.items() if c in codes})
 
 
-def collect_jobs(opts: LintOptions) -> tuple[list[Job], dict[str, Settings]]:
+def collect_jobs(opts: LintOptions, describe_fixes: bool = True) -> tuple[list[Job], dict[str, Settings]]:
     override = Path(opts.config_file) if opts.config_file else None
     if override is not None:
         load_file(override)  # fail early on a bad explicit config
@@ -66,7 +66,8 @@ def collect_jobs(opts: LintOptions) -> tuple[list[Job], dict[str, Settings]]:
         _ = root_settings
         rs = _ruleset(s, opts)
         ignore = tuple(s.ignores_for(path))
-        jobs.append(Job(path=str(path), ruleset=rs, ignore=ignore, max_file_size=s.config.max_file_size))
+        jobs.append(Job(path=str(path), ruleset=rs, ignore=ignore, max_file_size=s.config.max_file_size,
+                        describe_fixes=describe_fixes))
         by_path[str(path)] = s
     return jobs, by_path
 
@@ -102,17 +103,24 @@ def _fix_files(jobs: list[Job], opts: LintOptions) -> tuple[list[Finding], list[
                 notices.append(f"{job.path}: skipped: {res.notice}")
             continue
         rules = job.ruleset.instantiate()
-        new_text, res = fix_source(text, job.path, rules, mode=opts.fix or "safe", ignore=job.ignore,
-                                   max_file_size=job.max_file_size)
+        fixer, linter = fix_source, lint_source
+        if job.path.endswith(".ipynb"):  # fixes rewrite only the changed cells' source
+            from recipecheck.notebook import fix_notebook as fixer, lint_notebook as linter
+        new_text, res = fixer(text, job.path, rules, mode=opts.fix or "safe", ignore=job.ignore,
+                              max_file_size=job.max_file_size)
         if res.notice:
             notices.append(f"{job.path}: skipped: {res.notice}")
         if new_text != text:
             changed += 1
             if opts.diff:
-                sys.stdout.write("".join(difflib.unified_diff(
-                    text.splitlines(keepends=True), new_text.splitlines(keepends=True),
-                    fromfile=f"a/{job.path}", tofile=f"b/{job.path}")))
-                findings += lint_source(text, job.path, rules, ignore=job.ignore).findings
+                if job.path.endswith(".ipynb"):
+                    from recipecheck.notebook import cell_diff
+                    sys.stdout.write(cell_diff(text, new_text, job.path))
+                else:
+                    sys.stdout.write("".join(difflib.unified_diff(
+                        text.splitlines(keepends=True), new_text.splitlines(keepends=True),
+                        fromfile=f"a/{job.path}", tofile=f"b/{job.path}")))
+                findings += linter(text, job.path, rules, ignore=job.ignore).findings
                 continue
             _atomic_write(path, new_text)
         findings += res.findings
@@ -122,7 +130,7 @@ def _fix_files(jobs: list[Job], opts: LintOptions) -> tuple[list[Finding], list[
 def run_lint(opts: LintOptions, fmt: str = "text", output_file: str | None = None,
              statistics: bool = False, color: bool | None = None) -> int:
     try:
-        jobs, settings_by_path = collect_jobs(opts)
+        jobs, settings_by_path = collect_jobs(opts, describe_fixes=fmt in ("json", "sarif"))
     except ConfigError as exc:
         click.echo(f"recipecheck: error: {exc}", err=True)
         return 2

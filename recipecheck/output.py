@@ -30,7 +30,8 @@ def render_text(findings: list[Finding], stream: IO[str], color: bool | None = N
     console = _console(stream, color)
     for f in findings:
         line = Text()
-        line.append(f"{f.path}:{f.line}:{f.column}:", style="bold")
+        cell = f"cell {f.extra['cell']}:" if "cell" in f.extra else ""  # notebooks
+        line.append(f"{f.path}:{cell}{f.line}:{f.column}:", style="bold")
         line.append(" ")
         line.append(f.code, style=_STYLE[f.severity])
         line.append(f" [{f.severity.value}] ")

@@ -20,7 +20,6 @@ duration of the test, so shuffling loaders and dropout do not advance the user's
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional
@@ -28,7 +27,17 @@ from typing import Any, Callable, Iterable, Optional
 import torch
 from torch import nn
 
-from .sanity import _forward, _map_tensors, _model_device, _scalar, _seed_from, _split_batch, preserve_rng
+from .sanity import (
+    _forward,
+    _map_tensors,
+    _model_device,
+    _scalar,
+    _seed_from,
+    _split_batch,
+    clean_copy,
+    isolated,
+    preserve_rng,
+)
 
 __all__ = ["LRRangeResult", "lr_range_test", "suggest_lr"]
 
@@ -102,7 +111,8 @@ def _batches(loader_or_batches: Any) -> Callable[[], Iterable]:
     if isinstance(loader_or_batches, (tuple, list)) and len(loader_or_batches) == 2 and isinstance(loader_or_batches[0], torch.Tensor):
         single = loader_or_batches  # one (inputs, targets) batch, reused every iteration
         return lambda: iter([single])
-    if iter(loader_or_batches) is loader_or_batches:  # a one-shot iterator/generator
+    if hasattr(loader_or_batches, "__next__"):  # a one-shot iterator/generator
+        # (never call iter() on a DataLoader here: that draws a seed from the global RNG)
         return lambda: loader_or_batches
     return lambda: iter(loader_or_batches)
 
@@ -131,10 +141,10 @@ def lr_range_test(
         raise ValueError("need 0 < start_lr < end_lr")
     if num_iters < 2:
         raise ValueError("num_iters must be at least 2")
-    m = copy.deepcopy(model)
+    m = clean_copy(model)
     m.train()
     device = _model_device(m)
-    fn = copy.deepcopy(loss_fn) if isinstance(loss_fn, nn.Module) else loss_fn
+    fn = clean_copy(loss_fn) if isinstance(loss_fn, nn.Module) else loss_fn
     params = [p for p in m.parameters() if p.requires_grad]
     opt = optimizer_factory(params)
     ratio = (end_lr / start_lr) ** (1.0 / (num_iters - 1))
@@ -145,18 +155,13 @@ def lr_range_test(
     avg = 0.0
     best = math.inf
     diverged_at = None
-    with preserve_rng(_seed_from(generator)):
+    with preserve_rng(_seed_from(generator)), isolated():
         it = iter(fresh())
-        restarted = False
         for i in range(num_iters):
             try:
                 batch = next(it)
-                restarted = False
             except StopIteration:
-                if restarted:
-                    break  # an empty source
-                it = iter(fresh())
-                restarted = True
+                it = iter(fresh())  # cycle a re-iterable source; a spent iterator stays empty
                 try:
                     batch = next(it)
                 except StopIteration:
@@ -183,7 +188,7 @@ def lr_range_test(
             if i > 0 and s > diverge_factor * best:
                 diverged_at = lr
                 break
-            loss.backward()
+            torch.autograd.backward(loss)  # not Tensor.backward: a monitor may have patched it
             opt.step()
     suggested, region, min_lr = suggest_lr(lrs, smoothed)
     return LRRangeResult(lrs=lrs, losses=smoothed, suggested_lr=suggested, steepest_region=region,

@@ -176,9 +176,13 @@ class Monitor:
         self._pending_epoch = False
         self._steps_since_epoch = 0
         self._epoch_source: Optional[str] = None
-        self._loss_buf: Optional[torch.Tensor] = None
-        self._loss_n = 0
+        self._loss_vals: list[torch.Tensor] = []
         self._loss_steps: list[int] = []
+        self._loss_cap = 4 * self.read_every + 16
+        self.lr_every = 5  # LR series: every step for the first 16, then every 5th
+        self._opt_ids: set[int] = set()
+        self._plan_map: dict = {}
+        self._plan_start = self._plan_end = 0
         self._deferred: list[tuple[Check, int, Any, torch.Tensor]] = []
         self._cache: dict = {}
         self._emitted: set = set()
@@ -300,7 +304,7 @@ class Monitor:
         self._cache = {}
         self._deferred = []
         self._act_modules = {}
-        self._loss_buf = None
+        self._loss_vals = []
         self._primary = None
         self._loaders = {}
         self._last_loader = self._train_loader = None
@@ -350,6 +354,7 @@ class Monitor:
         if any(o is optimizer for o in self.optimizers):
             return
         self.optimizers.append(optimizer)
+        self._opt_ids.add(id(optimizer))
         if self._primary is None:
             self._primary = weakref.ref(optimizer)
         self._opt_steps[id(optimizer)] = 0
@@ -456,14 +461,14 @@ class Monitor:
     def flush(self, reduce: bool = False) -> None:
         """Read the device statistics back in one batch and run the checks' analyses."""
         losses: list[tuple[int, float]] = []
-        if self._loss_n:
-            buf = self._loss_buf[: self._loss_n]
+        if self._loss_vals:
+            vals, steps = self._loss_vals, self._loss_steps
+            self._loss_vals, self._loss_steps = [], []
+            dev = vals[0].device
+            buf = torch.stack([v.reshape(()).to(dev, torch.float32) for v in vals])
             if reduce and self._dist.enabled:
                 buf = self._dist.mean_if_aligned(buf)
             values = buf.tolist()
-            steps = self._loss_steps
-            self._loss_n = 0
-            self._loss_steps = []
             acc: dict[int, list[float]] = {}
             for s, v in zip(steps, values):
                 acc.setdefault(s, []).append(v)
@@ -529,6 +534,8 @@ class Monitor:
         d["_pre"] = [(c, f, c.schedule) for c, f in d["on_pre_step"]]
         d["_post"] = [(c, f, c.schedule) for c, f in d["on_post_step"]]
         self._dispatch = d
+        self._act_checks = [c for c in self.checks if not c.disabled and c.activation_types]
+        self._plan_start = self._plan_end = 0  # schedules are re-planned
 
     def _callbacks(self, name: str) -> list:
         return self._dispatch.get(name, [])
@@ -556,43 +563,71 @@ class Monitor:
     # ----------------------------------------------------------------------------------------
 
     def _on_pre_step(self, optimizer, args, kwargs) -> None:
-        if self.global_hooks and not any(o is optimizer for o in self.optimizers):
+        if self.global_hooks and id(optimizer) not in self._opt_ids:
             self._discover(optimizer)
         primary = self._primary is not None and self._primary() is optimizer
-        if primary and self.step == 0 and self.before_first_step is not None:
-            fn, self.before_first_step = self.before_first_step, None
-            try:
-                fn(self, optimizer)
-            except Exception as exc:
-                self.run["check_errors"].append({"check": "sanity", "error": f"{type(exc).__name__}: {exc}",
-                                                 "step": 0})
-            self._first_batch = None
         if primary:
+            if self.step == 0 and self.before_first_step is not None:
+                self._run_before_first_step(optimizer)
             self.step += 1
             if self._pending_epoch:
                 self._pending_epoch = False
                 self._begin_epoch(self.epoch + 1)
             self._steps_since_epoch += 1
-            self._disarm_activations()
-            self._record_lrs(optimizer)
+            if self._act_handles:
+                self._disarm_activations()
+            step = self.step
+            if step <= 16 or step % self.lr_every == 0:
+                self._record_lrs(optimizer)
         self._in_step = True
         step = self.step
-        for chk, fn, sched in self._dispatch["_pre"]:
-            if sched(step):
+        plan = self._plan_map.get(step) if self._plan_start <= step < self._plan_end else self._plan_for(step)
+        if plan is not None:
+            for chk, fn in plan.pre:
                 self._call(chk, fn, optimizer)
 
     def _on_post_step(self, optimizer, args, kwargs) -> None:
         self._in_step = False
         step = self.step
-        for chk, fn, sched in self._dispatch["_post"]:
-            if sched(step):
+        plan = self._plan_map.get(step) if self._plan_start <= step < self._plan_end else self._plan_for(step)
+        if plan is not None:
+            for chk, fn in plan.post:
                 self._call(chk, fn, optimizer)
         if self._primary is not None and self._primary() is optimizer:
             if self.patch_dataloader:
                 self._note_train_loader()
             if step % self.read_every == 0:
                 self.flush(reduce=True)
-            self._arm_activations(step + 1)
+            nxt = self._plan_for(step + 1)
+            if nxt is not None and nxt.act:
+                self._arm_activations(step + 1, nxt.act)
+
+    def _run_before_first_step(self, optimizer) -> None:
+        fn, self.before_first_step = self.before_first_step, None
+        try:
+            fn(self, optimizer)
+        except Exception as exc:
+            self.run["check_errors"].append({"check": "sanity", "error": f"{type(exc).__name__}: {exc}", "step": 0})
+        self._first_batch = None
+
+    def _plan_for(self, step: int):
+        """What runs at ``step``: the schedules are evaluated ``read_every`` steps at a time in one
+        tight loop, so a step where no check is due costs one dict lookup."""
+        if not (self._plan_start <= step < self._plan_end):
+            start, end = step, step + self.read_every
+            plan: dict[int, _StepPlan] = {}
+            for attr, entries in (("pre", self._dispatch.get("_pre", ())), ("post", self._dispatch.get("_post", ()))):
+                for chk, fn, sched in entries:
+                    for s in range(start, end):
+                        if sched(s):
+                            plan.setdefault(s, _StepPlan()).add(attr, (chk, fn))
+            if self._act_modules:
+                for chk in self._act_checks:
+                    for s in range(start, end):
+                        if chk.activation_schedule(s):
+                            plan.setdefault(s, _StepPlan()).act.append(chk)
+            self._plan_map, self._plan_start, self._plan_end = plan, start, end
+        return self._plan_map.get(step)
 
     def _record_lrs(self, optimizer) -> None:
         for i, g in enumerate(optimizer.param_groups):
@@ -632,26 +667,22 @@ class Monitor:
     def _record_loss(self, loss) -> None:
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
             return
-        buf = self._loss_buf
-        if buf is None or buf.device != loss.device:
-            if self._loss_n:
-                self.flush()
-            buf = self._loss_buf = torch.empty(4 * self.read_every + 16, dtype=torch.float32,
-                                               device=loss.device)
-        if self._loss_n >= buf.numel():
-            self.flush()  # many micro-batches per step: read early
-        buf[self._loss_n] = loss.detach().reshape(())
-        self._loss_n += 1
+        # a detached alias (no copy, no sync); stacked and read in one transfer at the next read
+        self._loss_vals.append(loss.detach())
         self._loss_steps.append(self.step if self._in_step else self.step + 1)
+        if len(self._loss_vals) >= self._loss_cap:
+            self.flush()  # many micro-batches per step: read early
 
     # activation hooks exist only during sampled steps ---------------------------------------
 
-    def _arm_activations(self, step: int) -> None:
+    def _arm_activations(self, step: int, wanted: Optional[list] = None) -> None:
         if self._armed_for == step or not self._act_modules:
             return
         self._disarm_activations()
-        wanted = [c for c in self.checks
-                  if not c.disabled and c.activation_types and c.activation_schedule(step)]
+        if wanted is None:
+            plan = self._plan_for(step)
+            wanted = plan.act if plan is not None else None
+        wanted = [c for c in wanted or () if not c.disabled]
         if not wanted:
             return
         self._armed_for = step
@@ -786,6 +817,18 @@ class Monitor:
 
 
 # --------------------------------------------------------------------------------------------
+
+
+class _StepPlan:
+    __slots__ = ("pre", "post", "act")
+
+    def __init__(self):
+        self.pre: list = []
+        self.post: list = []
+        self.act: list = []
+
+    def add(self, attr, item):
+        getattr(self, attr).append(item)
 
 
 class _ActivationHook:

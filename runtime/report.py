@@ -430,7 +430,7 @@ def _plot_lines(Figure, items, title, ylabel, log=False, band=None):
         xs, ys = _stride(*_xy(data))
         ys = [_float(y) for y in ys]
         all_pos = all_pos and _positive(ys)
-        ax.plot(xs, ys, label=name, linewidth=1.2)
+        ax.plot(xs, ys, label=name, linewidth=1.2, marker="o" if len(xs) < 40 else None, markersize=3)
     if band is not None:
         lo, mid, hi = band
         ax.axhspan(lo, hi, color="tab:green", alpha=0.12, label="healthy band")
@@ -451,6 +451,9 @@ def _plot_loss(Figure, items):
         ax.plot(sx, sy, label=name, linewidth=0.8, alpha=0.45)
         mx, my = _stride(xs, [math.nan if v is None else v for v in ma])
         ax.plot(mx, my, label=f"{name} (moving average)", linewidth=1.8)
+        finite = [v for v in ys if math.isfinite(v)]
+        if finite and min(finite) > 0 and max(finite) / min(finite) > 1e3:
+            ax.set_yscale("log")  # a loss spanning many decades reads better on a log axis
     _legend(ax, 2 * len(items))
     return fig
 

@@ -31,8 +31,8 @@ buffers, train/eval flags and the global RNG state are left exactly as they were
   penalty the training loop adds to the loss), the objective ``loss + s * penalty`` must rise
   with the strength ``s`` and the penalty must reach the gradients. Without one, the
   optimizer's own weight decay is checked: with the data gradient zeroed, one step with the
-  weight decay raised (x10) must shrink the decayed weights, i.e. descend on the
-  ``loss + wd/2 * ||w||^2`` objective that a larger weight decay raises.
+  weight decay raised (x10) must move the decayed weights toward zero (``dw . w < 0``), i.e.
+  descend on the ``loss + wd/2 * ||w||^2`` objective that a larger weight decay raises.
 
 Randomness: the suite draws one seed from ``generator`` (a private ``torch.Generator``; a
 fixed default seed when None) and runs every check under a forked global RNG seeded with it,
@@ -62,6 +62,8 @@ __all__ = [
     "check_overfit",
     "check_regularization",
     "preserve_rng",
+    "isolated",
+    "clean_copy",
     "CATALOG",
 ]
 
@@ -153,6 +155,68 @@ def preserve_rng(seed: Optional[int] = None):
             torch.cuda.set_rng_state_all(cuda_states)
 
 
+_HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
+               "_forward_hooks_with_kwargs", "_forward_hooks_always_called", "_forward_pre_hooks_with_kwargs")
+_GLOBAL_MODULE_HOOKS = ("_global_forward_pre_hooks", "_global_forward_hooks", "_global_forward_hooks_with_kwargs",
+                        "_global_forward_hooks_always_called", "_global_backward_pre_hooks", "_global_backward_hooks")
+_GLOBAL_OPTIM_HOOKS = ("_global_optimizer_pre_hooks", "_global_optimizer_post_hooks")
+
+
+def _is_ours(hook: Any) -> bool:
+    """True for a hook installed by recipecheck (a function/method defined in this package)."""
+    fn = getattr(hook, "func", hook)  # functools.partial
+    owner = getattr(fn, "__self__", None)
+    mod = getattr(fn, "__module__", None) or ""
+    if owner is not None:
+        mod = getattr(type(owner), "__module__", mod) or mod
+    return mod.startswith("recipecheck.")
+
+
+def clean_copy(model: nn.Module) -> nn.Module:
+    """``copy.deepcopy(model)`` without recipecheck's own module hooks (a monitor attached to the
+    user's model must neither be copied nor see the copy's forward passes); other hooks
+    (weight norm, pruning, the user's own) are kept, shared with the original."""
+    memo: dict[int, Any] = {}
+    for mod in model.modules():
+        dropped = set()
+        for attr in _HOOK_DICTS[:4]:
+            d = mod.__dict__.get(attr)
+            if d:
+                dropped |= {k for k, v in d.items() if _is_ours(v)}
+        if not dropped:
+            continue
+        for attr in _HOOK_DICTS:  # the hook dicts and the per-hook flag dicts, keyed alike
+            d = mod.__dict__.get(attr)
+            if d is not None:
+                memo[id(d)] = type(d)((k, v) for k, v in d.items() if k not in dropped)
+    return copy.deepcopy(model, memo)
+
+
+@contextlib.contextmanager
+def isolated():
+    """Hide torch's *global* module and optimizer hooks (e.g. those of ``recipecheck run``)
+    while the suite trains its copies, so that a monitor never mistakes them for the user's
+    training; everything registered is back in place, in order, on exit."""
+    import torch.nn.modules.module as _mm
+    import torch.optim.optimizer as _om
+
+    saved = []
+    for owner, names in ((_mm, _GLOBAL_MODULE_HOOKS), (_om, _GLOBAL_OPTIM_HOOKS)):
+        for name in names:
+            d = getattr(owner, name, None)
+            if isinstance(d, dict) and d:
+                saved.append((d, dict(d)))
+                d.clear()
+    try:
+        yield
+    finally:
+        for d, items in saved:
+            added = dict(d)
+            d.clear()
+            d.update(items)
+            d.update(added)
+
+
 def _model_device(model: nn.Module) -> Optional[torch.device]:
     for t in list(model.parameters()) + list(model.buffers()):
         return t.device
@@ -217,7 +281,7 @@ def _dropout_off(model: nn.Module) -> None:
 
 def _copy_loss_fn(loss_fn: Callable, dtype: Optional[torch.dtype] = None) -> Callable:
     if isinstance(loss_fn, nn.Module):
-        fn = copy.deepcopy(loss_fn)
+        fn = clean_copy(loss_fn)
         if dtype is not None:
             fn = fn.to(dtype)
         return fn
@@ -225,7 +289,7 @@ def _copy_loss_fn(loss_fn: Callable, dtype: Optional[torch.dtype] = None) -> Cal
 
 
 def _training_copy(model: nn.Module) -> nn.Module:
-    m = copy.deepcopy(model)
+    m = clean_copy(model)
     m.train()
     _dropout_off(m)
     for p in m.parameters():
@@ -429,7 +493,7 @@ def gradient_check(model: nn.Module, loss_fn: Callable, batch: Any, *, coords: i
     if n is not None and n > max_examples:
         x, y = _take(x, max_examples), _take(y, max_examples)
     device = _model_device(model)
-    m = copy.deepcopy(model)
+    m = clean_copy(model)
     if device is not None and device.type == "mps":  # no float64 on MPS: check on the CPU
         m = m.to("cpu")
         device = torch.device("cpu")
@@ -457,7 +521,7 @@ def gradient_check(model: nn.Module, loss_fn: Callable, batch: Any, *, coords: i
     if not loss.requires_grad:
         details.update(status="skipped", reason="the loss does not depend on any trainable parameter")
         return [], details
-    loss.backward()
+    torch.autograd.backward(loss)  # not Tensor.backward: a monitor may have patched it
     analytic = {name: (p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)) for name, p in params}
 
     eps = torch.finfo(torch.float64).eps
@@ -593,7 +657,7 @@ def check_overfit(model: nn.Module, loss_fn: Callable, batch: Any, *,
                              "trainable parameter (the output is detached, computed under no_grad, or "
                              "built from frozen layers). " + how + " Fix: remove the .detach()/no_grad/"
                              ".item() between the parameters and the loss.")], details
-        loss.backward()
+        torch.autograd.backward(loss)
         opt.step()
     finite = [v for v in losses if math.isfinite(v)]
     details.update(final_loss=losses[-1], best_loss=min(finite) if finite else None, steps=len(losses) - 1,
@@ -624,7 +688,7 @@ def check_regularization(model: nn.Module, loss_fn: Callable, batch: Any, *,
                          wd_scale: float = 10.0) -> tuple[list[RuntimeFinding], dict[str, Any]]:
     """RT115. With ``regularizer``: ``loss + s * regularizer(model)`` must rise with ``s`` and the
     penalty must have a gradient. Otherwise: the optimizer's weight decay (raised ``wd_scale``x)
-    must shrink the weights it decays. Returns (findings, details)."""
+    must move the weights it decays toward zero. Returns (findings, details)."""
     x, y = _split_batch(batch)
     m = _training_copy(model)
     fn = _copy_loss_fn(loss_fn)
@@ -680,24 +744,27 @@ def check_regularization(model: nn.Module, loss_fn: Callable, batch: Any, *,
     _set_weight_decay(opt, wd_scale)
     with torch.no_grad():
         data_loss = float(_scalar(fn(_forward(m, x), y)))
-    before = torch.stack([p.detach().double().pow(2).sum() for p in decayed]).sum()
+    snapshot = [p.detach().clone() for p in decayed]
+    before = torch.stack([w.double().pow(2).sum() for w in snapshot]).sum()
     wd_big = max((g.get("weight_decay") or 0) for g in opt.param_groups)
     for p in params:
         p.grad = torch.zeros_like(p)  # data gradient off: only the decay acts
     opt.step()
     after = torch.stack([p.detach().double().pow(2).sum() for p in decayed]).sum()
-    before_f, after_f = float(before), float(after)
+    # the update must point toward zero (dw . w < 0): robust to adaptive steps that overshoot
+    toward = torch.stack([((p.detach() - w).double() * w.double()).sum() for p, w in zip(decayed, snapshot)]).sum()
+    before_f, after_f, toward_f = float(before), float(after), float(toward)
     details.update(data_loss=data_loss, penalty_before=0.5 * wd_big * before_f, penalty_after=0.5 * wd_big * after_f,
                    objective=[data_loss, data_loss + 0.5 * wd_big * before_f], weight_norm_sq_before=before_f,
-                   weight_norm_sq_after=after_f)
-    if after_f < before_f:
+                   weight_norm_sq_after=after_f, update_dot_weight=toward_f)
+    if toward_f < 0:
         details["status"] = "ok"
         return [], details
     details["status"] = "fail"
     return [_finding("RT115", f"Raising weight decay does not act: with weight_decay raised {wd_scale:g}x "
                      f"(to {wd_big:g}) and the data gradient zero, one {type(opt).__name__} step changed "
-                     f"||w||^2 of the decayed weights from {before_f:.6g} to {after_f:.6g} instead of shrinking "
-                     "it, so the loss + wd/2*||w||^2 objective is not what is optimized. Fix: use an optimizer "
+                     f"the decayed weights by dw.w = {toward_f:.3g} (||w||^2 {before_f:.6g} -> {after_f:.6g}) instead of "
+                     "moving them toward zero, so the loss + wd/2*||w||^2 objective is not what is optimized. Fix: use an optimizer "
                      "that implements weight_decay (e.g. torch.optim.AdamW/SGD) or add the penalty to the "
                      "loss.")], details
 
@@ -740,6 +807,9 @@ def run_sanity(
     """
     result = SanityResult()
     seed = _seed_from(generator)
+    device = _model_device(model)
+    if device is not None:  # the batch goes where the model lives (copies only; user tensors untouched)
+        batch = _map_tensors(batch, lambda t: t.to(device))
     gen = torch.Generator().manual_seed(seed)
     plan = {
         "RT101": lambda: check_initial_loss(model, loss_fn, batch, num_classes=num_classes,
@@ -756,7 +826,7 @@ def run_sanity(
         if code not in plan:
             raise ValueError(f"unknown sanity check {code!r}; expected one of {sorted(plan)}")
         try:
-            with preserve_rng(seed):
+            with preserve_rng(seed), isolated():
                 findings, details = plan[code]()
         except Exception as exc:  # a broken check never stops the others
             findings, details = [], {"status": "crashed", "error": f"{type(exc).__name__}: {exc}"}

@@ -135,7 +135,7 @@ def test_noqa_and_unused_noqa(tmp_path):
     src = STEPLR_PER_BATCH.replace("        sched.step()\n", "        sched.step()  # noqa: RC201\n")
     src += "x = 1  # noqa: RC101\ny = 2  # noqa: E501\nz = 3  # noqa\n"
     p.write_text(src)
-    out = json.loads(run("lint", "--format", "json", "--select", "ALL", str(p)).output)
+    out = json.loads(run("lint", "--format", "json", "--select", "RC1,RC2,RC9", str(p)).output)
     assert [(f["code"], f["line"]) for f in out] == [("RC901", 13)]
     p.write_text(STEPLR_PER_BATCH.replace("        sched.step()\n", "        sched.step()  # noqa\n"))
     assert run("lint", str(p)).exit_code == 0

@@ -330,3 +330,47 @@ def test_newbob_previous_differs_from_best():
     best = rs.NewBobPlateau(1.0, compare_to="best")
     assert [prev.step(m) for m in losses] == [1.0, 0.5, 0.5]  # 1.1 < 1.2: improved
     assert [best.step(m) for m in losses] == [1.0, 0.5, 0.25]  # 1.1 > best 1.0: not improved
+
+
+# ---------------------------------------------------------------------------------------------
+# properties over random hyperparameters
+# ---------------------------------------------------------------------------------------------
+
+from hypothesis import assume, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_FAST = settings(max_examples=40, deadline=None)
+
+
+@_FAST
+@given(t=st.integers(0, 500), up=st.integers(1, 50), down=st.integers(1, 50),
+       mode=st.sampled_from(["triangular", "triangular2", "exp_range"]))
+def test_cyclic_stays_between_base_and_max(t, up, down, mode):
+    lr = rs.cyclic(t, 0.1, 0.7, up, down, mode=mode, gamma=0.99)
+    assert 0.1 - 1e-12 <= lr <= 0.7 + 1e-12
+    if t % (up + down) == 0:
+        assert lr == pytest.approx(0.1)  # every cycle starts at base_lr
+
+
+@_FAST
+@given(total=st.integers(10, 300), pct=st.floats(0.1, 0.9), three=st.booleans(),
+       strategy=st.sampled_from(["cos", "linear"]))
+def test_one_cycle_stays_in_range(total, pct, three, strategy):
+    if three and 2 * pct * total - 2 > total - 1:
+        with pytest.raises(ValueError, match="three_phase needs pct_start"):
+            rs.one_cycle(0, 1.0, total, pct_start=pct, three_phase=True)
+        assume(False)
+    lo = 1.0 / 25 / 1e4
+    for t in range(total):
+        lr = rs.one_cycle(t, 1.0, total, pct_start=pct, anneal_strategy=strategy, three_phase=three)
+        assert lo - 1e-12 <= lr <= 1.0 + 1e-12
+    assert rs.one_cycle(total - 1, 1.0, total, pct, strategy, three_phase=three) == pytest.approx(lo)
+
+
+@_FAST
+@given(t=st.integers(0, 2000), T_0=st.integers(1, 20), T_mult=st.integers(1, 3))
+def test_sgdr_restarts_exactly_at_cycle_boundaries(t, T_0, T_mult):
+    lr = rs.cosine_warm_restarts(t, 1.0, T_0, T_mult, eta_min=0.01)
+    assert 0.01 - 1e-12 <= lr <= 1.0
+    starts = {0} | {e + 1 for e in rs.sgdr_cycle_ends(t + 1, T_0, T_mult)}
+    assert (lr == 1.0) == (t in starts)

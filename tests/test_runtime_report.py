@@ -72,7 +72,10 @@ def _series(n=120):
     }
 
 
-def test_report_json_round_trips_with_contract_keys(tmp_path):
+def test_report_json_round_trips_with_contract_keys(tmp_path, monkeypatch):
+    import recipecheck.runtime.report as report
+
+    monkeypatch.setattr(report, "_import_matplotlib", lambda: None)  # JSON only here; plots tested below
     findings, series = _findings(), _series()
     run = {"script": "train.py", "argv": ["--epochs", "3"], "steps": 120, "device": "cpu"}
     write_report(tmp_path / "out", findings, series, run)

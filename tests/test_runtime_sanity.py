@@ -311,6 +311,9 @@ def test_rt115_quiet_with_penalty_and_with_weight_decay():
     assert r.findings == [] and r.details["regularization"]["status"] == "ok"
     r = run_sanity(mlp(), nn.CrossEntropyLoss(), (x, y), optimizer_factory=sgd, checks=["RT115"])
     assert r.findings == [] and r.details["regularization"]["mode"] == "weight_decay"
+    for factory in (lambda p: torch.optim.Adam(p, lr=0.1, weight_decay=1e-4), lambda p: torch.optim.AdamW(p, lr=1e-3)):
+        r = run_sanity(mlp(), nn.CrossEntropyLoss(), (x, y), optimizer_factory=factory, checks=["RT115"])
+        assert r.findings == [] and r.details["regularization"]["status"] == "ok"
     r = run_sanity(mlp(), nn.CrossEntropyLoss(), (x, y), optimizer_factory=lambda p: torch.optim.SGD(p, lr=0.1), checks=["RT115"])
     assert r.findings == [] and r.details["regularization"]["status"] == "skipped"
 
@@ -385,7 +388,7 @@ def test_lr_range_test_suggests_a_sane_lr_and_leaves_user_state_untouched():
     )
     assert 1e-3 <= result.suggested_lr <= 1
     lo, hi = result.steepest_region
-    assert lo <= result.suggested_lr <= hi < result.min_loss_lr * 1.0001 or lo <= result.suggested_lr <= hi
+    assert lo <= result.suggested_lr <= hi <= result.min_loss_lr
     assert result.lrs[0] == pytest.approx(1e-7)
     ratios = [b / a for a, b in zip(result.lrs, result.lrs[1:])]
     assert max(ratios) == pytest.approx(min(ratios))  # exponential schedule
@@ -426,10 +429,53 @@ def test_lr_range_test_inputs_single_batch_iterator_and_shuffling_loader():
     assert len(r1.lrs) == 30  # one batch, reused
     r2 = lr_range_test(mlp(), nn.CrossEntropyLoss(), iter([(x[:64], y[:64]), (x[64:], y[64:])]), adam, num_iters=30)
     assert len(r2.lrs) == 2  # a one-shot iterator is not restarted
-    rng = torch.get_rng_state()
     loader = DataLoader(TensorDataset(x, y), batch_size=16, shuffle=True)  # shuffling draws from the global RNG
-    r3 = lr_range_test(mlp(), nn.CrossEntropyLoss(), loader, adam, num_iters=20)
+    model = mlp()
+    rng = torch.get_rng_state()
+    r3 = lr_range_test(model, nn.CrossEntropyLoss(), loader, adam, num_iters=20)
     assert len(r3.lrs) == 20 and torch.equal(torch.get_rng_state(), rng)
     assert suggest_lr([1e-3, 1e-2], [1.0, 0.5]) == (None, None, None)
     with pytest.raises(ValueError):
         lr_range_test(mlp(), nn.CrossEntropyLoss(), (x, y), adam, start_lr=1, end_lr=0.1)
+
+
+def test_sanity_and_lr_test_are_invisible_to_an_attached_monitor():
+    from recipecheck.runtime.lr_finder import lr_range_test
+    from recipecheck.runtime.monitor import Monitor
+
+    x, y = blobs()
+    model, crit = mlp(nn.ReLU), nn.CrossEntropyLoss()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    mon = Monitor(model, opt, criterion=crit, report=None, summary=False, global_hooks=True)
+    mon.attach()
+    try:
+        hooks = [len(m._forward_hooks) + len(m._forward_pre_hooks) for m in list(model.modules()) + [crit]]
+        result = run_sanity(model, crit, (x, y), optimizer_factory=sgd)
+        lr_range_test(model, crit, (x, y), sgd, num_iters=20)
+        assert result.findings == []
+        assert mon.step == 0 and mon.optimizers == [opt]
+        assert [len(m._forward_hooks) + len(m._forward_pre_hooks) for m in list(model.modules()) + [crit]] == hooks
+    finally:
+        mon.close()
+    assert mon.step == 0
+    assert not mon.series.to_json().get("loss", {}).get("value")
+
+
+def test_clean_copy_keeps_user_hooks_and_drops_recipecheck_ones():
+    from recipecheck.runtime.sanity import clean_copy
+
+    model = nn.Sequential(nn.Linear(5, 3))
+    model[0].register_forward_pre_hook(lambda mod, args: (args[0] * 0,))  # part of the user's model
+    model.register_forward_hook(_recipecheck_hook)  # defined in a recipecheck module: dropped
+    copy_ = clean_copy(model)
+    x = torch.ones(2, 5)
+    assert torch.equal(copy_(x), model[0].bias.detach().expand(2, 3))  # user hook still applies
+    assert len(copy_._forward_hooks) == 0 and len(model._forward_hooks) == 1
+    assert len(copy_[0]._forward_pre_hooks) == 1
+
+
+def _recipecheck_hook(module, args, output):
+    return None
+
+
+_recipecheck_hook.__module__ = "recipecheck.runtime.monitor"

@@ -251,12 +251,39 @@ def _walk_calls(node: cst.CSTNode | None) -> Iterator[cst.Call]:
         stack.extend(n.children)
 
 
+# Fields that hold only whitespace, comments and punctuation: never walked.
+_SKIP_FIELDS = frozenset({
+    "lpar", "rpar", "leading_lines", "lines_after_decorators", "header", "footer", "comma",
+    "semicolon", "colon", "equal", "dot", "operator", "asynchronous", "newline", "star",
+    "trailing_whitespace", "first_line", "default_indicator", "empty_lines", "lbracket",
+    "rbracket", "lbrace", "rbrace", "encoding", "default_newline", "default_indent",
+    "has_trailing_newline", "indent", "whitespace", "comparator_whitespace",
+})
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _child_fields(t: type) -> tuple[str, ...]:
+    names = _FIELDS.get(t)
+    if names is None:
+        import dataclasses
+
+        names = tuple(f.name for f in dataclasses.fields(t)
+                      if f.name not in _SKIP_FIELDS and not f.name.startswith("whitespace"))
+        _FIELDS[t] = names
+    return names
+
+
+_CSTNode = cst.CSTNode
+_HANDLERS: dict[type, tuple] = {}
+
+
 _BACKWARD_OWNERS = ("accelerator", "fabric", "self.accelerator", "self.fabric", "engine", "model_engine")
 
 
-class _Builder(cst.CSTVisitor):
+class _Builder:
+    """One pre-order walk over the tree (cheaper than libcst's visitor, which rebuilds nodes)."""
+
     def __init__(self, program: "ProgramModel") -> None:
-        super().__init__()
         self.p = program
         self.order = 0
         self.func_stack: list[FunctionInfo] = [program.module_function]
@@ -264,6 +291,27 @@ class _Builder(cst.CSTVisitor):
         self.loop_stack: list[LoopInfo | None] = [None]
         self.cond_stack: list[list[cst.BaseExpression]] = [[]]
         self.with_stack: list[str] = []
+
+    def walk(self, node: cst.CSTNode) -> None:
+        t = type(node)
+        handlers = _HANDLERS.get(t)
+        if handlers is None:
+            handlers = (getattr(_Builder, f"visit_{t.__name__}", None),
+                        getattr(_Builder, f"leave_{t.__name__}", None))
+            _HANDLERS[t] = handlers
+        visit, leave = handlers
+        if visit is not None and visit(self, node) is False:
+            return
+        for name in _child_fields(t):
+            value = getattr(node, name)
+            if isinstance(value, _CSTNode):
+                self.walk(value)
+            elif isinstance(value, (tuple, list)):
+                for v in value:
+                    if isinstance(v, _CSTNode):
+                        self.walk(v)
+        if leave is not None:
+            leave(self, node)
 
     # -- helpers
     @property
@@ -355,12 +403,12 @@ class _Builder(cst.CSTVisitor):
         self.cond_stack.pop()
 
     def visit_For(self, node: cst.For) -> bool:
-        node.iter.visit(self)  # runs once, before the loop
+        self.walk(node.iter)  # runs once, before the loop
         self._enter_loop(node)
-        node.body.visit(self)
+        self.walk(node.body)
         self._leave_loop()
         if node.orelse is not None:
-            node.orelse.visit(self)
+            self.walk(node.orelse)
         return False
 
     def visit_While(self, node: cst.While) -> None:
@@ -370,11 +418,11 @@ class _Builder(cst.CSTVisitor):
         self._leave_loop()
 
     def visit_If(self, node: cst.If) -> bool:
-        node.test.visit(self)
+        self.walk(node.test)
         self.cond_stack[-1].append(node.test)
-        node.body.visit(self)
+        self.walk(node.body)
         if node.orelse is not None:
-            node.orelse.visit(self)
+            self.walk(node.orelse)
         self.cond_stack[-1].pop()
         return False
 
@@ -389,9 +437,9 @@ class _Builder(cst.CSTVisitor):
                 expr = expr.func
             q = self.p.imports.resolve(expr)
             names.append(q or dotted_name(expr) or "")
-            item.item.visit(self)
+            self.walk(item.item)
         self.with_stack.extend(names)
-        node.body.visit(self)
+        self.walk(node.body)
         del self.with_stack[len(self.with_stack) - len(names):]
         return False
 
@@ -840,6 +888,6 @@ class ProgramModel:
 
 def build_program(module: cst.Module) -> ProgramModel:
     program = ProgramModel(module)
-    module.visit(_Builder(program))
+    _Builder(program).walk(module)
     program._link()
     return program

@@ -165,6 +165,7 @@ class EpochSchedulerSteppedPerBatch(Rule):
 
     @staticmethod
     def _fix(ctx: Context, xl, e) -> FixSpec | None:
+        """Move the scheduler step from the batch loop's body to right after the batch loop."""
         ev = e.event
         loop = xl.loop.node
         parent = xl.parent
@@ -172,32 +173,23 @@ class EpochSchedulerSteppedPerBatch(Rule):
             return None
         if parent is None or parent.loop.function is not xl.loop.function:
             return None
-        if not isinstance(loop.body, cst.IndentedBlock):
+        outer_body = parent.loop.node.body
+        if not isinstance(loop.body, cst.IndentedBlock) or not isinstance(outer_body, cst.IndentedBlock) \
+                or not any(stmt is loop for stmt in outer_body.body):
+            return None  # the batch loop is not a direct statement of the epoch loop
+        target_stmt = next((stmt for stmt in loop.body.body
+                            if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1
+                            and isinstance(stmt.body[0], cst.Expr) and stmt.body[0].value is ev.node),
+                           None)
+        if target_stmt is None or len(loop.body.body) < 2:
             return None
-        target_stmt = None
-        for stmt in loop.body.body:
-            if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and \
-                    isinstance(stmt.body[0], cst.Expr) and stmt.body[0].value is ev.node:
-                target_stmt = stmt
-        if target_stmt is None:
-            return None
-
-        def transform(module: cst.Module) -> cst.Module:
-            class Mover(cst.CSTTransformer):
-                def leave_IndentedBlock(self, original, updated):
-                    new_body = []
-                    changed = False
-                    for old_stmt, new_stmt in zip(original.body, updated.body):
-                        if old_stmt is target_stmt:
-                            changed = True
-                            continue
-                        new_body.append(new_stmt)
-                        if old_stmt is loop:
-                            new_body.append(target_stmt.with_changes(leading_lines=()))
-                    if changed or len(new_body) != len(updated.body):
-                        return updated.with_changes(body=tuple(new_body))
-                    return updated
-
-            return module.visit(Mover())
-
-        return FixSpec("unsafe", "move the scheduler step after the batch loop", transform=transform)
+        new_loop = loop.with_changes(body=loop.body.with_changes(
+            body=tuple(s for s in loop.body.body if s is not target_stmt)))
+        new_outer = []
+        for stmt in outer_body.body:
+            if stmt is loop:
+                new_outer += [new_loop, target_stmt.with_changes(leading_lines=())]
+            else:
+                new_outer.append(stmt)
+        return FixSpec("unsafe", "move the scheduler step after the batch loop",
+                       old=outer_body, new=outer_body.with_changes(body=tuple(new_outer)))

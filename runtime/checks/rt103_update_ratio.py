@@ -15,12 +15,12 @@ class UpdateRatioOff(Check):
     name = "update-ratio-off"
     severity = "warning"
     static_twin = "RC602"
-    schedule = FirstK(1) | Every(25)
+    schedule = FirstK(1) | Every(50)
     low = 1e-5
     high = 1e-1
     min_steps_low = 100  # "many steps"
     min_steps_high = 50
-    max_params = 128
+    max_params = 64
     series = True
 
     def setup(self, mon):

@@ -22,7 +22,7 @@ class GradientsNotReset(Check):
     name = "gradients-not-reset"
     severity = "error"
     static_twin = "RC101"
-    schedule = FirstK(4) | Every(10)
+    schedule = FirstK(2) | Every(20)
     confirmations = 2
 
     def setup(self, mon):

@@ -9,7 +9,7 @@ training data is the signature of StepLR/ExponentialLR/MultiStepLR stepped per b
 
 from __future__ import annotations
 
-from ..stats import Always
+from ..stats import Every
 from .base import Check
 
 EPOCH_SCHEDULERS = {"StepLR", "MultiStepLR", "ExponentialLR", "ReduceLROnPlateau", "PolynomialLR"}
@@ -21,7 +21,7 @@ class SchedulerSteppedTooOften(Check):
     name = "scheduler-stepped-too-often"
     severity = "error"
     static_twin = "RC201"
-    schedule = Always()
+    schedule = Every(4)  # counters are differences between samples, so sampling loses nothing
     min_steps = 10  # scheduler steps within one pass that count as "many"
     max_lr_points = 20000
 
@@ -40,7 +40,6 @@ class SchedulerSteppedTooOften(Check):
         if not self._epoch0_done:
             self._epoch0_done = True
             self._judge_lr(mon, self._steps_in_epoch)
-        self._steps_in_epoch = 0
         for rec in self._sched:
             rec[2] = 0
 
@@ -48,15 +47,15 @@ class SchedulerSteppedTooOften(Check):
         primary = mon._primary is not None and mon._primary() is opt
         if not primary:
             return
-        self._steps_in_epoch += 1
-        n = self._steps_in_epoch
+        n = self._steps_in_epoch = mon._steps_since_epoch
         for rec in self._sched:
             sch = rec[0]
             le = getattr(sch, "last_epoch", None)
             if le is None or le == rec[1]:
                 continue
+            if le > rec[1]:
+                rec[2] += le - rec[1]
             rec[1] = le
-            rec[2] += 1
             cls = type(sch).__name__
             per_batch = rec[2] >= self.min_steps and rec[2] >= 0.5 * n
             if not per_batch:
@@ -91,7 +90,7 @@ class SchedulerSteppedTooOften(Check):
     def _judge_lr(self, mon, pass_len):
         if self._sched or self._rose or not self._lr0 or pass_len < 2 * self.min_steps:
             return
-        if len(self._lr_trace) < 3:
+        if len(self._lr_trace) < 2:
             return
         for step, lr in self._lr_trace:
             if lr <= self._lr0 / 10:

@@ -53,13 +53,16 @@ class UnshuffledTrainingData(Check):
         self._idx_epoch = 0
 
     def on_model_input(self, mon, model, args, kwargs):
+        i, g = self._idx_epoch, self._idx_total
+        if i >= self.per_epoch and g >= self.overall:
+            if torch.is_grad_enabled():
+                self._idx_epoch += 1
+                self._idx_total += 1
+            return
         if not (model.training and torch.is_grad_enabled()):
             return
-        i, g = self._idx_epoch, self._idx_total
         self._idx_epoch += 1
         self._idx_total += 1
-        if i >= self.per_epoch and g >= self.overall:
-            return
         from ..monitor import _first_tensor
 
         x = _first_tensor(args, kwargs)
@@ -83,6 +86,8 @@ class UnshuffledTrainingData(Check):
             self._seq.append((g, values[0]))
 
     def on_read(self, mon, losses):
+        if ("RT110", "sampler") in mon._emitted:
+            return  # the sampler finding already says it
         if mon._epoch_source is not None:
             for e in sorted(self._fps):
                 prev = self._fps.get(e - 1)

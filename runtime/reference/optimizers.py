@@ -511,8 +511,7 @@ class Adam(_ReferenceOptimizer):
     """
 
     _update = staticmethod(adam_update)
-    _hyper = ("lr", "beta1", "beta2", "eps", "weight_decay", "decoupled_weight_decay",
-              "bias_correction")
+    _hyper = ()  # unused: _kwargs below unpacks betas and adds the class's decay mode
     _decoupled = False
 
     def __init__(

@@ -234,6 +234,11 @@ def one_cycle(
         raise ValueError(f"anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}")
     initial = max_lr / div_factor
     final = initial / final_div_factor
+    if three_phase and 2 * pct_start * total_steps - 2 > total_steps - 1:
+        # torch accepts this and returns phases out of order (LRs outside [min, max])
+        raise ValueError(
+            f"three_phase needs pct_start <= (total_steps + 1) / (2 * total_steps), got {pct_start}"
+        )
     if three_phase:
         phases = [
             (pct_start * total_steps - 1, initial, max_lr),
@@ -245,7 +250,10 @@ def one_cycle(
     start_step = 0.0
     for i, (end_step, lo, hi) in enumerate(phases):
         if t <= end_step or i == len(phases) - 1:
-            pct = (t - start_step) / (end_step - start_step)
+            # a phase of zero length (pct_start * total_steps == 1) is already at its end;
+            # torch raises ZeroDivisionError here
+            span = end_step - start_step
+            pct = (t - start_step) / span if span != 0 else 1.0
             return _anneal(lo, hi, pct, anneal_strategy)
         start_step = end_step
     raise AssertionError("unreachable")  # pragma: no cover

@@ -1,0 +1,111 @@
+"""Lint throughput, measured in one run against libcst's parse-only time on the same files.
+
+    python benchmarks/lint_throughput.py [--files 600] [--jobs N]
+
+Builds a corpus of generated variants of the fixture scripts (each file concatenates two
+fixtures with renamed definitions), then prints files/s, lines/s, the ratio
+(lint time) / (libcst parse-only time), the warm-cache re-run as a fraction of the cold run,
+and peak memory. Targets: ratio <= 1.5 at the default --jobs (all cores), <= 2.5 with
+--jobs 1, warm re-run <= 10% of cold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import random
+import re
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import libcst as cst
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = sorted((ROOT / "fixtures" / "scripts").glob("*/*.py"))
+DEF_RE = re.compile(r"^(\s*)(def|class) (\w+)", re.M)
+
+
+def _variant(src: str, tag: str) -> str:
+    names = {m.group(3) for m in DEF_RE.finditer(src)}
+    for n in sorted(names, key=len, reverse=True):
+        if not n.startswith("__"):
+            src = re.sub(rf"\b{n}\b", f"{n}_{tag}", src)
+    return src
+
+
+def build_corpus(dest: Path, n_files: int, seed: int = 0) -> tuple[int, int]:
+    rng = random.Random(seed)
+    sources = [p.read_text() for p in FIXTURES]
+    lines = 0
+    for i in range(n_files):
+        a, b = rng.sample(sources, 2)
+        text = _variant(a, f"a{i}") + "\n\n" + _variant(b, f"b{i}")
+        (dest / f"train_{i:04d}.py").write_text(text)
+        lines += text.count("\n") + 1
+    return n_files, lines
+
+
+def parse_only(files: list[Path]) -> float:
+    t = time.perf_counter()
+    for f in files:
+        cst.parse_module(f.read_bytes())
+    return time.perf_counter() - t
+
+
+def lint(paths: list[str], jobs: int, use_cache: bool) -> float:
+    from recipecheck.lint import LintOptions, run_lint
+
+    opts = LintOptions(paths=paths, select=["ALL"], jobs=jobs, use_cache=use_cache)
+    t = time.perf_counter()
+    with redirect_stdout(io.StringIO()):
+        run_lint(opts, fmt="json")
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--files", type=int, default=600)
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    args = ap.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="rc-bench-"))
+    cache = work / "cache"
+    os.environ["RECIPECHECK_CACHE_DIR"] = str(cache)
+    corpus = work / "corpus"
+    corpus.mkdir()
+    try:
+        n_files, n_lines = build_corpus(corpus, args.files)
+        files = sorted(corpus.glob("*.py"))
+        paths = [str(corpus)]
+        print(f"corpus: {n_files} files, {n_lines} lines (variants of {len(FIXTURES)} fixtures)")
+
+        lint(paths[:1], 1, False)  # import and warm everything once, outside the timings
+        t_parse = parse_only(files)
+        t_lint_1 = lint(paths, 1, use_cache=False)
+        t_lint_n = lint(paths, args.jobs, use_cache=False)
+        shutil.rmtree(cache, ignore_errors=True)
+        t_cold = lint(paths, args.jobs, use_cache=True)
+        t_warm = lint(paths, args.jobs, use_cache=True)
+
+        peak_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        print(f"libcst parse only (1 process): {t_parse:7.2f} s")
+        print(f"lint --jobs 1                : {t_lint_1:7.2f} s  {n_files / t_lint_1:7.1f} files/s "
+              f"{n_lines / t_lint_1:9.0f} lines/s  ratio {t_lint_1 / t_parse:5.2f} (target <= 2.5)")
+        print(f"lint --jobs {args.jobs:<2}               : {t_lint_n:7.2f} s  {n_files / t_lint_n:7.1f} files/s "
+              f"{n_lines / t_lint_n:9.0f} lines/s  ratio {t_lint_n / t_parse:5.2f} (target <= 1.5)")
+        print(f"cache: cold {t_cold:.2f} s, warm {t_warm:.2f} s: warm/cold {t_warm / t_cold:6.1%} "
+              f"(target <= 10%)")
+        print(f"peak memory: main process {peak_self:.0f} MiB, largest worker {peak_children:.0f} MiB")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

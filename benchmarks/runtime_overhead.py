@@ -1,0 +1,153 @@
+"""Runtime monitor overhead: plain training loop vs. the same loop under the monitor.
+
+Same process, interleaved blocks (plain, monitored, plain, ...) of identical models/optimizers,
+median over repeats of the per-step time; an MLP and a small CNN on CPU, default schedule.
+Then the memory growth of a monitored run over 10k steps (``--steps`` to change).
+
+    python benchmarks/runtime_overhead.py            # full run
+    python benchmarks/runtime_overhead.py --quick    # fewer repeats, 2k steps
+
+Prints the per-step overhead ratio (target <= 5%) and the memory growth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import resource
+import statistics
+import sys
+import time
+import tracemalloc
+
+import torch
+from torch import nn
+
+from recipecheck.runtime import Monitor
+
+
+def mlp():
+    return nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Dropout(0.1),
+                         nn.Linear(256, 10))
+
+
+def cnn():
+    return nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                         nn.Linear(32 * 7 * 7, 10))
+
+
+def data(kind, n_batches=16, bs=64):
+    g = torch.Generator().manual_seed(0)
+    shape = (bs, 784) if kind == "mlp" else (bs, 1, 28, 28)
+    return [(torch.randn(*shape, generator=g), torch.randint(0, 10, (bs,), generator=g)) for _ in range(n_batches)]
+
+
+class Loop:
+    def __init__(self, kind, monitored):
+        torch.manual_seed(0)
+        self.model = mlp() if kind == "mlp" else cnn()
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9)
+        self.crit = nn.CrossEntropyLoss()
+        self.batches = data(kind)
+        self.i = 0
+        self.mon = None
+        if monitored:
+            self.mon = Monitor(self.model, self.opt, criterion=self.crit, report=None, summary=False)
+            self.mon.attach()
+
+    def run(self, steps):
+        model, opt, crit, batches = self.model, self.opt, self.crit, self.batches
+        t0 = time.process_time()
+        for _ in range(steps):
+            x, y = batches[self.i % len(batches)]
+            self.i += 1
+            opt.zero_grad()
+            loss = crit(model(x), y)
+            loss.backward()
+            opt.step()
+        return (time.process_time() - t0) / steps
+
+    def close(self):
+        if self.mon is not None:
+            self.mon.close()
+
+
+def overhead(kind, repeats, block):
+    plain, monitored = Loop(kind, False), Loop(kind, True)
+    plain.run(block)  # warm-up (allocator, first-step costs)
+    monitored.run(block)
+    tp, tm, ratios = [], [], []
+    for r in range(repeats):
+        order = (plain, monitored) if r % 2 == 0 else (monitored, plain)
+        pair = {}
+        for loop in order:
+            pair[loop is plain] = loop.run(block)
+        tp.append(pair[True])
+        tm.append(pair[False])
+        ratios.append(pair[False] / pair[True])
+    monitored.close()
+    assert not monitored.mon.run["check_errors"], monitored.mon.run["check_errors"]
+    p, m = statistics.median(tp), statistics.median(tm)
+    # the median of adjacent (plain, monitored) pairs cancels slow drifts of a shared machine
+    return p, m, statistics.median(ratios) - 1.0
+
+
+def memory_growth(steps):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 4))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    crit = nn.CrossEntropyLoss()
+    x, y = torch.randn(16, 32), torch.randint(0, 4, (16,))
+    mon = Monitor(model, opt, criterion=crit, report=None, summary=False)
+    mon.attach()
+    tracemalloc.start()
+    marks = {}
+    warm = max(1, steps // 5)
+    for s in range(1, steps + 1):
+        opt.zero_grad()
+        crit(model(x), y).backward()
+        opt.step()
+        if s in (warm, steps):
+            gc.collect()
+            marks[s] = (tracemalloc.get_traced_memory()[0],
+                        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                        sum(len(mon.series[n]["step"]) for n in mon.series.names()
+                            if isinstance(mon.series[n].get("step"), list)))
+    tracemalloc.stop()
+    mon.close()
+    return warm, marks
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=40)
+    ap.add_argument("--block", type=int, default=50, help="steps per timed block (= one read interval)")
+    ap.add_argument("--steps", type=int, default=10_000, help="steps of the memory run")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--quick", action="store_true")
+    a = ap.parse_args(argv)
+    if a.quick:
+        a.repeats, a.steps = 10, 2000
+    torch.set_num_threads(a.threads)
+    print(f"torch {torch.__version__}, CPU, {a.threads} thread(s), {a.repeats} repeats x {a.block} steps, "
+          f"interleaved, CPU time (process_time), "
+          f"median of paired ratios")
+    worst = 0.0
+    for kind in ("mlp", "cnn"):
+        p, m, ratio = overhead(kind, a.repeats, a.block)
+        worst = max(worst, ratio)
+        print(f"{kind:4s}: plain {p * 1e3:.3f} ms/step, monitored {m * 1e3:.3f} ms/step, "
+              f"overhead {ratio * 100:+.2f}%")
+    warm, marks = memory_growth(a.steps)
+    (m0, r0, n0), (m1, r1, n1) = marks[warm], marks[a.steps]
+    print(f"memory: python heap (tracemalloc) {m0 / 1024:.1f} KiB at step {warm} -> {m1 / 1024:.1f} KiB at step "
+          f"{a.steps} ({(m1 - m0) / 1024:+.1f} KiB); max RSS {r0 / 1024:.1f} -> {r1 / 1024:.1f} MiB; "
+          f"series points {n0} -> {n1}")
+    print(f"worst overhead {worst * 100:+.2f}% (target <= 5%)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,371 @@
+"""Jupyter notebooks: lint the code cells as one program, map findings back to cells, fix cells.
+
+The code cells are concatenated in order into one Python source, so a model built in cell 2 and
+trained in cell 5 is one program to the rules. Each code cell is preceded by a marker comment
+line; IPython-only lines (line magics ``%matplotlib inline``, shell escapes ``!pip install``,
+help ``obj?``) become ``pass`` placeholders at the same indentation so the source parses and
+every line keeps its number, and cells whose cell magic makes the body non-Python (``%%bash``,
+``%%writefile``) are blanked the same way. Python-bodied cell magics (``%%time``, ``%%capture``)
+keep their body.
+
+Findings are reported with the 1-based index of the cell among *all* cells of the notebook (as
+Jupyter and VS Code number them) and the line within that cell: ``nb.ipynb:cell 4:12:5`` in text
+output, ``"cell": 4, "line": 12`` in JSON.
+
+The notebook is read and written with ``json`` only (no nbformat dependency): ``--fix``
+rewrites the ``source`` of the cells it changed and nothing else, keeps outputs, metadata and
+key order, and writes with the indentation the file had (nbformat's is 1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import libcst as cst
+
+from recipecheck.engine import SYNTAX_CODE, FileResult, _finding, fix_source, lint_source
+from recipecheck.finding import Finding, Fix
+
+MARKER = "# recipecheck:cell {}"
+_MARKER_RE = re.compile(r"^# recipecheck:cell (\d+)$")
+_PLACEHOLDER = "pass  # recipecheck:magic {}"
+_PLACEHOLDER_RE = re.compile(r"^(?P<indent>[ \t]*)pass  # recipecheck:magic (?P<n>\d+)$")
+# cell magics whose body is ordinary Python
+_PYTHON_CELL_MAGICS = {"time", "timeit", "capture", "prun", "debug", "memit", "mprun",
+                       "python", "python3", "pypy", "snakeviz", "scalene", "tensorboard"}
+_HELP_RE = re.compile(r"^[ \t]*(\?\??[\w.]+|[\w.]+\?\??)[ \t]*$")
+_ASSIGN_MAGIC_RE = re.compile(r"^[ \t]*[\w.\[\], ]+=[ \t]*[!%]")
+
+
+class NotebookError(Exception):
+    """The file is not a notebook the linter can read; the message says why."""
+
+    def __init__(self, message: str, line: int = 1, column: int = 1, cell: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.line = line
+        self.column = column
+        self.cell = cell
+
+
+@dataclass
+class _Cell:
+    index: int  # 0-based position among all cells
+    text: str  # the original source joined into one string
+    as_list: bool  # source was a list of lines (nbformat's usual on-disk form)
+    start: int = 0  # 1-based line of the cell's first line in the program source
+    n_lines: int = 0
+    magics: dict[int, str] = field(default_factory=dict)  # placeholder number -> original line
+
+
+@dataclass
+class Notebook:
+    data: dict[str, Any]
+    cells: list[_Cell]  # code cells only, in order
+    source: str  # the concatenated program
+    indent: int | None
+    trailing_newline: bool
+    line_map: list[tuple[int, int]] = field(default_factory=list)  # program line -> (cell, line)
+
+    def locate(self, line: int) -> tuple[int, int]:
+        """Program line -> (1-based cell index among all cells, 1-based line within the cell)."""
+        if not self.line_map:
+            return 1, 1
+        line = min(max(line, 1), len(self.line_map))
+        return self.line_map[line - 1]
+
+
+def _is_python(data: dict) -> bool:
+    meta = data.get("metadata") or {}
+    if not isinstance(meta, dict):
+        return True
+    lang = (meta.get("language_info") or {}).get("name") if isinstance(meta.get("language_info"), dict) else None
+    kernel = meta.get("kernelspec") if isinstance(meta.get("kernelspec"), dict) else {}
+    lang = lang or kernel.get("language")
+    return lang is None or str(lang).lower().startswith("python")
+
+
+def _source_text(cell: dict, index: int) -> tuple[str, bool]:
+    src = cell.get("source", "")
+    if isinstance(src, str):
+        return src, False
+    if isinstance(src, list) and all(isinstance(s, str) for s in src):
+        return "".join(src), True
+    raise NotebookError(f"cell {index + 1}: `source` must be a string or a list of strings, "
+                        f"not {type(src).__name__}", cell=index + 1)
+
+
+def _detect_indent(text: str) -> int | None:
+    lines = text.split("\n", 2)
+    if len(lines) < 2:
+        return None
+    second = lines[1]
+    n = len(second) - len(second.lstrip(" "))
+    return n or None
+
+
+def parse_notebook(text: str) -> Notebook:
+    """Read a notebook's JSON and build the program source; raises NotebookError."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise NotebookError(f"the notebook is not valid JSON: {exc.msg}", exc.lineno, exc.colno) from None
+    except (ValueError, RecursionError) as exc:
+        raise NotebookError(f"the notebook is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise NotebookError("not a Jupyter notebook: the top level is not a JSON object")
+    if "cells" not in data:
+        if "worksheets" in data:
+            raise NotebookError("nbformat 3 notebooks are not supported: convert it with "
+                                "`jupyter nbconvert --to notebook --nbformat 4`")
+        raise NotebookError('not a Jupyter notebook: there is no "cells" list')
+    if not isinstance(data["cells"], list):
+        raise NotebookError(f'not a Jupyter notebook: "cells" is a {type(data["cells"]).__name__}, '
+                            "not a list")
+    cells: list[_Cell] = []
+    for i, raw in enumerate(data["cells"]):
+        if not isinstance(raw, dict):
+            raise NotebookError(f"cell {i + 1} is not a JSON object", cell=i + 1)
+        if raw.get("cell_type") != "code":
+            continue
+        text_, as_list = _source_text(raw, i)
+        cells.append(_Cell(index=i, text=text_, as_list=as_list))
+    nb = Notebook(data=data, cells=cells, source="", indent=_detect_indent(text),
+                  trailing_newline=text.endswith("\n"))
+    _build_source(nb)
+    return nb
+
+
+def _mask(cell: _Cell, counter: list[int]) -> list[str]:
+    """The cell's lines with IPython-only syntax replaced by numbered `pass` placeholders."""
+    lines = cell.text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+
+    def placeholder(i: int, keep_indent: bool = True) -> str:
+        line = lines[i]
+        indent = line[: len(line) - len(line.lstrip(" \t"))] if keep_indent else ""
+        n = counter[0]
+        counter[0] += 1
+        cell.magics[n] = line
+        return indent + _PLACEHOLDER.format(n)
+
+    out = list(lines)
+    first = next((i for i, l in enumerate(lines) if l.strip()), None)
+    if first is not None and lines[first].lstrip().startswith("%%"):
+        name = lines[first].lstrip()[2:].split(None, 1)[0] if lines[first].lstrip()[2:].strip() else ""
+        if name in _PYTHON_CELL_MAGICS:
+            out[first] = placeholder(first)
+        else:  # the body is not Python (%%bash, %%writefile, %%html, ...)
+            return [placeholder(i, False) if l.strip() else l for i, l in enumerate(lines)]
+    i = 0
+    while i < len(lines):
+        stripped = lines[i].lstrip()
+        if out[i] is lines[i] and (stripped.startswith(("%", "!")) or _HELP_RE.match(lines[i])
+                                   or _ASSIGN_MAGIC_RE.match(lines[i])):
+            out[i] = placeholder(i)
+            while lines[i].rstrip().endswith("\\") and i + 1 < len(lines):
+                i += 1
+                out[i] = placeholder(i)
+        i += 1
+    return out
+
+
+def _build_source(nb: Notebook) -> None:
+    parts: list[str] = []
+    line_map: list[tuple[int, int]] = []
+    counter = [0]
+    line = 1
+    for c in nb.cells:
+        masked = _mask(c, counter)
+        parts.append(MARKER.format(c.index + 1))
+        line_map.append((c.index + 1, 1))
+        line += 1
+        c.start = line
+        c.n_lines = len(masked)
+        for k, l in enumerate(masked, 1):
+            parts.append(l)
+            line_map.append((c.index + 1, k))
+        line += len(masked)
+    nb.source = "\n".join(parts) + ("\n" if parts else "")
+    nb.line_map = line_map
+
+
+# --------------------------------------------------------------------------- lint
+
+
+def _to_cell(nb: Notebook, f: Finding) -> Finding:
+    cell, line = nb.locate(f.line)
+    end_cell, end_line = nb.locate(f.end_line)
+    end_col = f.end_column
+    if end_cell != cell:  # a range spilling into the next cell ends at the end of this one
+        end_line, end_col = line, f.column
+    fix = f.fix
+    if fix is not None:
+        fc, fl = nb.locate(fix.line)
+        fec, fel = nb.locate(fix.end_line)
+        if fc == fec == cell and fix.end_line <= len(nb.line_map):
+            fix = dataclasses.replace(fix, line=fl, end_line=fel)
+        else:  # a whole-program rewrite: only `--fix` can apply it to the cells
+            fix = dataclasses.replace(fix, line=line, column=f.column, end_line=end_line,
+                                      end_column=end_col, content="")
+    return dataclasses.replace(f, line=line, end_line=end_line, end_column=end_col, fix=fix,
+                               extra={**f.extra, "cell": cell})
+
+
+def _error_result(path: str, exc: NotebookError, active: bool) -> FileResult:
+    res = FileResult(path=path)
+    if active:
+        f = _finding(SYNTAX_CODE, path, exc.line, exc.column, exc.line, exc.column,
+                     f"{exc.message}: the notebook was not linted (RC900)")
+        if exc.cell is not None:
+            f = dataclasses.replace(f, extra={"cell": exc.cell})
+        res.findings.append(f)
+    return res
+
+
+def _decode(source: str | bytes) -> str:
+    if isinstance(source, bytes):
+        text = source.decode("utf-8")
+    else:
+        text = source
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def lint_notebook(source: str | bytes, path: str, rules, *, ignore=(), max_file_size: int = 5_000_000,
+                  fix: str | None = None) -> FileResult:
+    """Lint a notebook's code cells as one program. Never raises for bad input."""
+    active = SYNTAX_CODE in {r.CODE for r in rules} and not any(
+        s == "ALL" or SYNTAX_CODE.startswith(s) for s in ignore)
+    size = len(source.encode("utf-8")) if isinstance(source, str) else len(source)
+    if size > max_file_size:
+        return FileResult(path=path, notice=f"file is larger than max-file-size ({size} > "
+                                            f"{max_file_size} bytes)")
+    try:
+        nb = parse_notebook(_decode(source))
+    except UnicodeDecodeError as exc:
+        return _error_result(path, NotebookError(f"the notebook is not valid UTF-8: {exc.reason}"), active)
+    except NotebookError as exc:
+        return _error_result(path, exc, active)
+    if not _is_python(nb.data):
+        return FileResult(path=path, notice="not a Python notebook (kernel language)")
+    res = lint_source(nb.source, path, rules, ignore=ignore, max_file_size=max(max_file_size, len(nb.source) + 1))
+    res.findings = sorted((_to_cell(nb, f) for f in res.findings), key=lambda f: f.sort_key())
+    return res
+
+
+# --------------------------------------------------------------------------- fix
+
+
+def _split_program(nb: Notebook, program: str) -> dict[int, str] | None:
+    """Fixed program source -> {cell index: new cell text}; None when the markers were disturbed."""
+    cells: dict[int, list[str]] = {}
+    current: list[str] | None = None
+    order: list[int] = []
+    for line in program.split("\n"):
+        m = _MARKER_RE.match(line)
+        if m:
+            current = []
+            idx = int(m.group(1)) - 1
+            if idx in cells:
+                return None
+            cells[idx] = current
+            order.append(idx)
+            continue
+        if current is None:
+            if line.strip():
+                return None  # text before the first cell
+            continue
+        current.append(line)
+    if order != [c.index for c in nb.cells]:
+        return None
+    out: dict[int, str] = {}
+    for c in nb.cells:
+        lines = cells[c.index]
+        if c is nb.cells[-1] and lines and lines[-1] == "":
+            lines = lines[:-1]
+        restored = []
+        seen: set[int] = set()
+        for line in lines:
+            m = _PLACEHOLDER_RE.match(line)
+            if m:
+                n = int(m.group("n"))
+                if n not in c.magics or n in seen:
+                    return None
+                seen.add(n)
+                restored.append(c.magics[n])
+            else:
+                restored.append(line)
+        if len(seen) != len(c.magics):
+            return None  # a fix removed a magic line
+        text = "\n".join(restored)
+        if c.text.endswith("\n"):
+            text += "\n"
+        out[c.index] = text
+    return out
+
+
+def _dump(nb: Notebook, data: dict) -> str:
+    text = json.dumps(data, indent=nb.indent, ensure_ascii=False)
+    return text + ("\n" if nb.trailing_newline else "")
+
+
+def _as_source(text: str, as_list: bool):
+    return text.splitlines(keepends=True) if as_list else text
+
+
+def fix_notebook(source: str, path: str, rules, *, mode: str = "safe", **kw) -> tuple[str, FileResult]:
+    """Apply fixes to the code cells; return the new notebook JSON text (unchanged when no fix
+    applies or the result cannot be mapped back safely) and the findings that remain."""
+    try:
+        nb = parse_notebook(_decode(source))
+    except (NotebookError, UnicodeDecodeError):
+        return source, lint_notebook(source, path, rules, **kw)
+    if not _is_python(nb.data):
+        return source, lint_notebook(source, path, rules, **kw)
+    fixed, _ = fix_source(nb.source, path, rules, mode=mode, **kw)
+    if fixed == nb.source:
+        return source, lint_notebook(source, path, rules, **kw)
+    new_cells = _split_program(nb, fixed)
+    if new_cells is None:
+        return source, lint_notebook(source, path, rules, **kw)
+    data = json.loads(json.dumps(nb.data))  # a copy with the same key order
+    for c in nb.cells:
+        new_text = new_cells[c.index]
+        if new_text != c.text:
+            data["cells"][c.index]["source"] = _as_source(new_text, c.as_list)
+    new_source = _dump(nb, data)
+    try:  # never write a notebook whose program does not parse
+        cst.parse_module(parse_notebook(new_source).source)
+    except (NotebookError, cst.ParserSyntaxError, Exception):
+        return source, lint_notebook(source, path, rules, **kw)
+    return new_source, lint_notebook(new_source, path, rules, **kw)
+
+
+def cell_diff(old: str, new: str, path: str) -> str:
+    """A unified diff per changed code cell (`a/nb.ipynb:cell 3`), not of the raw JSON."""
+    try:
+        a = parse_notebook(_decode(old))
+        b = parse_notebook(_decode(new))
+    except (NotebookError, UnicodeDecodeError):
+        return ""
+    new_by_index = {c.index: c for c in b.cells}
+    out = []
+    for c in a.cells:
+        n = new_by_index.get(c.index)
+        if n is None or n.text == c.text:
+            continue
+        old_lines = c.text.splitlines(keepends=True)
+        new_lines = n.text.splitlines(keepends=True)
+        for lines in (old_lines, new_lines):
+            if lines and not lines[-1].endswith("\n"):
+                lines[-1] += "\n"
+        out.append("".join(difflib.unified_diff(old_lines, new_lines,
+                                                fromfile=f"a/{path}:cell {c.index + 1}",
+                                                tofile=f"b/{path}:cell {c.index + 1}")))
+    return "".join(out)

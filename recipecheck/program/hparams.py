@@ -1,0 +1,250 @@
+"""Hyperparameter values the code states: numbers behind names, argparse defaults, config fields.
+
+Rules about optimizer settings (RC6xx) and searches (RC706) ask "what number is this argument?".
+The answer is looked up from the program model's indexes only: a literal, a name bound to a
+literal (one binding, or all bindings agreeing), `args.lr` resolved to the `default=` of the
+matching `parser.add_argument("--lr", ...)`, and `cfg.lr` / `self.cfg.lr` resolved to a class
+field of a class defined in the file (`lr: float = 3e-4`). Anything else is unknown (None):
+rules stay silent on values they cannot see.
+"""
+
+from __future__ import annotations
+
+import re
+
+import libcst as cst
+
+from recipecheck.program.imports import dotted_name
+from recipecheck.program.model import Construction, FunctionInfo, ProgramModel
+
+_CACHE_ATTR = "_recipecheck_hparams"
+_MAX_DEPTH = 6
+
+
+def _cache(program: ProgramModel) -> dict:
+    c = getattr(program, _CACHE_ATTR, None)
+    if c is None:
+        c = {}
+        setattr(program, _CACHE_ATTR, c)
+    return c
+
+
+def _argparse_defaults(program: ProgramModel) -> dict[str, list[cst.BaseExpression | None]]:
+    """dest -> the `default=` expressions of every add_argument defining it (None: no default)."""
+    cache = _cache(program)
+    if "argparse" in cache:
+        return cache["argparse"]
+    out: dict[str, list] = {}
+    for cs in program.calls:
+        if not cs.dotted or not cs.dotted.endswith(".add_argument"):
+            continue
+        dests = []
+        default = None
+        for a in cs.node.args:
+            if a.keyword is None and isinstance(a.value, cst.SimpleString):
+                s = a.value.evaluated_value
+                if isinstance(s, str):
+                    dests.append(s)
+            elif a.keyword is not None and a.keyword.value == "dest" and isinstance(a.value, cst.SimpleString):
+                dests = [a.value.evaluated_value]
+                break
+        for a in cs.node.args:
+            if a.keyword is not None and a.keyword.value == "default":
+                default = a.value
+        if not dests:
+            continue
+        longs = [d for d in dests if isinstance(d, str) and d.startswith("--")]
+        name = (longs[0] if longs else dests[0]) if dests else None
+        if not isinstance(name, str):
+            continue
+        out.setdefault(name.lstrip("-").replace("-", "_"), []).append(default)
+    cache["argparse"] = out
+    return out
+
+
+def _class_fields(program: ProgramModel) -> dict[str, list[cst.BaseExpression]]:
+    """field name -> values of class-level `name: T = value` / `name = value` in local classes."""
+    cache = _cache(program)
+    if "fields" in cache:
+        return cache["fields"]
+    out: dict[str, list] = {}
+    for cls in program.classes.values():
+        body = cls.node.body
+        stmts = body.body if isinstance(body, cst.IndentedBlock) else ()
+        for stmt in stmts:
+            if not isinstance(stmt, cst.SimpleStatementLine):
+                continue
+            for small in stmt.body:
+                if isinstance(small, cst.AnnAssign) and small.value is not None and \
+                        isinstance(small.target, cst.Name):
+                    out.setdefault(small.target.value, []).append(small.value)
+                elif isinstance(small, cst.Assign) and len(small.targets) == 1 and \
+                        isinstance(small.targets[0].target, cst.Name):
+                    out.setdefault(small.targets[0].target.value, []).append(small.value)
+    cache["fields"] = out
+    return out
+
+
+def _agree(values: list[float | None]) -> float | None:
+    if not values or any(v is None for v in values):
+        return None
+    first = values[0]
+    return first if all(v == first for v in values) else None
+
+
+def number(program: ProgramModel, f: FunctionInfo | None, expr, depth: int = 0) -> float | None:
+    """The number an expression stands for, or None when the code does not say."""
+    if expr is None or depth > _MAX_DEPTH:
+        return None
+    if isinstance(expr, (cst.Integer, cst.Float)):
+        try:
+            return float(expr.evaluated_value)
+        except (TypeError, ValueError):
+            return None
+    if isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, (cst.Minus, cst.Plus)):
+        v = number(program, f, expr.expression, depth + 1)
+        if v is None:
+            return None
+        return -v if isinstance(expr.operator, cst.Minus) else v
+    if isinstance(expr, cst.BinaryOperation):
+        a = number(program, f, expr.left, depth + 1)
+        b = number(program, f, expr.right, depth + 1)
+        if a is None or b is None:
+            return None
+        op = expr.operator
+        try:
+            if isinstance(op, cst.Add):
+                return a + b
+            if isinstance(op, cst.Subtract):
+                return a - b
+            if isinstance(op, cst.Multiply):
+                return a * b
+            if isinstance(op, cst.Divide):
+                return a / b
+            if isinstance(op, cst.Power):
+                return float(a ** b)
+        except (ZeroDivisionError, OverflowError, TypeError):
+            return None
+        return None
+    if isinstance(expr, cst.Name):
+        if expr.value in ("True", "False", "None"):
+            return None
+        return _name_value(program, f, expr.value, depth)
+    if isinstance(expr, cst.Attribute):
+        d = dotted_name(expr)
+        if d is None:
+            return None
+        leaf = d.rsplit(".", 1)[-1]
+        head = d.split(".", 1)[0]
+        if head in program.imports.aliases:
+            return None
+        defaults = _argparse_defaults(program).get(leaf)
+        if defaults:
+            return _agree([number(program, None, v, depth + 1) for v in defaults])
+        fields = _class_fields(program).get(leaf)
+        if fields:
+            return _agree([number(program, None, v, depth + 1) for v in fields])
+    return None
+
+
+def _name_value(program: ProgramModel, f: FunctionInfo | None, name: str, depth: int) -> float | None:
+    scope = f or program.module_function
+    while scope is not None:
+        binds = [a for a in scope.assignments if a.target == name]
+        if binds:
+            if any(a.augmented is not None for a in binds):
+                return None
+            return _agree([number(program, scope, a.value, depth + 1) for a in binds])
+        if name in scope.params:
+            return None
+        scope = scope.parent
+    return None
+
+
+def is_positive(v: float | None) -> bool:
+    return v is not None and v > 0
+
+
+# ------------------------------------------------------------------------ optimizer arguments
+
+# position of each hyperparameter in torch.optim constructors (params is position 0)
+_POSITIONS = {
+    "SGD": {"lr": 1, "momentum": 2, "dampening": 3, "weight_decay": 4, "nesterov": 5},
+    "Adam": {"lr": 1, "betas": 2, "eps": 3, "weight_decay": 4, "amsgrad": 5},
+    "AdamW": {"lr": 1, "betas": 2, "eps": 3, "weight_decay": 4, "amsgrad": 5},
+    "RMSprop": {"lr": 1, "alpha": 2, "eps": 3, "weight_decay": 4, "momentum": 5},
+    "Adagrad": {"lr": 1, "lr_decay": 2, "weight_decay": 3},
+    "Adamax": {"lr": 1, "betas": 2, "eps": 3, "weight_decay": 4},
+    "NAdam": {"lr": 1, "betas": 2, "eps": 3, "weight_decay": 4},
+    "RAdam": {"lr": 1, "betas": 2, "eps": 3, "weight_decay": 4},
+    "Adadelta": {"lr": 1, "rho": 2, "eps": 3, "weight_decay": 4},
+}
+TORCH_DEFAULT_LR = {"SGD": 1e-3, "Adam": 1e-3, "AdamW": 1e-3, "RMSprop": 1e-2, "Adagrad": 1e-2,
+                    "Adamax": 2e-3, "NAdam": 2e-3, "RAdam": 1e-3}
+
+
+def is_torch_optimizer(c: Construction) -> bool:
+    return c.role == "optimizer" and c.qualname.startswith("torch.optim")
+
+
+def opt_arg(c: Construction, name: str) -> cst.BaseExpression | None:
+    """An optimizer hyperparameter passed by keyword or at its torch.optim position."""
+    pos = _POSITIONS.get(c.name, {}).get(name)
+    return c.arg(name, pos)
+
+
+def opt_number(program: ProgramModel, c: Construction, name: str) -> float | None:
+    return number(program, c.function, opt_arg(c, name))
+
+
+def param_groups(c: Construction) -> list[cst.Dict]:
+    """The dict literals of `Opt([{"params": ...}, {...}])`."""
+    first = c.arg("params", 0)
+    if isinstance(first, (cst.List, cst.Tuple)):
+        return [el.value for el in first.elements if isinstance(el.value, cst.Dict)]
+    return []
+
+
+def dict_value(d: cst.Dict, key: str) -> cst.BaseExpression | None:
+    for el in d.elements:
+        if isinstance(el, cst.DictElement) and isinstance(el.key, cst.SimpleString) and \
+                el.key.evaluated_value == key:
+            return el.value
+    return None
+
+
+def whole_model_params(c: Construction) -> str | None:
+    """`model` when the optimizer gets `model.parameters()` (optionally through filter/list)."""
+    first = c.arg("params", 0)
+    node = first
+    for _ in range(3):
+        if isinstance(node, cst.Call):
+            d = dotted_name(node.func)
+            if isinstance(node.func, cst.Attribute) and node.func.attr.value == "parameters" and not node.args:
+                return dotted_name(node.func.value)
+            if d in ("filter", "list") and node.args:
+                node = node.args[-1].value
+                continue
+        return None
+    return None
+
+
+_HPARAM_TOKENS = re.compile(r"^(lr|lrs|learning_rates?|wd|wds|weight_decays?|decay|decays|l2|l2_reg|"
+                            r"reg|regs|lam|lambdas?|alpha|alphas|momentum|momentums|dropout|dropouts|"
+                            r"batch_sizes?|bs|hidden|hidden_sizes?|hidden_dims?|n_layers|num_layers|"
+                            r"layers|depth|width|eps|beta1|beta2|gamma|gammas|lr_list|wd_list)$")
+_LR_WD = re.compile(r"^(lr|lrs|learning_rates?|wd|wds|weight_decays?|l2|l2_regs?|lr_list|wd_list|"
+                    r"lr_values|wd_values|lr_grid|wd_grid|lr_range|wd_range|lr_candidates|"
+                    r"wd_candidates)$")
+
+
+def is_hparam_name(name: str | None) -> bool:
+    if not name:
+        return False
+    return bool(_HPARAM_TOKENS.match(name.rsplit(".", 1)[-1].lower()))
+
+
+def is_lr_or_wd_name(name: str | None) -> bool:
+    if not name:
+        return False
+    return bool(_LR_WD.match(name.rsplit(".", 1)[-1].lower()))

@@ -1,0 +1,837 @@
+"""Facts about parameter initialization, shared by the RC3xx rules.
+
+Every place the file initializes a parameter becomes an :class:`InitSite`: ``nn.init.*``
+calls, in-place tensor methods on parameters (``w.data.fill_(0)``, ``p.zero_()``,
+``m.weight.data.normal_(0, 0.02)``), and parameters built from a tensor factory
+(``nn.Parameter(torch.zeros(out, in))``, ``torch.randn(784, 10, requires_grad=True)``).
+
+Each site knows what it initializes: a layer's *weight*, a *bias*, a normalization layer's
+scale/shift (*norm*), an *embedding*-like table or token, or a 1-D *vector*. The role is read
+from the attribute (``.weight`` / ``.bias``), from the layer the owner refers to
+(``self.bn1 = nn.BatchNorm2d``), from the ``isinstance(m, nn.BatchNorm2d)`` or
+``classname.find("BatchNorm")`` test that guards the call in an ``apply`` function, from the
+``"bias" in name`` / ``p.dim() > 1`` test in a ``named_parameters()`` loop, and for a raw
+parameter from its shape (two or more non-unit dimensions: a weight matrix).
+
+Computed lazily from the program model's call index; the only tree walks are over the bodies
+of the functions that contain candidate calls (to read the enclosing ``if`` tests and loops).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import libcst as cst
+
+from recipecheck.program import torchnames as tn
+from recipecheck.program.imports import dotted_name
+from recipecheck.program.model import ClassInfo, FunctionInfo, ProgramModel
+
+NORM_LAYERS = {
+    "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm", "LayerNorm", "GroupNorm",
+    "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "LocalResponseNorm", "RMSNorm",
+    "LazyBatchNorm1d", "LazyBatchNorm2d", "LazyBatchNorm3d", "CrossMapLRN2d",
+}
+WEIGHT_LAYERS = {
+    "Linear", "Bilinear", "LazyLinear", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d",
+    "ConvTranspose2d", "ConvTranspose3d", "LazyConv1d", "LazyConv2d", "LazyConv3d",
+}
+EMBEDDING_LAYERS = {"Embedding", "EmbeddingBag"}
+RNN_LAYERS = {"RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"}
+
+RELU_FAMILY = {"ReLU", "ReLU6", "LeakyReLU", "PReLU", "RReLU", "relu", "relu_", "relu6", "leaky_relu",
+               "leaky_relu_", "prelu", "rrelu"}
+TANH_FAMILY = {"Tanh", "Sigmoid", "Hardtanh", "Softsign", "Hardsigmoid", "LogSigmoid", "tanh",
+               "sigmoid", "hardtanh", "softsign", "hardsigmoid", "tanh_", "sigmoid_"}
+# activations that neither Xavier nor Kaiming is specifically derived for, and blocks whose
+# internal nonlinearities are of both kinds: their presence makes the family ambiguous.
+OTHER_ACTIVATIONS = {"GELU", "SiLU", "Mish", "ELU", "SELU", "CELU", "Softplus", "GLU", "gelu", "silu",
+                     "mish", "elu", "selu", "celu", "softplus", "glu", "MultiheadAttention",
+                     "Transformer", "TransformerEncoderLayer", "TransformerDecoderLayer",
+                     "TransformerEncoder", "TransformerDecoder", "scaled_dot_product_attention",
+                     *RNN_LAYERS}
+
+_INIT_FACTORIES = {"zeros", "ones", "full", "randn", "rand", "empty", "Tensor", "FloatTensor", "normal"}
+_INPLACE = {"fill_", "zero_", "normal_", "uniform_"}
+_PARAMETER = {"torch.nn.Parameter", "torch.nn.parameter.Parameter"}
+
+_TOKEN_SPLIT = re.compile(r"[_\W\d]+|(?<=[a-z])(?=[A-Z])")
+_BIAS_NAME = re.compile(r"(^|_)(bias|biases|b|b\d+|beta|shift|offset)$", re.I)
+_NORM_NAME = re.compile(r"(^|_)(bn|ln|gn|norm|batchnorm|layernorm|groupnorm|rmsnorm|"
+                        r"layer_?norm|batch_?norm|ln_f|ln_\d+|norm_?f)\d*$|^(bn|ln|gn|norm)\d*(_|$)",
+                        re.I)
+_SCALE_NAME = re.compile(r"(^|_)(gamma|scale|scales|gain|alpha|temperature|temp|logit_scale|"
+                         r"layer_?scale|ls\d*|g)$", re.I)
+_EMBED_NAME = re.compile(r"emb|embed|token|pos|cls|mask|query_tokens|prompt|latent|register|"
+                         r"codebook|wte|wpe|prototype|centroid|memory", re.I)
+_OUTPUT_NAME = re.compile(r"^(head|heads|classifier|cls_head|fc_out|out|output|outputs|final|last|"
+                          r"logit|logits|out_proj|o_proj|proj_out|to_out|c_proj|readout|predictor|"
+                          r"linear_out|out_layer|output_layer|final_layer|last_layer|lm_head|"
+                          r"adaln_modulation|zero_\w+|\w+_zero|\w*_head|final_\w+|out_\w+)$", re.I)
+
+
+@dataclass(eq=False)
+class InitSite:
+    """One initialization of a parameter."""
+
+    node: cst.Call  # the call to report
+    function: FunctionInfo
+    kind: str  # zeros | ones | constant | normal | uniform | xavier | kaiming | other
+    target_text: str  # what is initialized, `.data` stripped ("self.fc.weight", "m.weight", "p")
+    role: str  # weight | bias | norm | embedding | vector | unknown
+    owner: str | None = None  # the layer holding the tensor ("self.fc", "m"), if any
+    layer: str | None = None  # class name of that layer when known (Linear, BatchNorm2d, ...)
+    value: float | None = None  # the constant, for zeros/ones/constant
+    scale: float | None = None  # std (normal) or half-width (uniform) when literal
+    mean: float | None = None
+    source: str = "init"  # init | inplace | parameter
+    keywords: dict[str, cst.BaseExpression] = field(default_factory=dict)
+    order: int = 0
+    branch: tuple = ()  # identity of the enclosing if-branches and loops
+    placeholder: bool = False  # re-initialized later in the same class/function
+    whole_model: bool = False  # applied to every layer of a kind / every parameter
+
+    @property
+    def cls(self) -> ClassInfo | None:
+        f = self.function
+        while f is not None:
+            if f.cls is not None:
+                return f.cls
+            f = f.parent
+        return None
+
+
+def literal_number(node: cst.BaseExpression | None) -> float | None:
+    """The value of a numeric literal (with unary minus), else None."""
+    if node is None:
+        return None
+    if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus):
+        v = literal_number(node.expression)
+        return -v if v is not None else None
+    if isinstance(node, (cst.Integer, cst.Float)):
+        try:
+            return float(node.evaluated_value)
+        except (TypeError, ValueError):
+            return None
+    if isinstance(node, cst.Name) and node.value in ("True", "False"):
+        return 1.0 if node.value == "True" else 0.0
+    return None
+
+
+def call_arg(call: cst.Call, keyword: str | None, position: int | None) -> cst.BaseExpression | None:
+    pos = 0
+    for a in call.args:
+        if a.keyword is not None:
+            if keyword is not None and a.keyword.value == keyword:
+                return a.value
+        elif a.star:
+            return None
+        else:
+            if position is not None and pos == position:
+                return a.value
+            pos += 1
+    return None
+
+
+def _strip_data(text: str) -> str:
+    while text.endswith(".data"):
+        text = text[: -len(".data")]
+    return text
+
+
+def _walk(node: cst.CSTNode):
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        yield n
+        stack.extend(n.children)
+
+
+# --------------------------------------------------------------------------- condition contexts
+
+
+@dataclass
+class _Ctx:
+    conds: list[tuple[cst.BaseExpression, bool]]  # (test, True in the body / False in orelse)
+    loops: list[cst.For]
+
+
+def _contexts(fn_node: cst.CSTNode, wanted: set[int]) -> dict[int, _Ctx]:
+    """For each wanted call (by id), the `if` tests and `for` loops around it within fn_node."""
+    out: dict[int, _Ctx] = {}
+
+    def expr_scan(node: cst.CSTNode, conds, loops) -> None:
+        for n in _walk(node):
+            if id(n) in wanted:
+                out[id(n)] = _Ctx(list(conds), list(loops))
+
+    def block(stmts, conds, loops) -> None:
+        for s in stmts:
+            stmt(s, conds, loops)
+            if len(out) == len(wanted):
+                return
+
+    def body_of(b) -> list:
+        if isinstance(b, cst.IndentedBlock):
+            return list(b.body)
+        if isinstance(b, cst.SimpleStatementSuite):
+            return [cst.SimpleStatementLine(body=b.body)]
+        return []
+
+    def stmt(s, conds, loops) -> None:
+        if isinstance(s, cst.SimpleStatementLine):
+            expr_scan(s, conds, loops)
+        elif isinstance(s, cst.If):
+            expr_scan(s.test, conds, loops)
+            block(body_of(s.body), conds + [(s.test, True)], loops)
+            orelse = s.orelse
+            negated = [(s.test, False)]
+            while orelse is not None:
+                if isinstance(orelse, cst.If):
+                    expr_scan(orelse.test, conds + negated, loops)
+                    block(body_of(orelse.body), conds + negated + [(orelse.test, True)], loops)
+                    negated = negated + [(orelse.test, False)]
+                    orelse = orelse.orelse
+                else:
+                    block(body_of(orelse.body), conds + negated, loops)
+                    orelse = None
+        elif isinstance(s, cst.For):
+            expr_scan(s.iter, conds, loops)
+            block(body_of(s.body), conds, loops + [s])
+        elif isinstance(s, (cst.While, cst.With)):
+            block(body_of(s.body), conds, loops)
+        elif isinstance(s, cst.Try):
+            block(body_of(s.body), conds, loops)
+            for h in s.handlers:
+                block(body_of(h.body), conds, loops)
+            if s.orelse is not None:
+                block(body_of(s.orelse.body), conds, loops)
+            if s.finalbody is not None:
+                block(body_of(s.finalbody.body), conds, loops)
+        elif isinstance(s, (cst.FunctionDef, cst.ClassDef)):
+            return  # nested definitions are functions of their own
+        else:
+            expr_scan(s, conds, loops)
+
+    if isinstance(fn_node, cst.Module):
+        block(fn_node.body, [], [])
+    elif isinstance(fn_node, cst.FunctionDef):
+        block(body_of(fn_node.body), [], [])
+    return out
+
+
+# --------------------------------------------------------------------------- roles
+
+
+_LAYER_KEYWORDS = {"Conv": "Conv2d", "Linear": "Linear", "Embedding": "Embedding", "BatchNorm": "BatchNorm2d",
+                   "LayerNorm": "LayerNorm", "GroupNorm": "GroupNorm", "InstanceNorm": "InstanceNorm2d",
+                   "Norm": "LayerNorm", "LSTM": "LSTM", "GRU": "GRU", "RNN": "RNN", "BN": "BatchNorm2d"}
+
+
+def _kind_of_layer(name: str | None) -> str | None:
+    if not name:
+        return None
+    if name in NORM_LAYERS or name.endswith("Norm") or "Norm" in name:
+        return "norm"
+    if name in EMBEDDING_LAYERS:
+        return "embedding"
+    if name in WEIGHT_LAYERS or name in RNN_LAYERS:
+        return "layer"
+    return None
+
+
+def _isinstance_classes(p: ProgramModel, test: cst.BaseExpression, var: str) -> list[str] | None:
+    """Class names tested by `isinstance(var, X)` / `type(var) == X` / string tests on the class name."""
+    out: list[str] = []
+    found = False
+    for n in _walk(test):
+        if isinstance(n, cst.Call) and dotted_name(n.func) == "isinstance" and len(n.args) == 2:
+            if dotted_name(n.args[0].value) != var:
+                continue
+            found = True
+            cls = n.args[1].value
+            elems = [e.value for e in cls.elements] if isinstance(cls, (cst.Tuple, cst.List)) else [cls]
+            for e in elems:
+                d = dotted_name(e)
+                if d:
+                    out.append(tn.last(p.imports.resolve_dotted(d) or d))
+        elif isinstance(n, cst.SimpleString):
+            s = n.evaluated_value
+            if isinstance(s, str):
+                for key, layer in _LAYER_KEYWORDS.items():
+                    if key in s:
+                        found = True
+                        out.append(layer)
+                        break
+        elif isinstance(n, cst.Comparison) and isinstance(n.left, cst.Call) and \
+                dotted_name(n.left.func) == "type" and n.left.args and \
+                dotted_name(n.left.args[0].value) == var:
+            for c in n.comparisons:
+                d = dotted_name(c.comparator)
+                if d:
+                    found = True
+                    out.append(tn.last(p.imports.resolve_dotted(d) or d))
+    return out if found else None
+
+
+def _names_param_test(test: cst.BaseExpression, pvar: str, namevar: str | None) -> str | None:
+    """What a test inside a `named_parameters()` loop selects: bias | norm | weight | vector."""
+    text_strings = [n.evaluated_value for n in _walk(test) if isinstance(n, cst.SimpleString)]
+    text_strings = [s.lower() for s in text_strings if isinstance(s, str)]
+    mentions = {dotted_name(n) for n in _walk(test) if isinstance(n, (cst.Name, cst.Attribute))}
+    if namevar and namevar in mentions and text_strings:
+        if any("bias" in s for s in text_strings):
+            return "bias"
+        if any(k in s for s in text_strings for k in ("norm", "bn", "ln", "gamma", "beta")):
+            return "norm"
+        if any(k in s for s in text_strings for k in ("emb", "token", "pos", "wte", "wpe")):
+            return "embedding"
+        if any("weight" in s for s in text_strings):
+            return "weight"
+    # p.dim() > 1, p.ndim >= 2, len(p.shape) > 1, p.dim() == 1
+    if pvar in mentions or any(m and m.startswith(pvar + ".") for m in mentions):
+        if isinstance(test, cst.Comparison) and len(test.comparisons) == 1:
+            op = test.comparisons[0].operator
+            v = literal_number(test.comparisons[0].comparator)
+            if v is not None:
+                if isinstance(op, cst.GreaterThan) and v >= 1 or isinstance(op, cst.GreaterThanEqual) and v >= 2:
+                    return "weight"
+                if isinstance(op, (cst.Equal, cst.LessThanEqual)) and v <= 1 or \
+                        isinstance(op, cst.LessThan) and v <= 2:
+                    return "vector"
+    return None
+
+
+_NEGATE = {"bias": "weight", "vector": "weight", "weight": "vector", "norm": None, "embedding": None}
+
+
+def _loop_over_params(loops: list[cst.For], var: str) -> tuple[str | None, str | None] | None:
+    """If `var` is the tensor of a `for [name,] p in X.[named_]parameters()` loop: (name var, X)."""
+    for loop in reversed(loops):
+        it = loop.iter
+        if not isinstance(it, cst.Call) or not isinstance(it.func, cst.Attribute):
+            continue
+        meth = it.func.attr.value
+        owner = dotted_name(it.func.value)
+        t = loop.target
+        if meth == "parameters" and isinstance(t, cst.Name) and t.value == var:
+            return None, owner
+        if meth in ("named_parameters", "items") and isinstance(t, (cst.Tuple, cst.List)) and \
+                len(t.elements) == 2 and dotted_name(t.elements[1].value) == var:
+            if meth == "items" and not (owner or "").endswith("state_dict"):
+                continue
+            return dotted_name(t.elements[0].value), owner
+    return None
+
+
+class InitModel:
+    """Initialization facts of one program (see module docstring)."""
+
+    def __init__(self, program: ProgramModel) -> None:
+        self.p = program
+        self._param_targets: dict[int, str] = {}
+        for a in program.assignments:
+            if a.value is not None and a.augmented is None and isinstance(a.value, cst.Call):
+                self._param_targets[id(a.value)] = a.target
+        self.sites: list[InitSite] = []
+        self._by_target: dict[str, list] | None = None
+        self._build()
+
+    # -- layers the file constructs
+    def layer_constructions(self, cls: ClassInfo | None = None) -> list[tuple[str, str | None]]:
+        """(layer class name, assigned target) of every weight layer built (in `cls` if given)."""
+        out = []
+        for cs in self.p.calls:
+            q = cs.qualname
+            if not q or not q.startswith("torch.nn.") or tn.last(q) not in WEIGHT_LAYERS:
+                continue
+            if cls is not None and _class_of(cs.function) is not cls:
+                continue
+            out.append((tn.last(q), self._param_targets.get(id(cs.node))))
+        return out
+
+    def weight_layer_count(self) -> int:
+        raw = sum(1 for s in self.sites if s.source == "parameter" and s.role == "weight")
+        return len(self.layer_constructions()) + raw
+
+    def is_output_layer(self, site: InitSite) -> bool:
+        """The zeroed layer is the model's only layer or clearly its output / residual-out layer."""
+        if self.weight_layer_count() <= 1:
+            return True
+        owner = site.owner
+        if site.source == "parameter":
+            owner = site.target_text
+        if owner:
+            leaf = owner.rsplit(".", 1)[-1]
+            if _OUTPUT_NAME.match(leaf):
+                return True
+            cls = site.cls
+            if owner.startswith("self.") and owner.count(".") == 1 and cls is not None:
+                init = cls.methods.get("__init__")
+                layers = [t for _, t in self.layer_constructions(cls)
+                          if t and init is not None and t.startswith("self.") and t.count(".") == 1]
+                if layers and layers[-1] == owner and len(layers) >= 1:
+                    return True
+        return False
+
+    # -- building
+    def _build(self) -> None:
+        p = self.p
+        cands: list[tuple] = []
+        for cs in p.calls:
+            q = cs.qualname
+            call = cs.node
+            if q and q.startswith("torch.nn.init."):
+                cands.append(("init", cs))
+            elif q in _PARAMETER:
+                cands.append(("parameter", cs))
+            elif q and q.startswith("torch.") and tn.last(q) in _INIT_FACTORIES and \
+                    literal_number(call_arg(call, "requires_grad", None)) == 1.0 and \
+                    id(call) in self._param_targets:
+                cands.append(("raw", cs))
+            elif q is None and isinstance(call.func, cst.Attribute) and \
+                    call.func.attr.value == "requires_grad_" and id(call) in self._param_targets:
+                cands.append(("raw", cs))
+            elif q is None and isinstance(call.func, cst.Attribute) and call.func.attr.value in _INPLACE:
+                recv = call.func.value
+                d = dotted_name(recv)
+                if d is not None and not d.endswith(".grad") and ".grad." not in d + ".":
+                    cands.append(("inplace", cs))
+        by_func: dict[int, list] = {}
+        for c in cands:
+            by_func.setdefault(id(c[1].function), []).append(c)
+        for group in by_func.values():
+            f = group[0][1].function
+            ctxs = _contexts(f.node, {id(cs.node) for _, cs in group})
+            for kind, cs in group:
+                ctx = ctxs.get(id(cs.node), _Ctx([], []))
+                site = self._site(kind, cs, ctx)
+                if site is not None:
+                    site.order = cs.order
+                    site.branch = tuple((id(t), pos) for t, pos in ctx.conds) + \
+                        tuple(id(lp) for lp in ctx.loops)
+                    self.sites.append(site)
+        self._mark_placeholders()
+
+    def _mark_placeholders(self) -> None:
+        by_text: dict[tuple, list[InitSite]] = {}
+        for s in self.sites:
+            scope = id(s.cls) if s.cls is not None and s.target_text.startswith("self.") else id(s.function)
+            by_text.setdefault((scope, s.target_text), []).append(s)
+        for (_, text), group in by_text.items():
+            if len(group) < 2 or not text:
+                continue
+            for s in group:
+                others = [o for o in group if o is not s and o.kind != s.kind]
+                if s.source == "parameter" and others:
+                    s.placeholder = True
+                elif s.source != "parameter" and any(
+                        o.source != "parameter" and o.function is s.function and
+                        o.branch == s.branch and o.node is not s.node and _after(o, s) for o in others):
+                    s.placeholder = True
+
+    def _site(self, kind: str, cs, ctx: _Ctx) -> InitSite | None:
+        call = cs.node
+        if kind == "init":
+            name = tn.last(cs.qualname).rstrip("_")
+            target = call_arg(call, "tensor", 0)
+            if target is None:
+                return None
+            site = InitSite(node=call, function=cs.function, kind="other", target_text="", role="unknown")
+            site.keywords = {a.keyword.value: a.value for a in call.args if a.keyword is not None}
+            if name == "zeros":
+                site.kind, site.value = "zeros", 0.0
+            elif name == "ones":
+                site.kind, site.value = "ones", 1.0
+            elif name == "constant":
+                site.kind, site.value = "constant", literal_number(call_arg(call, "val", 1))
+            elif name in ("normal", "trunc_normal"):
+                site.kind = "normal"
+                m = call_arg(call, "mean", 1)
+                s = call_arg(call, "std", 2)
+                site.mean = 0.0 if m is None else literal_number(m)
+                site.scale = 1.0 if s is None else literal_number(s)
+            elif name == "uniform":
+                site.kind = "uniform"
+                a, b = call_arg(call, "a", 1), call_arg(call, "b", 2)
+                av = 0.0 if a is None else literal_number(a)
+                bv = 1.0 if b is None else literal_number(b)
+                site.scale = None if av is None or bv is None else max(abs(av), abs(bv))
+            elif name.startswith("xavier"):
+                site.kind = "xavier"
+            elif name.startswith("kaiming"):
+                site.kind = "kaiming"
+            return self._with_role(site, target, ctx)
+        if kind == "inplace":
+            meth = call.func.attr.value
+            target = call.func.value
+            site = InitSite(node=call, function=cs.function, kind="other", target_text="", role="unknown",
+                            source="inplace")
+            if meth == "zero_":
+                site.kind, site.value = "zeros", 0.0
+            elif meth == "fill_":
+                v = literal_number(call_arg(call, "value", 0))
+                if v is None:
+                    return None
+                site.kind, site.value = ("zeros" if v == 0 else "ones" if v == 1 else "constant"), v
+            elif meth == "normal_":
+                site.kind = "normal"
+                m, s = call_arg(call, "mean", 0), call_arg(call, "std", 1)
+                site.mean = 0.0 if m is None else literal_number(m)
+                site.scale = 1.0 if s is None else literal_number(s)
+            elif meth == "uniform_":
+                site.kind = "uniform"
+                a, b = call_arg(call, "from", 0), call_arg(call, "to", 1)
+                av = 0.0 if a is None else literal_number(a)
+                bv = 1.0 if b is None else literal_number(b)
+                site.scale = None if av is None or bv is None else max(abs(av), abs(bv))
+            site = self._with_role(site, target, ctx, require_param=True)
+            return site
+        # parameter / raw tensor built from a factory
+        if kind == "parameter":
+            inner = call_arg(call, "data", 0)
+            target_text = self._param_targets.get(id(call))
+            if target_text is None:
+                target_text = self._registered_name(cs) or ""
+        else:
+            inner = call
+            target_text = self._param_targets.get(id(call), "")
+        return self._factory_site(call, inner, cs.function, target_text)
+
+    def _registered_name(self, cs) -> str | None:
+        for other in self.p.calls:
+            if other.function is cs.function and other.dotted and other.dotted.endswith("register_parameter"):
+                if len(other.node.args) >= 2 and other.node.args[1].value is cs.node:
+                    s = other.node.args[0].value
+                    if isinstance(s, cst.SimpleString) and isinstance(s.evaluated_value, str):
+                        return "self." + s.evaluated_value
+        return None
+
+    def _factory_site(self, report: cst.Call, inner, function, target_text: str) -> InitSite | None:
+        scale_mult: float | None = 1.0
+        expr = inner
+        if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and \
+                expr.func.attr.value == "requires_grad_":
+            expr = expr.func.value
+        if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, (cst.Multiply, cst.Divide)):
+            lit_r = literal_number(expr.right)
+            lit_l = literal_number(expr.left)
+            if isinstance(expr.left, cst.Call) and lit_r is not None:
+                scale_mult = lit_r if isinstance(expr.operator, cst.Multiply) else (1 / lit_r if lit_r else None)
+                expr = expr.left
+            elif isinstance(expr.right, cst.Call) and lit_l is not None and isinstance(expr.operator, cst.Multiply):
+                scale_mult = lit_l
+                expr = expr.right
+            else:
+                return None  # scaled by something computed (1/sqrt(fan_in), init_std): calibrated
+        if not isinstance(expr, cst.Call):
+            return None
+        chained = None
+        factory = expr
+        if isinstance(expr.func, cst.Attribute) and expr.func.attr.value in ("normal_", "uniform_", "fill_",
+                                                                              "zero_", "requires_grad_"):
+            chained = expr
+            factory = expr.func.value
+            if not isinstance(factory, cst.Call):
+                return None
+        q = self.p.imports.resolve(factory.func)
+        if not q or not q.startswith("torch.") or tn.last(q) not in _INIT_FACTORIES:
+            return None
+        fname = tn.last(q)
+        dims = self._dims(factory, fname)
+        site = InitSite(node=report, function=function, kind="other", target_text=target_text,
+                        role="unknown", source="parameter")
+        if chained is not None and chained.func.attr.value != "requires_grad_":
+            meth = chained.func.attr.value
+            if meth == "zero_":
+                site.kind, site.value = "zeros", 0.0
+            elif meth == "fill_":
+                v = literal_number(call_arg(chained, "value", 0))
+                if v is None:
+                    return None
+                site.kind, site.value = ("zeros" if v == 0 else "ones" if v == 1 else "constant"), v
+            elif meth == "normal_":
+                m, s = call_arg(chained, "mean", 0), call_arg(chained, "std", 1)
+                site.kind, site.mean = "normal", (0.0 if m is None else literal_number(m))
+                site.scale = 1.0 if s is None else literal_number(s)
+            else:
+                a, b = call_arg(chained, "from", 0), call_arg(chained, "to", 1)
+                av = 0.0 if a is None else literal_number(a)
+                bv = 1.0 if b is None else literal_number(b)
+                site.kind = "uniform"
+                site.scale = None if av is None or bv is None else max(abs(av), abs(bv))
+        elif fname == "zeros":
+            site.kind, site.value = "zeros", 0.0
+        elif fname == "ones":
+            site.kind, site.value = "ones", 1.0
+        elif fname == "full":
+            v = literal_number(call_arg(factory, "fill_value", 1))
+            if v is None:
+                return None
+            site.kind, site.value = ("zeros" if v == 0 else "ones" if v == 1 else "constant"), v
+        elif fname == "randn":
+            site.kind, site.mean, site.scale = "normal", 0.0, 1.0
+        elif fname == "rand":
+            site.kind, site.scale = "uniform", 1.0
+        elif fname == "normal":
+            m, s = call_arg(factory, "mean", 0), call_arg(factory, "std", 1)
+            site.kind = "normal"
+            site.scale = literal_number(s)
+        else:
+            return None  # empty / Tensor: uninitialized, set elsewhere
+        if site.value is not None and scale_mult is not None:
+            site.value *= scale_mult
+            if site.value == 0:
+                site.kind = "zeros"
+            elif site.kind == "ones" and site.value != 1:
+                site.kind = "constant"
+        if site.scale is not None:
+            site.scale = site.scale * scale_mult if scale_mult is not None else None
+        leaf = target_text.rsplit(".", 1)[-1] if target_text else ""
+        if leaf and _BIAS_NAME.search(leaf):
+            site.role = "bias"
+        elif leaf and (_SCALE_NAME.search(leaf) or _NORM_NAME.search(leaf)):
+            site.role = "norm"
+        elif leaf and _EMBED_NAME.search(leaf):
+            site.role = "embedding"
+        elif dims is None:
+            site.role = "unknown"
+        elif dims >= 2:
+            site.role = "weight"
+        else:
+            site.role = "vector"
+        return site
+
+    @staticmethod
+    def _dims(factory: cst.Call, fname: str) -> int | None:
+        """Number of dimensions of the factory's shape that are not a literal 1."""
+        if fname == "normal":
+            return None
+        shape_args = []
+        for a in factory.args:
+            if a.keyword is not None:
+                if a.keyword.value == "size":
+                    shape_args.append(a.value)
+                continue
+            if a.star:
+                return None
+            shape_args.append(a.value)
+        if fname == "full":
+            shape_args = shape_args[:1]
+        if len(shape_args) == 1 and isinstance(shape_args[0], (cst.Tuple, cst.List)):
+            shape_args = [e.value for e in shape_args[0].elements]
+        if any(isinstance(e, cst.StarredElement) for e in shape_args):
+            return None
+        return sum(1 for e in shape_args if literal_number(e) != 1.0)
+
+    def _with_role(self, site: InitSite, target: cst.BaseExpression, ctx: _Ctx,
+                   require_param: bool = False) -> InitSite | None:
+        p = self.p
+        f = site.function
+        text = dotted_name(target)
+        if text is None:
+            return None
+        text = _strip_data(text)
+        site.target_text = text
+        leaf = text.rsplit(".", 1)[-1]
+        if text.startswith("self.") and text.count(".") == 1:
+            named = self.sites_for_text(f, text)
+            if named:
+                site.role = named[0].role
+                return site
+        if "." in text and text.rsplit(".", 1)[0] != "self" and (leaf == "weight" or leaf.startswith("weight_") or leaf in ("bias",)
+                            or leaf.startswith("bias_")):
+            owner = text.rsplit(".", 1)[0]
+            site.owner = owner
+            if leaf.startswith("bias"):
+                site.role = "bias"
+                return site
+            layer = self._owner_layer(f, owner, ctx)
+            site.layer = layer
+            k = _kind_of_layer(layer)
+            if k == "norm":
+                site.role = "norm"
+            elif k == "embedding":
+                site.role = "embedding"
+            elif k == "layer":
+                site.role = "weight"
+            else:
+                oleaf = owner.rsplit(".", 1)[-1]
+                if _NORM_NAME.search(oleaf) or "norm" in oleaf.lower():
+                    site.role = "norm"
+                elif _EMBED_NAME.search(oleaf):
+                    site.role = "embedding"
+                else:
+                    site.role = "weight"
+            if owner.count(".") == 0 and self._is_apply_var(f, owner):
+                site.whole_model = True
+            return site
+        # a loop over (named_)parameters()
+        loop = _loop_over_params(ctx.loops, text) if "." not in text else None
+        if loop is not None:
+            namevar, _owner = loop
+            site.whole_model = True
+            role = "weight"
+            for test, positive in ctx.conds:
+                sel = _names_param_test(test, text, namevar)
+                if sel is None:
+                    continue
+                role = sel if positive else (_NEGATE.get(sel) or "unknown")
+                if not positive and sel in ("norm", "embedding"):
+                    role = "weight"
+            site.role = role
+            return site
+        # a named parameter: self.W = nn.Parameter(...), W1 = torch.randn(..., requires_grad=True)
+        for other in self.sites_for_text(f, text):
+            site.role = other.role
+            site.owner = None
+            return site
+        if require_param:
+            return None
+        if _BIAS_NAME.search(leaf):
+            site.role = "bias"
+        elif _NORM_NAME.search(leaf) or _SCALE_NAME.search(leaf):
+            site.role = "norm"
+        elif _EMBED_NAME.search(leaf):
+            site.role = "embedding"
+        else:
+            site.role = "unknown"
+        return site
+
+    def sites_for_text(self, f: FunctionInfo, text: str) -> list[InitSite]:
+        """Parameter-construction sites already recorded for the same name (self.W, W1)."""
+        out = []
+        if self._by_target is None:
+            self._by_target = {}
+            for a in self.p.assignments:
+                if isinstance(a.value, cst.Call) and a.augmented is None:
+                    self._by_target.setdefault(a.target, []).append(a)
+        for a in self._by_target.get(text, []):
+            if self.p.imports.resolve(a.value.func) in _PARAMETER or \
+                    literal_number(call_arg(a.value, "requires_grad", None)) == 1.0:
+                cls_a = _class_of(a.function)
+                if (text.startswith("self.") and cls_a is not None and cls_a is _class_of(f)) or \
+                        a.function is f or a.function is self.p.module_function:
+                    fake = self._factory_site(a.value, call_arg(a.value, "data", 0)
+                                              if self.p.imports.resolve(a.value.func) in _PARAMETER
+                                              else a.value, a.function, text)
+                    if fake is not None:
+                        out.append(fake)
+                    else:
+                        leaf = text.rsplit(".", 1)[-1]
+                        role = "weight"
+                        if _BIAS_NAME.search(leaf):
+                            role = "bias"
+                        elif _SCALE_NAME.search(leaf) or _NORM_NAME.search(leaf):
+                            role = "norm"
+                        elif _EMBED_NAME.search(leaf):
+                            role = "embedding"
+                        else:
+                            inner = call_arg(a.value, "data", 0) or a.value
+                            while isinstance(inner, cst.Call) and isinstance(inner.func, cst.Attribute):
+                                inner = inner.func.value
+                            if isinstance(inner, cst.Call):
+                                fq = self.p.imports.resolve(inner.func)
+                                dims = self._dims(inner, tn.last(fq)) if fq else None
+                                if dims is not None and dims < 2:
+                                    role = "vector"
+                        out.append(InitSite(node=a.value, function=a.function, kind="other",
+                                            target_text=text, role=role, source="parameter"))
+        return out
+
+    def _owner_layer(self, f: FunctionInfo, owner: str, ctx: _Ctx) -> str | None:
+        p = self.p
+        objs = p.evaluate_dotted(f, owner) if owner.count(".") <= 1 else []
+        for o in objs:
+            if o.qualname.startswith("torch.nn."):
+                return o.name
+        if "." not in owner:
+            for test, positive in reversed(ctx.conds):
+                if not positive:
+                    continue
+                classes = _isinstance_classes(p, test, owner)
+                if classes:
+                    kinds = {_kind_of_layer(c) for c in classes}
+                    if kinds == {"norm"}:
+                        return next(c for c in classes if _kind_of_layer(c) == "norm")
+                    for c in classes:
+                        if _kind_of_layer(c) == "layer":
+                            return c
+                    return classes[0]
+            # the classname-string idiom in the else branch: `elif classname.find('BatchNorm') != -1`
+        return None
+
+    def _is_apply_var(self, f: FunctionInfo, var: str) -> bool:
+        """`var` is the module parameter of a function passed to `.apply()` (or its loop var)."""
+        if var in f.params and var not in ("self", "cls"):
+            return True
+        return False
+
+
+def _after(a: InitSite, b: InitSite) -> bool:
+    """Site a comes after site b in the same function (by call order)."""
+    return _order(a) > _order(b)
+
+
+def _order(s: InitSite) -> int:
+    return s.order
+
+
+def _class_of(f: FunctionInfo | None) -> ClassInfo | None:
+    while f is not None:
+        if f.cls is not None:
+            return f.cls
+        f = f.parent
+    return None
+
+
+def init_model(program: ProgramModel) -> InitModel:
+    """The program's initialization facts, computed once and cached on the program."""
+    cached = program.__dict__.get("_rc_init_model")
+    if cached is None:
+        cached = InitModel(program)
+        program.__dict__["_rc_init_model"] = cached
+    return cached
+
+
+# --------------------------------------------------------------------------- activations
+
+
+def activation_families(program: ProgramModel, site: InitSite) -> set[str]:
+    """Activation families ('relu', 'tanh', 'other') used by the model the site initializes:
+    the enclosing nn.Module class and the local classes it builds, else the whole file."""
+    cls = site.cls
+    classes: set[int] | None = None
+    if cls is not None and cls.is_module:
+        classes = {id(cls)}
+        frontier = [cls]
+        while frontier:
+            c = frontier.pop()
+            for cs in program.calls:
+                if _class_of(cs.function) is c and cs.dotted in program.classes:
+                    sub = program.classes[cs.dotted]
+                    if id(sub) not in classes:
+                        classes.add(id(sub))
+                        frontier.append(sub)
+    fams: set[str] = set()
+    for cs in program.calls:
+        if classes is not None and id(_class_of(cs.function)) not in classes:
+            continue
+        name = None
+        if cs.qualname and cs.qualname.startswith("torch."):
+            name = tn.last(cs.qualname)
+        elif cs.qualname is None and isinstance(cs.node.func, cst.Attribute):
+            attr = cs.node.func.attr.value
+            if attr in ("relu", "tanh", "sigmoid", "relu_", "tanh_", "sigmoid_"):
+                name = attr
+        if name is None:
+            continue
+        if name in RELU_FAMILY:
+            fams.add("relu")
+        elif name in TANH_FAMILY:
+            fams.add("tanh")
+        elif name in OTHER_ACTIVATIONS:
+            fams.add("other")
+    # a string nonlinearity passed to a layer (nn.RNN(nonlinearity="relu")) is not an activation
+    return fams

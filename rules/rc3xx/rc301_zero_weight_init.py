@@ -1,0 +1,156 @@
+from recipecheck.finding import Severity
+from recipecheck.program.init import init_model
+from recipecheck.rule import Context, Rule
+
+
+class ZeroWeightInit(Rule):
+    """
+    ## What it does
+    Flags a layer *weight* initialized to zero: `nn.init.zeros_(m.weight)`,
+    `nn.init.constant_(w, 0)`, `self.fc.weight.data.fill_(0)`, `w.data.zero_()`,
+    `nn.Parameter(torch.zeros(out_features, in_features))`, a `named_parameters()` loop that
+    zeroes every parameter, or an `apply()` function that zeroes every `nn.Linear`'s weight.
+    Biases (`m.bias`, a 1-D `nn.Parameter(torch.zeros(out_features))`), normalization
+    scales and shifts (`nn.BatchNorm2d`/`LayerNorm`/`GroupNorm` weights, recognized through the
+    layer an attribute refers to, an `isinstance(m, nn.BatchNorm2d)` test or the
+    `classname.find("BatchNorm")` idiom), embedding-like tables and tokens (`cls_token`,
+    `pos_embed`) are not flagged: zero is a correct initial value for them.
+
+    ## Why is this bad?
+    With a zero weight matrix every unit of the layer computes the same output and receives
+    the same gradient: the units never become different (no symmetry breaking). Behind a ReLU
+    it is worse: the layer's output and its gradient are exactly zero, so the weight never
+    moves at all and the layers before it receive no gradient. Measured (`recipecheck
+    validate RC301`): a two-layer network with a zeroed hidden layer keeps identical hidden
+    units and its loss stays at chance level while the Kaiming-initialized twin trains.
+
+    ## Known problems
+    Zero-initializing the *output* layer is a deliberate, harmless technique (logistic
+    regression, a classifier head, the "zero-init residual" / Fixup / adaLN-Zero schemes that
+    zero the last projection of a residual branch such as `out_proj`, `c_proj`, `to_out`):
+    the layer's input still differs between units, so its rows diverge after the first step.
+    The rule therefore stays silent when the zeroed layer is the only weight layer of the file,
+    when its name says it is an output / residual-out layer (`head`, `classifier`, `out`,
+    `out_proj`, `c_proj`, `final_layer`, `lm_head`, ...), or when it is the last weight layer
+    assigned in its module's `__init__`. A zeroed hidden layer with an unusual name that is
+    nevertheless a residual branch's output is flagged: add `# noqa: RC301` there.
+    A parameter created as zeros and re-initialized later in the same class
+    (`reset_parameters()`) is not flagged.
+
+    ## Example
+    ```python
+    class MLP(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1 = nn.Linear(784, 256)
+            self.fc2 = nn.Linear(256, 10)
+            nn.init.zeros_(self.fc1.weight)
+    ```
+
+    ## Use instead
+    ```python
+            nn.init.kaiming_normal_(self.fc1.weight, nonlinearity="relu")
+            nn.init.zeros_(self.fc1.bias)
+    ```
+
+    ## Options
+    None.
+
+    ## Fix safety
+    No automatic fix: the right initializer depends on the activation.
+
+    ## References
+    - Goodfellow, Bengio and Courville, *Deep Learning*, section 8.4 (breaking symmetry).
+    - CS231n notes, "Neural Networks Part 2: Setting up the Data and the Loss" (pitfall:
+      all zero initialization).
+    - He et al. (2015), "Delving Deep into Rectifiers"; Goyal et al. (2017) for zero-init of
+      the last BN gamma in residual blocks (correct, not flagged).
+    - Runtime twin: RT109 symmetric-units.
+    """
+
+    CODE = "RC301"
+    NAME = "zero-weight-init"
+    SEVERITY = Severity.ERROR
+    MESSAGE = "a layer weight is initialized to zero"
+    STATIC_TWIN = "RT109"
+    VALID = (
+        # biases and BatchNorm shifts at zero, BatchNorm scale at one (torchvision ResNet)
+        "import torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.conv = nn.Conv2d(3, 16, 3)\n        self.bn = nn.BatchNorm2d(16)\n"
+        "        self.fc = nn.Linear(16, 10)\n"
+        "        for m in self.modules():\n            if isinstance(m, nn.Conv2d):\n"
+        "                nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')\n"
+        "            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):\n"
+        "                nn.init.constant_(m.weight, 1)\n                nn.init.constant_(m.bias, 0)\n",
+        # zero-init of the last BN gamma of residual blocks
+        "import torch.nn as nn\ndef zero_init(model):\n    for m in model.modules():\n"
+        "        if isinstance(m, Bottleneck):\n            nn.init.constant_(m.bn3.weight, 0)\n",
+        # DCGAN weights_init: BatchNorm found through the class-name string
+        "import torch.nn as nn\ndef weights_init(m):\n    classname = m.__class__.__name__\n"
+        "    if classname.find('Conv') != -1:\n        nn.init.normal_(m.weight.data, 0.0, 0.02)\n"
+        "    elif classname.find('BatchNorm') != -1:\n        nn.init.normal_(m.weight.data, 1.0, 0.02)\n"
+        "        nn.init.constant_(m.bias.data, 0)\n",
+        # named_parameters loop: zeros only for biases
+        "import torch.nn as nn\nmodel = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))\n"
+        "for name, p in model.named_parameters():\n    if 'bias' in name:\n        nn.init.zeros_(p)\n"
+        "    else:\n        nn.init.kaiming_uniform_(p, nonlinearity='relu')\n",
+        # a 1-D parameter is a bias; tokens and position tables start at zero in ViT
+        "import torch\nimport torch.nn as nn\nclass Layer(nn.Module):\n    def __init__(self, n_in, n_out):\n"
+        "        super().__init__()\n        self.weight = nn.Parameter(torch.empty(n_out, n_in))\n"
+        "        self.bias = nn.Parameter(torch.zeros(n_out))\n"
+        "        self.cls_token = nn.Parameter(torch.zeros(1, 1, n_out))\n"
+        "        nn.init.kaiming_uniform_(self.weight)\n",
+        # zeros placeholder re-initialized in reset_parameters()
+        "import math\nimport torch\nimport torch.nn as nn\nclass Dense(nn.Module):\n"
+        "    def __init__(self, n_in, n_out):\n        super().__init__()\n"
+        "        self.weight = nn.Parameter(torch.zeros(n_out, n_in))\n        self.reset_parameters()\n"
+        "    def reset_parameters(self):\n        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))\n",
+        # zero-init of the output layer / residual output projection (deliberate)
+        "import torch.nn as nn\nclass Block(nn.Module):\n    def __init__(self, d):\n        super().__init__()\n"
+        "        self.fc = nn.Linear(d, 4 * d)\n        self.out_proj = nn.Linear(4 * d, d)\n"
+        "        nn.init.zeros_(self.out_proj.weight)\n",
+        # logistic regression from scratch: one layer, no hidden symmetry
+        "import torch\nW = torch.zeros(784, 10, requires_grad=True)\nb = torch.zeros(10, requires_grad=True)\n",
+    )
+    INVALID = (
+        "import torch.nn as nn\nclass MLP(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.fc1 = nn.Linear(784, 256)\n        self.fc2 = nn.Linear(256, 10)\n"
+        "        nn.init.zeros_(self.fc1.weight)  # expect: RC301\n",
+        "import torch.nn as nn\nclass MLP(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.fc1 = nn.Linear(784, 256)\n        self.fc2 = nn.Linear(256, 10)\n"
+        "        self.fc1.weight.data.fill_(0)  # expect: RC301\n        self.fc1.bias.data.zero_()\n",
+        # an apply() function that zeroes every Linear layer
+        "import torch.nn as nn\ndef init_weights(m):\n    if isinstance(m, nn.Linear):\n"
+        "        nn.init.constant_(m.weight, 0.0)  # expect: RC301\n        nn.init.zeros_(m.bias)\n"
+        "model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))\nmodel.apply(init_weights)\n",
+        # a 2-D raw parameter
+        "import torch\nimport torch.nn as nn\nclass TwoLayer(nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.w1 = nn.Parameter(torch.zeros(256, 784))  # expect: RC301\n"
+        "        self.b1 = nn.Parameter(torch.zeros(256))\n        self.w2 = nn.Parameter(torch.randn(10, 256) * 0.01)\n",
+        # every parameter zeroed
+        "import torch.nn as nn\nmodel = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 2))\n"
+        "for p in model.parameters():\n    p.data.zero_()  # expect: RC301\n",
+        # the else branch of `"bias" in name` holds the weights
+        "import torch.nn as nn\nmodel = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))\n"
+        "for name, p in model.named_parameters():\n    if 'bias' in name:\n        nn.init.normal_(p, 0, 0.01)\n"
+        "    else:\n        nn.init.zeros_(p)  # expect: RC301\n",
+    )
+
+    def check(self, ctx: Context) -> None:
+        im = init_model(ctx.program)
+        for s in im.sites:
+            if s.role != "weight" or s.placeholder or s.kind not in ("zeros", "constant") or s.value != 0:
+                continue
+            if im.is_output_layer(s):
+                continue
+            what = s.target_text or "this parameter"
+            if s.whole_model and s.owner is None:
+                what = f"every weight ({what})"
+            elif s.whole_model and s.layer:
+                what = f"the weight of every {s.layer} ({what})"
+            ctx.report(s.node, (
+                f"{ctx.code(s.node)} initializes {what} to zero: all units of the layer compute the "
+                "same thing and get the same gradient (behind a ReLU none at all), so they never "
+                "differentiate; use a random init such as nn.init.kaiming_normal_ / xavier_uniform_ "
+                "(RC301)"))

@@ -1,0 +1,99 @@
+from recipecheck.finding import Severity
+from recipecheck.program.init import init_model
+from recipecheck.rule import Context, Rule
+
+
+def _fmt(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else repr(v)
+
+
+class ConstantWeightInit(Rule):
+    """
+    ## What it does
+    Flags a layer *weight* set to one nonzero constant: `nn.init.ones_(m.weight)`,
+    `nn.init.constant_(w, 0.5)`, `w.data.fill_(0.01)`, `nn.Parameter(torch.ones(out, in))`,
+    `torch.full((out, in), 0.1)`. Normalization scales (`BatchNorm`/`LayerNorm` weight at 1),
+    biases and 1-D parameters are not flagged; zero is reported by RC301 instead.
+
+    ## Why is this bad?
+    Every unit of the layer starts with the same incoming weights, so all of them compute the
+    same activation and receive the same gradient: they stay identical copies for the whole
+    run (the layer has the capacity of a single unit). Random initialization exists to break
+    this symmetry. Measured (`recipecheck validate RC302`): the rows of a constant-initialized
+    hidden layer remain identical after training (RT109 fires), and the loss stalls.
+
+    ## Known problems
+    A constant that is not a literal (`constant_(w, args.c)`) is not evaluated. When the file
+    has a single weight layer (no hidden units to keep apart) the rule is silent.
+
+    ## Example
+    ```python
+    def init_weights(m):
+        if isinstance(m, nn.Linear):
+            nn.init.constant_(m.weight, 0.05)
+    ```
+
+    ## Use instead
+    ```python
+    def init_weights(m):
+        if isinstance(m, nn.Linear):
+            nn.init.xavier_uniform_(m.weight)
+    ```
+
+    ## Options
+    None.
+
+    ## Fix safety
+    No automatic fix.
+
+    ## References
+    - Goodfellow, Bengio and Courville, *Deep Learning*, section 8.4.
+    - CS231n notes, "Setting up the data and the model": weight initialization.
+    - Runtime twin: RT109 symmetric-units.
+    """
+
+    CODE = "RC302"
+    NAME = "constant-weight-init"
+    SEVERITY = Severity.ERROR
+    MESSAGE = "a layer weight is initialized to one constant"
+    STATIC_TWIN = "RT109"
+    VALID = (
+        # norm scales at one: correct
+        "import torch.nn as nn\ndef init_fn(m):\n    if isinstance(m, nn.Linear):\n"
+        "        nn.init.xavier_uniform_(m.weight)\n        nn.init.zeros_(m.bias)\n"
+        "    elif isinstance(m, (nn.BatchNorm2d, nn.LayerNorm)):\n        nn.init.ones_(m.weight)\n"
+        "        nn.init.zeros_(m.bias)\n",
+        "import torch\nimport torch.nn as nn\nclass RMSNorm(nn.Module):\n    def __init__(self, d):\n"
+        "        super().__init__()\n        self.weight = nn.Parameter(torch.ones(d))\n",
+        "import torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.fc = nn.Linear(8, 8)\n        self.ln = nn.LayerNorm(8)\n        self.head = nn.Linear(8, 2)\n"
+        "        self.ln.weight.data.fill_(1.0)\n        self.fc.bias.data.fill_(0.01)\n",
+    )
+    INVALID = (
+        "import torch.nn as nn\ndef init_weights(m):\n    if isinstance(m, nn.Linear):\n"
+        "        nn.init.constant_(m.weight, 0.05)  # expect: RC302\n"
+        "model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))\nmodel.apply(init_weights)\n",
+        "import torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.fc1 = nn.Linear(8, 16)\n        self.fc2 = nn.Linear(16, 2)\n"
+        "        nn.init.ones_(self.fc1.weight)  # expect: RC302\n",
+        "import torch\nimport torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n        self.w1 = nn.Parameter(torch.full((16, 8), 0.1))  # expect: RC302\n"
+        "        self.w2 = nn.Parameter(torch.randn(2, 16) * 0.1)\n",
+    )
+
+    def check(self, ctx: Context) -> None:
+        im = init_model(ctx.program)
+        for s in im.sites:
+            if s.role != "weight" or s.placeholder or s.kind not in ("ones", "constant"):
+                continue
+            if s.value is None or s.value == 0 or im.weight_layer_count() <= 1:
+                continue
+            what = s.target_text or "this parameter"
+            if s.whole_model and s.owner is None:
+                what = f"every weight ({what})"
+            elif s.whole_model and s.layer:
+                what = f"the weight of every {s.layer} ({what})"
+            ctx.report(s.node, (
+                f"{ctx.code(s.node)} sets {what} to the constant {_fmt(s.value)}: every unit starts "
+                "identical and gets the same gradient, so the units never differentiate; use a random "
+                "init (nn.init.kaiming_normal_ / xavier_uniform_) (RC302)"))

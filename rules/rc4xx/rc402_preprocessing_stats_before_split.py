@@ -1,0 +1,127 @@
+from recipecheck.finding import Severity
+from recipecheck.program.data import data_model, is_eval_name
+from recipecheck.rule import Context, Rule
+
+
+class PreprocessingStatsBeforeSplit(Rule):
+    """
+    ## What it does
+    Follows the data through the assignments of one function in statement order and flags
+    normalization or PCA/whitening statistics computed on an array that is split into
+    train/validation/test *afterwards*: `X.mean(0)`, `X.std()`, `np.mean(X, axis=0)`,
+    `torch.mean(dataset.data.float())`, `X.min()`/`X.max()` used for min-max scaling,
+    `StandardScaler().fit(X)`, `scaler.fit_transform(X)`, `PCA().fit(X)`, followed by
+    `train_test_split(X, ...)`, `random_split(dataset, ...)`, `X[:n_train]` / `X[train_idx]`,
+    `Subset(dataset, idx)` or `kfold.split(X)` on the same array or one derived from it
+    (`X_scaled = scaler.fit_transform(X)` then `train_test_split(X_scaled)`). A `mean`/`std`
+    counts only when its result is used to normalize (subtracted or divided, or passed to
+    `Normalize`) and when it reduces over the sample axis (per-sample statistics such as
+    `x.mean(axis=1, keepdims=True)` do not leak).
+
+    ## Why is this bad?
+    The statistics then contain the validation and test rows: information from the held-out
+    data flows into the training inputs, and the held-out score is optimistic. The effect is
+    largest for small datasets and for PCA/whitening, whose components are fitted to the
+    test points. Fit every preprocessing step on the training split only and apply it
+    unchanged to the others.
+
+    ## Known problems
+    The flow is followed inside one function: statistics computed in a helper and returned,
+    or a split done in another module, are not linked. Hard-coded constants (ImageNet's
+    mean/std in `transforms.Normalize`) are correct and never flagged.
+
+    ## Example
+    ```python
+    X = (X - X.mean(0)) / X.std(0)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2)
+    ```
+
+    ## Use instead
+    ```python
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2)
+    mu, sd = X_train.mean(0), X_train.std(0)
+    X_train, X_test = (X_train - mu) / sd, (X_test - mu) / sd
+    ```
+
+    ## Options
+    None.
+
+    ## Fix safety
+    No automatic fix: the statements must be reordered by hand.
+
+    ## References
+    - scikit-learn user guide, "Common pitfalls: data leakage" (preprocessing fitted on the
+      whole dataset).
+    - Kaufman et al. (2012), "Leakage in data mining: formulation, detection, and avoidance".
+    - CS231n notes, "Data preprocessing": statistics computed on the training data only.
+    """
+
+    CODE = "RC402"
+    NAME = "preprocessing-stats-before-split"
+    SEVERITY = Severity.WARNING
+    MESSAGE = "normalization statistics are computed before the train/test split"
+    VALID = (
+        "from sklearn.model_selection import train_test_split\nfrom sklearn.preprocessing import StandardScaler\n"
+        "X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2)\n"
+        "scaler = StandardScaler().fit(X_train)\nX_train = scaler.transform(X_train)\nX_test = scaler.transform(X_test)\n",
+        # slicing first, statistics of the training part
+        "import numpy as np\nn_train = int(0.8 * len(X))\nX_train, X_val = X[:n_train], X[n_train:]\n"
+        "mu = X_train.mean(axis=0)\nsd = X_train.std(axis=0)\nX_train = (X_train - mu) / sd\nX_val = (X_val - mu) / sd\n",
+        # per-sample normalization does not leak
+        "from sklearn.model_selection import train_test_split\n"
+        "X = (X - X.mean(axis=1, keepdims=True)) / X.std(axis=1, keepdims=True)\n"
+        "X_train, X_test = train_test_split(X, test_size=0.2)\n",
+        # statistics printed, not used to normalize
+        "from sklearn.model_selection import train_test_split\nprint(X.mean(), X.std())\n"
+        "X_train, X_test = train_test_split(X, test_size=0.2)\n",
+        # hard-coded constants
+        "import torchvision.transforms as T\nfrom torch.utils.data import random_split\n"
+        "tf = T.Compose([T.ToTensor(), T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])\n"
+        "train_set, val_set = random_split(full, [9000, 1000])\n",
+    )
+    INVALID = (
+        "from sklearn.model_selection import train_test_split\n"
+        "X = (X - X.mean(0)) / X.std(0)  # expect: RC402\n"
+        "X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2)\n",
+        "from sklearn.model_selection import train_test_split\nfrom sklearn.preprocessing import StandardScaler\n"
+        "X_scaled = StandardScaler().fit_transform(X)  # expect: RC402\n"
+        "X_train, X_test, y_train, y_test = train_test_split(X_scaled, y)\n",
+        "import torch\nfrom torch.utils.data import random_split\n"
+        "mean = torch.mean(dataset.data.float() / 255)  # expect: RC402\n"
+        "std = torch.std(dataset.data.float() / 255)  # expect: RC402\n"
+        "normalize = T.Normalize((mean,), (std,))\ntrain_set, val_set = random_split(dataset, [50000, 10000])\n",
+        "import numpy as np\nfrom sklearn.decomposition import PCA\n"
+        "Z = PCA(n_components=50).fit_transform(X)  # expect: RC402\n"
+        "Z_train, Z_test = Z[:800], Z[800:]\n",
+    )
+
+    def check(self, ctx: Context) -> None:
+        dm = data_model(ctx.program)
+        done: set[int] = set()
+        splits = dm.splits
+        if not splits:
+            return
+        for s in dm.stats:
+            if not s.normalizes or (s.stmt is not None and s.stmt in done):
+                continue
+            whole = [r.name for r in s.roots if not r.part and not is_eval_name(r.name)]
+            if not whole:
+                continue
+            for sp in splits:
+                if sp.function is not s.function or sp.order < s.order or sp.node is s.node:
+                    continue
+                hit = None
+                for r in sp.roots:
+                    anc = dm.ancestors(sp.function, r.name, sp.order)
+                    hit = next((w for w in whole if w in anc), None)
+                    if hit:
+                        break
+                if hit is None:
+                    continue
+                if s.stmt is not None:
+                    done.add(s.stmt)
+                ctx.report(s.node, (
+                    f"{ctx.code(s.node)} computes preprocessing statistics on all of {hit}, which "
+                    f"{sp.how} splits afterwards: the held-out rows leak into the normalization and the "
+                    "held-out score is optimistic; split first and fit on the training part only (RC402)"))
+                break

@@ -1,0 +1,150 @@
+import re
+
+import libcst as cst
+
+from recipecheck.finding import Severity
+from recipecheck.program.data import _literal, call_arg, data_model, is_data_name, is_eval_name, is_train_name
+from recipecheck.program.imports import dotted_name
+from recipecheck.rule import Context, Rule
+
+_EVAL_FN = re.compile(r"eval|valid|test|score|accuracy|acc$|metric|predict|inference", re.I)
+_NOT_EVAL_FN = re.compile(r"train|fit|cross_val|print|log|append|format|save|plot|str|round|float|item", re.I)
+
+
+class EvalOnTrainingData(Rule):
+    """
+    ## What it does
+    Flags a "validation" or "test" measurement that is computed on the training data:
+    a loader named `val_loader`/`test_loader` built over the training dataset
+    (`val_loader = DataLoader(train_dataset, ...)`, or over the very dataset object the
+    training loader uses), a torchvision dataset assigned to a test/val name with
+    `train=True`, or a metric named `val_*`/`test_*` computed by an evaluation function from
+    the training loader or arrays (`val_acc = evaluate(model, train_loader)`,
+    `test_score = accuracy(model, X_train, y_train)`).
+
+    ## Why is this bad?
+    The model has seen these examples: the "validation" score measures memorization, not
+    generalization. Overfitting is invisible, and early stopping, checkpoint selection and
+    hyperparameter search driven by that number pick the most overfitted model.
+
+    ## Known problems
+    Deliberately measuring training accuracy is fine and is not flagged when the result or the
+    loader says so (`train_acc`, `train_eval_loader`). Cross-validation helpers
+    (`cross_val_score(model, X_train, y_train)`) are skipped. Names decide the roles: a loader
+    called `loader2` is not recognized.
+
+    ## Example
+    ```python
+    val_loader = DataLoader(train_dataset, batch_size=256)
+    ```
+
+    ## Use instead
+    ```python
+    train_dataset, val_dataset = random_split(full_dataset, [0.9, 0.1])
+    val_loader = DataLoader(val_dataset, batch_size=256)
+    ```
+
+    ## Options
+    None.
+
+    ## Fix safety
+    No automatic fix.
+
+    ## References
+    - Goodfellow, Bengio and Courville, *Deep Learning*, section 5.3 (validation sets).
+    - CS231n notes, "Hyperparameter optimization: evaluate on the validation set".
+    """
+
+    CODE = "RC406"
+    NAME = "eval-on-training-data"
+    SEVERITY = Severity.WARNING
+    MESSAGE = "the validation/test metric is computed on the training data"
+    VALID = (
+        "from torch.utils.data import DataLoader\ntrain_loader = DataLoader(train_ds, batch_size=64, shuffle=True)\n"
+        "val_loader = DataLoader(val_ds, batch_size=256)\nval_loss, val_acc = evaluate(model, val_loader)\n"
+        "train_acc = evaluate(model, train_loader)\n",
+        "from torch.utils.data import DataLoader\ntrain_eval_loader = DataLoader(train_ds, batch_size=256)\n",
+        "from sklearn.model_selection import cross_val_score\nval_scores = cross_val_score(clf, X_train, y_train, cv=5)\n",
+        "from torchvision import datasets\ntest_set = datasets.MNIST('data', train=False, download=True)\n",
+    )
+    INVALID = (
+        "from torch.utils.data import DataLoader\ntrain_loader = DataLoader(train_dataset, batch_size=64, shuffle=True)\n"
+        "val_loader = DataLoader(train_dataset, batch_size=256)  # expect: RC406\n",
+        "val_loss, val_acc = evaluate(model, train_loader, criterion)  # expect: RC406\n",
+        "from torchvision import datasets\ntest_set = datasets.CIFAR10('data', train=True, download=True)  # expect: RC406\n",
+        "test_accuracy = accuracy(model, X_train, y_train)  # expect: RC406\n",
+    )
+
+    def check(self, ctx: Context) -> None:
+        p = ctx.program
+        dm = data_model(p)
+        train_loader_nodes = {id(c.node) for c, _ in dm.train_loaders}
+        train_datasets = set()
+        for c, _ in dm.train_loaders:
+            ds = dm.dataset_of(c)
+            for d in (p.evaluate(c.function, ds) if ds is not None else []):
+                train_datasets.add(id(d.node))
+            if ds is not None and dotted_name(ds):
+                train_datasets.add(("name", c.function.key, dotted_name(ds)))
+        # loaders named val/test built over the training data
+        for c in p.constructions("loader"):
+            targets = dm.targets.get(id(c.node), []) or ([c.target] if c.target else [])
+            evals = [t for t in targets if is_eval_name(t)]
+            if not evals or id(c.node) in train_loader_nodes:
+                continue
+            ds = dm.dataset_of(c)
+            if ds is None:
+                continue
+            d = dotted_name(ds)
+            same = (d is not None and ("name", c.function.key, d) in train_datasets) or \
+                any(id(o.node) in train_datasets for o in p.evaluate(c.function, ds))
+            if (d is not None and is_train_name(d)) or same:
+                ctx.report(ds, (
+                    f"{evals[0]} is built over the training data ({ctx.code(ds)}): its 'validation' "
+                    "score measures memorization, so overfitting is invisible and model selection "
+                    "picks the most overfitted model; build it over a held-out split (RC406)"))
+        # a dataset assigned to a val/test name but loaded with train=True
+        for cs in p.calls:
+            call = cs.node
+            tr = call_arg(call, "train", None)
+            if tr is None or _literal(tr) is not True:
+                continue
+            names = dm.targets.get(id(call), [])
+            if not any(is_eval_name(t) for t in names):
+                for outer in p.calls:
+                    if outer.function is cs.function and any(a.value is call for a in outer.node.args):
+                        names = dm.targets.get(id(outer.node), [])
+                        break
+            evals = [t for t in names if is_eval_name(t)]
+            if evals:
+                ctx.report(call, (
+                    f"{evals[0]} loads the training split (train=True): the held-out score is "
+                    "computed on examples the model was trained on; use train=False (RC406)"))
+        # val_acc = evaluate(model, train_loader)
+        for cs in p.calls:
+            call = cs.node
+            targets = dm.targets.get(id(call), [])
+            if not any(is_eval_name(t) for t in targets) or any(is_train_name(t) for t in targets):
+                continue
+            fname = (cs.dotted or "").rsplit(".", 1)[-1]
+            if not fname or not _EVAL_FN.search(fname) or _NOT_EVAL_FN.search(fname):
+                continue
+            train_arg = None
+            for a in call.args:
+                d = dotted_name(a.value)
+                if d is not None and is_eval_name(d) and is_data_name(d):
+                    train_arg = None
+                    break
+                if train_arg is not None:
+                    continue
+                if d is not None and is_train_name(d) and is_data_name(d):
+                    train_arg = a.value
+                elif isinstance(a.value, (cst.Name, cst.Attribute)) and any(
+                        id(o.node) in train_loader_nodes for o in p.evaluate(cs.function, a.value)):
+                    train_arg = a.value
+            if train_arg is not None:
+                ev = next(t for t in targets if is_eval_name(t))
+                ctx.report(train_arg, (
+                    f"{ev} is computed on the training data ({ctx.code(train_arg)}): the score "
+                    "measures memorization, not generalization; evaluate on the validation/test "
+                    "split (RC406)"))

@@ -1,0 +1,102 @@
+from recipecheck.finding import Severity
+from recipecheck.program.layers import layer_analysis
+from recipecheck.rule import Context, Rule
+
+
+class DropoutOnLogits(Rule):
+    """
+    ## What it does
+    Flags a Dropout that is the last operation of a model: the model's output (logits,
+    regression values) goes through dropout. Checked on whole models: the last element of
+    an `nn.Sequential` model, or the value `forward()` returns, following sub-modules and
+    `nn.Sequential` attributes. Blocks of a larger model (a transformer layer's residual
+    dropout) are not whole models and are not flagged.
+
+    ## Why is this bad?
+    Dropout on the output zeroes random logits (and rescales the rest by 1/(1-p)) during
+    training: the loss sees corrupted predictions, with noise that no later layer can learn
+    to compensate, so training is noisier and slower for no regularization benefit. Dropout
+    belongs on hidden units, before the final layer.
+
+    ## Known problems
+    Models whose output is computed dynamically are not followed.
+
+    ## Example
+    ```python
+    model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10), nn.Dropout(0.5))
+    ```
+
+    ## Use instead
+    ```python
+    model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Dropout(0.5), nn.Linear(256, 10))
+    ```
+
+    ## Options
+    None.
+
+    ## Fix safety
+    No automatic fix.
+
+    ## References
+    - Srivastava et al., "Dropout: A Simple Way to Prevent Neural Networks from
+      Overfitting", JMLR 2014 (dropout on hidden and input units).
+    - Goodfellow, Bengio, Courville, *Deep Learning*, section 7.12.
+    """
+
+    CODE = "RC504"
+    NAME = "dropout-on-logits"
+    SEVERITY = Severity.WARNING
+    MESSAGE = "Dropout is applied to the model's output"
+    VALID = (
+        "import torch.nn as nn\n"
+        "model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Dropout(0.5), nn.Linear(256, 10))\n",
+        # a transformer block ends with residual dropout: it is a block, not the model
+        "import torch.nn as nn\n"
+        "class Block(nn.Module):\n    def __init__(self, d):\n        super().__init__()\n"
+        "        self.ln = nn.LayerNorm(d)\n        self.fc = nn.Linear(d, d)\n"
+        "        self.drop = nn.Dropout(0.1)\n"
+        "    def forward(self, x):\n        return self.drop(self.fc(self.ln(x)))\n"
+        "class Model(nn.Module):\n    def __init__(self, d, n):\n        super().__init__()\n"
+        "        self.blocks = nn.ModuleList([Block(d) for _ in range(n)])\n"
+        "        self.head = nn.Linear(d, 10)\n"
+        "    def forward(self, x):\n        for b in self.blocks:\n            x = x + b(x)\n"
+        "        return self.head(x)\n",
+        # dropout on features returned alongside the logits is only the second output
+        "import torch.nn as nn\n"
+        "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.fc = nn.Linear(8, 8)\n        self.out = nn.Linear(8, 2)\n"
+        "        self.drop = nn.Dropout(0.3)\n"
+        "    def forward(self, x):\n        h = self.drop(self.fc(x).relu())\n"
+        "        return self.out(h), h\n",
+    )
+    INVALID = (
+        "import torch.nn as nn\n"
+        "model = nn.Sequential(\n    nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10),\n"
+        "    nn.Dropout(0.5),  # expect: RC504\n)\n",
+        "import torch.nn as nn\nimport torch.nn.functional as F\n"
+        "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.fc1 = nn.Linear(20, 64)\n        self.fc2 = nn.Linear(64, 3)\n"
+        "        self.drop = nn.Dropout(0.2)\n"
+        "    def forward(self, x):\n        logits = self.fc2(F.relu(self.fc1(x)))\n"
+        "        return self.drop(logits)  # expect: RC504\n",
+        "import torch.nn as nn\n"
+        "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.body = nn.Sequential(nn.Linear(20, 64), nn.ReLU())\n"
+        "        self.head = nn.Sequential(nn.Linear(64, 3),\n"
+        "                                  nn.Dropout(0.1))  # expect: RC504\n"
+        "    def forward(self, x):\n        return self.head(self.body(x))\n",
+    )
+
+    def check(self, ctx: Context) -> None:
+        la = layer_analysis(ctx.program)
+        for unit in la.model_units():
+            ops = unit.output_ops()
+            if not ops or ops[0].kind != "dropout":
+                continue
+            if not any(o.kind in ("linear", "conv", "embedding", "rnn", "module") for o in ops[1:]):
+                continue
+            drop = ops[0]
+            ctx.report(drop.node, (
+                f"`{drop.label}` is the last operation of `{unit.name}`: it zeroes random outputs "
+                "(logits) in training, corrupting what the loss sees; apply dropout to hidden "
+                "units, before the final layer (RC504)"))

@@ -1,0 +1,138 @@
+import libcst as cst
+
+from recipecheck.finding import Severity
+from recipecheck.program.layers import functional_kind, layer_analysis
+from recipecheck.rule import Context, FixSpec, Rule
+
+
+class FunctionalDropoutAlwaysOn(Rule):
+    """
+    ## What it does
+    Flags `F.dropout(x, p)` (and `dropout1d/2d/3d`, `alpha_dropout`,
+    `feature_alpha_dropout`) called in a method of an `nn.Module` subclass without the
+    `training` argument. `F.dropout(x, p, training=self.training)` and the positional
+    `F.dropout(x, p, self.training)` are fine, and so are `nn.Dropout` modules.
+
+    ## Why is this bad?
+    Unlike `nn.Dropout`, the functional form does not know about `model.eval()`: its
+    `training` argument defaults to True, so dropout stays on at evaluation and inference.
+    Validation metrics are computed on a randomly thinned network (noisy and pessimistic),
+    predictions change from one call to the next, and model selection is driven by noise.
+    Measured (`recipecheck validate RC507`): ten `eval()` passes over the same inputs give
+    different outputs (mean output std at least 0.05) and different accuracies, while the
+    fixed model's outputs are identical every time.
+
+    ## Known problems
+    An explicit `training=True` is taken as deliberate (Monte Carlo dropout) and not
+    reported.
+
+    ## Example
+    ```python
+    def forward(self, x):
+        x = F.relu(self.fc1(x))
+        x = F.dropout(x, 0.5)
+        return self.fc2(x)
+    ```
+
+    ## Use instead
+    ```python
+        x = F.dropout(x, 0.5, training=self.training)
+    ```
+    or an `nn.Dropout(0.5)` module, which follows `model.train()` / `model.eval()`.
+
+    ## Options
+    None.
+
+    ## Fix safety
+    Safe: `training=self.training` is added to the call. It is offered only in methods whose
+    first parameter is `self` (so `self.training` exists) and keeps the call's other
+    arguments and formatting.
+
+    ## References
+    - PyTorch docs, `torch.nn.functional.dropout` (`training` defaults to True).
+    - PyTorch forum, "F.dropout in eval mode" (a frequently reported pitfall).
+    - Runtime twin: RT111 train-mode-during-eval.
+    """
+
+    CODE = "RC507"
+    NAME = "functional-dropout-always-on"
+    SEVERITY = Severity.ERROR
+    MESSAGE = "F.dropout without training=self.training stays on at evaluation"
+    FIX = "safe"
+    STATIC_TWIN = "RT111"
+    VALID = (
+        "import torch.nn as nn\nimport torch.nn.functional as F\n"
+        "class Net(nn.Module):\n    def forward(self, x):\n"
+        "        x = F.dropout(x, 0.5, training=self.training)\n"
+        "        x = F.dropout(x, 0.5, self.training)\n"
+        "        return F.dropout2d(x, p=0.1, training=self.training, inplace=False)\n",
+        # nn.Dropout modules follow eval() by themselves
+        "import torch.nn as nn\n"
+        "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.drop = nn.Dropout(0.5)\n    def forward(self, x):\n        return self.drop(x)\n",
+        # Monte Carlo dropout: explicitly on, on purpose
+        "import torch.nn as nn\nimport torch.nn.functional as F\n"
+        "class MCNet(nn.Module):\n    def forward(self, x):\n"
+        "        return F.dropout(x, 0.1, training=True)\n",
+        # outside a module (a data augmentation helper): not a model's forward
+        "import torch.nn.functional as F\ndef corrupt(x):\n    return F.dropout(x, 0.1)\n",
+    )
+    INVALID = (
+        "import torch.nn as nn\nimport torch.nn.functional as F\n"
+        "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.fc1 = nn.Linear(20, 64)\n        self.fc2 = nn.Linear(64, 2)\n"
+        "    def forward(self, x):\n        x = F.relu(self.fc1(x))\n"
+        "        x = F.dropout(x, 0.5)  # expect: RC507\n        return self.fc2(x)\n",
+        "import torch.nn as nn\nfrom torch.nn import functional\n"
+        "class Net(nn.Module):\n    def forward(self, x):\n"
+        "        return functional.dropout(x, p=0.2, inplace=False)  # expect: RC507\n",
+    )
+
+    def check(self, ctx: Context) -> None:
+        p = ctx.program
+        la = None
+        for cs in p.calls:
+            if functional_kind(cs.qualname) != "dropout" or not cs.qualname.startswith("torch.nn.functional."):
+                continue
+            f = cs.function
+            if f.cls is None:
+                continue
+            if la is None:
+                la = layer_analysis(p)
+            if not la.is_module_class(f.cls.name):
+                continue
+            call = cs.node
+            if any(a.star for a in call.args):
+                continue
+            if any(a.keyword is not None and a.keyword.value == "training" for a in call.args):
+                continue
+            if sum(1 for a in call.args if a.keyword is None) >= 3:
+                continue
+            fix = None
+            node = f.node
+            if isinstance(node, cst.FunctionDef) and node.params.params and \
+                    node.params.params[0].name.value == "self":
+                fix = FixSpec("safe", "pass training=self.training", old=call, new=_with_training(call))
+            ctx.report(call, (
+                f"`{ctx.code(call)}` in `{f.key}` has no `training=` argument: functional dropout "
+                "ignores model.eval() and stays on at evaluation, so validation and inference are "
+                "random; pass `training=self.training` or use an nn.Dropout module (RC507)"), fix=fix)
+
+
+def _with_training(call: cst.Call) -> cst.Call:
+    args = list(call.args)
+    new_arg = cst.Arg(
+        value=cst.Attribute(value=cst.Name("self"), attr=cst.Name("training")),
+        keyword=cst.Name("training"),
+        equal=cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""),
+                              whitespace_after=cst.SimpleWhitespace("")),
+    )
+    last = args[-1] if args else None
+    if last is not None and isinstance(last.comma, cst.Comma):
+        # trailing comma (a multi-line call): the new argument takes over the layout
+        sep = args[-2].comma if len(args) >= 2 and isinstance(args[-2].comma, cst.Comma) else \
+            cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+        new_arg = new_arg.with_changes(comma=last.comma)
+        args[-1] = last.with_changes(comma=sep)
+    args.append(new_arg)
+    return call.with_changes(args=args)

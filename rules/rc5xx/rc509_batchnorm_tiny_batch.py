@@ -1,0 +1,170 @@
+import libcst as cst
+from pydantic import Field
+
+from recipecheck.finding import Severity
+from recipecheck.program.layers import call_arg_node, layer_analysis, literal_number, nn_kind
+from recipecheck.rule import Context, Rule, RuleOptions
+
+_ITER_WRAPPERS = {"enumerate", "tqdm", "iter", "tqdm.tqdm", "tqdm.auto.tqdm", "tqdm.notebook.tqdm"}
+
+
+class BatchNormTinyBatch(Rule):
+    """
+    ## What it does
+    Flags the DataLoader that feeds the training loop (the loop that calls `backward()`)
+    when its literal `batch_size` is below 8 (the `min-batch-size` option) and the trained
+    model has BatchNorm layers. Evaluation loaders are not checked: `batch_size=1` at
+    validation is fine, since BatchNorm then uses its running statistics.
+
+    ## Why is this bad?
+    In training mode BatchNorm normalizes with the statistics of the current batch. With
+    2-4 samples those estimates are extremely noisy (with one sample per channel and a 1d
+    input it raises), the running averages used at evaluation are poor, and accuracy drops
+    sharply: Wu & He report ResNet-50's ImageNet error rising by about 10 points when the
+    batch per GPU goes from 32 to 2.
+
+    ## Known problems
+    Only literal batch sizes (or names bound to a literal) are checked. Gradient
+    accumulation does not help BatchNorm: its statistics are per micro-batch.
+
+    ## Example
+    ```python
+    train_loader = DataLoader(train_set, batch_size=4, shuffle=True)  # model uses BatchNorm2d
+    ```
+
+    ## Use instead
+    ```python
+    train_loader = DataLoader(train_set, batch_size=32, shuffle=True)
+    ```
+    or replace BatchNorm with GroupNorm/LayerNorm when memory forces tiny batches.
+
+    ## Options
+    - `min-batch-size` (int, default 8): the smallest training batch size accepted for a
+      model with BatchNorm.
+
+    ## Fix safety
+    No automatic fix.
+
+    ## References
+    - Wu & He, "Group Normalization", ECCV 2018 (BatchNorm error vs batch size).
+    - Ioffe, "Batch Renormalization: Towards Reducing Minibatch Dependence in
+      Batch-Normalized Models", NeurIPS 2017.
+    """
+
+    class Options(RuleOptions):
+        min_batch_size: int = Field(8, alias="min-batch-size")
+
+    CODE = "RC509"
+    NAME = "batchnorm-tiny-batch"
+    SEVERITY = Severity.WARNING
+    MESSAGE = "a model with BatchNorm is trained with a tiny batch"
+    VALID = (
+        "import torch.nn as nn\nfrom torch.utils.data import DataLoader\n"
+        "model = nn.Sequential(nn.Conv2d(3, 8, 3, bias=False), nn.BatchNorm2d(8), nn.ReLU())\n"
+        "train_loader = DataLoader(train_ds, batch_size=64, shuffle=True)\n"
+        "val_loader = DataLoader(val_ds, batch_size=1)\n"
+        "for x, y in train_loader:\n    opt.zero_grad()\n    loss = crit(model(x), y)\n"
+        "    loss.backward()\n    opt.step()\n"
+        "for x, y in val_loader:\n    print(model(x))\n",
+        # a tiny batch without BatchNorm (LayerNorm is per sample)
+        "import torch.nn as nn\nfrom torch.utils.data import DataLoader\n"
+        "model = nn.Sequential(nn.Linear(8, 8), nn.LayerNorm(8), nn.ReLU(), nn.Linear(8, 1))\n"
+        "loader = DataLoader(ds, batch_size=2, shuffle=True)\n"
+        "for x, y in loader:\n    opt.zero_grad()\n    crit(model(x), y).backward()\n    opt.step()\n",
+    )
+    INVALID = (
+        "import torch.nn as nn\nfrom torch.utils.data import DataLoader\n"
+        "model = nn.Sequential(nn.Conv2d(3, 8, 3, bias=False), nn.BatchNorm2d(8), nn.ReLU())\n"
+        "train_loader = DataLoader(train_ds, batch_size=2, shuffle=True)  # expect: RC509\n"
+        "for epoch in range(10):\n    for i, (x, y) in enumerate(train_loader):\n        opt.zero_grad()\n"
+        "        loss = crit(model(x), y)\n        loss.backward()\n        opt.step()\n",
+        "import torch.nn as nn\nfrom torch.utils.data import DataLoader\nBATCH_SIZE = 4\n"
+        "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.fc = nn.Linear(8, 8, bias=False)\n        self.bn = nn.BatchNorm1d(8)\n"
+        "    def forward(self, x):\n        return self.bn(self.fc(x)).relu()\n"
+        "def train(model, loader, opt):\n    for x, y in loader:\n        opt.zero_grad()\n"
+        "        model(x).sum().backward()\n        opt.step()\n"
+        "model = Net()\n"
+        "train(model, DataLoader(ds, BATCH_SIZE, shuffle=True), opt)  # expect: RC509\n",
+    )
+
+    def check(self, ctx: Context) -> None:
+        p = ctx.program
+        minimum = self.options.min_batch_size if self.options is not None else 8
+        loaders = []
+        for xl in p.batch_loops:
+            it = xl.loop.iter
+            while isinstance(it, cst.Call) and it.args and self._is_wrapper(p, it):
+                it = it.args[0].value
+            if it is None:
+                continue
+            for c in p.evaluate(xl.loop.function, it):
+                if c.role == "loader" and all(c.node is not o.node for o in loaders):
+                    loaders.append(c)
+        if not loaders:
+            return
+        if not self._trains_batchnorm(p):
+            return
+        for c in loaders:
+            arg = call_arg_node(c.node, "batch_size", 1)
+            if arg is None:
+                continue
+            size = self._literal(p, c, arg.value)
+            if size is None or size >= minimum:
+                continue
+            ctx.report(arg, (
+                f"the training DataLoader uses `batch_size={int(size)}` and the model has BatchNorm: "
+                f"batch statistics from {int(size)} samples are so noisy that training and the "
+                f"running averages suffer; use a batch of at least {minimum}, or GroupNorm/LayerNorm "
+                "(RC509)"))
+
+    @staticmethod
+    def _is_wrapper(p, call: cst.Call) -> bool:
+        func = call.func
+        if isinstance(func, cst.Name) and func.value in _ITER_WRAPPERS:
+            return True
+        return (p.imports.resolve(func) or "") in _ITER_WRAPPERS
+
+    @staticmethod
+    def _literal(p, c, value) -> float | None:
+        n = literal_number(value)
+        if n is not None:
+            return n
+        if isinstance(value, cst.Name):
+            f = c.function
+            while f is not None:
+                binds = f.bindings(value.value)
+                if binds:
+                    vals = {literal_number(a.value) if isinstance(a.value, cst.CSTNode) else None
+                            for a in binds}
+                    return vals.pop() if len(vals) == 1 else None
+                if value.value in f.params:
+                    return None
+                f = f.parent
+        return None
+
+    @staticmethod
+    def _trains_batchnorm(p) -> bool:
+        la = layer_analysis(p)
+        units = []
+        for opt in p.constructions("optimizer"):
+            owner = opt.params_owner
+            if not owner:
+                continue
+            for c in p.evaluate_dotted(opt.function, owner):
+                if c.qualname.startswith("local:"):
+                    u = la.unit_for_class(c.qualname[6:])
+                elif c.qualname == "torch.nn.Sequential":
+                    u = la.unit_for_sequential(c.node)
+                else:
+                    u = None
+                if u is not None:
+                    units.append(u)
+        if units:
+            if any(s.op.kind == "bn" for u in units for s in u.steps):
+                return True
+            classes = {u.name for u in units if u.kind == "class"}
+            return any(nn_kind(cs.qualname) == "bn" and cs.function.cls is not None and
+                       cs.function.cls.name in classes for cs in p.calls)
+        return any(nn_kind(cs.qualname) == "bn" or cs.qualname == "torch.nn.functional.batch_norm"
+                   for cs in p.calls)

@@ -1,0 +1,106 @@
+from pydantic import Field
+
+from recipecheck.finding import Severity
+from recipecheck.program.hparams import is_torch_optimizer, opt_number
+from recipecheck.rule import Context, Rule, RuleOptions
+
+ADAPTIVE = ("Adam", "AdamW", "NAdam", "RAdam", "Adamax")
+# schedulers that replace the optimizer's lr with their own max_lr / base_lr
+_OVERRIDES = ("OneCycleLR", "CyclicLR")
+
+
+class Options(RuleOptions):
+    max_sgd_lr: float = Field(1.0, alias="max-sgd-lr", gt=0)
+    max_adaptive_lr: float = Field(1e-2, alias="max-adaptive-lr", gt=0)
+    min_adaptive_lr: float = Field(1e-6, alias="min-adaptive-lr", ge=0)
+
+
+class LearningRateOutOfRange(Rule):
+    """
+    ## What it does
+    Flags an optimizer whose learning rate, as the file states it (a literal, a name bound to
+    one, an argparse default, a config-class field), is far outside the range that works for
+    that optimizer: SGD above `max-sgd-lr` (1), Adam/AdamW/NAdam/RAdam/Adamax above
+    `max-adaptive-lr` (1e-2) or below `min-adaptive-lr` (1e-6).
+
+    ## Why is this bad?
+    SGD above 1 and Adam above 1e-2 diverge or bounce for almost every network: Adam's step is
+    about `lr` per weight whatever the gradient scale, so 0.1 moves every weight by 0.1 per
+    step. Below 1e-6 Adam barely moves and the run wastes its budget. An SGD-sized LR passed
+    to Adam (`Adam(lr=0.1)`) after switching optimizers is the usual cause. Measured
+    (`recipecheck validate RC602`): the reference Adam trainer diverges at lr=0.1 on the
+    problem where 1e-3 converges.
+
+    ## Known problems
+    Values computed at run time (`lr = base_lr * world_size`) are not checked. An optimizer
+    driven by OneCycleLR/CyclicLR (which set the LR themselves) is skipped.
+
+    ## Example
+    ```python
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
+    ```
+
+    ## Use instead
+    ```python
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    ```
+
+    ## Options
+    - `max-sgd-lr` (float, default 1.0): largest SGD learning rate not reported.
+    - `max-adaptive-lr` (float, default 0.01): largest Adam-family learning rate not reported.
+    - `min-adaptive-lr` (float, default 1e-6): smallest Adam-family learning rate not reported.
+
+    ## Fix safety
+    No automatic fix.
+
+    ## References
+    - Kingma and Ba (2015), "Adam: A Method for Stochastic Optimization" (default lr 1e-3).
+    - Bengio (2012), "Practical recommendations for gradient-based training of deep architectures".
+    - Runtime twins: RT103 update-ratio-off, RT112 loss-not-decreasing.
+    """
+
+    CODE = "RC602"
+    NAME = "learning-rate-out-of-range"
+    SEVERITY = Severity.WARNING
+    MESSAGE = "learning rate far outside the usual range for this optimizer"
+    STATIC_TWIN = "RT103"
+    Options = Options
+    VALID = (
+        "import torch\nopt = torch.optim.Adam(model.parameters(), lr=3e-4)\n",
+        "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)\n",
+        "import torch\nopt = torch.optim.Adam(model.parameters(), lr=0.1)\n"
+        "sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=1000)\n",
+        "import torch\nopt = torch.optim.Adam(model.parameters(), lr=args.lr)\n",
+    )
+    INVALID = (
+        "import torch\nopt = torch.optim.Adam(model.parameters(), lr=0.1)  # expect: RC602\n",
+        "import torch\nlr = 5.0\nopt = torch.optim.SGD(model.parameters(), lr, momentum=0.9)  # expect: RC602\n",
+        "import argparse\nimport torch\nparser = argparse.ArgumentParser()\n"
+        "parser.add_argument('--lr', type=float, default=1e-8)\nargs = parser.parse_args()\n"
+        "opt = torch.optim.AdamW(model.parameters(), lr=args.lr)  # expect: RC602\n",
+    )
+
+    def check(self, ctx: Context) -> None:
+        p = ctx.program
+        o = self.options
+        overridden = {id(s.arg("optimizer", 0)) for s in p.constructions("scheduler") if s.name in _OVERRIDES}
+        override_names = {ctx.code(s.arg("optimizer", 0)) for s in p.constructions("scheduler")
+                          if s.name in _OVERRIDES and s.arg("optimizer", 0) is not None}
+        for c in p.constructions("optimizer"):
+            if not is_torch_optimizer(c) or id(c.node) in overridden or (c.target and c.target in override_names):
+                continue
+            lr = opt_number(p, c, "lr")
+            if lr is None:
+                continue
+            if c.name == "SGD" and lr > o.max_sgd_lr:
+                why = (f"SGD with lr={lr:g} (above {o.max_sgd_lr:g}) takes steps larger than the weights: "
+                       "training diverges or oscillates; use 0.1 or less (scale with the batch size and warm up)")
+            elif c.name in ADAPTIVE and lr > o.max_adaptive_lr:
+                why = (f"{c.name} with lr={lr:g} (above {o.max_adaptive_lr:g}) moves every weight by about "
+                       "lr per step whatever its gradient scale: the run diverges or bounces; use 1e-4 to 1e-3")
+            elif c.name in ADAPTIVE and lr < o.min_adaptive_lr:
+                why = (f"{c.name} with lr={lr:g} (below {o.min_adaptive_lr:g}) barely changes the weights: "
+                       "the run wastes its budget; use 1e-5 to 1e-3")
+            else:
+                continue
+            ctx.report(c.node, f"{why} (RC602, runtime twin RT103)")

@@ -1,0 +1,185 @@
+import libcst as cst
+from pydantic import Field
+
+from recipecheck.finding import Severity
+from recipecheck.program.hparams import dict_value, is_torch_optimizer, number, opt_arg, param_groups
+from recipecheck.program.imports import dotted_name
+from recipecheck.rule import Context, Rule, RuleOptions
+
+# optimizers whose weight_decay is coupled L2 (AdamW's decoupled decay is commonly 0.01-0.1)
+COUPLED = ("SGD", "Adam", "RMSprop", "Adagrad", "NAdam", "RAdam", "Adamax", "Adadelta")
+_PENALTY_CALLS = ("norm", "abs", "pow", "square", "sum", "l1_loss", "mse_loss")
+_PENALTY_NAME = ("l1", "l2", "reg", "penalty", "norm", "regularization", "regularizer", "decay")
+
+
+class Options(RuleOptions):
+    max_weight_decay: float = Field(1e-2, alias="max-weight-decay", gt=0)
+    max_penalty_lambda: float = Field(1e-1, alias="max-penalty-lambda", gt=0)
+
+
+def _is_penalty(expr: cst.CSTNode) -> bool:
+    """An L1/L2 norm of parameters: mentions parameters()/.weight with norm/abs/pow/**2."""
+    stack = [expr]
+    params = False
+    norm = False
+    while stack:
+        n = stack.pop()
+        if isinstance(n, cst.Call):
+            d = dotted_name(n.func) or ""
+            leaf = d.rsplit(".", 1)[-1] if d else (n.func.attr.value if isinstance(n.func, cst.Attribute) else "")
+            if leaf in ("parameters", "named_parameters"):
+                params = True
+            if leaf in _PENALTY_CALLS:
+                norm = True
+        elif isinstance(n, cst.BinaryOperation) and isinstance(n.operator, cst.Power):
+            norm = True
+        elif isinstance(n, cst.Name):
+            low = n.value.lower()
+            if any(t in low.split("_") or low.startswith(t) for t in _PENALTY_NAME):
+                params = norm = True
+            if low in ("weight", "weights", "w", "param", "params", "p"):
+                params = True
+        elif isinstance(n, cst.Attribute) and n.attr.value in ("weight", "weights"):
+            params = True
+        stack.extend(n.children)
+    return params and norm
+
+
+def _factors(expr) -> list:
+    if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.Multiply):
+        return _factors(expr.left) + _factors(expr.right)
+    return [expr]
+
+
+class WeightDecayOutOfRange(Rule):
+    """
+    ## What it does
+    Flags coupled L2 weight decay above `max-weight-decay` (1e-2) passed to SGD, Adam,
+    RMSprop, Adagrad, NAdam, RAdam, Adamax or Adadelta (as a literal, a name bound to one, an
+    argparse default, a config-class field or a param group's `"weight_decay"`), and an L1/L2
+    penalty added to the loss by hand with a coefficient above `max-penalty-lambda` (0.1):
+    `loss = loss + 0.5 * sum(p.pow(2).sum() for p in model.parameters())`.
+    AdamW is not checked against this bound: its decoupled decay is commonly 0.01 to 0.1.
+
+    ## Why is this bad?
+    Typical L2 strengths are 1e-4 to 5e-4 (ImageNet/CIFAR SGD recipes) and 1e-5 to 1e-4 with
+    Adam. Ten times that and the penalty dominates the data term: weights are pulled to zero,
+    the network underfits and the loss plateaus high. The usual cause is an AdamW-sized value
+    (0.05) given to SGD or Adam, or a penalty coefficient written as a fraction. Measured
+    (`recipecheck validate RC603`): the reference SGD trainer with weight_decay=0.1 ends with a
+    far higher training loss than with 5e-4 on the same problem.
+
+    ## Known problems
+    Values computed at run time are not checked; penalty terms are recognized by their shape
+    (a parameter norm times a number added to a loss).
+
+    ## Example
+    ```python
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=0.05)
+    loss = criterion(out, y) + 0.5 * sum(p.pow(2).sum() for p in model.parameters())
+    ```
+
+    ## Use instead
+    ```python
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+    loss = criterion(out, y) + 1e-4 * sum(p.pow(2).sum() for p in model.parameters())
+    ```
+
+    ## Options
+    - `max-weight-decay` (float, default 0.01): largest coupled weight decay not reported.
+    - `max-penalty-lambda` (float, default 0.1): largest coefficient of a hand-written L1/L2 penalty not reported.
+
+    ## Fix safety
+    No automatic fix.
+
+    ## References
+    - Krogh and Hertz (1992), "A Simple Weight Decay Can Improve Generalization".
+    - He et al. (2016), "Deep Residual Learning" (SGD, weight decay 1e-4).
+    - Runtime twins: RT115 regularization-not-increasing-loss, RT114 cannot-overfit-tiny-batch.
+    """
+
+    CODE = "RC603"
+    NAME = "weight-decay-out-of-range"
+    SEVERITY = Severity.WARNING
+    MESSAGE = "weight decay / penalty strength far above the usual range"
+    STATIC_TWIN = "RT115"
+    Options = Options
+    VALID = (
+        "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)\n",
+        "import torch\nopt = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.1)\n",
+        "import torch\nfor x, y in loader:\n    loss = crit(model(x), y) + 1e-4 * sum(p.pow(2).sum() for p in model.parameters())\n",
+        "import torch\nfor x, y in loader:\n    loss = crit(model(x), y) + 0.5 * kl_div\n",
+    )
+    INVALID = (
+        "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=0.05)  # expect: RC603\n",
+        "import torch\nfor x, y in loader:\n"
+        "    loss = crit(model(x), y) + 0.5 * sum(p.pow(2).sum() for p in model.parameters())  # expect: RC603\n",
+        "import torch\nl1_lambda = 1.0\nfor x, y in loader:\n    loss = crit(model(x), y)\n"
+        "    loss += l1_lambda * sum(p.abs().sum() for p in model.parameters())  # expect: RC603\n",
+    )
+
+    def check(self, ctx: Context) -> None:
+        p = ctx.program
+        o = self.options
+        for c in p.constructions("optimizer"):
+            if c.name not in COUPLED or not is_torch_optimizer(c):
+                continue
+            exprs = [opt_arg(c, "weight_decay")] + [dict_value(g, "weight_decay") for g in param_groups(c)]
+            values = [number(p, c.function, e) for e in exprs if e is not None]
+            big = [v for v in values if v is not None and v > o.max_weight_decay]
+            if big:
+                ctx.report(c.node, (
+                    f"{c.name}(weight_decay={big[0]:g}) is L2 regularization far above the usual 1e-5 to "
+                    f"5e-4 (limit {o.max_weight_decay:g}): the penalty outweighs the data and the model "
+                    "underfits; use 1e-4 to 5e-4 (AdamW-sized values belong to AdamW) (RC603)"))
+        for a in p.assignments:
+            if a.value is None or not isinstance(a.value, cst.CSTNode):
+                continue
+            leaf = a.target.rsplit(".", 1)[-1].lower()
+            if "loss" not in leaf and leaf not in ("cost", "objective", "obj"):
+                continue
+            terms = []
+            if a.augmented == "AddAssign":
+                terms = [a.value]
+            elif a.augmented is None and isinstance(a.value, cst.BinaryOperation) and \
+                    isinstance(a.value.operator, cst.Add):
+                stack = [a.value]
+                while stack:
+                    n = stack.pop()
+                    if isinstance(n, cst.BinaryOperation) and isinstance(n.operator, cst.Add):
+                        stack += [n.left, n.right]
+                    else:
+                        terms.append(n)
+            for t in terms:
+                lam = self._coefficient(p, a.function, t)
+                if lam is not None and lam > o.max_penalty_lambda:
+                    ctx.report(a.node, (
+                        f"the L1/L2 penalty added to `{a.target}` has coefficient {lam:g} (limit "
+                        f"{o.max_penalty_lambda:g}): it dominates the data loss and pulls the weights to "
+                        "zero; use 1e-5 to 1e-3 (RC603)"))
+                    break
+
+    @classmethod
+    def _coefficient(cls, p, f, term, depth=0) -> float | None:
+        factors = _factors(term)
+        if len(factors) < 2 and depth == 0:
+            return None
+        coef = 1.0
+        penalty = False
+        for fac in factors:
+            v = number(p, f, fac)
+            if v is not None:
+                coef *= v
+            elif _is_penalty(fac) and not penalty:
+                penalty = True
+                if isinstance(fac, cst.Name) and depth < 2:
+                    # `l2_reg = lam * sum(...)`: the coefficient may live in the binding
+                    binds = [b for b in f.bindings(fac.value) if isinstance(b.value, cst.BinaryOperation)]
+                    if len(binds) == 1:
+                        inner = cls._coefficient(p, f, binds[0].value, depth + 1)
+                        if inner is None:
+                            return None
+                        coef *= inner
+            else:
+                return None
+        return coef if penalty else None

@@ -1,0 +1,134 @@
+from recipecheck.finding import Severity
+from recipecheck.program.evaluation import analysis, insert_before_transform
+from recipecheck.rule import Context, FixSpec, Rule
+
+
+class MissingTrainMode(Rule):
+    """
+    ## What it does
+    Flags `model.eval()` called inside the training loop (usually for a per-epoch validation)
+    when `model.train()` is not called again before the next training pass: the next epoch's
+    batches run through the model in evaluation mode. The analysis follows helper calls both
+    ways: a `train_one_epoch()` that calls `model.train()` at its top is correct, an
+    `evaluate()` that calls `model.eval()` counts as the epoch loop's.
+
+    ## Why is this bad?
+    From the second epoch on, Dropout is off and BatchNorm normalizes with its frozen running
+    statistics instead of batch statistics: the network trains without its regularization and
+    with different normalization than it was designed for. Training silently overfits or
+    becomes unstable, and nothing crashes. Measured (`recipecheck validate RC702`): the
+    validation loss of a Dropout/BatchNorm network trained this way ends above the correct
+    run's.
+
+    ## Known problems
+    Mode changes the linter cannot see (callbacks, `model.apply(fn)`, helpers in other files)
+    are not taken into account; a conditional `model.train()` counts as reached.
+
+    ## Example
+    ```python
+    model.train()
+    for epoch in range(epochs):
+        for x, y in train_loader:
+            ...
+        model.eval()
+        validate(model, val_loader)
+    ```
+
+    ## Use instead
+    ```python
+    for epoch in range(epochs):
+        model.train()
+        for x, y in train_loader:
+            ...
+        model.eval()
+        validate(model, val_loader)
+    ```
+
+    ## Options
+    None.
+
+    ## Fix safety
+    Safe: inserts `model.train()` (with the name the training loop uses) right before the batch
+    loop, at the top of the training pass. No fix is offered when the evaluation happens inside
+    the batch loop itself.
+
+    ## References
+    - PyTorch docs, `nn.Module.train`; PyTorch examples (mnist, imagenet): `model.train()` at the top of each training epoch.
+    - Runtime twin: RT111 train-mode-during-eval (the eval side of the same pairing).
+    """
+
+    CODE = "RC702"
+    NAME = "missing-train-mode"
+    SEVERITY = Severity.ERROR
+    MESSAGE = "model.eval() in the training loop is never undone by model.train()"
+    FIX = "safe"
+    VALID = (
+        "import torch\n"
+        "def train_one_epoch(model, loader, opt):\n    model.train()\n    for x, y in loader:\n"
+        "        opt.zero_grad()\n        crit(model(x), y).backward()\n        opt.step()\n"
+        "def evaluate(model, loader):\n    model.eval()\n    with torch.no_grad():\n"
+        "        for x, y in loader:\n            model(x)\n"
+        "model = Net()\nopt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)\n"
+        "for epoch in range(10):\n    train_one_epoch(model, train_loader, opt)\n    evaluate(model, val_loader)\n",
+        "import torch\nfor epoch in range(10):\n    for x, y in train_loader:\n        opt.zero_grad()\n"
+        "        crit(model(x), y).backward()\n        opt.step()\n    model.eval()\n    validate(model)\n"
+        "    model.train()\n",
+        "import torch\n@torch.no_grad()\ndef estimate_loss():\n    model.eval()\n"
+        "    for k in range(10):\n        model(*get_batch('val'))\n    model.train()\n"
+        "for it in range(1000):\n    if it % 100 == 0:\n        estimate_loss()\n"
+        "    loss = model(x)\n    loss.backward()\n    opt.step()\n    opt.zero_grad()\n",
+    )
+    INVALID = (
+        "import torch\nmodel.train()\nfor epoch in range(10):\n    for x, y in train_loader:\n"
+        "        opt.zero_grad()\n        crit(model(x), y).backward()\n        opt.step()\n"
+        "    model.eval()  # expect: RC702\n    with torch.no_grad():\n        for x, y in val_loader:\n"
+        "            model(x)\n",
+        "import torch\n"
+        "def validate(net, loader):\n    net.eval()  # expect: RC702\n    with torch.no_grad():\n"
+        "        for x, y in loader:\n            net(x)\n"
+        "def train_epoch(net, loader, opt):\n    for x, y in loader:\n"
+        "        opt.zero_grad()\n        crit(net(x), y).backward()\n        opt.step()\n"
+        "model = Net()\nopt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)\n"
+        "for epoch in range(10):\n    train_epoch(model, train_loader, opt)\n    validate(model, val_loader)\n",
+    )
+
+    def check(self, ctx: Context) -> None:
+        ev = analysis(ctx.program)
+        done: set[int] = set()
+        for batch in ev.training_loops():
+            forwards = {}
+            for n in batch.walk():
+                key = ev.is_model_call(n) if n.event is not None else None
+                if key and key not in forwards:
+                    forwards[key] = n
+            for model, fwd in forwards.items():
+                for sc in ev.scenarios(fwd, model):
+                    if sc.wrap is None or not sc.states or any(s.mode != "eval" for s in sc.states):
+                        continue
+                    inside = [s for s in sc.states if sc.wrap in s.node.ancestors()]
+                    for s in inside:
+                        node = s.node.event.node
+                        if id(node) in done:
+                            continue
+                        done.add(id(node))
+                        fix = self._fix(ev, batch, fwd, s)
+                        name = fwd.event.callee_text
+                        ctx.report(node, (
+                            f"{ctx.code(node)} switches {name} to eval mode inside the training loop and "
+                            f"nothing calls {name}.train() before the next training pass: later epochs "
+                            "train with Dropout off and frozen BatchNorm statistics; call "
+                            f"{name}.train() at the top of each training epoch (RC702)"), fix=fix)
+
+    @staticmethod
+    def _fix(ev, batch, fwd, ms):
+        # the batch loop must not itself contain the eval() (periodic eval inside the loop)
+        if batch in ms.node.ancestors() or fwd.chain != batch.chain:
+            return None
+        name = fwd.event.callee_text
+        if not name or "(" in name:
+            return None
+        loop = batch.loop
+        tr = insert_before_transform(loop.function.node, loop.node, f"{name}.train()\n")
+        if tr is None:
+            return None
+        return FixSpec("safe", f"call {name}.train() at the top of the training pass", transform=tr)

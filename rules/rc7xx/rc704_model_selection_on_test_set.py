@@ -1,0 +1,170 @@
+import re
+
+import libcst as cst
+
+from recipecheck.finding import Severity
+from recipecheck.program.evaluation import analysis, split_kind
+from recipecheck.program.imports import dotted_name
+from recipecheck.rule import Context, Rule
+
+_BEST = re.compile(r"(^|_)best(_|$)|^is_best$", re.I)
+_EARLY_STOP = re.compile(r"early_?stop|stopper|early_?stopping", re.I)
+
+
+def _names(expr: cst.CSTNode) -> list[str]:
+    out = []
+    stack = [expr]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, (cst.Name, cst.Attribute)):
+            d = dotted_name(n)
+            if d is not None:
+                out.append(d)
+                continue
+        if isinstance(n, cst.SimpleString):
+            out.append(str(n.evaluated_value))
+            continue
+        stack.extend(n.children)
+    return out
+
+
+class ModelSelectionOnTestSet(Rule):
+    """
+    ## What it does
+    Flags model selection driven by the test set: a "best" checkpoint or score updated from a
+    test metric (`best_acc = test_acc`, `is_best = acc > best_acc` where `acc` comes from
+    `evaluate(model, test_loader)`, or inside a `test()` that iterates the test loader), early
+    stopping fed a test metric (`early_stopping(test_loss, model)`), and
+    `ReduceLROnPlateau.step(test_loss)`.
+
+    ## Why is this bad?
+    Choosing the epoch, the checkpoint or the LR schedule by test performance fits them to the
+    test set: the reported test score is optimistically biased and no longer estimates
+    performance on new data. Selection belongs to a validation split; the test set is looked at
+    once, at the end.
+
+    ## Known problems
+    Metrics are recognized by names (`test_acc`, `X_test`, `test_loader`) and by the loader the
+    computing call or loop gets; a test metric renamed on the way (`score = metrics[2]`) is not
+    followed. Scripts that call their validation split "test" are reported: rename the split.
+
+    ## Example
+    ```python
+    test_acc = evaluate(model, test_loader)
+    if test_acc > best_acc:
+        best_acc = test_acc
+        torch.save(model.state_dict(), "best.pt")
+    ```
+
+    ## Use instead
+    ```python
+    val_acc = evaluate(model, val_loader)
+    if val_acc > best_acc:
+        best_acc = val_acc
+        torch.save(model.state_dict(), "best.pt")
+    # after training: load best.pt and evaluate once on test_loader
+    ```
+
+    ## Options
+    None.
+
+    ## Fix safety
+    No automatic fix.
+
+    ## References
+    - Hastie, Tibshirani, Friedman, "The Elements of Statistical Learning", 7.2 (train/validation/test).
+    - Cawley and Talbot (2010), "On over-fitting in model selection and subsequent selection bias in performance evaluation".
+    """
+
+    CODE = "RC704"
+    NAME = "model-selection-on-test-set"
+    SEVERITY = Severity.WARNING
+    MESSAGE = "model selection is driven by the test set"
+    VALID = (
+        "import torch\nbest_acc = 0.0\nfor epoch in range(10):\n    val_acc = evaluate(model, val_loader)\n"
+        "    if val_acc > best_acc:\n        best_acc = val_acc\n        torch.save(model.state_dict(), 'best.pt')\n"
+        "test_acc = evaluate(model, test_loader)\n",
+        "from torch.optim.lr_scheduler import ReduceLROnPlateau\nsched = ReduceLROnPlateau(opt)\n"
+        "for epoch in range(10):\n    val_loss = evaluate(model, val_loader)\n    sched.step(val_loss)\n",
+    )
+    INVALID = (
+        "import torch\nbest_acc = 0.0\nfor epoch in range(10):\n    acc = evaluate(model, test_loader)\n"
+        "    if acc > best_acc:\n        best_acc = acc  # expect: RC704\n"
+        "        torch.save(model.state_dict(), 'best.pt')\n",
+        "from torch.optim.lr_scheduler import ReduceLROnPlateau\nsched = ReduceLROnPlateau(opt)\n"
+        "for epoch in range(10):\n    test_loss = evaluate(model, test_loader)\n"
+        "    sched.step(test_loss)  # expect: RC704\n",
+        "import torch\ndef test(epoch):\n    global best_acc\n    model.eval()\n    correct = 0\n"
+        "    with torch.no_grad():\n        for x, y in testloader:\n"
+        "            correct += (model(x).argmax(1) == y).sum().item()\n    acc = correct / 100\n"
+        "    if acc > best_acc:\n        torch.save(model.state_dict(), 'ckpt.pth')\n"
+        "        best_acc = acc  # expect: RC704\n"
+        "for epoch in range(10):\n    test(epoch)\n",
+    )
+
+    def check(self, ctx: Context) -> None:
+        p = ctx.program
+        ev = analysis(p)
+        test_fns = {}
+        for el in ev.eval_loops:
+            fn = el.node.loop.function
+            test_fns.setdefault(fn.key, set()).add(el.split)
+        memo: dict = {}
+
+        def derived(f, expr, depth=0) -> str | None:
+            """'test' / 'val' when an expression is computed from held-out data of that kind."""
+            if expr is None or depth > 3:
+                return None
+            kinds = set()
+            for d in _names(expr):
+                k = split_kind(d)
+                if k:
+                    kinds.add(k)
+                    continue
+                if "." in d or depth >= 3:
+                    continue
+                key = (id(f), d)
+                if key not in memo:
+                    memo[key] = None
+                    vals = [a.value for a in f.bindings(d) if a.value is not None and a.value is not expr]
+                    sub = {derived(f, v, depth + 1) for v in vals if isinstance(v, cst.CSTNode)}
+                    sub.discard(None)
+                    memo[key] = "val" if "val" in sub else ("test" if "test" in sub else None)
+                if memo[key]:
+                    kinds.add(memo[key])
+            if "val" in kinds:
+                return "val"
+            return "test" if "test" in kinds else None
+
+        reported = set()
+        for a in p.assignments:
+            if not _BEST.search(a.target.rsplit(".", 1)[-1]) or a.value is None or not isinstance(a.value, cst.CSTNode):
+                continue
+            kind = derived(a.function, a.value)
+            if kind is None and not isinstance(a.value, (cst.Integer, cst.Float, cst.UnaryOperation)) and \
+                    test_fns.get(a.function.key) == {"test"} and \
+                    not any(split_kind(d) == "val" for d in _names(a.value)):
+                kind = "test"
+            if kind == "test" and id(a.node) not in reported:
+                reported.add(id(a.node))
+                ctx.report(a.node, (
+                    f"`{ctx.code(a.node)}` selects the best model by a test-set metric: the test score "
+                    "becomes optimistically biased; select on a validation split and evaluate the test "
+                    "set once at the end (RC704)"))
+        for f in p.functions.values():
+            for e in f.events:
+                if e.call is None or not e.call.args:
+                    continue
+                if e.kind == "step" and p.schedulers_of(e) and \
+                        all(s.name == "ReduceLROnPlateau" for s in p.schedulers_of(e)):
+                    what = "ReduceLROnPlateau"
+                elif e.kind == "call" and e.callee_text and _EARLY_STOP.search(e.callee_text):
+                    what = "early stopping"
+                else:
+                    continue
+                if any(derived(f, arg.value) == "test" for arg in e.call.args) and id(e.node) not in reported:
+                    reported.add(id(e.node))
+                    ctx.report(e.node, (
+                        f"{what} is driven by a test-set metric in `{ctx.code(e.node)}`: the schedule/stopping "
+                        "point is tuned on the test set, biasing the test score; pass the validation "
+                        "metric (RC704)"))

@@ -1,0 +1,45 @@
+"""Worker of the 2-process DDP test (gloo, CPU)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+
+def worker(rank: int, world: int, port: int, out_dir: str) -> None:
+    import torch
+    import torch.distributed as dist
+    from torch import nn
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    torch.set_num_threads(1)
+    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_PORT"] = str(port)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        from recipecheck.runtime import monitor
+
+        torch.manual_seed(0)
+        model = DDP(nn.Sequential(nn.Linear(10, 16), nn.ReLU(), nn.Dropout(0.1), nn.Linear(16, 3)))
+        opt = torch.optim.SGD(model.parameters(), lr=0.05)
+        crit = nn.CrossEntropyLoss()
+        g = torch.Generator().manual_seed(100 + rank)  # different data per rank
+        x = torch.randn(320, 10, generator=g)
+        y = (x[:, :3]).argmax(1)
+        local = []
+        report = os.path.join(out_dir, f"rep{rank}")
+        with monitor(model, opt, criterion=crit, report=report, summary=False, read_every=7) as mon:
+            for i in range(0, 320, 16):
+                opt.zero_grad()
+                loss = crit(model(x[i:i + 16]), y[i:i + 16])
+                local.append(loss.item())
+                loss.backward()
+                opt.step()
+            if rank == 1:  # a rank-local bug: evaluation in training mode
+                with torch.no_grad():
+                    model(x[:8])
+        with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as fh:
+            json.dump({"local": local, "series": mon.series["loss"]["value"],
+                       "findings": [f.to_json() for f in mon.findings], "run": mon.run}, fh, default=str)
+    finally:
+        dist.destroy_process_group()
