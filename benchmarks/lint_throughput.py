@@ -64,7 +64,7 @@ def lint(paths: list[str], jobs: int, use_cache: bool) -> float:
     opts = LintOptions(paths=paths, select=["ALL"], jobs=jobs, use_cache=use_cache)
     t = time.perf_counter()
     with redirect_stdout(io.StringIO()):
-        run_lint(opts, fmt="json")
+        run_lint(opts, fmt="text")
     return time.perf_counter() - t
 
 

@@ -45,7 +45,7 @@ def data(kind, n_batches=16, bs=64):
 
 
 class Loop:
-    def __init__(self, kind, monitored):
+    def __init__(self, kind):
         torch.manual_seed(0)
         self.model = mlp() if kind == "mlp" else cnn()
         self.opt = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9)
@@ -53,7 +53,13 @@ class Loop:
         self.batches = data(kind)
         self.i = 0
         self.mon = None
-        if monitored:
+
+    def monitor(self, on: bool):
+        if self.mon is not None:
+            self.mon.close()
+            assert not self.mon.run["check_errors"], self.mon.run["check_errors"]
+            self.mon = None
+        if on:  # the default schedule
             self.mon = Monitor(self.model, self.opt, criterion=self.crit, report=None, summary=False)
             self.mon.attach()
 
@@ -69,28 +75,32 @@ class Loop:
             opt.step()
         return (time.process_time() - t0) / steps
 
-    def close(self):
-        if self.mon is not None:
-            self.mon.close()
 
-
-def overhead(kind, repeats, block):
-    plain, monitored = Loop(kind, False), Loop(kind, True)
-    plain.run(block)  # warm-up (allocator, first-step costs)
-    monitored.run(block)
+def overhead(kind, repeats, block, warmup=300):
+    """Two identical loops A and B; first A plain / B monitored, then the roles swap (so that
+    any difference between the two instances cancels). Blocks alternate plain/monitored; the
+    median of the paired ratios cancels slow drifts of a shared machine."""
+    a, b = Loop(kind), Loop(kind)
     tp, tm, ratios = [], [], []
-    for r in range(repeats):
-        order = (plain, monitored) if r % 2 == 0 else (monitored, plain)
-        pair = {}
-        for loop in order:
-            pair[loop is plain] = loop.run(block)
-        tp.append(pair[True])
-        tm.append(pair[False])
-        ratios.append(pair[False] / pair[True])
-    monitored.close()
-    assert not monitored.mon.run["check_errors"], monitored.mon.run["check_errors"]
+    for phase in range(2):
+        plain, monitored = (a, b) if phase == 0 else (b, a)
+        plain.monitor(False)
+        monitored.monitor(True)
+        # warm-up: allocator, first-step costs and the monitor's start-up sampling (dense first
+        # steps, the first 256 batch fingerprints) so that the blocks measure the steady state
+        plain.run(warmup)
+        monitored.run(warmup)
+        for r in range(repeats // 2):
+            order = (plain, monitored) if r % 2 == 0 else (monitored, plain)
+            pair = {}
+            for loop in order:
+                pair[loop is plain] = loop.run(block)
+            tp.append(pair[True])
+            tm.append(pair[False])
+            ratios.append(pair[False] / pair[True])
+    a.monitor(False)
+    b.monitor(False)
     p, m = statistics.median(tp), statistics.median(tm)
-    # the median of adjacent (plain, monitored) pairs cancels slow drifts of a shared machine
     return p, m, statistics.median(ratios) - 1.0
 
 
@@ -126,6 +136,7 @@ def main(argv=None):
     ap.add_argument("--block", type=int, default=50, help="steps per timed block (= one read interval)")
     ap.add_argument("--steps", type=int, default=10_000, help="steps of the memory run")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--warmup", type=int, default=300, help="untimed steps before the blocks")
     ap.add_argument("--quick", action="store_true")
     a = ap.parse_args(argv)
     if a.quick:
@@ -136,7 +147,7 @@ def main(argv=None):
           f"median of paired ratios")
     worst = 0.0
     for kind in ("mlp", "cnn"):
-        p, m, ratio = overhead(kind, a.repeats, a.block)
+        p, m, ratio = overhead(kind, a.repeats, a.block, warmup=a.warmup if kind == "mlp" else a.warmup // 3)
         worst = max(worst, ratio)
         print(f"{kind:4s}: plain {p * 1e3:.3f} ms/step, monitored {m * 1e3:.3f} ms/step, "
               f"overhead {ratio * 100:+.2f}%")

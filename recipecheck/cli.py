@@ -102,7 +102,7 @@ def lint_command(paths, select, ignore, extend_select, fmt, output_file, exit_ze
 
 
 @main.command("rules")
-@click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text")
+@click.option("--format", "fmt", type=click.Choice(("text", "json", "markdown")), default="text")
 def rules_command(fmt):
     """List every rule: code, name, severity, on by default, fixable."""
     import json as _json
@@ -117,6 +117,9 @@ def rules_command(fmt):
     if fmt == "json":
         click.echo(_json.dumps([{"code": c, "name": n, "severity": s, "default": d, "fix": f or None}
                                 for c, n, s, d, f in rows], indent=2))
+        return
+    if fmt == "markdown":
+        click.echo(markdown_rule_table())
         return
     table = Table(box=None, header_style="bold")
     for col in ("code", "name", "severity", "default", "fixable"):
@@ -136,3 +139,43 @@ def explain_command(code):
     if rule is None:
         _fail(f"no rule has the code {code!r} (see `recipecheck rules`)")
     click.echo(rule.manual())
+
+
+@main.command("recipe")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text", show_default=True)
+@click.option("--color/--no-color", default=None, help="Force colours on or off (default: on a TTY).")
+def recipe_command(path, fmt, color):
+    """Summarize a script's training recipe and rank advice from every rule."""
+    import json as _json
+    import sys as _sys
+
+    from recipecheck.recipe import build_recipe, render_text
+
+    try:
+        data = open(path, "rb").read()
+    except OSError as exc:
+        _fail(f"{path}: {exc.strerror or exc}")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        _fail(f"{path}: not valid UTF-8")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    recipe = build_recipe(text, path)
+    if fmt == "json":
+        click.echo(_json.dumps(recipe.to_json(), indent=2))
+    else:
+        render_text(recipe, _sys.stdout, color)
+    raise SystemExit(0 if recipe.parsed else 1)
+
+
+def markdown_rule_table() -> str:
+    """The README's rule table (a test keeps the README in sync with it)."""
+    from recipecheck.rule import all_rules
+
+    lines = ["| code | name | severity | default | fix | summary |", "|---|---|---|---|---|---|"]
+    for r in all_rules():
+        lines.append(f"| {r.CODE} | {r.NAME} | {r.SEVERITY.value} | "
+                     f"{'on' if r.enabled_by_default() else 'off'} | {r.FIX or ''} | {r.MESSAGE} |")
+    return "\n".join(lines)

@@ -181,12 +181,15 @@ class Monitor:
         self._loss_cap = 4 * self.read_every + 16
         self.lr_every = 5  # LR series: every step for the first 16, then every 5th
         self._opt_ids: set[int] = set()
+        self._idle_primary = 0
+        self._crit_fast = False
         self._plan_map: dict = {}
         self._plan_start = self._plan_end = 0
         self._deferred: list[tuple[Check, int, Any, torch.Tensor]] = []
         self._cache: dict = {}
         self._emitted: set = set()
         self._dispatch: dict[str, list] = {}
+        self._paused: set = set()
         self._act_modules: dict[int, list] = {}
         self._armed_for: Optional[int] = None
         self._depth = 0
@@ -409,6 +412,16 @@ class Monitor:
         self._cache = {key: res}
         return res
 
+    def pause(self, check: Check, callback: str = "on_model_input", paused: bool = True) -> None:
+        """Stop (or, with ``paused=False``, resume) calling ``check.callback`` on the hot path."""
+        key = (check, callback)
+        if paused and key not in self._paused:
+            self._paused.add(key)
+            self._rebuild_dispatch()
+        elif not paused and key in self._paused:
+            self._paused.discard(key)
+            self._rebuild_dispatch()
+
     def own(self, handle) -> None:
         """Take ownership of a hook handle a check registered (removed at exit at the latest)."""
         self._handles.append(handle)
@@ -436,6 +449,7 @@ class Monitor:
         """Record the loss of the current step (a scalar tensor; stays on its device)."""
         if self.loss_source != "explicit":
             self.loss_source = "explicit"
+            self._crit_fast = False
         self._record_loss(loss)
         if logits is not None and self.criterion_info is None:
             self._note_criterion(None, logits, target)
@@ -483,7 +497,8 @@ class Monitor:
                 by_dev.setdefault(t.device, []).append(i)
             host: list[Optional[list[float]]] = [None] * len(deferred)
             for dev, idx in by_dev.items():
-                flat = torch.cat([deferred[i][3].reshape(-1).to(torch.float64) for i in idx])
+                dt = torch.float32 if dev.type == "mps" else torch.float64  # mps has no float64
+                flat = torch.cat([deferred[i][3].reshape(-1).to(dt) for i in idx])
                 vals = flat.tolist()
                 o = 0
                 for i in idx:
@@ -534,6 +549,10 @@ class Monitor:
         d["_pre"] = [(c, f, c.schedule) for c, f in d["on_pre_step"]]
         d["_post"] = [(c, f, c.schedule) for c, f in d["on_post_step"]]
         self._dispatch = d
+        self._train_inputs = [(c, f) for c, f in d["on_model_input"]
+                              if c.model_inputs in ("all", "train") and (c, "on_model_input") not in self._paused]
+        self._eval_inputs = [(c, f) for c, f in d["on_model_input"]
+                             if c.model_inputs in ("all", "eval") and (c, "on_model_input") not in self._paused]
         self._act_checks = [c for c in self.checks if not c.disabled and c.activation_types]
         self._plan_start = self._plan_end = 0  # schedules are re-planned
 
@@ -566,6 +585,16 @@ class Monitor:
         if self.global_hooks and id(optimizer) not in self._opt_ids:
             self._discover(optimizer)
         primary = self._primary is not None and self._primary() is optimizer
+        if not primary:
+            # a later training phase with a new optimizer becomes the step counter once the
+            # first one has been idle for a while (alternating GAN optimizers keep the first)
+            self._idle_primary += 1
+            if self._idle_primary > 2 * self.read_every or self._primary is None or self._primary() is None:
+                self._primary = weakref.ref(optimizer)
+                self._idle_primary = 0
+                primary = True
+        else:
+            self._idle_primary = 0
         if primary:
             if self.step == 0 and self.before_first_step is not None:
                 self._run_before_first_step(optimizer)
@@ -638,17 +667,25 @@ class Monitor:
                 self.series.append(f"lr/group{i}", self.step, float(lr))
 
     def _on_model_input(self, model, args, kwargs) -> None:
-        for chk, fn in self._dispatch["on_model_input"]:
+        for chk, fn in self._train_inputs if torch.is_grad_enabled() else self._eval_inputs:
             self._call(chk, fn, model, args, kwargs)
 
     def _on_criterion(self, criterion, args, output) -> None:
-        if not (torch.is_grad_enabled() and isinstance(output, torch.Tensor) and output.requires_grad):
+        if not (isinstance(output, torch.Tensor) and output.requires_grad):
+            return  # evaluation (no_grad) or not a loss
+        if self._crit_fast:
+            self._loss_vals.append(output.detach())
+            self._loss_steps.append(self.step + 1 - self._in_step)
+            if len(self._loss_vals) >= self._loss_cap:
+                self.flush()
             return
         if self.criterion_info is None:
             self._note_criterion(criterion, args[0] if args else None, args[1] if len(args) > 1 else None)
         if self.loss_source in (None, "criterion") and not self.patch_backward:
             self.loss_source = "criterion"
             self._record_loss(output)
+            # from now on a scalar criterion output is the loss: skip the checks above
+            self._crit_fast = len(self.criteria) == 1 and output.numel() == 1
 
     def _note_criterion(self, criterion, logits, target) -> None:
         info = {"type": type(criterion).__name__ if criterion is not None else None}

@@ -121,7 +121,7 @@ _NOT_LITERAL = object()
 
 _PASS_METHODS = {"float", "double", "astype", "to", "numpy", "cpu", "cuda", "reshape", "view", "flatten",
                  "squeeze", "unsqueeze", "permute", "transpose", "contiguous", "clone", "detach", "copy",
-                 "type", "half", "to_numpy", "fillna", "dropna", "drop", "transform", "fit_transform",
+                 "type", "half", "to_numpy", "fillna", "dropna", "drop",
                  "div", "sub", "mul", "div_", "sub_", "long", "get_values", "as_matrix", "select_dtypes"}
 _PASS_ATTRS = {"data", "values", "array", "tensors", "T", "X", "x", "features", "inputs", "dataset"}
 _CONVERT = {"array", "asarray", "tensor", "from_numpy", "as_tensor", "Tensor", "FloatTensor", "asfarray",
@@ -171,6 +171,8 @@ def data_roots(program: ProgramModel, expr, depth: int = 0) -> list[Root]:
         if isinstance(func, cst.Attribute):
             q = program.imports.resolve(func)
             meth = func.attr.value
+            if q is None and meth in ("transform", "fit_transform", "inverse_transform"):
+                return data_roots(program, call_arg(expr, "X", 0), depth + 1)
             if q is None and meth in _PASS_METHODS:
                 return data_roots(program, func.value, depth + 1)
             if q is not None and (q.startswith(("numpy.", "torch.", "pandas."))):

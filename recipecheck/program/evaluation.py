@@ -520,9 +520,12 @@ class Evaluation:
                     p.default = True
                 done += pending
                 break
+            # later iterations of `parent` start where the previous iteration ended: its whole
+            # body, from the end back (after `cur`, then before it again)
             after, after_resolved = self._collect_back(sibs[idx + 1:], cur, model)
-            if after:
-                later = [Scenario(states=p.states + after, wrap=parent) for p in pending]
+            wrap_states = after if after_resolved else after + found
+            if wrap_states:
+                later = [Scenario(states=p.states + wrap_states, wrap=parent) for p in pending]
                 if after_resolved:
                     done += later
                 else:

@@ -31,8 +31,16 @@ def _shuffle_fix(call: cst.Call) -> FixSpec | None:
         # a trailing comma: the call is laid out one argument per line
         sep = args[-2].comma if len(args) > 1 and isinstance(args[-2].comma, cst.Comma) else \
             cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
-        new_arg = new_arg.with_changes(comma=last.comma)
-        args[-1] = last.with_changes(comma=sep)
+        lw, sw = last.comma.whitespace_after, sep.whitespace_after
+        if isinstance(lw, cst.ParenthesizedWhitespace) and isinstance(sw, cst.ParenthesizedWhitespace):
+            # keep a comment after the old last argument on its line
+            args[-1] = last.with_changes(comma=last.comma.with_changes(
+                whitespace_after=lw.with_changes(last_line=sw.last_line)))
+            new_arg = new_arg.with_changes(comma=last.comma.with_changes(
+                whitespace_after=lw.with_changes(first_line=cst.TrailingWhitespace(), empty_lines=())))
+        else:
+            new_arg = new_arg.with_changes(comma=last.comma)
+            args[-1] = last.with_changes(comma=sep)
     else:
         args[-1] = last.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
     args.append(new_arg)

@@ -83,7 +83,8 @@ class EvalOnTrainingData(Rule):
         for c, _ in dm.train_loaders:
             ds = dm.dataset_of(c)
             for d in (p.evaluate(c.function, ds) if ds is not None else []):
-                train_datasets.add(id(d.node))
+                if id(d.node) in dm.targets:  # an object bound once, not a factory's return value
+                    train_datasets.add(id(d.node))
             if ds is not None and dotted_name(ds):
                 train_datasets.add(("name", c.function.key, dotted_name(ds)))
         # loaders named val/test built over the training data

@@ -13,6 +13,26 @@ def _truthy(expr) -> bool:
     return isinstance(expr, cst.Name) and expr.value == "True"
 
 
+def _append_to_import(module: cst.Module) -> cst.Module | None:
+    """`from torch.optim import Adam` -> `from torch.optim import Adam, AdamW` (top level, one line)."""
+    for stmt in module.body:
+        if not isinstance(stmt, cst.SimpleStatementLine):
+            continue
+        for small in stmt.body:
+            if not isinstance(small, cst.ImportFrom) or small.relative or small.lpar is not None or \
+                    isinstance(small.names, cst.ImportStar) or small.module is None:
+                continue
+            if module.code_for_node(small.module) != "torch.optim":
+                continue
+            names = list(small.names)
+            if not any(isinstance(a.name, cst.Name) and a.name.value == "Adam" and a.asname is None for a in names):
+                continue
+            names[-1] = names[-1].with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
+            names.append(cst.ImportAlias(name=cst.Name("AdamW")))
+            return module.deep_replace(small, small.with_changes(names=names))
+    return None
+
+
 class AdamL2WeightDecay(Rule):
     """
     ## What it does
@@ -109,8 +129,10 @@ class AdamL2WeightDecay(Rule):
             new = func.with_changes(attr=cst.Name("AdamW"))
             return FixSpec("safe", "use AdamW (decoupled weight decay)", old=func, new=new)
         if isinstance(func, cst.Name) and func.value == "Adam":
-            if ctx.program.imports.aliases.get("Adam") != "torch.optim.Adam":
+            imports = ctx.program.imports
+            if imports.resolve_dotted("Adam") != "torch.optim.Adam":
                 return None
+            star = "Adam" not in imports.aliases  # `from torch.optim import *` brings AdamW too
             if "AdamW" in ctx.program.imports.aliases and \
                     ctx.program.imports.aliases["AdamW"] != "torch.optim.AdamW":
                 return None
@@ -118,6 +140,11 @@ class AdamL2WeightDecay(Rule):
 
             def transform(module: cst.Module) -> cst.Module:
                 m = module.deep_replace(module_func, cst.Name("AdamW"))
+                if star or "AdamW" in imports.aliases:
+                    return m
+                appended = _append_to_import(m)
+                if appended is not None:
+                    return appended
                 cctx = CodemodContext()
                 AddImportsVisitor.add_needed_import(cctx, "torch.optim", "AdamW")
                 return AddImportsVisitor(cctx).transform_module(m)

@@ -1,8 +1,9 @@
 from pydantic import Field
 
 from recipecheck.finding import Severity
-from recipecheck.program.hparams import is_torch_optimizer, opt_number
+from recipecheck.program.hparams import is_torch_optimizer, opt_arg, opt_number
 from recipecheck.rule import Context, Rule, RuleOptions
+from recipecheck.rules.rc6xx.rc605_rnn_without_grad_clipping import _is_rnn, clips_gradients
 
 ADAPTIVE = ("Adam", "AdamW", "NAdam", "RAdam", "Adamax")
 # schedulers that replace the optimizer's lr with their own max_lr / base_lr
@@ -33,7 +34,9 @@ class LearningRateOutOfRange(Rule):
 
     ## Known problems
     Values computed at run time (`lr = base_lr * world_size`) are not checked. An optimizer
-    driven by OneCycleLR/CyclicLR (which set the LR themselves) is skipped.
+    driven by OneCycleLR/CyclicLR (which set the LR themselves) is skipped, and so is SGD in a
+    file that trains an RNN with gradient clipping (word-level language models use lr=20 to
+    30). When one `--lr` feeds alternative optimizers (SGD or Adam by flag), it is not checked.
 
     ## Example
     ```python
@@ -66,6 +69,7 @@ class LearningRateOutOfRange(Rule):
     STATIC_TWIN = "RT103"
     Options = Options
     VALID = (
+        'import torch\nimport torch.nn as nn\nrnn = nn.LSTM(200, 200, 2)\nopt = torch.optim.SGD(model.parameters(), lr=20)\nfor x, y in batches:\n    opt.zero_grad()\n    crit(model(x), y).backward()\n    nn.utils.clip_grad_norm_(model.parameters(), 0.25)\n    opt.step()\n',
         "import torch\nopt = torch.optim.Adam(model.parameters(), lr=3e-4)\n",
         "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)\n",
         "import torch\nopt = torch.optim.Adam(model.parameters(), lr=0.1)\n"
@@ -86,13 +90,23 @@ class LearningRateOutOfRange(Rule):
         overridden = {id(s.arg("optimizer", 0)) for s in p.constructions("scheduler") if s.name in _OVERRIDES}
         override_names = {ctx.code(s.arg("optimizer", 0)) for s in p.constructions("scheduler")
                           if s.name in _OVERRIDES and s.arg("optimizer", 0) is not None}
-        for c in p.constructions("optimizer"):
+        opts = p.constructions("optimizer")
+        rnn_clipped = None
+        for c in opts:
             if not is_torch_optimizer(c) or id(c.node) in overridden or (c.target and c.target in override_names):
                 continue
             lr = opt_number(p, c, "lr")
             if lr is None:
                 continue
+            lr_text = ctx.code(opt_arg(c, "lr"))
+            if any(other is not c and other.name != c.name and opt_arg(other, "lr") is not None and
+                   ctx.code(opt_arg(other, "lr")) == lr_text for other in opts):
+                continue  # one --lr shared by alternative optimizers: the user picks both together
             if c.name == "SGD" and lr > o.max_sgd_lr:
+                if rnn_clipped is None:
+                    rnn_clipped = any(_is_rnn(cs.qualname) for cs in p.calls) and clips_gradients(p)
+                if rnn_clipped:
+                    continue  # word-level RNN LMs: SGD lr=20 with clipping is the reference recipe
                 why = (f"SGD with lr={lr:g} (above {o.max_sgd_lr:g}) takes steps larger than the weights: "
                        "training diverges or oscillates; use 0.1 or less (scale with the batch size and warm up)")
             elif c.name in ADAPTIVE and lr > o.max_adaptive_lr:

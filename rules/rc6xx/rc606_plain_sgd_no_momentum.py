@@ -3,6 +3,7 @@ from pydantic import Field
 from recipecheck.finding import Severity
 from recipecheck.program.hparams import dict_value, is_torch_optimizer, number, opt_arg, param_groups
 from recipecheck.rule import Context, Rule, RuleOptions
+from recipecheck.rules.rc6xx.rc605_rnn_without_grad_clipping import _is_rnn
 
 WEIGHT_LAYERS = {"Linear", "Bilinear", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d",
                  "ConvTranspose3d", "LSTM", "GRU", "RNN", "TransformerEncoderLayer",
@@ -19,6 +20,10 @@ def network_depth(p) -> int:
     """Weight layers built in the file; a large number when a layer is built in a loop or a
     pretrained architecture is loaded."""
     n = 0
+    uses: dict[str, int] = {}
+    for cs in p.calls:
+        if cs.dotted:
+            uses[cs.dotted] = uses.get(cs.dotted, 0) + 1
     for cs in p.calls:
         q = cs.qualname or ""
         if q.startswith(_DEEP_FACTORIES) or (q.startswith("transformers.") and q.endswith("from_pretrained")):
@@ -26,7 +31,13 @@ def network_depth(p) -> int:
         if q.startswith("torch.nn.") and q.rsplit(".", 1)[-1] in WEIGHT_LAYERS:
             if cs.loop is not None:
                 return 1000
-            n += 1
+            f = cs.function
+            if f.cls is not None and f.name == "__init__":
+                n += max(1, uses.get(f.cls.name, 0))  # one set of layers per instance built
+            elif f.parent is not None:
+                n += max(1, len(f.callers))  # a layer factory like conv_bn(cin, cout)
+            else:
+                n += 1
     return n
 
 
@@ -48,7 +59,9 @@ class PlainSgdNoMomentum(Rule):
 
     ## Known problems
     Depth is estimated from the layers the file builds; a model imported from another file
-    of the project is not counted. Off by default (info).
+    of the project is not counted. Recurrent language models (an RNN/LSTM/GRU in the file) are
+    skipped: plain SGD with gradient clipping is their classic recipe (Zaremba et al. 2014,
+    Merity et al. 2018). Off by default (info).
 
     ## Example
     ```python
@@ -77,6 +90,7 @@ class PlainSgdNoMomentum(Rule):
     MESSAGE = "SGD without momentum on a deep network"
     Options = Options
     VALID = (
+        'import torch\nimport torch.nn as nn\nenc = nn.Embedding(10000, 400)\nrnn = nn.LSTM(400, 1150, 3)\ndec = nn.Linear(1150, 10000)\nopt = torch.optim.SGD(model.parameters(), lr=30, weight_decay=1.2e-6)\n',
         "import torch\nimport torchvision\nmodel = torchvision.models.resnet50()\n"
         "opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)\n",
         "import torch\nimport torch.nn as nn\nmodel = nn.Linear(10, 2)\n"
@@ -106,7 +120,7 @@ class PlainSgdNoMomentum(Rule):
             if any(dict_value(g, "momentum") is not None for g in param_groups(c)):
                 continue
             if depth is None:
-                depth = network_depth(p)
+                depth = 0 if any(_is_rnn(cs.qualname) for cs in p.calls) else network_depth(p)
             if depth < self.options.min_layers:
                 continue
             ctx.report(c.node, (

@@ -3,6 +3,17 @@ from recipecheck.program.evaluation import analysis
 from recipecheck.rule import Context, Rule
 
 
+def grad_disabled_by_call(p, el) -> bool:
+    """`torch.set_grad_enabled(False)` called as a statement in a function on the loop's path."""
+    fns = {id(el.node.loop.function)} | {id(ev.function) for ev in el.node.chain}
+    for cs in p.calls:
+        if cs.qualname in ("torch.set_grad_enabled", "torch.autograd.set_grad_enabled") and \
+                id(cs.function) in fns and cs.node.args and \
+                getattr(cs.node.args[0].value, "value", None) == "False":
+            return True
+    return False
+
+
 class EvalWithoutNoGrad(Rule):
     """
     ## What it does
@@ -68,6 +79,8 @@ class EvalWithoutNoGrad(Rule):
         ev = analysis(ctx.program)
         for el in ev.eval_loops:
             if "no_grad" in el.reasons or el.node.grad_controlled or el.forward.grad_controlled:
+                continue
+            if grad_disabled_by_call(ctx.program, el):
                 continue
             loop = el.node.loop
             anchor = loop.node.iter if loop.iter is not None else loop.node.test

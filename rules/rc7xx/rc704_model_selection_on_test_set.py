@@ -81,6 +81,7 @@ class ModelSelectionOnTestSet(Rule):
     SEVERITY = Severity.WARNING
     MESSAGE = "model selection is driven by the test set"
     VALID = (
+        'best_val, test_at_best = 0.0, 0.0\nfor epoch in range(10):\n    val_acc = evaluate(model, val_loader)\n    test_acc = evaluate(model, test_loader)\n    if val_acc > best_val:\n        best_val = val_acc\n        best_test_acc = test_acc\n',
         "import torch\nbest_acc = 0.0\nfor epoch in range(10):\n    val_acc = evaluate(model, val_loader)\n"
         "    if val_acc > best_acc:\n        best_acc = val_acc\n        torch.save(model.state_dict(), 'best.pt')\n"
         "test_acc = evaluate(model, test_loader)\n",
@@ -140,6 +141,9 @@ class ModelSelectionOnTestSet(Rule):
         for a in p.assignments:
             if not _BEST.search(a.target.rsplit(".", 1)[-1]) or a.value is None or not isinstance(a.value, cst.CSTNode):
                 continue
+            if split_kind(a.target) == "test" and not (
+                    isinstance(a.value, cst.Call) and dotted_name(a.value.func) in ("max", "min")):
+                continue  # `best_test_acc = test_acc` under a validation check records, not selects
             kind = derived(a.function, a.value)
             if kind is None and not isinstance(a.value, (cst.Integer, cst.Float, cst.UnaryOperation)) and \
                     test_fns.get(a.function.key) == {"test"} and \

@@ -51,7 +51,9 @@ class NoValidation(Rule):
     the model gets worse. Every recipe's sanity checks start with a validation split.
 
     ## Known problems
-    Evaluation done by another file or by a framework callback is not seen. Off by default (info).
+    Evaluation done by another file or by a framework callback is not seen. Scripts with
+    several optimizers (GANs) and reinforcement-learning loops (`env.step`) are skipped: they
+    have no validation split by design. Off by default (info).
 
     ## Example
     ```python
@@ -84,6 +86,7 @@ class NoValidation(Rule):
     SEVERITY = Severity.INFO
     MESSAGE = "several epochs of training with no held-out evaluation"
     VALID = (
+        'import torch\noptD = torch.optim.Adam(netD.parameters(), lr=2e-4)\noptG = torch.optim.Adam(netG.parameters(), lr=2e-4)\nfor epoch in range(25):\n    for real, _ in loader:\n        optD.zero_grad()\n        lossD(netD, real).backward()\n        optD.step()\n        optG.zero_grad()\n        lossG(netD, netG).backward()\n        optG.step()\n',
         "import torch\nfor epoch in range(10):\n    for x, y in train_loader:\n        opt.zero_grad()\n"
         "        crit(model(x), y).backward()\n        opt.step()\n    model.eval()\n"
         "    with torch.no_grad():\n        print(crit(model(X_val), y_val).item())\n    model.train()\n",
@@ -99,7 +102,10 @@ class NoValidation(Rule):
         ev = analysis(p)
         epochs = [n for n in ev.epoch_loops() if not any(a in ev.epoch_loops() for a in n.ancestors())]
         epochs = [n for n in epochs if _several(n.loop)]
-        if not epochs or _held_out_mentioned(p, ev):
+        if not epochs or len(p.constructions("optimizer")) > 1 or _held_out_mentioned(p, ev):
+            return
+        if any(cs.dotted and cs.dotted.endswith("env.step") or (cs.qualname or "").startswith(("gym", "gymnasium"))
+               for cs in p.calls):
             return
         loop = epochs[0].loop
         anchor = loop.node.iter if loop.iter is not None else loop.node.test

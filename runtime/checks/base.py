@@ -14,7 +14,9 @@ Callbacks (all optional):
 ``on_model(mon, model)`` / ``on_optimizer(mon, optimizer)`` / ``on_scheduler(mon, scheduler)``
     when an object is attached (given to the API or discovered by ``recipecheck run``).
 ``on_model_input(mon, model, args, kwargs)``
-    every forward of a monitored (root) model, training or not.
+    every forward of a monitored (root) model: with grad enabled ("train"), without ("eval") or
+    both, as the class attribute ``model_inputs`` says; ``mon.pause(self)`` stops the calls (and
+    ``mon.pause(self, paused=False)`` resumes them) when a check needs no more inputs for now.
 ``on_pre_step(mon, optimizer)`` / ``on_post_step(mon, optimizer)``
     around ``optimizer.step()`` at the steps where ``schedule(mon.step)`` is true.
 ``on_activation(mon, layer, module, output)``
@@ -68,6 +70,7 @@ class Check:
     schedule: Schedule = Always()
     activation_types: ClassVar[tuple] = ()
     activation_schedule: Schedule = Never()
+    model_inputs: ClassVar[str] = "all"  # forwards on_model_input sees: "train" (grad on), "eval", "all"
 
     def __init__(self, **options: Any) -> None:
         for key, value in options.items():

@@ -49,17 +49,18 @@ class UnshuffledTrainingData(Check):
                            f"DataLoader(..., shuffle=True) or a random/distributed sampler.{self.twin_note()}",
                       where=f"DataLoader(sampler={type(sampler).__name__})", key="sampler")
 
+    model_inputs = "train"
+
     def on_epoch(self, mon, epoch):
         self._idx_epoch = 0
+        mon.pause(self, paused=False)
 
     def on_model_input(self, mon, model, args, kwargs):
         i, g = self._idx_epoch, self._idx_total
         if i >= self.per_epoch and g >= self.overall:
-            if torch.is_grad_enabled():
-                self._idx_epoch += 1
-                self._idx_total += 1
+            mon.pause(self)  # until the next epoch
             return
-        if not (model.training and torch.is_grad_enabled()):
+        if not model.training:
             return
         self._idx_epoch += 1
         self._idx_total += 1
@@ -73,9 +74,10 @@ class UnshuffledTrainingData(Check):
             n = v.numel()
             key = (v.device, n)
             ramp = self._ramp.get(key)
+            dt = torch.float32 if v.device.type == "mps" else torch.float64
             if ramp is None:
-                ramp = self._ramp[key] = torch.linspace(1.0, 2.0, n, dtype=torch.float64, device=v.device)
-            fp = torch.dot(v.to(torch.float64), ramp)
+                ramp = self._ramp[key] = torch.linspace(1.0, 2.0, n, dtype=dt, device=v.device)
+            fp = torch.dot(v.to(dt), ramp)
         mon.defer(self, (mon.epoch, i, g), fp.reshape(1))
 
     def on_values(self, mon, step, key, values):

@@ -19,6 +19,7 @@ class TrainModeDuringEval(Check):
     severity = "error"
     static_twin = "RC701"
     schedule = Never()
+    model_inputs = "eval"
 
     def setup(self, mon):
         self._mods = {}
@@ -27,8 +28,6 @@ class TrainModeDuringEval(Check):
         self._mods[id(model)] = [(n, m) for n, m in model.named_modules() if isinstance(m, _DROPOUT + (_BatchNorm,))]
 
     def on_model_input(self, mon, model, args, kwargs):
-        if torch.is_grad_enabled() and not torch.is_inference_mode_enabled():
-            return
         mods = self._mods.get(id(model))
         if not mods:
             return

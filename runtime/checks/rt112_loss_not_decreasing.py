@@ -26,6 +26,7 @@ class LossNotDecreasing(Check):
         self._recent = deque(maxlen=self.recent_window)
         self._best = math.inf
         self._best_step = None
+        self._since_best = 10
 
     def on_read(self, mon, losses):
         for step, v in losses:
@@ -34,7 +35,9 @@ class LossNotDecreasing(Check):
             if len(self._early) < self.early_window:
                 self._early.append(v)
             self._recent.append((step, v))
-            if len(self._recent) >= 20:
+            self._since_best += 1
+            if len(self._recent) >= 20 and self._since_best >= 10:
+                self._since_best = 0  # a rolling 20-step median every 10 losses is enough
                 m = median(x for _, x in list(self._recent)[-20:])
                 if m < self._best:
                     self._best, self._best_step = m, step
