@@ -947,6 +947,7 @@ def extract(source: str, path: str, module: cst.Module | None = None) -> Recipe:
             recipe.parsed = False
             return recipe
     p = build_program(module)
+    recipe._program = p  # reused by advise(); not a dataclass field, so not in the JSON
     s = _Src(module, p, source)
 
     # epochs / iterations from the outermost loops around the batch loops
@@ -1184,8 +1185,7 @@ def advise(source: str, path: str, recipe: Recipe, findings=None) -> list[Advice
                              f.line, f.extra.get("cell")))
     advice.sort(key=lambda a: (_SEV_RANK[a.severity], a.cell or 0, a.line or 0, a.code or ""))
     try:
-        module = cst.parse_module(source)
-        p = build_program(module)
+        p = getattr(recipe, "_program", None) or build_program(cst.parse_module(source))
         conv = any(cs.qualname and tn.last(cs.qualname).startswith("Conv") and
                    cs.qualname.startswith("torch.nn") for cs in p.calls)
         transformer = p.uses_transformer()
@@ -1260,8 +1260,11 @@ def rows(recipe: Recipe) -> list[tuple[str, str]]:
     sched = [f"{sf.description}  {_at(sf)}" for sf in recipe.schedules] + recipe.manual_lr
     out.append(("LR schedule", "\n".join(sched) or "constant LR (no scheduler, no manual decay)"))
     out.append(("Warmup", recipe.warmup or none))
-    out.append(("Batch size", (fmt(recipe.batch_size) if recipe.batch_size is not None else
-                               (recipe.batch_size_text or "unknown"))))
+    batch = fmt(recipe.batch_size) if recipe.batch_size is not None else (recipe.batch_size_text or "unknown")
+    if recipe.batch_size is not None and recipe.accumulation_steps and recipe.accumulation_steps > 1:
+        batch += (f" per micro-batch, {fmt(recipe.batch_size * recipe.accumulation_steps)} per optimizer "
+                  f"step ({fmt(recipe.accumulation_steps)} accumulated)")
+    out.append(("Batch size", batch))
     run = []
     if recipe.epochs is not None or recipe.epochs_text:
         run.append(f"{fmt(recipe.epochs)} epochs" if recipe.epochs is not None

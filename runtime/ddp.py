@@ -31,7 +31,11 @@ class DistContext:
     def _comm_device(self, t: torch.Tensor) -> torch.device:
         # gloo reduces CPU tensors; nccl needs them on the GPU
         backend = str(torch.distributed.get_backend()).lower()
-        return torch.device("cpu") if backend == "gloo" else t.device
+        if backend == "gloo":
+            return torch.device("cpu")
+        if t.device.type == "cpu" and torch.cuda.is_available():
+            return torch.device("cuda", torch.cuda.current_device())
+        return t.device
 
     def mean_if_aligned(self, values: torch.Tensor) -> torch.Tensor:
         """Mean over ranks of ``values`` (a 1-d tensor), or ``values`` itself when the ranks
@@ -42,7 +46,7 @@ class DistContext:
         dev = self._comm_device(values)
         n = torch.tensor([values.numel(), -values.numel()], dtype=torch.int64, device=dev)
         dist.all_reduce(n, op=dist.ReduceOp.MAX)
-        if int(n[0]) != values.numel() or -int(n[1]) != values.numel():
+        if int(n[0]) != values.numel() or -int(n[1]) != values.numel() or values.numel() == 0:
             return values
         out = values.detach().to(dev, torch.float64).clone()
         dist.all_reduce(out, op=dist.ReduceOp.SUM)

@@ -26,10 +26,12 @@ Two ways in:
 
 Every hook handle and patch is owned by the monitor and removed on exit, also when the training
 raises. Hooks return None, never modify tensors and never touch the global RNG. Statistics stay
-on the device: the per-step loss goes into a preallocated device buffer and checks hand device
-tensors to :meth:`Monitor.defer`; everything is read back in one batch every ``read_every``
-optimizer steps (no ``.item()``/``.cpu()`` per step). A check that raises is disabled, the error
-is recorded in ``run["check_errors"]``, and training goes on.
+on the device: the per-step loss is kept as a detached device scalar (no copy, no sync) and checks
+hand device tensors to :meth:`Monitor.defer`; everything is stacked and read back in one transfer
+every ``read_every`` optimizer steps (no ``.item()``/``.cpu()`` per step). Checks run on sampled
+steps only (their schedules are expanded ``read_every`` steps at a time, so an ordinary step costs
+a dict lookup), and activation hooks exist only during sampled steps. A check that raises is
+disabled, the error is recorded in ``run["check_errors"]``, and training goes on.
 """
 
 from __future__ import annotations
@@ -124,7 +126,7 @@ class Monitor:
         report: Union[str, os.PathLike, None] = "recipecheck-report",
         checks: Optional[Sequence[Any]] = None,
         *,
-        read_every: int = 50,
+        read_every: int = 100,
         max_points: int = 1024,
         summary: bool = True,
         console: Any = None,
@@ -179,10 +181,11 @@ class Monitor:
         self._loss_vals: list[torch.Tensor] = []
         self._loss_steps: list[int] = []
         self._loss_cap = 4 * self.read_every + 16
-        self.lr_every = 5  # LR series: every step for the first 16, then every 5th
+        self.lr_every = 10  # LR series: every step for the first 16, then every 10th
         self._opt_ids: set[int] = set()
         self._idle_primary = 0
         self._crit_fast = False
+        self._primary_opt = None  # strong reference while attached (dropped at close)
         self._plan_map: dict = {}
         self._plan_start = self._plan_end = 0
         self._deferred: list[tuple[Check, int, Any, torch.Tensor]] = []
@@ -309,6 +312,7 @@ class Monitor:
         self._act_modules = {}
         self._loss_vals = []
         self._primary = None
+        self._primary_opt = None
         self._loaders = {}
         self._last_loader = self._train_loader = None
         self._first_batch = None
@@ -475,12 +479,16 @@ class Monitor:
     def flush(self, reduce: bool = False) -> None:
         """Read the device statistics back in one batch and run the checks' analyses."""
         losses: list[tuple[int, float]] = []
-        if self._loss_vals:
+        sync = reduce and self._dist.enabled  # every rank takes part, even with nothing to read
+        if self._loss_vals or sync:
             vals, steps = self._loss_vals, self._loss_steps
             self._loss_vals, self._loss_steps = [], []
-            dev = vals[0].device
-            buf = torch.stack([v.reshape(()).to(dev, torch.float32) for v in vals])
-            if reduce and self._dist.enabled:
+            if vals:
+                dev = vals[0].device
+                buf = torch.stack([v.reshape(()).to(dev, torch.float32) for v in vals])
+            else:
+                buf = torch.zeros(0)
+            if sync:
                 buf = self._dist.mean_if_aligned(buf)
             values = buf.tolist()
             acc: dict[int, list[float]] = {}
@@ -584,7 +592,7 @@ class Monitor:
     def _on_pre_step(self, optimizer, args, kwargs) -> None:
         if self.global_hooks and id(optimizer) not in self._opt_ids:
             self._discover(optimizer)
-        primary = self._primary is not None and self._primary() is optimizer
+        primary = optimizer is self._primary_opt or (self._primary is not None and self._primary() is optimizer)
         if not primary:
             # a later training phase with a new optimizer becomes the step counter once the
             # first one has been idle for a while (alternating GAN optimizers keep the first)
@@ -596,6 +604,7 @@ class Monitor:
         else:
             self._idle_primary = 0
         if primary:
+            self._primary_opt = optimizer
             if self.step == 0 and self.before_first_step is not None:
                 self._run_before_first_step(optimizer)
             self.step += 1
@@ -622,14 +631,15 @@ class Monitor:
         if plan is not None:
             for chk, fn in plan.post:
                 self._call(chk, fn, optimizer)
-        if self._primary is not None and self._primary() is optimizer:
+        if optimizer is self._primary_opt:
             if self.patch_dataloader:
                 self._note_train_loader()
             if step % self.read_every == 0:
                 self.flush(reduce=True)
-            nxt = self._plan_for(step + 1)
+            s1 = step + 1
+            nxt = self._plan_map.get(s1) if self._plan_start <= s1 < self._plan_end else self._plan_for(s1)
             if nxt is not None and nxt.act:
-                self._arm_activations(step + 1, nxt.act)
+                self._arm_activations(s1, nxt.act)
 
     def _run_before_first_step(self, optimizer) -> None:
         fn, self.before_first_step = self.before_first_step, None

@@ -447,3 +447,58 @@ def test_rc404_is_conservative():
         'datasets.MNIST("data", train=True, transform=transforms.ToTensor())',
         "torch.utils.data.TensorDataset(torch.randn(64, 784), torch.zeros(64))")
     assert found(synthetic, "RC404") == []
+
+
+def test_fixup_zero_init_of_the_last_conv_of_each_block_is_not_flagged():
+    src = """
+    import torch.nn as nn
+    class FixupBlock(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.conv1 = nn.Conv2d(c, c, 3, padding=1, bias=False)
+            self.conv2 = nn.Conv2d(c, c, 3, padding=1, bias=False)
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(3, 16, 3)
+            self.blocks = nn.Sequential(FixupBlock(16), FixupBlock(16))
+            self.fc = nn.Linear(16, 10)
+            for m in self.modules():
+                if isinstance(m, FixupBlock):
+                    nn.init.constant_(m.conv2.weight, 0)
+                    nn.init.constant_(m.conv1.weight, 0)
+    """
+    assert found(src, "RC301") == [17]
+
+
+def test_hf_init_weights_idiom_is_clean():
+    src = """
+    import torch.nn as nn
+    class PreTrained(nn.Module):
+        def _init_weights(self, module):
+            if isinstance(module, nn.Linear):
+                module.weight.data.normal_(mean=0.0, std=self.config.initializer_range)
+                if module.bias is not None:
+                    module.bias.data.zero_()
+            elif isinstance(module, nn.Embedding):
+                module.weight.data.normal_(mean=0.0, std=1.0)
+                module.weight.data[module.padding_idx].zero_()
+            elif isinstance(module, nn.LayerNorm):
+                module.bias.data.zero_()
+                module.weight.data.fill_(1.0)
+    """
+    for code in ("RC301", "RC302", "RC303", "RC304"):
+        assert found(src, code) == []
+
+
+def test_encoders_and_display_scaling_are_not_preprocessing_leaks():
+    src = """
+    import numpy as np
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import LabelEncoder
+    df["sex"] = LabelEncoder().fit_transform(df["sex"])
+    X_train, X_test = train_test_split(df.values)
+    grid = X_test[:16] / X_test.max()
+    """
+    assert found(src, "RC402") == []
+    assert found(src, "RC403") == []

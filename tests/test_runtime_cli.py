@@ -28,6 +28,7 @@ TRAIN = textwrap.dedent('''
     p.add_argument("--sched", default="")
     p.add_argument("--noeval", action="store_true")
     p.add_argument("--n", type=int, default=256)
+    p.add_argument("--save", default="")
     a = p.parse_args()
     torch.manual_seed(0)
     x = torch.randn(a.n, 10)
@@ -59,6 +60,8 @@ TRAIN = textwrap.dedent('''
             raise ValueError("boom from the script")
         if a.interrupt and epoch == 1:
             raise KeyboardInterrupt
+    if a.save:
+        torch.save({"state": model.state_dict(), "rng": torch.get_rng_state()}, a.save)
     print("ARGV", sys.argv, "NAME", __name__)
     sys.exit(a.exit)
 ''')
@@ -181,3 +184,18 @@ def test_cli_sanity(script, tmp_path):
     assert result.exit_code == 0, result.output
     run = _report(rep)["run"]
     assert "sanity" in run and run["sanity"] not in ({"status": "skipped"},)
+
+
+def test_run_mode_results_bitwise_identical(script, tmp_path, monkeypatch):
+    import runpy
+    import sys
+
+    plain_out, mon_out = tmp_path / "plain.pt", tmp_path / "mon.pt"
+    monkeypatch.setattr(sys, "argv", [str(script), "--epochs", "2", "--save", str(plain_out)])
+    with pytest.raises(SystemExit):
+        runpy.run_path(str(script), run_name="__main__")
+    run_script(str(script), ["--epochs", "2", "--save", str(mon_out)], report=None, summary=False)
+    a, b = torch.load(plain_out), torch.load(mon_out)
+    for k in a["state"]:
+        assert torch.equal(a["state"][k], b["state"][k]), k
+    assert torch.equal(a["rng"], b["rng"])

@@ -24,6 +24,7 @@ import libcst as cst
 
 from recipecheck.program import torchnames as tn
 from recipecheck.program.imports import dotted_name
+from recipecheck.program.init import children, fast_walk
 from recipecheck.program.model import Construction, FunctionInfo, ProgramModel, XLoop, _Unpacked
 
 # --------------------------------------------------------------------------- names
@@ -97,11 +98,7 @@ def call_arg(call: cst.Call, keyword: str | None, position: int | None) -> cst.B
 
 
 def _walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        yield n
-        stack.extend(n.children)
+    return fast_walk(node)
 
 
 def _literal(node) -> object:
@@ -218,8 +215,21 @@ class StatSite:
     kind: str  # stat | fit
     roots: list[Root]
     order: int
-    normalizes: bool  # the result is used to normalize data (always True for fit)
-    stmt: int | None = None  # id of the assignment statement holding the call, if any
+    _normalizes: bool | None  # the result is used to normalize data (always True for fit)
+    _dm: "DataModel | None" = None
+    method: str = ""  # mean, std, max, fit_transform, ...
+
+    @property
+    def normalizes(self) -> bool:
+        if self._normalizes is None:
+            self._normalizes = self._dm._used_to_normalize(self.function, self.node)
+        return self._normalizes
+
+    @property
+    def stmt(self) -> int | None:
+        """id of the assignment statement holding the call, if any."""
+        a = self._dm._index(self.function).stmt_of.get(id(self.node))
+        return id(a.node) if a is not None else None
 
 
 @dataclass(eq=False)
@@ -270,6 +280,8 @@ class DataModel:
                 self.targets.setdefault(id(v), []).append(a.target)
                 self.assign_order.setdefault(id(v), a.order)
         self._stats: list[StatSite] | None = None
+        self._fn_index: dict[int, _FnIndex] = {}
+        self._anc_memo: dict[tuple, set[str]] = {}
         self._splits: list[SplitSite] | None = None
 
     # -- loaders feeding training
@@ -355,45 +367,25 @@ class DataModel:
         return False
 
     # -- statistics and splits
-    def _statement_of(self, f: FunctionInfo, call: cst.Call):
-        for a in f.assignments:
-            v = a.value.value if isinstance(a.value, _Unpacked) else a.value
-            if v is not None and any(n is call for n in _walk(v)):
-                return a
-        return None
+    def _index(self, f: FunctionInfo) -> "_FnIndex":
+        idx = self._fn_index.get(id(f))
+        if idx is None:
+            idx = _FnIndex(self.p, f)
+            self._fn_index[id(f)] = idx
+        return idx
 
     def _used_to_normalize(self, f: FunctionInfo, call: cst.Call) -> bool:
+        idx = self._index(f)
+        if id(call) in idx.in_norm_binop:
+            return True
         targets = set(self.targets.get(id(call), []))
         # the stat may be wrapped: mu = X.mean(0).item(), mean = X.mean() / 255
-        for a in f.assignments:
-            if a.value is None or isinstance(a.value, _Unpacked) or a.augmented is not None:
-                continue
-            if any(n is call for n in _walk(a.value)):
-                targets.add(a.target)
-        for a in f.assignments:
-            v = a.value
-            if v is None or isinstance(v, _Unpacked):
-                continue
-            if a.augmented in ("SubtractAssign", "DivideAssign") and \
-                    (any(n is call for n in _walk(v)) or dotted_name(v) in targets):
+        a = idx.stmt_of.get(id(call))
+        if a is not None and a.augmented is None:
+            targets.add(a.target)
+            if a.augmented in ("SubtractAssign", "DivideAssign"):
                 return True
-            for n in _walk(v):
-                if isinstance(n, cst.BinaryOperation) and isinstance(n.operator, (cst.Subtract, cst.Divide)):
-                    for side in (n.left, n.right):
-                        for m in _walk(side):
-                            if m is call or (isinstance(m, (cst.Name, cst.Attribute)) and dotted_name(m) in targets):
-                                return True
-        if targets:
-            for cs in self.p.calls:
-                if cs.function is not f:
-                    continue
-                name = tn.last(cs.qualname or cs.dotted or "")
-                if name in NORMALIZE_NAMES or name in ("sub", "div", "sub_", "div_"):
-                    for a in cs.node.args:
-                        if any(isinstance(m, (cst.Name, cst.Attribute)) and dotted_name(m) in targets
-                               for m in _walk(a.value)):
-                            return True
-        return False
+        return bool(targets & idx.norm_names)
 
     @staticmethod
     def _across_samples(axis) -> bool | None:
@@ -415,14 +407,13 @@ class DataModel:
     def _is_scaler(self, f: FunctionInfo, recv: cst.BaseExpression) -> bool:
         if isinstance(recv, cst.Call):
             q = self.p.imports.resolve(recv.func)
-            return q is not None and (q.startswith(("sklearn.preprocessing", "sklearn.decomposition")) or
-                                      tn.last(q) in _SCALERS)
+            return q is not None and (q.startswith("sklearn.decomposition") or tn.last(q) in _SCALERS)
         d = dotted_name(recv)
         if d is None:
             return False
         for c in self.p.evaluate_dotted(f, d) if d.count(".") <= 1 else []:
             q = c.qualname
-            if q.startswith(("sklearn.preprocessing", "sklearn.decomposition")) or tn.last(q) in _SCALERS:
+            if q.startswith("sklearn.decomposition") or tn.last(q) in _SCALERS:
                 return True
             if q.startswith("sklearn."):
                 return False
@@ -449,7 +440,8 @@ class DataModel:
                         continue
                     roots = data_roots(self.p, func.value)
                     if roots:
-                        out.append(StatSite(call, cs.function, "stat", roots, self._order(cs), False))
+                        out.append(StatSite(call, cs.function, "stat", roots, self._order(cs), None,
+                                           method=tn.last(q or dotted_name(func) or "")))
                 elif meth in ("fit", "fit_transform", "partial_fit") and call.args and \
                         self._is_scaler(cs.function, func.value):
                     roots = data_roots(self.p, call_arg(call, "X", 0))
@@ -465,12 +457,10 @@ class DataModel:
                     continue
                 roots = data_roots(self.p, call_arg(call, None, 0))
                 if roots:
-                    out.append(StatSite(call, cs.function, "stat", roots, self._order(cs), False))
+                    out.append(StatSite(call, cs.function, "stat", roots, self._order(cs), None,
+                                           method=tn.last(q or dotted_name(func) or "")))
         for s in out:
-            if s.kind == "stat":
-                s.normalizes = self._used_to_normalize(s.function, s.node)
-            a = self._statement_of(s.function, s.node)
-            s.stmt = id(a.node) if a is not None else None
+            s._dm = self
         self._stats = out
         return out
 
@@ -537,15 +527,18 @@ class DataModel:
 
     def ancestors(self, f: FunctionInfo, name: str, before: int) -> set[str]:
         """Names `name` was computed from, through assignments before `before` (transitively)."""
+        key = (id(f), name, before)
+        if key in self._anc_memo:
+            return self._anc_memo[key]
         out = {name}
+        self._anc_memo[key] = out
         frontier = [name]
-        binds: dict[str, list] = {}
-        for a in f.assignments:
-            if a.augmented is None and a.order <= before:
-                binds.setdefault(a.target, []).append(a)
+        binds = self._index(f).binds
         while frontier:
             n = frontier.pop()
             for a in binds.get(n, []):
+                if a.order > before:
+                    continue
                 v = a.value.value if isinstance(a.value, _Unpacked) else a.value
                 for r in data_roots(self.p, v):
                     if r.name not in out:
@@ -648,6 +641,53 @@ class DataModel:
         if names & {"Lambda", ""} or any(n and n[0].islower() and n not in ("Compose",) for n in names):
             return None  # a user function may normalize
         return False
+
+
+class _FnIndex:
+    """One walk over a function's assignment values: which statement holds a node, which
+    nodes and names take part in a subtraction/division (normalization)."""
+
+    def __init__(self, p: ProgramModel, f: FunctionInfo) -> None:
+        self.stmt_of: dict[int, object] = {}
+        self.in_norm_binop: set[int] = set()
+        self.norm_names: set[str] = set()
+        self.binds: dict[str, list] = {}
+        for a in f.assignments:
+            if a.augmented is None:
+                self.binds.setdefault(a.target, []).append(a)
+            v = a.value.value if isinstance(a.value, _Unpacked) else a.value
+            if v is None:
+                continue
+            if a.augmented in ("SubtractAssign", "DivideAssign"):
+                self._mark(v)
+            stack = [(v, False)]
+            while stack:
+                n, inside = stack.pop()
+                self.stmt_of.setdefault(id(n), a)
+                if inside:
+                    self.in_norm_binop.add(id(n))
+                    if isinstance(n, (cst.Name, cst.Attribute)):
+                        d = dotted_name(n)
+                        if d:
+                            self.norm_names.add(d)
+                if isinstance(n, cst.BinaryOperation) and isinstance(n.operator, (cst.Subtract, cst.Divide)):
+                    inside = True
+                stack.extend((c, inside) for c in children(n))
+        for cs in p.calls:
+            if cs.function is not f:
+                continue
+            name = tn.last(cs.qualname or cs.dotted or "")
+            if name in NORMALIZE_NAMES or name in ("sub", "div", "sub_", "div_"):
+                for arg in cs.node.args:
+                    self._mark(arg.value)
+
+    def _mark(self, node: cst.CSTNode) -> None:
+        for n in _walk(node):
+            self.in_norm_binop.add(id(n))
+            if isinstance(n, (cst.Name, cst.Attribute)):
+                d = dotted_name(n)
+                if d:
+                    self.norm_names.add(d)
 
 
 def ctx_code(program: ProgramModel, node: cst.CSTNode) -> str:

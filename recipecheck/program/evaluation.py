@@ -53,6 +53,17 @@ _MODEL_LEAF = re.compile(r"(^|_)(model|net|network|encoder|decoder|classifier|ba
 _TRAIN_MODELS = ("torchvision.models", "timm.create_model", "timm.models")
 
 
+_SENSITIVE_LAYERS = re.compile(
+    r"^torch\.nn\.(Dropout\w*|AlphaDropout|FeatureAlphaDropout|\w*BatchNorm\w*|InstanceNorm\w*|"
+    r"Transformer\w*|MultiheadAttention|RNN|LSTM|GRU)$|"
+    r"^torch\.nn\.functional\.(dropout\w*|alpha_dropout|feature_alpha_dropout|batch_norm|instance_norm)$|"
+    r"^(torchvision\.models|timm|transformers)\.")
+
+
+def _mode_sensitive(qualname: str | None) -> bool:
+    return bool(qualname) and bool(_SENSITIVE_LAYERS.match(qualname))
+
+
 # ------------------------------------------------------------------------ split names
 
 
@@ -292,15 +303,17 @@ class Evaluation:
         keys.discard("self")
         return keys
 
-    def _is_model_construction(self, a) -> bool:
+    def _is_model_construction(self, a, fresh_only: bool = False) -> bool:
+        """`a` binds a network: a local nn.Module class, a torchvision/timm constructor, or
+        (unless `fresh_only`: those come back in eval mode) a `from_pretrained` model."""
         p = self.program
         d = dotted_name(a.value.func)
         if d is not None and d in p.classes:
             return p.classes[d].is_module
         q = p.imports.resolve(a.value.func)
-        if q and (q.startswith(_TRAIN_MODELS) or (q.startswith("transformers.") and q.endswith("from_pretrained"))):
+        if q and q.startswith(_TRAIN_MODELS):
             return True
-        return False
+        return not fresh_only and bool(q) and q.startswith("transformers.") and q.endswith("from_pretrained")
 
     def is_model_call(self, n: Node) -> str | None:
         """The model key when the node calls a model (`model(x)`, `self.net(x)`)."""
@@ -541,9 +554,30 @@ class Evaluation:
                     any(self.is_model_call(c) == model for c in n.walk()):
                 return True
         for a in self.program.assignments:
-            if model_key(a.target) == model and isinstance(a.value, cst.Call) and self._is_model_construction(a):
+            if model_key(a.target) == model and isinstance(a.value, cst.Call) and \
+                    self._is_model_construction(a, fresh_only=True):
                 return True
         return False
+
+    def mode_matters(self, model: str) -> bool:
+        """False only when the model is built here from layers that behave the same in train and
+        eval mode (no Dropout, BatchNorm, InstanceNorm, dropout-carrying RNN/Transformer layers)."""
+        p = self.program
+        local = False
+        for a in p.assignments:
+            if model_key(a.target) != model or a.augmented is not None or not isinstance(a.value, cst.Call):
+                continue
+            d = dotted_name(a.value.func)
+            q = p.imports.resolve(a.value.func)
+            if (d is not None and d in p.classes and p.classes[d].is_module) or q == "torch.nn.Sequential":
+                local = True
+            else:
+                return True
+        if not local:
+            return True
+        if "sensitive" not in self.__dict__:
+            self.__dict__["sensitive"] = any(_mode_sensitive(cs.qualname) for cs in p.calls)
+        return self.__dict__["sensitive"]
 
     def training_loops(self) -> list[Node]:
         """Loops that run backward() directly (batch loops) in the mode view."""

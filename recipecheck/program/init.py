@@ -89,6 +89,7 @@ class InitSite:
     keywords: dict[str, cst.BaseExpression] = field(default_factory=dict)
     order: int = 0
     branch: tuple = ()  # identity of the enclosing if-branches and loops
+    owner_class: ClassInfo | None = None  # local class of the owner's base (isinstance(m, Block))
     placeholder: bool = False  # re-initialized later in the same class/function
     whole_model: bool = False  # applied to every layer of a kind / every parameter
 
@@ -140,12 +141,55 @@ def _strip_data(text: str) -> str:
     return text
 
 
-def _walk(node: cst.CSTNode):
+# Fields that hold only whitespace, comments and punctuation: never walked (libcst's
+# `.children` runs a visitor per node, far too slow for the lint budget).
+_SKIP_FIELDS = frozenset({
+    "lpar", "rpar", "leading_lines", "lines_after_decorators", "header", "footer", "comma",
+    "semicolon", "colon", "equal", "dot", "operator", "asynchronous", "newline", "star",
+    "trailing_whitespace", "first_line", "default_indicator", "empty_lines", "lbracket",
+    "rbracket", "lbrace", "rbrace", "encoding", "default_newline", "default_indent",
+    "has_trailing_newline", "indent", "whitespace", "comparator_whitespace", "last_line",
+})
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _child_fields(t: type) -> tuple[str, ...]:
+    names = _FIELDS.get(t)
+    if names is None:
+        import dataclasses
+
+        names = tuple(f.name for f in dataclasses.fields(t)
+                      if f.name not in _SKIP_FIELDS and not f.name.startswith("whitespace"))
+        _FIELDS[t] = names
+    return names
+
+
+def fast_walk(node: cst.CSTNode):
+    """Every node under `node` (itself included), skipping whitespace and punctuation."""
     stack = [node]
     while stack:
         n = stack.pop()
         yield n
-        stack.extend(n.children)
+        for name in _child_fields(type(n)):
+            v = getattr(n, name)
+            if isinstance(v, cst.CSTNode):
+                stack.append(v)
+            elif isinstance(v, (list, tuple)):
+                stack.extend(x for x in v if isinstance(x, cst.CSTNode))
+
+
+def children(node: cst.CSTNode) -> list[cst.CSTNode]:
+    out = []
+    for name in _child_fields(type(node)):
+        v = getattr(node, name)
+        if isinstance(v, cst.CSTNode):
+            out.append(v)
+        elif isinstance(v, (list, tuple)):
+            out.extend(x for x in v if isinstance(x, cst.CSTNode))
+    return out
+
+
+_walk = fast_walk
 
 
 # --------------------------------------------------------------------------- condition contexts
@@ -336,6 +380,7 @@ class InitModel:
                 self._param_targets[id(a.value)] = a.target
         self.sites: list[InitSite] = []
         self._by_target: dict[str, list] | None = None
+        self._layer_count: int | None = None
         self._build()
 
     # -- layers the file constructs
@@ -352,8 +397,11 @@ class InitModel:
         return out
 
     def weight_layer_count(self) -> int:
+        if self._layer_count is not None:
+            return self._layer_count
         raw = sum(1 for s in self.sites if s.source == "parameter" and s.role == "weight")
-        return len(self.layer_constructions()) + raw
+        self._layer_count = len(self.layer_constructions()) + raw
+        return self._layer_count
 
     def is_output_layer(self, site: InitSite) -> bool:
         """The zeroed layer is the model's only layer or clearly its output / residual-out layer."""
@@ -367,11 +415,16 @@ class InitModel:
             if _OUTPUT_NAME.match(leaf):
                 return True
             cls = site.cls
-            if owner.startswith("self.") and owner.count(".") == 1 and cls is not None:
-                init = cls.methods.get("__init__")
+            attr = None
+            if owner.startswith("self.") and owner.count(".") == 1:
+                attr = owner
+            elif owner.count(".") == 1 and site.owner_class is not None:
+                # `m.conv2` under `isinstance(m, FixupBlock)`: the last layer of that block
+                cls, attr = site.owner_class, "self." + leaf
+            if attr is not None and cls is not None:
                 layers = [t for _, t in self.layer_constructions(cls)
-                          if t and init is not None and t.startswith("self.") and t.count(".") == 1]
-                if layers and layers[-1] == owner and len(layers) >= 1:
+                          if t and t.startswith("self.") and t.count(".") == 1]
+                if layers and layers[-1] == attr:
                     return True
         return False
 
@@ -644,6 +697,13 @@ class InitModel:
                             or leaf.startswith("bias_")):
             owner = text.rsplit(".", 1)[0]
             site.owner = owner
+            base = owner.split(".", 1)[0]
+            if owner.count(".") == 1 and base != "self":
+                for test, positive in ctx.conds:
+                    if positive:
+                        for c in _isinstance_classes(p, test, base) or []:
+                            if c in p.classes:
+                                site.owner_class = p.classes[c]
             if leaf.startswith("bias"):
                 site.role = "bias"
                 return site

@@ -201,6 +201,13 @@ class Op:
     functional: bool = False
     conditional: bool = False  # under an `if`, or appended conditionally
     function: FunctionInfo | None = None  # where `node` is
+    attr: str | None = None  # the name the module is called through (`self.bn2`), if any
+
+    def describe(self) -> str:
+        """`self.bn2` (nn.BatchNorm1d), or `F.dropout`, for messages."""
+        if self.attr and self.attr != self.label:
+            return f"`{self.attr}` ({self.label})"
+        return f"`{self.label}`"
 
     @property
     def significant(self) -> bool:
@@ -250,6 +257,7 @@ class Unit:
     steps: list[Step] = field(default_factory=list)
     output: Val | None = None  # what the model returns (the last unconditional return)
     top_level: bool = False  # not a part of another model of this file
+    instantiated: bool = False  # built in this file as a model (`model = Net()`), not only defined
     complete: bool = True  # the output is known from input to return
 
     def output_ops(self) -> list[Op]:
@@ -333,9 +341,12 @@ class LayerAnalysis:
         seq_elems = [(cs, self.sequence_elements(cs.node, cs.function)) for cs in seq_calls]
         appended = self._appended
         inner_classes: set[str] = set()
+        built: set[str] = set()
         for cs in p.calls:
             if cs.dotted in self._module_classes:
                 owner = _owner_class(cs.function)
+                if owner is None or owner.name not in self._module_classes:
+                    built.add(cs.dotted)
                 if (owner is not None and owner.name in self._module_classes and owner.name != cs.dotted) \
                         or id(cs.node) in self._nested_containers or id(cs.node) in appended:
                     inner_classes.add(cs.dotted)
@@ -346,6 +357,8 @@ class LayerAnalysis:
             if fwd is None or not isinstance(fwd.node, cst.FunctionDef):
                 continue
             unit = Unit("class", name, cls.node, fwd, top_level=name not in inner_classes)
+            unit.instantiated = unit.top_level and (name in built or any(
+                b.endswith("LightningModule") for b in cls.bases))
             w = _ForwardWalker(self, unit.steps)
             out = w.run_function(fwd, (Val((), True),), (name,))
             unit.output = out
@@ -359,6 +372,8 @@ class LayerAnalysis:
             w = _ForwardWalker(self, unit.steps)
             unit.output = w.apply_elems(elems, Val((), True), ())
             unit.top_level = self._sequential_is_model(cs)
+            unit.instantiated = unit.top_level and (cs.function is p.module_function or
+                                                    bool(cs.function.callers))
             self._seq_units[id(cs.node)] = unit
             self.units.append(unit)
 
@@ -471,9 +486,14 @@ class LayerAnalysis:
     def unit_for_sequential(self, call: cst.Call) -> Unit | None:
         return self._seq_units.get(id(call))
 
-    def model_units(self) -> list[Unit]:
-        """The units that are whole models (not a block of another model of the file)."""
-        return [u for u in self.units if u.top_level]
+    def model_units(self, instantiated: bool = False) -> list[Unit]:
+        """The units that are whole models (not a block of another model of the file).
+
+        With `instantiated`, only those the file also builds (`model = Net()`, a Sequential
+        assigned at top level or returned by a helper that is called): a class that a
+        library file only defines may be a block of a model defined elsewhere.
+        """
+        return [u for u in self.units if u.top_level and (u.instantiated or not instantiated)]
 
     def all_steps(self) -> Iterator[tuple[Unit, Step]]:
         for u in self.units:
@@ -728,8 +748,9 @@ class _ForwardWalker:
             q = c.qualname
             kind = nn_kind(q)
             if kind is not None:
+                attr = dotted_name(expr) if isinstance(expr, cst.BaseExpression) else None
                 return self.apply(Op(kind, _label(c.node.func), site, ctor=c.node, qualname=q,
-                                     conditional=conditional, function=f), val)
+                                     conditional=conditional, function=f, attr=attr), val)
             if q == "torch.nn.Sequential":
                 elems = self.a.sequence_elements(c.node, c.function)
                 if elems is not None:

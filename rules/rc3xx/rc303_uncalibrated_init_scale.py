@@ -23,9 +23,10 @@ class UncalibratedInitScale(Rule):
     A unit's pre-activation variance is fan_in x Var(w) x Var(x): with std 1 and 784 inputs it
     is ~800x the input's, so activations explode layer after layer (or saturate tanh/sigmoid
     units, whose gradients then vanish). Calibrated schemes set Var(w) = 2/fan_in (He, ReLU)
-    or 2/(fan_in + fan_out) (Glorot). Measured (`recipecheck validate RC303`): an MLP with
-    N(0, 1) weights starts with a loss orders of magnitude above ln(C) (RT101) and trains far
-    slower than the Kaiming-initialized twin.
+    or 2/(fan_in + fan_out) (Glorot). Measured (`recipecheck validate RC303`): in a 10-layer,
+    width-256 ReLU MLP, N(0, 1) weights grow the activation std ~2e9x from the first to the
+    last layer (about sqrt(256/2) per layer) while fan-in-scaled init keeps it at ~0.7x; the
+    initial loss is far above ln(C) (RT101).
 
     ## Known problems
     Small fixed scales are a deliberate convention and are not flagged: GPT-2/BERT/DCGAN draw

@@ -3,6 +3,10 @@ from recipecheck.program.data import data_model, is_data_name, is_eval_name
 from recipecheck.rule import Context, Rule
 
 
+_CENTERING = {"mean", "std", "var", "nanmean", "nanstd", "nanvar", "std_mean", "var_mean", "median",
+              "nanmedian"}
+
+
 class PreprocessingFitOnEvalData(Rule):
     """
     ## What it does
@@ -23,7 +27,8 @@ class PreprocessingFitOnEvalData(Rule):
 
     ## Known problems
     Names decide what is held-out data: an array called `X2` is not recognized. Per-sample
-    statistics (`x.mean(axis=1)`) are not leakage and are skipped. Refitting on
+    statistics (`x.mean(axis=1)`) are not leakage and are skipped; so are `min`/`max` of
+    held-out arrays (mostly display scaling). Refitting on
     train+validation for a final model is legitimate; only a concatenation that includes a
     *test* array is reported.
 
@@ -82,6 +87,8 @@ class PreprocessingFitOnEvalData(Rule):
         dm = data_model(ctx.program)
         done: set[int] = set()
         for s in dm.stats:
+            if s.kind == "stat" and s.method not in _CENTERING:
+                continue  # min/max of test images is mostly display scaling
             if not s.normalizes or (s.stmt is not None and s.stmt in done):
                 continue
             direct = [r.name for r in s.roots if is_eval_name(r.name) and is_data_name(r.name)]

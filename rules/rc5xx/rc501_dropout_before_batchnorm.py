@@ -107,8 +107,8 @@ class DropoutBeforeBatchNorm(Rule):
             if not prev or prev[0].kind != "dropout":
                 continue
             drop = prev[0]
-            through = f" through `{acts[0].label}`" if acts else ""
+            through = f" through {acts[0].describe()}" if acts else ""
             ctx.report(step.op.node, (
-                f"`{step.op.label}` is fed by `{drop.label}`{through}: BatchNorm's running variance "
+                f"{step.op.describe()} is fed by {drop.describe()}{through}: BatchNorm's running variance "
                 "is collected with dropout on and is wrong once dropout is off at evaluation "
                 "(variance shift); put Dropout after the last BatchNorm (RC501)"))

@@ -98,6 +98,6 @@ class InconsistentBnActivationOrder(Rule):
                 "Linear/Conv -> activation -> BatchNorm"
             for bn in minority.values():
                 ctx.report(bn.node, (
-                    f"`{bn.label}` is placed as {order}, while the rest of `{unit.name}` uses {other}: "
+                    f"{bn.describe()} is placed as {order}, while the rest of `{unit.name}` uses {other}: "
                     "mixed orders are usually a copy-paste accident; use one order throughout "
                     "(BN before the activation, as in the BatchNorm paper) (RC502)"))

@@ -82,7 +82,7 @@ class DropoutOnInput(Rule):
 
     def check(self, ctx: Context) -> None:
         la = layer_analysis(ctx.program)
-        for unit in la.model_units():
+        for unit in la.model_units(instantiated=True):
             for step in unit.steps:
                 if step.op.kind != "dropout" or not step.from_input:
                     continue
@@ -91,6 +91,6 @@ class DropoutOnInput(Rule):
                 if not any(s.op.kind in WEIGHTED for s in unit.steps):
                     continue
                 ctx.report(step.op.node, (
-                    f"`{step.op.label}` drops the model's raw input features before the first "
+                    f"{step.op.describe()} drops the model's raw input features before the first "
                     "Linear/Conv layer: at hidden-layer rates this destroys most of the signal; "
                     "move it after the first layer, or use a low rate (<= 0.2) on purpose (RC503)"))

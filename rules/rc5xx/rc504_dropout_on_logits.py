@@ -89,7 +89,7 @@ class DropoutOnLogits(Rule):
 
     def check(self, ctx: Context) -> None:
         la = layer_analysis(ctx.program)
-        for unit in la.model_units():
+        for unit in la.model_units(instantiated=True):
             ops = unit.output_ops()
             if not ops or ops[0].kind != "dropout":
                 continue
@@ -97,6 +97,6 @@ class DropoutOnLogits(Rule):
                 continue
             drop = ops[0]
             ctx.report(drop.node, (
-                f"`{drop.label}` is the last operation of `{unit.name}`: it zeroes random outputs "
+                f"{drop.describe()} is the last operation of `{unit.name}`: it zeroes random outputs "
                 "(logits) in training, corrupting what the loss sees; apply dropout to hidden "
                 "units, before the final layer (RC504)"))

@@ -78,6 +78,6 @@ class BiasBeforeBatchNorm(Rule):
                 continue
             layer = prev[0]
             ctx.report(layer.ctor if layer.ctor is not None else layer.node, (
-                f"`{layer.label}` keeps its bias but feeds `{step.op.label}` directly: BatchNorm "
+                f"{layer.describe()} keeps its bias but feeds {step.op.describe()} directly: BatchNorm "
                 "subtracts the batch mean, so the bias is cancelled and never learns; pass "
                 "`bias=False` (RC505)"))

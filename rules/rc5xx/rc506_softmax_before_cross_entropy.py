@@ -145,7 +145,7 @@ class SoftmaxBeforeCrossEntropy(Rule):
             else:
                 continue
             ctx.report(node, (
-                f"`{label}` turns the logits into probabilities before {loss} "
+                f"{label} turns the logits into probabilities before {loss} "
                 f"(`{ctx.code(cs.node)}`): {why}; pass the raw logits (RC506)"))
 
     @staticmethod
@@ -190,14 +190,14 @@ class SoftmaxBeforeCrossEntropy(Rule):
         if q is not None:
             kind = functional_kind(q)
             if kind in ("softmax", "log_softmax", "sigmoid"):
-                return expr, kind, dotted_name(func) or kind
+                return expr, kind, f"`{dotted_name(func) or kind}`"
             if kind == "shape" and expr.args:
                 return self._squashed(p, la, f, expr.args[0].value, order, depth + 1)
             return None
         if isinstance(func, cst.Attribute):
             meth = func.attr.value
             if meth in _PROB_METHODS:
-                return expr, _PROB_METHODS[meth], f".{meth}()"
+                return expr, _PROB_METHODS[meth], f"`.{meth}()`"
             if meth in _SHAPE_METHODS:
                 return self._squashed(p, la, f, func.value, order, depth + 1)
         unit = la.model_of_call(expr, f)
@@ -205,7 +205,7 @@ class SoftmaxBeforeCrossEntropy(Rule):
             return None
         last = unit.last_op()
         if last is not None and last.kind in ("softmax", "log_softmax", "sigmoid"):
-            return last.node, last.kind, last.label
+            return last.node, last.kind, f"{last.describe()}, the last layer of `{unit.name}`,"
         return None
 
 

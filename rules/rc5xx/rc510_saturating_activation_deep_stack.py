@@ -112,7 +112,7 @@ class SaturatingActivationDeepStack(Rule):
                             break
                         seen.update(id(o.node) for o in run)
                         ctx.report(op.node, (
-                            f"`{op.label}` is the {depth}th sigmoid/tanh stacked in `{unit.name}` with no "
+                            f"{op.describe()} is the {depth}th sigmoid/tanh stacked in `{unit.name}` with no "
                             "normalization or residual connection: gradients shrink at every layer "
                             "and the first layers barely learn; use ReLU/GELU, add normalization "
                             "or residual connections (RC510)"))

@@ -46,9 +46,10 @@ class AdamL2WeightDecay(Rule):
     history are barely regularized while rarely-updated weights are decayed hard. This is not
     the weight decay of SGD; Loshchilov and Hutter (2019) show that decoupling it (`AdamW`)
     regularizes as intended and generalizes better, and makes the best decay independent of
-    the learning rate. Measured (`recipecheck validate RC601`): with the reference Adam-L2 and
-    AdamW trainers at the same decay, AdamW shrinks the weights uniformly while Adam-L2's
-    shrinkage varies with each weight's gradient scale.
+    the learning rate. Measured (`recipecheck validate RC601`): under zero-mean gradient noise,
+    AdamW shrinks the weights by the closed form (1 - lr*wd)^T whatever the gradient scale,
+    while with Adam's L2 the weights with large gradients barely decay and those with tiny
+    gradients decay far faster.
 
     ## Known problems
     `Adam(..., decoupled_weight_decay=True)` (newer PyTorch) is AdamW and is not flagged.

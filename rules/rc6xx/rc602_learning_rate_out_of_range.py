@@ -28,9 +28,7 @@ class LearningRateOutOfRange(Rule):
     SGD above 1 and Adam above 1e-2 diverge or bounce for almost every network: Adam's step is
     about `lr` per weight whatever the gradient scale, so 0.1 moves every weight by 0.1 per
     step. Below 1e-6 Adam barely moves and the run wastes its budget. An SGD-sized LR passed
-    to Adam (`Adam(lr=0.1)`) after switching optimizers is the usual cause. Measured
-    (`recipecheck validate RC602`): the reference Adam trainer diverges at lr=0.1 on the
-    problem where 1e-3 converges.
+    to Adam (`Adam(lr=0.1)`) after switching optimizers is the usual cause.
 
     ## Known problems
     Values computed at run time (`lr = base_lr * world_size`) are not checked. An optimizer

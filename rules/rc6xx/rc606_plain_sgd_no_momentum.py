@@ -54,8 +54,7 @@ class PlainSgdNoMomentum(Rule):
     zig-zags across the high-curvature ones. Momentum (0.9, often Nesterov) averages the
     steps and trains deep networks several times faster at the same LR; every standard SGD
     recipe (ResNet, VGG, word LM with SGD aside) uses it. Adam/AdamW are the other sensible
-    default. Measured (`recipecheck validate sanity:optimizers`): SGD+momentum reaches the
-    plain-SGD loss in a fraction of the steps.
+    default.
 
     ## Known problems
     Depth is estimated from the layers the file builds; a model imported from another file

@@ -1,6 +1,28 @@
+import re
+
 from recipecheck.finding import Severity
+from recipecheck.program.imports import dotted_name
 from recipecheck.program.evaluation import NO_GRAD, analysis, insert_before_transform
 from recipecheck.rule import Context, FixSpec, Rule
+
+
+def _over_training_data(el) -> bool:
+    loop = el.node.loop
+    text = el.node.canon(loop.iter_text) if loop.iter_text else None
+    if text is None and loop.iter is not None:
+        text = " ".join(n for n in _iter_names(loop.iter))
+    return bool(text) and any(t.startswith("train") for t in re.split(r"[^a-z0-9]+|_", text.lower()))
+
+
+def _iter_names(expr):
+    stack = [expr]
+    while stack:
+        n = stack.pop()
+        d = dotted_name(n)
+        if d is not None:
+            yield d
+            continue
+        stack.extend(n.children)
 
 
 class MissingEvalMode(Rule):
@@ -21,13 +43,17 @@ class MissingEvalMode(Rule):
     of the evaluation batch (and updates its running averages with evaluation data). The
     reported metric is noisier and worse than the model's real quality, depends on the eval
     batch size, and the BatchNorm running statistics drift towards the validation set.
-    Measured (`recipecheck validate RC701`): the same trained network scores lower and varies
-    from run to run when evaluated in training mode. The runtime twin RT111 sees this while the
+    Measured (`recipecheck validate RC701`): the same trained BatchNorm+Dropout network scores
+    lower and differently on every evaluation in training mode, and evaluating moves its
+    BatchNorm running statistics; in eval mode the score is the same every time. The runtime twin RT111 sees this while the
     run executes.
 
     ## Known problems
     Mode changes the linter cannot see (a callback framework, `model.apply(fn)`, a helper in
     another file) are not taken into account. A conditional `model.eval()` counts as reached.
+    A model built in the file only from layers that behave the same in both modes (no
+    Dropout, BatchNorm, InstanceNorm, RNN/Transformer layers) is not reported, since the mode
+    changes nothing; a custom layer branching on `self.training` is not recognized.
     Models loaded with `from_pretrained` (already in eval mode) are only checked after training.
 
     ## Example
@@ -87,6 +113,9 @@ class MissingEvalMode(Rule):
         "        for x, y in loaders[phase]:\n            opt.zero_grad()\n"
         "            with torch.set_grad_enabled(phase == 'train'):\n                loss = crit(model(x), y)\n"
         "                if phase == 'train':\n                    loss.backward()\n                    opt.step()\n",
+        # precise-BN: recompute BatchNorm statistics in train mode over the training data
+        "import torch\nmodel = Net()\nmodel.train()\nwith torch.no_grad():\n    for x, _ in train_loader:\n"
+        "        model(x)\n",
         # an EMA update under no_grad is not an evaluation
         "import torch\nwith torch.no_grad():\n    for ema_p, p in zip(ema.parameters(), model.parameters()):\n"
         "        ema_p.mul_(0.999).add_(p, alpha=0.001)\n",
@@ -111,7 +140,11 @@ class MissingEvalMode(Rule):
         for el in ev.eval_loops:
             if id(el.node.loop) in reported:
                 continue
+            if el.reasons == ("no_grad",) and _over_training_data(el):
+                continue  # precise-BN style recalibration: train mode over train data on purpose
             for model in el.models:
+                if not ev.mode_matters(model):
+                    continue  # no Dropout/BatchNorm: both modes compute the same thing
                 bad = False
                 for sc in ev.scenarios(el.node, model):
                     modes = sc.modes()

@@ -16,13 +16,14 @@ class MissingTrainMode(Rule):
     From the second epoch on, Dropout is off and BatchNorm normalizes with its frozen running
     statistics instead of batch statistics: the network trains without its regularization and
     with different normalization than it was designed for. Training silently overfits or
-    becomes unstable, and nothing crashes. Measured (`recipecheck validate RC702`): the
-    validation loss of a Dropout/BatchNorm network trained this way ends above the correct
-    run's.
+    becomes unstable, and nothing crashes.
 
     ## Known problems
     Mode changes the linter cannot see (callbacks, `model.apply(fn)`, helpers in other files)
-    are not taken into account; a conditional `model.train()` counts as reached.
+    are not taken into account. A model built in the file only from layers that behave the
+    same in both modes (no Dropout, BatchNorm, InstanceNorm, RNN/Transformer layers) is not
+    reported, since the mode changes nothing; a custom layer branching on `self.training` is
+    not recognized as mode-dependent; a conditional `model.train()` counts as reached.
 
     ## Example
     ```python
@@ -96,12 +97,19 @@ class MissingTrainMode(Rule):
         ev = analysis(ctx.program)
         done: set[int] = set()
         for batch in ev.training_loops():
+            # the training forward: a model call of this iteration (not in a nested loop), with
+            # autograd on; an evaluation helper called from the loop is not the training pass
             forwards = {}
             for n in batch.walk():
                 key = ev.is_model_call(n) if n.event is not None else None
-                if key and key not in forwards:
-                    forwards[key] = n
+                if not key or key in forwards or n.grad_free:
+                    continue
+                if next((a for a in n.ancestors() if a.loop is not None), None) is not batch:
+                    continue
+                forwards[key] = n
             for model, fwd in forwards.items():
+                if not ev.mode_matters(model):
+                    continue
                 for sc in ev.scenarios(fwd, model):
                     if sc.wrap is None or not sc.states or any(s.mode != "eval" for s in sc.states):
                         continue
@@ -117,7 +125,7 @@ class MissingTrainMode(Rule):
                             f"{ctx.code(node)} switches {name} to eval mode inside the training loop and "
                             f"nothing calls {name}.train() before the next training pass: later epochs "
                             "train with Dropout off and frozen BatchNorm statistics; call "
-                            f"{name}.train() at the top of each training epoch (RC702)"), fix=fix)
+                            f"{name}.train() before training resumes (RC702)"), fix=fix)
 
     @staticmethod
     def _fix(ev, batch, fwd, ms):

@@ -24,6 +24,12 @@ def _names(expr: cst.CSTNode) -> list[str]:
         if isinstance(n, cst.SimpleString):
             out.append(str(n.evaluated_value))
             continue
+        if isinstance(n, cst.Call):
+            # what a call is given says which data it measures, not the function's name
+            stack.extend(a.value for a in n.args)
+            if isinstance(n.func, cst.Attribute):
+                stack.append(n.func.value)
+            continue
         stack.extend(n.children)
     return out
 
@@ -162,7 +168,8 @@ class ModelSelectionOnTestSet(Rule):
                 if e.kind == "step" and p.schedulers_of(e) and \
                         all(s.name == "ReduceLROnPlateau" for s in p.schedulers_of(e)):
                     what = "ReduceLROnPlateau"
-                elif e.kind == "call" and e.callee_text and _EARLY_STOP.search(e.callee_text):
+                elif (e.kind == "call" and e.callee_text and _EARLY_STOP.search(e.callee_text)) or \
+                        (e.kind == "step" and e.receiver and _EARLY_STOP.search(e.receiver)):
                     what = "early stopping"
                 else:
                     continue

@@ -78,7 +78,7 @@ class NoValidation(Rule):
 
     ## References
     - Bengio (2012), "Practical recommendations for gradient-based training of deep architectures" (early stopping on a validation set).
-    - Runtime twin: RT113 overfitting-detected.
+    - Related runtime check: RT113 overfitting-detected (needs a validation metric to compare with).
     """
 
     CODE = "RC705"
@@ -112,4 +112,4 @@ class NoValidation(Rule):
         ctx.report(anchor, (
             "the model trains for several epochs and is never evaluated on held-out data: overfitting "
             "and the right number of epochs cannot be seen; split off a validation set and evaluate "
-            "it every epoch (RC705, runtime twin RT113)"))
+            "it every epoch (RC705)"))

@@ -80,6 +80,7 @@ class GridOrLinearHparamSearch(Rule):
         "    train(lr=lr)\n",
         "import numpy as np\nfor lr in np.logspace(-5, -1, 9):\n    train(lr=lr)\n",
         "for lr in [1e-4, 3e-4, 1e-3]:\n    train(lr=lr)\n",
+        "for i in range(-5, 0):\n    lr = 10 ** i\n    train(lr=lr)\n",
         "import itertools\nfor i, j in itertools.product(range(h), range(w)):\n    img[i, j] = 0\n",
         "import numpy as np\nwarmup = np.linspace(0, 1e-3, 100)\n",
     )
@@ -90,6 +91,7 @@ class GridOrLinearHparamSearch(Rule):
         "for lr in [0.1, 0.01]:  # expect: RC706\n    for wd in [1e-4, 5e-4]:\n        train(lr, wd)\n",
         "import numpy as np\nfor trial in range(20):\n    lr = np.random.uniform(1e-5, 1e-1)  # expect: RC706\n"
         "    train(lr=lr)\n",
+        "for i in range(1, 11):\n    lr = 0.01 * i  # expect: RC706\n    train(lr=lr)\n",
     )
 
     def check(self, ctx: Context) -> None:
@@ -161,6 +163,23 @@ class GridOrLinearHparamSearch(Rule):
                 f"`{target}` is drawn {kind} (`{ctx.code(cs.node)}`): most values land in the top decade; "
                 "the learning rate and weight decay act on a log scale, use np.logspace or "
                 "10 ** uniform(low, high) (RC706)"))
+        # for i in range(1, 10): lr = 1e-3 * i
+        for a in p.assignments:
+            loop = a.loop
+            if a.augmented is not None or not is_lr_or_wd_name(a.target) or loop is None or \
+                    not isinstance(loop.node, cst.For) or not isinstance(loop.iter, cst.Call) or \
+                    dotted_name(loop.iter.func) != "range" or not _trains(p, loop):
+                continue
+            var = dotted_name(loop.node.target)
+            v = a.value
+            if var and isinstance(v, cst.BinaryOperation) and \
+                    isinstance(v.operator, (cst.Multiply, cst.Divide, cst.Add)) and \
+                    any(isinstance(x, cst.Name) and x.value == var for x in (v.left, v.right)) and \
+                    any(isinstance(x, (cst.Float, cst.Integer)) for x in (v.left, v.right)):
+                report(a.node, (
+                    f"`{ctx.code(a.node)}` steps `{a.target}` linearly over range(): most trials land "
+                    "in the top decade; the learning rate and weight decay act on a log scale, use "
+                    "10 ** uniform(low, high) or np.logspace (RC706)"))
         # [c * i for i in range(...)] bound to lrs
         for a in p.assignments:
             if a.augmented is None and is_lr_or_wd_name(a.target) and \

@@ -15,11 +15,11 @@ class UpdateRatioOff(Check):
     name = "update-ratio-off"
     severity = "warning"
     static_twin = "RC602"
-    schedule = FirstK(1) | Every(50)
+    schedule = FirstK(1) | Every(100)
     low = 1e-5
     high = 1e-1
-    min_steps_low = 100  # "many steps"
-    min_steps_high = 50
+    min_steps_low = 150  # "many steps"
+    min_steps_high = 100
     max_params = 64
     series = True
 
@@ -72,7 +72,7 @@ class UpdateRatioOff(Check):
         lows, highs = [], []
         for name, h in self._hist.items():
             rec = h["recent"]
-            if h["all_low"] and len(rec) >= 4 and rec[-1][0] - h["first"] >= self.min_steps_low:
+            if h["all_low"] and len(rec) >= 3 and rec[-1][0] - h["first"] >= self.min_steps_low:
                 lows.append((name, median(r for _, r in rec), rec[-1][0] - h["first"]))
             tail = []
             for s, r in reversed(rec):
@@ -80,7 +80,7 @@ class UpdateRatioOff(Check):
                     tail.append((s, r))
                 else:
                     break
-            if len(tail) >= 3 and tail[0][0] - tail[-1][0] >= self.min_steps_high:
+            if len(tail) >= 2 and tail[0][0] - tail[-1][0] >= self.min_steps_high:
                 highs.append((name, median(r for _, r in tail), tail[0][0] - tail[-1][0]))
         if lows:
             r = median(x[1] for x in lows)

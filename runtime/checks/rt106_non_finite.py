@@ -13,7 +13,7 @@ class NonFiniteLoss(Check):
     name = "non-finite-loss"
     severity = "error"
     static_twin = None
-    schedule = FirstK(3) | Every(50)
+    schedule = FirstK(3) | Every(100)
 
     def on_read(self, mon, losses):
         for step, v in losses:

@@ -24,12 +24,13 @@ class DeadOrSaturatedUnits(Check):
     severity = "warning"
     static_twin = "RC304"
     activation_types = _RELU + _TANH + _SIGMOID
-    activation_schedule = FirstK(2) | Every(100)
+    activation_schedule = FirstK(2) | Every(200)
     dead_threshold = 0.95  # fraction of zero ReLU outputs
     saturated_threshold = 0.9  # fraction of saturated tanh/sigmoid outputs
     confirmations = 2  # consecutive sampled steps
     bins = 30
     max_hist_layers = 16
+    max_examples = 16  # examples of the batch looked at per sampled step
 
     def setup(self, mon):
         self._streak = {}
@@ -42,6 +43,8 @@ class DeadOrSaturatedUnits(Check):
         self._seen_step[layer] = mon.step
         with torch.no_grad():
             out = output.detach()
+            if out.dim() >= 2 and out.shape[0] > self.max_examples:
+                out = out[: self.max_examples]  # a sample of the batch keeps big activations cheap
             if out.numel() == 0:
                 return
             if isinstance(module, _RELU):
@@ -90,7 +93,7 @@ class DeadOrSaturatedUnits(Check):
             return
         if kind == "relu":
             msg = (f"{frac:.0%} of the outputs of {layer} ({cls}) are zero at step {step} "
-                   f"({dead_units:.0%} of its units are zero for the whole batch): dead ReLUs get no gradient "
+                   f"({dead_units:.0%} of its units are zero for every sampled example): dead ReLUs get no gradient "
                    f"and never recover. Fix: lower the learning rate, use Kaiming init and no large negative "
                    f"biases, or LeakyReLU/GELU.{self.twin_note()}")
         else:

@@ -22,7 +22,7 @@ class GradientFlow(Check):
     name = "vanishing-or-exploding-gradients"
     severity = "warning"
     static_twin = "RC510"
-    schedule = FirstK(3) | Every(50)
+    schedule = FirstK(3) | Every(100)
     depth_ratio = 1e3  # first vs last layer relative gradient
     growth = 1e3  # total gradient norm vs its start
     min_layers = 3
