@@ -146,7 +146,12 @@ def explain_command(code):
 @click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text", show_default=True)
 @click.option("--color/--no-color", default=None, help="Force colours on or off (default: on a TTY).")
 def recipe_command(path, fmt, color):
-    """Summarize a script's training recipe and rank advice from every rule."""
+    """Show a script's (or notebook's) training recipe and ranked advice from every rule.
+
+    Optimizer and hyperparameters, LR schedule with where it is stepped and its curve, warmup,
+    batch size, epochs, clipping, accumulation, AMP, init, normalization, regularizers and the
+    evaluation protocol, as the static analysis sees them (the script is never run).
+    """
     import json as _json
     import sys as _sys
 
@@ -162,7 +167,10 @@ def recipe_command(path, fmt, color):
         _fail(f"{path}: not valid UTF-8")
     if text.startswith("\ufeff"):
         text = text[1:]
-    recipe = build_recipe(text, path)
+    try:
+        recipe = build_recipe(text, path)
+    except Exception as exc:  # an internal error: one line, exit 2, like `lint`
+        _fail(f"internal error while reading the recipe of {path}: {type(exc).__name__}: {exc}")
     if fmt == "json":
         click.echo(_json.dumps(recipe.to_json(), indent=2))
     else:

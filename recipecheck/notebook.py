@@ -29,7 +29,7 @@ from typing import Any
 import libcst as cst
 
 from recipecheck.engine import SYNTAX_CODE, FileResult, _finding, fix_source, lint_source
-from recipecheck.finding import Finding, Fix
+from recipecheck.finding import Finding
 
 MARKER = "# recipecheck:cell {}"
 _MARKER_RE = re.compile(r"^# recipecheck:cell (\d+)$")

@@ -88,7 +88,8 @@ def to_github(findings: list[Finding]) -> str:
         props = (f"file={_gh_escape(f.path, True)},line={f.line},col={f.column},"
                  f"endLine={f.end_line},endColumn={f.end_column},"
                  f"title={_gh_escape(f'{f.code} {f.name}', True)}")
-        lines.append(f"::{_GITHUB_LEVEL[f.severity]} {props}::{_gh_escape(f'{f.code} {f.message}')}")
+        cell = f"cell {f.extra['cell']}: " if "cell" in f.extra else ""  # notebooks
+        lines.append(f"::{_GITHUB_LEVEL[f.severity]} {props}::{_gh_escape(f'{f.code} {cell}{f.message}')}")
     return "\n".join(lines) + ("\n" if lines else "")
 
 
@@ -113,7 +114,7 @@ def to_sarif(findings: list[Finding]) -> str:
         result = {
             "ruleId": f.code,
             "level": _SARIF_LEVEL[f.severity],
-            "message": {"text": f.message},
+            "message": {"text": (f"cell {f.extra['cell']}: " if "cell" in f.extra else "") + f.message},
             "locations": [{
                 "physicalLocation": {
                     "artifactLocation": {"uri": f.path.replace("\\", "/")},

@@ -25,7 +25,7 @@ from recipecheck.program import hparams as hp
 from recipecheck.program import torchnames as tn
 from recipecheck.program.imports import dotted_name
 from recipecheck.program.model import Construction, FunctionInfo, ProgramModel, XLoop, build_program
-from recipecheck.program.schedules import counts_steps
+from recipecheck.program.schedules import counts_steps, is_epoch_scheduler
 
 # --------------------------------------------------------------------------- records
 
@@ -584,6 +584,65 @@ def _lr_at(name: str, a: dict[str, Any], lr0: float, t: float) -> float | None:
     return None
 
 
+def _compose(p, s, c, sf: ScheduleFacts, parts: list[Construction], lr0, recipe: Recipe) -> None:
+    """SequentialLR([warmup, main], milestones): one line, the parts in order, the endpoints of
+    the first and the last part, each evaluated as if stepped where the whole is stepped."""
+    texts = []
+    facts = []
+    for part in parts:
+        pf = _schedule(p, s, part, lr0, recipe.epochs, recipe.iterations)
+        # the parts are stepped through the parent: describe them with the parent's stepping
+        head = pf.description.split(" (never stepped)")[0].split(" per ")[0]
+        if pf.stepped is None:
+            sub = _schedule_as(p, s, part, lr0, recipe, sf.stepped)
+            if sub is not None:
+                pf = sub
+        texts.append(head)
+        facts.append(pf)
+        if pf.warmup and sf.warmup is None:
+            sf.warmup = pf.warmup
+    ms = c.arg("milestones", 2)
+    joined = " then ".join(texts)
+    sf.lr_start = facts[0].lr_start if facts else lr0
+    sf.lr_peak = lr0
+    sf.lr_end = facts[-1].lr_end if facts else None
+    curve = ""
+    if sf.lr_start is not None and sf.lr_end is not None:
+        curve = f": {fmt(sf.lr_start)} -> {fmt(lr0)} -> {fmt(sf.lr_end)}"
+    elif sf.lr_start is not None:
+        curve = f": starts at {fmt(sf.lr_start)}"
+    at = f" (switch at milestones={s.code(ms)})" if ms is not None and c.name == "SequentialLR" else ""
+    sf.description = f"{c.name}: {joined}{at} {sf.stepped or '(never stepped)'}{curve}"
+
+
+def _schedule_as(p, s, c, lr0, recipe: Recipe, where: str | None) -> ScheduleFacts | None:
+    """Facts for a scheduler stepped by a parent (SequentialLR) stepped `where`."""
+    if where is None:
+        return None
+    values, texts = _sched_args(p, s, c)
+    f = ScheduleFacts(name=c.name, line=s.line(c.node), args={k: values.get(k) for k in texts},
+                      stepped=where, steps=None, lr_start=lr0)
+    if c.name == "LinearLR":
+        sfac = values.get("start_factor") or _DEFAULTS["LinearLR"]["start_factor"]
+        efac = values.get("end_factor") or _DEFAULTS["LinearLR"]["end_factor"]
+        if lr0 is not None:
+            f.lr_start = lr0 * sfac
+            f.lr_end = lr0 * efac
+        if sfac < efac:
+            unit = "epochs" if where == "per epoch" else "steps"
+            f.warmup = f"linear warmup over {_shown(values.get('total_iters'), texts.get('total_iters', '5'))} {unit}"
+    elif c.name in ("CosineAnnealingLR", "PolynomialLR"):
+        first = _POS[c.name][0]
+        if where != "per epoch" and counts_steps(c.arg(first, 1), p, c) or \
+                (where == "per epoch" and recipe.epochs is not None):
+            f.lr_end = (values.get("eta_min") or 0.0) if c.name == "CosineAnnealingLR" else 0.0
+    elif c.name in ("StepLR", "MultiStepLR", "ExponentialLR", "ConstantLR") and lr0 is not None:
+        n = recipe.epochs if where == "per epoch" else None
+        if n:
+            f.lr_end = _lr_at(c.name, values, lr0, n - 1)
+    return f
+
+
 def _lambda_schedule(p, s, c, facts, head, where, lr0, epochs, iterations) -> ScheduleFacts:
     """LambdaLR: evaluate a `lambda step: ...` or a local `def f(step)` on a few steps."""
     fn_expr = c.arg("lr_lambda", 1)
@@ -683,7 +742,7 @@ def _schedule(p: ProgramModel, s: _Src, c: Construction, lr0: float | None,
             facts.description = (f"{head} {where or 'stepped ?'}: {fmt(facts.lr_start)} -> "
                                  f"{fmt(mx)} (at {fmt(d['pct_start'] * 100)}%) -> {fmt(facts.lr_end)}")
         else:
-            facts.description = f"{head} {where or ''}".strip()
+            facts.description = f"{head} {where or '(never stepped)'}"
         return facts
     if name == "ReduceLROnPlateau":
         d = {**_DEFAULTS[name], **{k: v for k, v in values.items() if v is not None}}
@@ -734,6 +793,9 @@ def _schedule(p: ProgramModel, s: _Src, c: Construction, lr0: float | None,
     elif lr0 is not None:
         curve = f": starts at {fmt(lr0)}"
     facts.description = f"{head} {where or '(never stepped)'}{span}{curve}"
+    if where == "per batch" and is_epoch_scheduler(p, c):
+        facts.description += (" (its horizon is in epochs: stepped per batch it decays len(loader) "
+                              "times too fast, see RC201)")
     return facts
 
 
@@ -911,6 +973,101 @@ def _initial_value(p: ProgramModel, f: FunctionInfo, name: str, depth: int = 0) 
     return None
 
 
+_HF_SCHEDULES = {"linear": "get_linear_schedule_with_warmup", "cosine": "get_cosine_schedule_with_warmup",
+                 "constant": "constant", "constant_with_warmup": "get_constant_schedule_with_warmup",
+                 "polynomial": "get_polynomial_decay_schedule_with_warmup"}
+
+
+def _kw(call: cst.Call) -> dict[str, cst.BaseExpression]:
+    return {a.keyword.value: a.value for a in call.args if a.keyword is not None}
+
+
+def _frameworks(p: ProgramModel, s: _Src, recipe: Recipe) -> None:
+    """Recipes configured through a framework: transformers' TrainingArguments (the Trainer
+    builds AdamW and a linear schedule from them) and Lightning's Trainer(max_epochs=...)."""
+    for cs in p.calls:
+        q = cs.qualname or ""
+        leaf = tn.last(q) if q else ""
+        if q.startswith("transformers") and leaf in ("TrainingArguments", "Seq2SeqTrainingArguments"):
+            kw = _kw(cs.node)
+            f = cs.function
+            if not recipe.optimizers:
+                lr = num(p, f, kw.get("learning_rate")) if "learning_rate" in kw else 5e-5
+                wd = num(p, f, kw.get("weight_decay")) if "weight_decay" in kw else 0.0
+                recipe.optimizers.append(OptimizerFacts(
+                    name="AdamW", line=s.line(cs.node), target="Trainer (from TrainingArguments)",
+                    lr=lr, lr_text=s.code(kw["learning_rate"]) if "learning_rate" in kw else None,
+                    lr_is_default="learning_rate" not in kw, betas=[0.9, 0.999], weight_decay=wd,
+                    no_decay_group=bool(wd)))
+            if not recipe.schedules:
+                kind = kw.get("lr_scheduler_type")
+                kind_name = kind.evaluated_value if isinstance(kind, cst.SimpleString) else "linear"
+                warm = kw.get("warmup_steps") or kw.get("warmup_ratio")
+                lr0 = recipe.optimizers[0].lr
+                end = lr0 if str(kind_name).startswith("constant") else 0.0
+                start = 0.0 if warm is not None else lr0
+                desc = (f"Trainer lr_scheduler_type={kind_name!r} per optimizer step: {fmt(start)} -> "
+                        f"{fmt(lr0)} -> {fmt(end)}" if warm is not None else
+                        f"Trainer lr_scheduler_type={kind_name!r} per optimizer step: {fmt(lr0)} -> {fmt(end)}")
+                sf = ScheduleFacts(name=_HF_SCHEDULES.get(str(kind_name), str(kind_name)), line=s.line(cs.node),
+                                   args={}, stepped="per optimizer step", steps=None, lr_start=start,
+                                   lr_peak=lr0, lr_end=end, description=desc)
+                if warm is not None:
+                    key = "warmup_steps" if "warmup_steps" in kw else "warmup_ratio"
+                    v = num(p, f, warm)
+                    sf.warmup = (f"linear warmup over {fmt(v) if v is not None else s.code(warm)} steps"
+                                 if key == "warmup_steps" else
+                                 f"linear warmup over {fmt((v or 0) * 100)}% of the steps")
+                    recipe.warmup = recipe.warmup or sf.warmup
+                recipe.schedules.append(sf)
+            if recipe.epochs is None and "num_train_epochs" in kw:
+                recipe.epochs = num(p, f, kw["num_train_epochs"])
+                recipe.epochs_text = s.code(kw["num_train_epochs"])
+            if recipe.iterations is None and "max_steps" in kw:
+                recipe.iterations = num(p, f, kw["max_steps"])
+            bs = kw.get("per_device_train_batch_size")
+            if recipe.batch_size is None and bs is not None:
+                recipe.batch_size, recipe.batch_size_text = num(p, f, bs), s.code(bs)
+            acc = kw.get("gradient_accumulation_steps")
+            if acc is not None and recipe.accumulation_steps is None:
+                recipe.accumulation_steps = num(p, f, acc)
+                recipe.accumulation_text = f"gradient_accumulation_steps={s.code(acc)} (Trainer)"
+            clip = num(p, f, kw["max_grad_norm"]) if "max_grad_norm" in kw else 1.0
+            if clip and not recipe.grad_clip:
+                recipe.grad_clip.append(f"Trainer max_grad_norm={fmt(clip)}")
+            for flag in ("fp16", "bf16"):
+                if _bool(kw.get(flag)):
+                    recipe.amp.append(f"Trainer {flag}=True")
+        elif leaf == "Trainer" and ("lightning" in q or "pytorch_lightning" in q):
+            kw = _kw(cs.node)
+            if recipe.epochs is None and "max_epochs" in kw:
+                recipe.epochs = num(p, cs.function, kw["max_epochs"])
+                recipe.epochs_text = s.code(kw["max_epochs"])
+            if recipe.iterations is None and "max_steps" in kw:
+                recipe.iterations = num(p, cs.function, kw["max_steps"])
+            if "gradient_clip_val" in kw and not recipe.grad_clip:
+                recipe.grad_clip.append(f"Lightning gradient_clip_val={s.code(kw['gradient_clip_val'])}")
+            if "accumulate_grad_batches" in kw and recipe.accumulation_steps is None:
+                recipe.accumulation_steps = num(p, cs.function, kw["accumulate_grad_batches"])
+                recipe.accumulation_text = f"accumulate_grad_batches={s.code(kw['accumulate_grad_batches'])} (Lightning)"
+            if "precision" in kw:
+                recipe.amp.append(f"Lightning precision={s.code(kw['precision'])}")
+    # Lightning steps the schedulers itself: per epoch unless configure_optimizers says "step"
+    for sf, c in zip(recipe.schedules, [c for c in p.constructions("scheduler")]):
+        if sf.stepped is None and c.function.name == "configure_optimizers":
+            interval = "epoch"
+            stack = [c.function.node]
+            while stack:
+                n = stack.pop()
+                if isinstance(n, cst.DictElement) and isinstance(n.key, cst.SimpleString) and \
+                        n.key.evaluated_value == "interval" and isinstance(n.value, cst.SimpleString):
+                    interval = n.value.evaluated_value
+                stack.extend(n.children)
+            sf.stepped = "per optimizer step (Lightning)" if interval == "step" else "per epoch (Lightning)"
+            sf.description = sf.description.replace("(never stepped)", sf.stepped).replace(
+                "stepped ?", sf.stepped)
+
+
 def _under_else_or_if(a) -> bool:
     loop = a.loop.node if a.loop is not None else None
     if loop is None:
@@ -993,7 +1150,23 @@ def extract(source: str, path: str, module: cst.Module | None = None) -> Recipe:
                     recipe.manual_update += f" (lr starts at {fmt(lr)})"
                 break
     lr0 = recipe.optimizers[0].lr if recipe.optimizers else None
-    for c in p.constructions("scheduler"):
+    scheds = p.constructions("scheduler")
+    children: dict[int, list[Construction]] = {}  # SequentialLR/ChainedScheduler -> its parts
+    for c in scheds:
+        if c.name in ("SequentialLR", "ChainedScheduler"):
+            lst = c.arg("schedulers", 1) if c.name == "SequentialLR" else c.arg("schedulers", 0)
+            if isinstance(lst, cst.Name):
+                binds = c.function.bindings(lst.value)
+                lst = binds[0].value if binds else lst
+            if isinstance(lst, (cst.List, cst.Tuple)):
+                nodes = {id(el.value) for el in lst.elements}
+                names = {dotted_name(el.value) for el in lst.elements}
+                children[id(c.node)] = [o for o in scheds if id(o.node) in nodes or
+                                        (o.target is not None and o.target in names)]
+    nested = {id(o.node) for parts in children.values() for o in parts}
+    for c in scheds:
+        if id(c.node) in nested:
+            continue  # described as part of its SequentialLR
         owner = c.arg("optimizer", 0)
         lr_c = lr0
         if owner is not None:
@@ -1002,12 +1175,15 @@ def extract(source: str, path: str, module: cst.Module | None = None) -> Recipe:
                 if match is not None:
                     lr_c = match.lr
         sf = _schedule(p, s, c, lr_c, recipe.epochs, recipe.iterations)
+        if children.get(id(c.node)):
+            _compose(p, s, c, sf, children[id(c.node)], lr_c, recipe)
         recipe.schedules.append(sf)
         if sf.warmup and recipe.warmup is None:
             recipe.warmup = sf.warmup
     _manual_lr(p, s, recipe.iterations, recipe.epochs, recipe)
 
     recipe.batch_size, recipe.batch_size_text = _train_loader_batch(p, s)
+    _frameworks(p, s, recipe)
 
     dropout: list[str] = []
     label_smoothing = None
@@ -1048,7 +1224,15 @@ def extract(source: str, path: str, module: cst.Module | None = None) -> Recipe:
         elif q.startswith("torch.nn.") and leaf in _NORM_LAYERS:
             norm_layers[leaf] = norm_layers.get(leaf, 0) + 1
         elif leaf == "Normalize" and ("transforms" in q or "transforms" in (cs.dotted or "")):
-            recipe.input_normalization.append(f"Normalize({', '.join(s.code(a.value) for a in call.args)})")
+            text = f"Normalize({', '.join(s.code(a.value) for a in call.args)})"
+            if text not in recipe.input_normalization:
+                recipe.input_normalization.append(text)
+        elif q.startswith("sklearn.preprocessing.") and leaf in ("StandardScaler", "MinMaxScaler",
+                                                                  "RobustScaler", "MaxAbsScaler",
+                                                                  "QuantileTransformer", "PowerTransformer"):
+            text = f"{leaf} (sklearn)"
+            if text not in recipe.input_normalization:
+                recipe.input_normalization.append(text)
         elif ("transforms" in q or "albumentations" in q) and leaf.startswith(_AUGMENT):
             if leaf not in augment:
                 augment.append(leaf)
@@ -1077,7 +1261,7 @@ def extract(source: str, path: str, module: cst.Module | None = None) -> Recipe:
             if a.keyword is None:
                 continue
             kw = a.keyword.value
-            if kw == "label_smoothing":
+            if kw in ("label_smoothing", "label_smoothing_factor"):
                 label_smoothing = num(p, cs.function, a.value)
             elif kw == "dropout" and not (q.startswith("torch.nn.") and leaf in _DROPOUT):
                 v = num(p, cs.function, a.value)
@@ -1092,8 +1276,14 @@ def extract(source: str, path: str, module: cst.Module | None = None) -> Recipe:
         leaf = a.target.rsplit(".", 1)[-1].lower()
         if "patience" in leaf or "early_stop" in leaf:
             early.append(a.target)
-        if leaf.startswith("ema") or leaf.endswith("_ema"):
+        if (leaf.startswith("ema") or leaf.endswith("_ema")) and not a.target.isupper():
             ema.append(a.target)
+    applied = [s.code(cs.node) for cs in p.calls
+               if cs.dotted and cs.dotted.endswith(".apply") and len(cs.node.args) == 1 and
+               (dotted_name(cs.node.args[0].value) or "").rsplit(".", 1)[-1] in
+               {f.name for f in p.functions.values()}]
+    if recipe.initialization and applied:
+        recipe.initialization.append("applied with " + ", ".join(dict.fromkeys(applied)))
     if not recipe.initialization:
         if any(cs.dotted and cs.dotted.endswith("from_pretrained") for cs in p.calls):
             recipe.initialization.append("pretrained weights (from_pretrained)")
@@ -1124,12 +1314,29 @@ def extract(source: str, path: str, module: cst.Module | None = None) -> Recipe:
         lname = f.name.lower()
         if f.callers and any(k in lname for k in ("eval", "valid", "test", "estimate_loss")):
             eval_fns.append(f"{f.name}()")
+    trainer_selection = None
+    for cs in p.calls:
+        q = cs.qualname or ""
+        if q.startswith("transformers") and tn.last(q) in ("Trainer", "Seq2SeqTrainer", "SFTTrainer"):
+            kw = _kw(cs.node)
+            if "eval_dataset" in kw:
+                held_out.append(f"eval_dataset={s.code(kw['eval_dataset'])} (Trainer)")
+        if q.startswith("transformers") and tn.last(q).endswith("TrainingArguments"):
+            kw = _kw(cs.node)
+            for key in ("eval_strategy", "evaluation_strategy"):
+                if key in kw:
+                    eval_fns.append(f"Trainer {key}={s.code(kw[key])}")
+            if "load_best_model_at_end" in kw and _bool(kw["load_best_model_at_end"]):
+                trainer_selection = "Trainer load_best_model_at_end=True" + (
+                    f" on {s.code(kw['metric_for_best_model'])}" if "metric_for_best_model" in kw else "")
     best = sorted({a.target for a in p.assignments if "best" in a.target.lower() and a.augmented is None})
     saves = any(cs.qualname == "torch.save" or (cs.dotted or "").endswith(("save_checkpoint",
                                                                            "save_pretrained"))
                 for cs in p.calls)
-    selection = None
-    if best:
+    selection = trainer_selection
+    if selection is not None:
+        pass
+    elif best:
         selection = f"keeps the best {', '.join(best)}" + (" and checkpoints it" if saves else "")
     elif saves:
         selection = "checkpoints saved (no best-model selection found)"
@@ -1216,7 +1423,10 @@ def build_recipe(source: str, path: str) -> Recipe:
             r.advice = [Advice(1, "RC900", "error", "syntax error", exc.message, exc.line)]
             return r
         findings = lint_notebook(source, path, [r() for r in all_rules()]).findings
-    recipe = extract(program_source, path)
+    try:
+        recipe = extract(program_source, path)
+    except RecursionError:
+        recipe = Recipe(path=path, parsed=False)
     recipe.advice = advise(program_source, path, recipe, findings)
     if path.endswith(".ipynb"):
         nb = parse_notebook(source)
@@ -1305,7 +1515,7 @@ _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
 
 def render_text(recipe: Recipe, stream: IO[str], color: bool | None = None) -> None:
-    from rich.console import Console, Group
+    from rich.console import Console
     from rich.panel import Panel
     from rich.table import Table
     from rich.text import Text

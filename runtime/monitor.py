@@ -186,6 +186,8 @@ class Monitor:
         self._idle_primary = 0
         self._crit_fast = False
         self._primary_opt = None  # strong reference while attached (dropped at close)
+        self._pre_handles: dict[int, list] = {}  # id(optimizer) -> [handle, step, optimizer]
+        self._pre_ran = None
         self._plan_map: dict = {}
         self._plan_start = self._plan_end = 0
         self._deferred: list[tuple[Check, int, Any, torch.Tensor]] = []
@@ -313,6 +315,7 @@ class Monitor:
         self._loss_vals = []
         self._primary = None
         self._primary_opt = None
+        self._pre_ran = None
         self._loaders = {}
         self._last_loader = self._train_loader = None
         self._first_batch = None
@@ -320,12 +323,13 @@ class Monitor:
         self._dispatch = {}
 
     def _remove_all_hooks(self) -> None:
-        for h in self._act_handles + self._disc_handles + self._handles:
+        pre = [entry[0] for entry in self._pre_handles.values()]
+        for h in self._act_handles + self._disc_handles + pre + self._handles:
             try:
                 h.remove()
             except Exception:
                 pass
-        self._act_handles, self._disc_handles, self._handles = [], [], []
+        self._act_handles, self._disc_handles, self._handles, self._pre_handles = [], [], [], {}
         self._armed_for = None
         for owner, attr, original in reversed(self._patches):
             setattr(owner, attr, original)
@@ -344,9 +348,12 @@ class Monitor:
         if not isinstance(model, torch.nn.Module) or any(m is model for m in self.models):
             return
         self.models.append(model)
+        # names of a second model get a prefix so that series and findings stay apart
+        prefix = f"model{len(self.models) - 1}." if len(self.models) > 1 else ""
         for name, p in model.named_parameters():
-            self._pnames.setdefault(p, name)
+            self._pnames.setdefault(p, prefix + name)
         self._handles.append(model.register_forward_pre_hook(self._on_model_input, with_kwargs=True))
+        self._plan_start = self._plan_end = 0  # re-plan: activation layers may have been added
         types = tuple({t for c in self.checks for t in c.activation_types})
         if types:
             self._act_modules[id(model)] = [
@@ -366,8 +373,10 @@ class Monitor:
             self._primary = weakref.ref(optimizer)
         self._opt_steps[id(optimizer)] = 0
         if not self.global_hooks:
-            self._handles.append(optimizer.register_step_pre_hook(self._on_pre_step))
             self._handles.append(optimizer.register_step_post_hook(self._on_post_step))
+            plan = self._plan_for(self.step + 1)
+            if plan is not None and plan.pre:
+                self._arm_pre(self.step + 1)
         for chk, fn in self._callbacks("on_optimizer"):
             self._call(chk, fn, optimizer)
 
@@ -589,34 +598,47 @@ class Monitor:
     # hooks (observe only; each returns None)
     # ----------------------------------------------------------------------------------------
 
+    # Steps. The post-hook runs at every step; in API mode the pre-hook exists only before the
+    # steps where some check needs the state before the update (armed at the previous post-step),
+    # so an ordinary step costs one hook call. Under `recipecheck run` the global pre-hook stays
+    # (it discovers new optimizers).
+
+    def _is_primary(self, optimizer) -> bool:
+        """Whether ``optimizer`` counts the steps (called once per optimizer step)."""
+        if optimizer is self._primary_opt or (self._primary is not None and self._primary() is optimizer):
+            self._idle_primary = 0
+            self._primary_opt = optimizer
+            return True
+        # a later training phase with a new optimizer becomes the step counter once the first
+        # one has been idle for a while (alternating GAN optimizers keep the first)
+        self._idle_primary += 1
+        if self._idle_primary > 2 * self.read_every or self._primary is None or self._primary() is None:
+            self._primary = weakref.ref(optimizer)
+            self._primary_opt = optimizer
+            self._idle_primary = 0
+            return True
+        return False
+
+    def _begin_step(self, optimizer) -> None:
+        if self.step == 0 and self.before_first_step is not None:
+            self._run_before_first_step(optimizer)
+        self.step += 1
+        if self._pending_epoch:
+            self._pending_epoch = False
+            self._begin_epoch(self.epoch + 1)
+        self._steps_since_epoch += 1
+        if self._act_handles:
+            self._disarm_activations()
+        step = self.step
+        if step <= 16 or step % self.lr_every == 0:
+            self._record_lrs(optimizer)
+
     def _on_pre_step(self, optimizer, args, kwargs) -> None:
         if self.global_hooks and id(optimizer) not in self._opt_ids:
             self._discover(optimizer)
-        primary = optimizer is self._primary_opt or (self._primary is not None and self._primary() is optimizer)
-        if not primary:
-            # a later training phase with a new optimizer becomes the step counter once the
-            # first one has been idle for a while (alternating GAN optimizers keep the first)
-            self._idle_primary += 1
-            if self._idle_primary > 2 * self.read_every or self._primary is None or self._primary() is None:
-                self._primary = weakref.ref(optimizer)
-                self._idle_primary = 0
-                primary = True
-        else:
-            self._idle_primary = 0
-        if primary:
-            self._primary_opt = optimizer
-            if self.step == 0 and self.before_first_step is not None:
-                self._run_before_first_step(optimizer)
-            self.step += 1
-            if self._pending_epoch:
-                self._pending_epoch = False
-                self._begin_epoch(self.epoch + 1)
-            self._steps_since_epoch += 1
-            if self._act_handles:
-                self._disarm_activations()
-            step = self.step
-            if step <= 16 or step % self.lr_every == 0:
-                self._record_lrs(optimizer)
+        if self._is_primary(optimizer):
+            self._begin_step(optimizer)
+        self._pre_ran = optimizer
         self._in_step = True
         step = self.step
         plan = self._plan_map.get(step) if self._plan_start <= step < self._plan_end else self._plan_for(step)
@@ -625,21 +647,55 @@ class Monitor:
                 self._call(chk, fn, optimizer)
 
     def _on_post_step(self, optimizer, args, kwargs) -> None:
+        if self._pre_ran is optimizer:
+            primary = optimizer is self._primary_opt
+        else:
+            if self.global_hooks and id(optimizer) not in self._opt_ids:
+                self._discover(optimizer)
+            primary = self._is_primary(optimizer)
+            if primary:
+                self._begin_step(optimizer)
+        self._pre_ran = None
         self._in_step = False
         step = self.step
         plan = self._plan_map.get(step) if self._plan_start <= step < self._plan_end else self._plan_for(step)
         if plan is not None:
             for chk, fn in plan.post:
                 self._call(chk, fn, optimizer)
-        if optimizer is self._primary_opt:
+        if primary:
+            if self._pre_handles:
+                self._disarm_pre(step)
             if self.patch_dataloader:
                 self._note_train_loader()
             if step % self.read_every == 0:
                 self.flush(reduce=True)
             s1 = step + 1
             nxt = self._plan_map.get(s1) if self._plan_start <= s1 < self._plan_end else self._plan_for(s1)
-            if nxt is not None and nxt.act:
-                self._arm_activations(s1, nxt.act)
+            if nxt is not None:
+                if nxt.act:
+                    self._arm_activations(s1, nxt.act)
+                if nxt.pre:
+                    self._arm_pre(s1)
+
+    def _arm_pre(self, step: int) -> None:
+        """Pre-hooks on every optimizer for ``step`` (each kept until that step is over)."""
+        if self.global_hooks:
+            return
+        for opt in self.optimizers:
+            entry = self._pre_handles.get(id(opt))
+            if entry is None:
+                self._pre_handles[id(opt)] = [opt.register_step_pre_hook(self._on_pre_step), step, opt]
+            else:
+                entry[1] = step
+
+    def _disarm_pre(self, done: int) -> None:
+        """Remove the pre-hooks whose step is over: the primary's at its post-step ``done``, the
+        other optimizers' one primary step later (they may step after the primary). Never called
+        from inside a pre-hook (torch iterates the hook dict while calling them)."""
+        for key, (handle, step, opt) in list(self._pre_handles.items()):
+            if step < done or (step == done and opt is self._primary_opt):
+                handle.remove()
+                del self._pre_handles[key]
 
     def _run_before_first_step(self, optimizer) -> None:
         fn, self.before_first_step = self.before_first_step, None

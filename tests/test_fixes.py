@@ -196,3 +196,30 @@ def test_cli_fix_json_lists_remaining_findings(tmp_path):
     res = run("lint", "--no-cache", "--fix", "--format", "json", str(p))
     data = json.loads(res.output[res.output.index("["):])
     assert [d["code"] for d in data] == ["RC201"] and data[0]["fix"]["safety"] == "unsafe"
+
+
+# --------------------------------------------------------------------------- buggy fixtures
+
+BUGGY = FIXES.parent / "scripts" / "buggy"
+
+
+@pytest.mark.parametrize("path", sorted(BUGGY.glob("*.py")), ids=lambda p: p.name)
+def test_safe_fixes_on_buggy_fixtures(path):
+    """`lint --fix` on a buggy script: what has a safe fix is gone, the result re-parses, and a
+    second run changes nothing."""
+    src = path.read_text()
+    before = lint_source(src, str(path), RULES).findings
+    fixable = {(f.code, f.line) for f in before if f.fix is not None and f.fix.safety == "safe"}
+    if not fixable:
+        pytest.skip("no safe fix offered")
+    fixed, result = fix_source(src, str(path), RULES, mode="safe")
+    assert fixed != src
+    compile(fixed, str(path), "exec")
+    fixed_codes = {c for c, _ in fixable}
+    remaining = [f for f in result.findings if f.code in fixed_codes and f.fix is not None
+                 and f.fix.safety == "safe"]
+    assert not remaining, [(f.code, f.line, f.message) for f in remaining]
+    before_count = sum(1 for f in before if f.code in fixed_codes)
+    assert sum(1 for f in result.findings if f.code in fixed_codes) < before_count
+    again, _ = fix_source(fixed, str(path), RULES, mode="safe")
+    assert again == fixed

@@ -273,3 +273,35 @@ def test_parse_notebook_masks_with_placeholders():
     nb = parse_notebook(json.dumps(notebook("%pip install x\nimport torch\n!ls\n")))
     assert nb.source.splitlines()[1:] == ["pass  # recipecheck:magic 0", "import torch",
                                           "pass  # recipecheck:magic 1"]
+
+
+def test_truncated_and_mutated_notebooks_never_raise(tmp_path):
+    text = BUNDLED.read_text()
+    for cut in range(0, len(text), max(1, len(text) // 60)):
+        res = lint_notebook(text[:cut], "nb.ipynb", RULES)
+        assert res.notice or [f.code for f in res.findings] == ["RC900"]
+    data = json.loads(text)
+    mutations = [
+        lambda d: d["cells"][1].update(source=None),
+        lambda d: d["cells"][1].update(cell_type=None),
+        lambda d: d.update(metadata=[]),
+        lambda d: d["metadata"].update(language_info="python"),
+        lambda d: d["cells"].append({"cell_type": "code"}),
+        lambda d: d["cells"][2].update(source=["for x in y:\n", "!ls"]),
+        lambda d: d["cells"][2].update(source=["%%bash\n", "  echo hi\n", "   !echo\n"]),
+        lambda d: d["cells"][2].update(source=["x = (\n"]),
+    ]
+    for i, mutate in enumerate(mutations):
+        d = json.loads(text)
+        mutate(d)
+        src = json.dumps(d)
+        lint_notebook(src, "nb.ipynb", RULES)
+        fix_notebook(src, "nb.ipynb", RULES, mode="unsafe")
+
+
+def test_github_and_sarif_name_the_cell():
+    res = run("lint", "--no-cache", "--format", "github", str(BUNDLED))
+    assert "::RC201 cell 3: scheduler.step()" in res.output
+    res = run("lint", "--no-cache", "--format", "sarif", str(BUNDLED))
+    result = json.loads(res.output)["runs"][0]["results"][0]
+    assert result["message"]["text"].startswith("cell 3: ")

@@ -307,3 +307,60 @@ def test_cli_notebook_and_bad_input(tmp_path):
     assert res.exit_code == 1 and "RC900" in res.output and "Traceback" not in res.output
     res = run("recipe", str(tmp_path / "missing.py"))
     assert res.exit_code == 2
+
+
+def test_transformers_training_arguments():
+    r = recipe_src("""
+        from transformers import AutoModelForSequenceClassification, Trainer, TrainingArguments
+        model = AutoModelForSequenceClassification.from_pretrained("distilbert-base-uncased")
+        args = TrainingArguments(output_dir="out", learning_rate=2e-5, per_device_train_batch_size=16,
+                                 num_train_epochs=3, weight_decay=0.01, warmup_ratio=0.06,
+                                 lr_scheduler_type="cosine", fp16=True, eval_strategy="epoch",
+                                 load_best_model_at_end=True, metric_for_best_model="accuracy",
+                                 label_smoothing_factor=0.1, gradient_accumulation_steps=4)
+        trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds)
+        trainer.train()
+    """)
+    (opt,) = r.optimizers
+    assert (opt.name, opt.lr, opt.weight_decay) == ("AdamW", 2e-5, 0.01)
+    (s,) = r.schedules
+    assert (s.name, s.stepped, s.lr_start, s.lr_peak, s.lr_end) == (
+        "get_cosine_schedule_with_warmup", "per optimizer step", 0.0, 2e-5, 0.0)
+    assert r.warmup == "linear warmup over 6% of the steps"
+    assert (r.epochs, r.batch_size, r.accumulation_steps) == (3, 16, 4)
+    assert r.amp == ["Trainer fp16=True"] and r.grad_clip == ["Trainer max_grad_norm=1"]
+    assert r.regularization["label_smoothing"] == 0.1
+    assert r.evaluation["held_out_data"] == ["eval_dataset=val_ds (Trainer)"]
+    assert r.evaluation["model_selection"] == 'Trainer load_best_model_at_end=True on "accuracy"'
+
+
+def test_lightning_module():
+    r = recipe_of("lightning_module_onecycle.py")
+    (s,) = r.schedules
+    assert (s.name, s.stepped) == ("OneCycleLR", "per optimizer step (Lightning)")
+    assert r.epochs == 5 and r.grad_clip == ["Lightning gradient_clip_val=1.0"]
+
+
+def test_sequential_warmup_cosine_mixup_ema():
+    r = recipe_of("real_cifar_resnet_mixup_ema.py")
+    (opt,) = r.optimizers
+    assert (opt.name, opt.lr, opt.nesterov, opt.group_weight_decays) == ("SGD", 0.1, True, [5e-4, 0.0])
+    (s,) = r.schedules  # the LinearLR and CosineAnnealingLR parts are described inside it
+    assert s.name == "SequentialLR" and s.stepped == "per batch"
+    assert (s.lr_start, s.lr_peak, s.lr_end) == pytest.approx((0.001, 0.1, 0.0))
+    assert s.description.startswith("SequentialLR: LinearLR(start_factor=0.01")
+    assert r.warmup == "linear warmup over WARMUP_EPOCHS * steps_per_epoch steps"
+    assert (r.epochs, r.batch_size) == (200, 128)
+    reg = r.regularization
+    assert reg["label_smoothing"] == 0.1 and reg["mixup_cutmix"] == ["mixup"]
+    assert reg["augmentation"] == ["RandomCrop", "RandomHorizontalFlip"] and reg["ema"] == ["ema_model"]
+    assert r.amp == ["autocast(torch.float16)", "GradScaler (loss scaling)"]
+
+
+def test_tabular_plateau_early_stopping():
+    r = recipe_of("real_tabular_mlp_early_stopping.py")
+    (s,) = r.schedules
+    assert (s.name, s.stepped, s.args["factor"], s.args["patience"]) == ("ReduceLROnPlateau", "per epoch", 0.5, 5)
+    assert r.input_normalization == ["StandardScaler (sklearn)"]
+    assert r.regularization["early_stopping"] == ["patience"]
+    assert (r.epochs, r.batch_size) == (300, 256)

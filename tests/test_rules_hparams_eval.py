@@ -303,3 +303,13 @@ def test_mode_free_model_needs_no_eval_mode():
     assert codes(src, ("RC701",)) == []
     with_dropout = src.replace("nn.ReLU(), nn.Linear(10, 2)", "nn.ReLU(), nn.Dropout(0.1), nn.Linear(10, 2)")
     assert codes(with_dropout, ("RC701",)) == [(11, "RC701")]
+
+
+def test_rc701_no_fix_when_it_would_leave_training_in_eval_mode():
+    src = ("import torch\nimport torch.nn as nn\nclass Net(nn.Module):\n    drop = nn.Dropout(0.5)\n"
+           "model = Net()\nopt = torch.optim.AdamW(model.parameters(), lr=3e-4)\n"
+           "for it in range(1000):\n    if it % 100 == 0:\n        with torch.no_grad():\n"
+           "            for k in range(10):\n                model(val_x[k])\n"
+           "    loss = model(x)\n    loss.backward()\n    opt.step()\n    opt.zero_grad()\n")
+    f = [f for f in lint(src) if f.code == "RC701"]
+    assert [x.line for x in f] == [10] and f[0].fix is None

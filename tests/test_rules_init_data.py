@@ -502,3 +502,47 @@ def test_encoders_and_display_scaling_are_not_preprocessing_leaks():
     """
     assert found(src, "RC402") == []
     assert found(src, "RC403") == []
+
+
+def test_alias_of_a_layer_weight():
+    src = """
+    import torch
+    import torch.nn as nn
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1 = nn.Linear(8, 8)
+            self.fc2 = nn.Linear(8, 2)
+            w = self.fc1.weight
+            with torch.no_grad():
+                w.zero_()
+    """
+    assert found(src, "RC301") == [11]
+
+
+def test_rc405_transform_factory_asked_for_training_variant():
+    src = """
+    from torchvision import datasets, transforms as T
+    def get_tf(split):
+        if split == "train":
+            return T.Compose([T.RandomCrop(32, padding=4), T.ToTensor()])
+        return T.ToTensor()
+    test_set = datasets.CIFAR10("data", train=False, transform=get_tf("train"))
+    val_set = datasets.CIFAR10("data", train=False, transform=get_tf("test"))
+    """
+    assert found(src, "RC405") == [7]
+
+
+def test_tensors_made_trainable_after_creation():
+    src = """
+    import math
+    import torch
+    w1 = torch.randn(784, 100)
+    w1.requires_grad_()
+    w2 = torch.randn(100, 10) / math.sqrt(100)
+    w2.requires_grad_()
+    b = torch.zeros(10)
+    b.requires_grad_()
+    """
+    assert found(src, "RC303") == [4]
+    assert found(src, "RC301") == []

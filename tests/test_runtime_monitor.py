@@ -322,3 +322,27 @@ def test_checks_option_selects_and_removes():
     assert "RT110" not in codes and "RT103" in codes
     with pytest.raises(ValueError):
         Monitor(checks=["RT777"])
+
+
+def test_two_optimizers_alternating_and_pre_hooks_only_on_sampled_steps():
+    torch.manual_seed(0)
+    g, d = mlp(), mlp()
+    og = torch.optim.SGD(g.parameters(), lr=0.05)
+    od = torch.optim.Adam(d.parameters(), lr=1e-3)
+    crit = nn.CrossEntropyLoss()
+    x, y = make_data(64)
+    pre_counts = {}
+    with monitor([d, g], [od, og], criterion=crit, report=None, summary=False) as mon:
+        for i in range(1, 121):
+            for model, opt in ((d, od), (g, og)):
+                opt.zero_grad()
+                crit(model(x), y).backward()
+                opt.step()
+            pre_counts[i] = len(od._optimizer_step_pre_hooks) + len(og._optimizer_step_pre_hooks)
+    assert mon.step == 120 and not mon.run["check_errors"]
+    assert pre_counts[5] == 0  # nothing sampled at step 6: no pre-hook at all
+    assert pre_counts[99] > 0  # armed for step 100 (update ratio, gradient norms)
+    names = mon.series.names()
+    # both models are sampled; the second one's names carry a prefix
+    assert {"update_ratio/0.weight", "update_ratio/model1.0.weight", "grad_norm/0", "grad_norm/model1.0"} <= set(names)
+    assert _opt_hook_count(od) == 0 and _opt_hook_count(og) == 0

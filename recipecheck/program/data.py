@@ -17,7 +17,7 @@ only walks are over small expressions (a call's arguments, an assignment's value
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterator
 
 import libcst as cst
@@ -566,14 +566,14 @@ class DataModel:
                 fns = self.p._callees_of(f, expr)
                 if fns and not expr.args and len(fns[0].returns) == 1:
                     return self.transform_calls(fns[0], fns[0].returns[0], depth + 1)
+                if fns and _asks_for_training(expr):
+                    # build_transforms(train=True): everything the factory can build
+                    return [cs.node for cs in self.p.calls if cs.function is fns[0]]
                 if fns:
                     return []
             for n in _walk(expr):
                 if isinstance(n, cst.Call):
                     out.append(n)
-                elif n is not expr and isinstance(n, (cst.Name, cst.Attribute)) and depth < 4 and \
-                        dotted_name(n) and not self.p.imports.resolve(n):
-                    pass
             # names inside Compose([...]) that refer to other transforms: normalize_tf
             for n in _walk(expr):
                 if isinstance(n, cst.List) or isinstance(n, cst.Tuple):
@@ -688,6 +688,20 @@ class _FnIndex:
                 d = dotted_name(n)
                 if d:
                     self.norm_names.add(d)
+
+
+_TRAIN_FLAG = re.compile(r"^(train|is_train|training|is_training|augment|augmentation|aug|use_aug)$")
+
+
+def _asks_for_training(call: cst.Call) -> bool:
+    """A transform factory called for the training variant: f(train=True), f("train")."""
+    for a in call.args:
+        v = _literal(a.value)
+        if a.keyword is not None and _TRAIN_FLAG.match(a.keyword.value) and v is True:
+            return True
+        if isinstance(v, str) and v.lower() in ("train", "training"):
+            return True
+    return False
 
 
 def ctx_code(program: ProgramModel, node: cst.CSTNode) -> str:

@@ -446,6 +446,9 @@ class InitModel:
             elif q is None and isinstance(call.func, cst.Attribute) and \
                     call.func.attr.value == "requires_grad_" and id(call) in self._param_targets:
                 cands.append(("raw", cs))
+            elif q is None and isinstance(call.func, cst.Attribute) and \
+                    call.func.attr.value == "requires_grad_" and isinstance(call.func.value, cst.Name):
+                cands.append(("raw_bound", cs))  # w1 = torch.randn(784, 100); w1.requires_grad_()
             elif q is None and isinstance(call.func, cst.Attribute) and call.func.attr.value in _INPLACE:
                 recv = call.func.value
                 d = dotted_name(recv)
@@ -542,6 +545,16 @@ class InitModel:
             site = self._with_role(site, target, ctx, require_param=True)
             return site
         # parameter / raw tensor built from a factory
+        if kind == "raw_bound":
+            name = call.func.value.value
+            binds = [a for a in cs.function.bindings(name) if a.order <= cs.order and a.value is not None]
+            if not binds or not isinstance(binds[-1].value, (cst.Call, cst.BinaryOperation)):
+                return None
+            value = binds[-1].value
+            site = self._factory_site(value if isinstance(value, cst.Call) else call, value, cs.function, name)
+            if site is not None and not isinstance(value, cst.Call):
+                site.node = call  # report the requires_grad_() call: the binding is not a call
+            return site
         if kind == "parameter":
             inner = call_arg(call, "data", 0)
             target_text = self._param_targets.get(id(call))
@@ -686,6 +699,13 @@ class InitModel:
         if text is None:
             return None
         text = _strip_data(text)
+        if "." not in text:
+            # w = self.fc.weight; w.data.zero_()
+            for a in f.bindings(text):
+                alias = dotted_name(a.value) if isinstance(a.value, (cst.Name, cst.Attribute)) else None
+                if alias and alias.rsplit(".", 1)[-1] in ("weight", "bias"):
+                    text = _strip_data(alias)
+                    break
         site.target_text = text
         leaf = text.rsplit(".", 1)[-1]
         if text.startswith("self.") and text.count(".") == 1:

@@ -93,6 +93,10 @@ _BIAS_POSITION = {"Linear": 2, "Bilinear": 3, "LazyLinear": 1, "Conv1d": 7, "Con
                   "ConvTranspose1d": 8, "ConvTranspose2d": 8, "ConvTranspose3d": 8}
 _MAX_UNROLL = 16
 _MAX_DEPTH = 8
+_MAX_CHAIN = 256  # ops kept in one value's history
+_MAX_STEPS = 4000  # steps recorded per unit
+_FILE_BUDGET = 60000
+_BUDGET = 8000  # expressions evaluated per unit: generated or pathological code stays fast
 
 
 def nn_kind(qualname: str | None) -> str | None:
@@ -231,7 +235,10 @@ class Val:
     from_input: bool = False  # derives from a forward() parameter (the model's input)
 
     def then(self, op: Op) -> "Val":
-        return Val(self.ops + (op,), self.from_input)
+        ops = self.ops + (op,)
+        if len(ops) > _MAX_CHAIN:
+            ops = ops[-_MAX_CHAIN:]  # long chains keep their recent history only
+        return Val(ops, self.from_input)
 
 
 @dataclass(eq=False)
@@ -299,7 +306,14 @@ class LayerAnalysis:
         self._list_memo: dict[tuple[int, str], list[_Elem] | None] = {}
         self._nested_containers: set[int] = set()
         self._module_classes = self._find_module_classes()
+        self.budget = _BUDGET
+        self._file_budget = _FILE_BUDGET
         self._build()
+
+    def _start_unit(self) -> None:
+        """Give the next unit its share of the evaluation budget."""
+        self._file_budget -= _BUDGET - max(self.budget, 0)
+        self.budget = max(0, min(_BUDGET, self._file_budget))
 
     # -- which classes are modules (also through a local base class)
     def _find_module_classes(self) -> set[str]:
@@ -357,6 +371,7 @@ class LayerAnalysis:
             if fwd is None or not isinstance(fwd.node, cst.FunctionDef):
                 continue
             unit = Unit("class", name, cls.node, fwd, top_level=name not in inner_classes)
+            self._start_unit()
             unit.instantiated = unit.top_level and (name in built or any(
                 b.endswith("LightningModule") for b in cls.bases))
             w = _ForwardWalker(self, unit.steps)
@@ -369,6 +384,7 @@ class LayerAnalysis:
             if elems is None:
                 continue
             unit = Unit("sequential", "nn.Sequential", cs.node, cs.function)
+            self._start_unit()
             w = _ForwardWalker(self, unit.steps)
             unit.output = w.apply_elems(elems, Val((), True), ())
             unit.top_level = self._sequential_is_model(cs)
@@ -447,7 +463,7 @@ class LayerAnalysis:
                 one = [_Elem(e.value, f) for e in inner.elements if isinstance(e, cst.Element)]
             else:
                 one = [_Elem(inner, f)]
-            return one * (n if n is not None else 2)
+            return (one * (n if n is not None else 2))[:_MAX_ELEMS]
         if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.Add):
             left = self.list_elements(expr.left, f)
             right = self.list_elements(expr.right, f)
@@ -457,7 +473,7 @@ class LayerAnalysis:
             left = self.list_elements(expr.left, f)
             if left is None or n is None:
                 return None
-            return left * min(int(n), _MAX_UNROLL)
+            return (left * max(0, min(int(n), _MAX_UNROLL)))[:_MAX_ELEMS]
         d = dotted_name(expr)
         if d is None:
             return None
@@ -477,7 +493,62 @@ class LayerAnalysis:
         if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and \
                 expr.func.attr.value in _MODULE_PASSTHROUGH:
             return self.resolve_module(expr.func.value, f)
-        return self.p.evaluate(f, expr)
+        if isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Attribute):
+            # self.transformer.drop: an entry of an nn.ModuleDict(dict(drop=...)) attribute
+            key = expr.attr.value
+            for c in self.resolve_module(expr.value, f):
+                if c.qualname == "torch.nn.ModuleDict" and c.node.args:
+                    entry = _dict_entry(c.node.args[0].value, key)
+                    if entry is not None:
+                        return self.p.evaluate(c.function, entry)
+            return []
+        objs = self.p.evaluate(f, expr)
+        if objs:
+            return objs
+        d = dotted_name(expr)
+        return self._resolve_moved(f, d, 0) if d else []
+
+    def _resolve_moved(self, f: FunctionInfo, d: str, depth: int) -> list[Construction]:
+        """`model` bound to `Net().to(device)` (the program model sees only the `.to` call)."""
+        if depth > 4:
+            return []
+        out: list[Construction] = []
+        for fn, a in self._bindings(f, d):
+            v = a.value
+            if isinstance(v, cst.Call) and isinstance(v.func, cst.Attribute) and \
+                    v.func.attr.value in _MODULE_PASSTHROUGH:
+                out += self.resolve_module(v.func.value, fn)
+        if not out and "." not in d:
+            scope: FunctionInfo | None = f
+            while scope is not None and d not in scope.params and not scope.bindings(d):
+                scope = scope.parent
+            if scope is not None and d in scope.params and not scope.bindings(d):
+                for caller, arg in self.p._param_args.get((scope.key, d), []):
+                    ad = dotted_name(arg)
+                    out += self.p.evaluate(caller, arg) or (
+                        self._resolve_moved(caller, ad, depth + 1) if ad else [])
+        return out
+
+    def _bindings(self, f: FunctionInfo, d: str):
+        if d.startswith("self.") and d.count(".") == 1:
+            owner = _owner_class(f)
+            if owner is not None:
+                for m in owner.methods.values():
+                    for a in m.bindings(d):
+                        yield m, a
+            return
+        if "." in d:
+            return
+        scope: FunctionInfo | None = f
+        while scope is not None:
+            binds = scope.bindings(d)
+            if binds:
+                for a in binds:
+                    yield scope, a
+                return
+            if d in scope.params:
+                return
+            scope = scope.parent
 
     # -- queries
     def unit_for_class(self, name: str) -> Unit | None:
@@ -538,6 +609,20 @@ def _walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
         n = stack.pop()
         yield n
         stack.extend(n.children)
+
+
+def _dict_entry(d: cst.BaseExpression, key: str) -> cst.BaseExpression | None:
+    """The value for `key` in `dict(a=...)` or `{"a": ...}`."""
+    if isinstance(d, cst.Call) and isinstance(d.func, cst.Name) and d.func.value == "dict":
+        for a in d.args:
+            if a.keyword is not None and a.keyword.value == key:
+                return a.value
+    if isinstance(d, cst.Dict):
+        for el in d.elements:
+            if isinstance(el, cst.DictElement) and isinstance(el.key, cst.SimpleString) and \
+                    el.key.evaluated_value == key:
+                return el.value
+    return None
 
 
 def _owner_class(f: FunctionInfo | None):
@@ -610,16 +695,24 @@ class _Loop:
     pieces: list
 
 
-def _flatten(pieces: list, conditional: bool = False) -> list[_Elem]:
+_MAX_ELEMS = 512
+
+
+def _flatten(pieces: list) -> list[_Elem]:
     out: list[_Elem] = []
     for p in pieces:
+        if len(out) >= _MAX_ELEMS:
+            break
         if isinstance(p, _Loop):
             n = p.count if p.count is not None else 2
+            body = _flatten(p.pieces)
             for _ in range(n):
-                out += _flatten(p.pieces)
+                if len(out) >= _MAX_ELEMS or not body:
+                    break
+                out += body
         else:
             out.append(p)
-    return out
+    return out[:_MAX_ELEMS]
 
 
 class _ListBuilder:
@@ -714,6 +807,8 @@ class _ListBuilder:
 
 _NON_TENSOR_METHODS = {"size", "dim", "numel", "item", "tolist", "numpy", "ndimension", "nelement",
                        "data_ptr", "get_device", "stride", "element_size"}
+_NON_TENSOR_ATTRS = {"device", "dtype", "shape", "ndim", "is_cuda", "requires_grad", "grad_fn",
+                     "layout", "is_leaf"}
 _SHAPE_PASS_FUNCS = {"int", "float", "len", "print", "isinstance", "getattr", "hasattr"}
 
 
@@ -729,7 +824,8 @@ class _ForwardWalker:
     # -- applying ops
     def apply(self, op: Op, val: Val | None) -> Val:
         val = val if val is not None else Val()
-        self.steps.append(Step(op, val.ops, val.from_input))
+        if len(self.steps) < _MAX_STEPS:
+            self.steps.append(Step(op, val.ops, val.from_input))
         return val.then(op)
 
     def apply_elems(self, elems: list[_Elem], val: Val, stack: tuple[str, ...]) -> Val:
@@ -740,7 +836,8 @@ class _ForwardWalker:
     def apply_module_expr(self, expr, f: FunctionInfo, val: Val, site: cst.CSTNode,
                           stack: tuple[str, ...], conditional: bool = False) -> Val:
         """Apply the module `expr` (an attribute, a construction, a name) to `val`."""
-        if len(stack) > _MAX_DEPTH:
+        self.a.budget -= 10
+        if len(stack) > _MAX_DEPTH or self.a.budget < 0:
             return self.apply(Op("module", _label(expr), site, function=f), val)
         objs = self.a.resolve_module(expr, f)
         if len(objs) == 1:
@@ -932,11 +1029,16 @@ class _ForwardWalker:
 
     # -- expressions
     def eval(self, e, env, fn) -> Val | None:
+        self.a.budget -= 1
+        if self.a.budget < 0:
+            return None
         if isinstance(e, cst.Name):
             v = env.get(e.value)
             return v if isinstance(v, Val) else None
         if isinstance(e, cst.Attribute):
             if isinstance(e.value, cst.Name) and e.value.value == "self":
+                return None
+            if e.attr.value in _NON_TENSOR_ATTRS:
                 return None
             return self.eval(e.value, env, fn)
         if isinstance(e, cst.Subscript):
@@ -959,8 +1061,12 @@ class _ForwardWalker:
         return None
 
     def _first_val(self, call: cst.Call, env, fn) -> Val | None:
-        vals = [self.eval(a.value, env, fn) for a in call.args]
-        return next((v for v in vals if v is not None), None)
+        """The tensor a call applies to: its first positional tensor argument (or `input=`)."""
+        vals = [(a, self.eval(a.value, env, fn)) for a in call.args]
+        for a, v in vals:
+            if v is not None and (a.keyword is None or a.keyword.value == "input"):
+                return v
+        return None
 
     def _call(self, call: cst.Call, env, fn) -> Val | None:
         func = call.func
@@ -1018,10 +1124,16 @@ class _ForwardWalker:
                 return self._indexed_module_call(call, recv, env, fn)
             base = self.eval(recv, env, fn)
             if base is None:
-                # self.fc.forward(x), module.to(device)(x) and the like
-                if dotted_name(recv) and (dotted_name(recv) or "").startswith("self.") and meth == "forward":
+                # self.fc.forward(x), self.transformer.drop(x) and the like
+                d = dotted_name(recv) or ""
+                if d.startswith("self.") and meth == "forward":
                     arg = self._first_val(call, env, fn)
                     return self.apply_module_expr(recv, fn, arg or Val(), call, self.stack)
+                if d.startswith("self."):
+                    arg = self._first_val(call, env, fn)
+                    if arg is not None:
+                        return self.apply_module_expr(func, fn, arg, call, self.stack)
+                    return None
                 for a in call.args:
                     self.eval(a.value, env, fn)
                 return None

@@ -72,7 +72,9 @@ class TrainLoaderNotShuffled(Rule):
     unshuffled: the rule skips datasets it can see are iterable (an `IterableDataset`
     subclass, `WebDataset`, `load_dataset(..., streaming=True)`) and loaders with
     `batch_size=None`; add `# noqa: RC401` otherwise. Time-series or curriculum training that
-    must keep the order should also say so with `# noqa: RC401`.
+    must keep the order should also say so with `# noqa: RC401`. Manual batching
+    (`for i in range(0, n, bs): x = X[i:i + bs]`) and loaders built in another module or with
+    `**kwargs` are not checked.
 
     ## Example
     ```python

@@ -1,5 +1,5 @@
 from recipecheck.finding import Severity
-from recipecheck.program.data import data_model, is_data_name, is_eval_name
+from recipecheck.program.data import data_model, is_data_name, is_eval_name, is_train_name
 from recipecheck.rule import Context, Rule
 
 
@@ -72,6 +72,9 @@ class PreprocessingFitOnEvalData(Rule):
         # final refit on train+validation
         "import numpy as np\nfrom sklearn.preprocessing import StandardScaler\n"
         "scaler = StandardScaler().fit(np.concatenate([X_train, X_val]))\n",
+        # derived from the training split
+        "from sklearn.model_selection import train_test_split\nfrom sklearn.preprocessing import StandardScaler\n"
+        "X_train, X_test = train_test_split(X)\nfeats = X_train.to_numpy()\nscaler = StandardScaler().fit(feats)\n",
     )
     INVALID = (
         "from sklearn.preprocessing import StandardScaler\nscaler = StandardScaler()\n"
@@ -81,6 +84,9 @@ class PreprocessingFitOnEvalData(Rule):
         "X_val = (X_val - X_val.mean(0)) / X_val.std(0)  # expect: RC403\n",
         "import numpy as np\nfrom sklearn.preprocessing import MinMaxScaler\n"
         "scaler = MinMaxScaler().fit(np.vstack([X_train, X_test]))  # expect: RC403\n",
+        # derived from the test split
+        "from sklearn.preprocessing import StandardScaler\nfeats = X_test.to_numpy()[:, 2:]\n"
+        "scaler = StandardScaler().fit(feats)  # expect: RC403\n",
     )
 
     def check(self, ctx: Context) -> None:
@@ -94,6 +100,12 @@ class PreprocessingFitOnEvalData(Rule):
             direct = [r.name for r in s.roots if is_eval_name(r.name) and is_data_name(r.name)]
             if len(s.roots) > 1:  # a concatenation: only a test array makes it a leak
                 direct = [n for n in direct if "test" in n.lower() or n.lower().endswith("_te")]
+            elif not direct and s.roots and not is_train_name(s.roots[0].name):
+                # derived from held-out data: X_t = X_test.to_numpy(); scaler.fit(X_t)
+                anc = dm.ancestors(s.function, s.roots[0].name, s.order)
+                evals = [a for a in anc if is_eval_name(a) and is_data_name(a)]
+                if evals and not any(is_train_name(a) for a in anc):
+                    direct = evals
             if not direct:
                 continue
             what = "fitted on" if s.kind == "fit" else "computed on"

@@ -27,7 +27,8 @@ class AugmentationInEvalTransform(Rule):
     ## Known problems
     Test-time augmentation (averaging predictions over several augmented views) is a
     deliberate technique: transforms or datasets named `tta` are skipped; otherwise add
-    `# noqa: RC405`. A transform built by a helper that takes a `train` flag is not followed.
+    `# noqa: RC405`. A transform built by a helper that takes a `train` flag is followed only
+    when the call asks for the training variant (`build_transform(train=True)`, `("train")`).
 
     ## Example
     ```python
@@ -71,6 +72,11 @@ class AugmentationInEvalTransform(Rule):
         "import torchvision.transforms as T\nfrom torchvision import datasets\n"
         "tta_tf = T.Compose([T.RandomHorizontalFlip(), T.ToTensor()])\n"
         "test_set = datasets.CIFAR10('data', train=False, transform=tta_tf)\n",
+        # the factory asked for the evaluation variant
+        "import torchvision.transforms as T\nfrom torchvision import datasets\n"
+        "def build_transform(train):\n    if train:\n        return T.Compose([T.RandomResizedCrop(224), T.ToTensor()])\n"
+        "    return T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor()])\n"
+        "val_set = datasets.ImageFolder('data/val', build_transform(train=False))\n",
     )
     INVALID = (
         "import torchvision.transforms as T\nfrom torchvision import datasets\n"
@@ -82,6 +88,19 @@ class AugmentationInEvalTransform(Rule):
         "from torch.utils.data import DataLoader\nfrom torchvision import datasets, transforms as T\n"
         "aug = T.Compose([T.ColorJitter(0.4, 0.4, 0.4), T.ToTensor()])\n"
         "test_loader = DataLoader(datasets.ImageFolder('data/test', aug), batch_size=64)  # expect: RC405\n",
+        # a transform factory asked for its training variant
+        "import torchvision.transforms as T\nfrom torchvision import datasets\n"
+        "def build_transform(train):\n    if train:\n        return T.Compose([T.RandomResizedCrop(224), T.ToTensor()])\n"
+        "    return T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor()])\n"
+        "train_set = datasets.ImageFolder('data/train', build_transform(train=True))\n"
+        "val_set = datasets.ImageFolder('data/val', build_transform(train=True))  # expect: RC405\n",
+        # the SubsetRandomSampler idiom over the augmented training dataset
+        "from torch.utils.data import DataLoader, SubsetRandomSampler\nfrom torchvision import datasets, transforms as T\n"
+        "aug = T.Compose([T.RandomCrop(32, padding=4), T.ToTensor()])\n"
+        "train_dataset = datasets.CIFAR10('data', train=True, transform=aug)\n"
+        "train_loader = DataLoader(train_dataset, batch_size=64, sampler=SubsetRandomSampler(train_idx))\n"
+        "valid_loader = DataLoader(train_dataset, batch_size=64,  # expect: RC405\n"
+        "                          sampler=SubsetRandomSampler(valid_idx))\n",
     )
 
     def check(self, ctx: Context) -> None:
@@ -112,6 +131,24 @@ class AugmentationInEvalTransform(Rule):
             augs = dm.augmentations(a.function, a.value)
             if augs:
                 self._report(ctx, a.value, augs, owner)
+        # valid_loader = DataLoader(train_dataset, sampler=SubsetRandomSampler(valid_idx))
+        for c in p.constructions("loader"):
+            evals = [t for t in dm.targets.get(id(c.node), []) if is_eval_name(t)]
+            ds = dm.dataset_of(c)
+            if not evals or ds is None or "tta" in evals[0].lower():
+                continue
+            for d in p.evaluate(c.function, ds):
+                tf = d.arg("transform")
+                if tf is None or eval_context_of_call(dm, d.node, d.function) == "eval":
+                    continue  # an evaluation dataset is reported at its own transform
+                augs = dm.augmentations(d.function, tf)
+                if augs:
+                    aug = dotted_name(augs[0].func) or "augmentation"
+                    ctx.report(ds, (
+                        f"{evals[0]} reads {ctx.code(ds)}, whose transform applies {aug}: the "
+                        "validation images are randomly augmented, so its score is noisy and biased; "
+                        "give the validation loader a dataset with a deterministic transform (RC405)"))
+                    break
         # train_set, val_set = random_split(augmented_dataset, [...])
         for sp in dm.splits:
             if not sp.how.startswith("random_split"):

@@ -17,8 +17,8 @@ class EvalOnTrainingData(Rule):
     Flags a "validation" or "test" measurement that is computed on the training data:
     a loader named `val_loader`/`test_loader` built over the training dataset
     (`val_loader = DataLoader(train_dataset, ...)`, or over the very dataset object the
-    training loader uses), a torchvision dataset assigned to a test/val name with
-    `train=True`, or a metric named `val_*`/`test_*` computed by an evaluation function from
+    training loader uses), a torchvision dataset assigned to a test name with `train=True`,
+    or a metric named `val_*`/`test_*` computed by an evaluation function from
     the training loader or arrays (`val_acc = evaluate(model, train_loader)`,
     `test_score = accuracy(model, X_train, y_train)`).
 
@@ -31,7 +31,10 @@ class EvalOnTrainingData(Rule):
     Deliberately measuring training accuracy is fine and is not flagged when the result or the
     loader says so (`train_acc`, `train_eval_loader`). Cross-validation helpers
     (`cross_val_score(model, X_train, y_train)`) are skipped. Names decide the roles: a loader
-    called `loader2` is not recognized.
+    called `loader2` is not recognized. A validation loader over the training dataset with a
+    `sampler=` (the `SubsetRandomSampler(valid_idx)` idiom) is assumed to select held-out
+    indices; for the same reason a *validation* dataset loaded with `train=True` is not
+    flagged, only a *test* one.
 
     ## Example
     ```python
@@ -66,6 +69,10 @@ class EvalOnTrainingData(Rule):
         "from torch.utils.data import DataLoader\ntrain_eval_loader = DataLoader(train_ds, batch_size=256)\n",
         "from sklearn.model_selection import cross_val_score\nval_scores = cross_val_score(clf, X_train, y_train, cv=5)\n",
         "from torchvision import datasets\ntest_set = datasets.MNIST('data', train=False, download=True)\n",
+        # the held-out part selected by a sampler over the training dataset
+        "from torch.utils.data import DataLoader, SubsetRandomSampler\n"
+        "train_loader = DataLoader(train_dataset, batch_size=64, sampler=SubsetRandomSampler(train_idx))\n"
+        "valid_loader = DataLoader(train_dataset, batch_size=64, sampler=SubsetRandomSampler(valid_idx))\n",
     )
     INVALID = (
         "from torch.utils.data import DataLoader\ntrain_loader = DataLoader(train_dataset, batch_size=64, shuffle=True)\n"
@@ -96,6 +103,9 @@ class EvalOnTrainingData(Rule):
             ds = dm.dataset_of(c)
             if ds is None:
                 continue
+            if any(_literal(c.arg(k, i)) is not None for k, i in (("sampler", 3), ("batch_sampler", 4))
+                   if c.arg(k, i) is not None):
+                continue  # SubsetRandomSampler(valid_idx) picks the held-out part
             d = dotted_name(ds)
             same = (d is not None and ("name", c.function.key, d) in train_datasets) or \
                 any(id(o.node) in train_datasets for o in p.evaluate(c.function, ds))
@@ -116,7 +126,9 @@ class EvalOnTrainingData(Rule):
                     if outer.function is cs.function and any(a.value is call for a in outer.node.args):
                         names = dm.targets.get(id(outer.node), [])
                         break
-            evals = [t for t in names if is_eval_name(t)]
+            # a *validation* set is often carved out of train=True with a sampler or Subset: only
+            # a test set loaded from the training split is certainly wrong
+            evals = [t for t in names if is_eval_name(t) and "test" in t.lower()]
             if evals:
                 ctx.report(call, (
                     f"{evals[0]} loads the training split (train=True): the held-out score is "

@@ -67,6 +67,11 @@ class DropoutOnInput(Rule):
         "    def forward(self, tokens, hidden):\n        emb = self.drop(self.encoder(tokens))\n"
         "        output, hidden = self.rnn(emb, hidden)\n"
         "        return self.decoder(self.drop(output)), hidden\n",
+        # a file that only defines a block: it may be used deeper inside a model elsewhere
+        "import torch.nn as nn\n"
+        "class Head(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.drop = nn.Dropout(0.5)\n        self.fc = nn.Linear(512, 10)\n"
+        "    def forward(self, x):\n        return self.fc(self.drop(x))\n",
     )
     INVALID = (
         "import torch.nn as nn\n"
@@ -77,7 +82,8 @@ class DropoutOnInput(Rule):
         "        self.fc1 = nn.Linear(d, 64)\n        self.fc2 = nn.Linear(64, 1)\n"
         "    def forward(self, x):\n"
         "        x = F.dropout(x.float(), p=0.5, training=self.training)  # expect: RC503\n"
-        "        return self.fc2(F.relu(self.fc1(x)))\n",
+        "        return self.fc2(F.relu(self.fc1(x)))\n"
+        "model = TabularNet(16)\n",
     )
 
     def check(self, ctx: Context) -> None:

@@ -78,13 +78,15 @@ class DropoutOnLogits(Rule):
         "        self.fc1 = nn.Linear(20, 64)\n        self.fc2 = nn.Linear(64, 3)\n"
         "        self.drop = nn.Dropout(0.2)\n"
         "    def forward(self, x):\n        logits = self.fc2(F.relu(self.fc1(x)))\n"
-        "        return self.drop(logits)  # expect: RC504\n",
+        "        return self.drop(logits)  # expect: RC504\n"
+        "model = Net()\n",
         "import torch.nn as nn\n"
         "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
         "        self.body = nn.Sequential(nn.Linear(20, 64), nn.ReLU())\n"
         "        self.head = nn.Sequential(nn.Linear(64, 3),\n"
         "                                  nn.Dropout(0.1))  # expect: RC504\n"
-        "    def forward(self, x):\n        return self.head(self.body(x))\n",
+        "    def forward(self, x):\n        return self.head(self.body(x))\n"
+        "def build():\n    return Net()\n",
     )
 
     def check(self, ctx: Context) -> None:

@@ -24,7 +24,8 @@ class BatchNormTinyBatch(Rule):
     batch per GPU goes from 32 to 2.
 
     ## Known problems
-    Only literal batch sizes (or names bound to a literal) are checked. Gradient
+    Only literal batch sizes are checked: a literal argument, a name bound to a literal, or
+    the literal `default=` of the argparse option it comes from (`args.batch_size`). Gradient
     accumulation does not help BatchNorm: its statistics are per micro-batch.
 
     ## Example
@@ -86,6 +87,12 @@ class BatchNormTinyBatch(Rule):
         "        model(x).sum().backward()\n        opt.step()\n"
         "model = Net()\n"
         "train(model, DataLoader(ds, BATCH_SIZE, shuffle=True), opt)  # expect: RC509\n",
+        "import argparse\nimport torch.nn as nn\nfrom torch.utils.data import DataLoader\n"
+        "parser = argparse.ArgumentParser()\nparser.add_argument('--batch-size', type=int, default=4)\n"
+        "args = parser.parse_args()\n"
+        "model = nn.Sequential(nn.Conv2d(3, 8, 3, bias=False), nn.BatchNorm2d(8), nn.ReLU())\n"
+        "loader = DataLoader(ds, batch_size=args.batch_size, shuffle=True)  # expect: RC509\n"
+        "for x, y in loader:\n    opt.zero_grad()\n    crit(model(x), y).backward()\n    opt.step()\n",
     )
 
     def check(self, ctx: Context) -> None:
@@ -112,8 +119,9 @@ class BatchNormTinyBatch(Rule):
             size = self._literal(p, c, arg.value)
             if size is None or size >= minimum:
                 continue
+            shown = "" if literal_number(arg.value) is not None else f" ({int(size)})"
             ctx.report(arg, (
-                f"the training DataLoader uses `batch_size={int(size)}` and the model has BatchNorm: "
+                f"the training DataLoader uses `batch_size={ctx.code(arg.value)}`{shown} and the model has BatchNorm: "
                 f"batch statistics from {int(size)} samples are so noisy that training and the "
                 f"running averages suffer; use a batch of at least {minimum}, or GroupNorm/LayerNorm "
                 "(RC509)"))
@@ -130,6 +138,8 @@ class BatchNormTinyBatch(Rule):
         n = literal_number(value)
         if n is not None:
             return n
+        if isinstance(value, cst.Attribute) and isinstance(value.value, cst.Name):
+            return _argparse_default(p, value.attr.value)
         if isinstance(value, cst.Name):
             f = c.function
             while f is not None:
@@ -151,7 +161,11 @@ class BatchNormTinyBatch(Rule):
             owner = opt.params_owner
             if not owner:
                 continue
-            for c in p.evaluate_dotted(opt.function, owner):
+            try:
+                owner_expr = cst.parse_expression(owner)
+            except cst.ParserSyntaxError:
+                continue
+            for c in la.resolve_module(owner_expr, opt.function):
                 if c.qualname.startswith("local:"):
                     u = la.unit_for_class(c.qualname[6:])
                 elif c.qualname == "torch.nn.Sequential":
@@ -168,3 +182,23 @@ class BatchNormTinyBatch(Rule):
                        cs.function.cls.name in classes for cs in p.calls)
         return any(nn_kind(cs.qualname) == "bn" or cs.qualname == "torch.nn.functional.batch_norm"
                    for cs in p.calls)
+
+
+def _argparse_default(p, dest: str) -> float | None:
+    """The literal default of `parser.add_argument("--batch-size", default=4)` for `args.batch_size`."""
+    found = []
+    for cs in p.calls:
+        func = cs.node.func
+        if not isinstance(func, cst.Attribute) or func.attr.value != "add_argument":
+            continue
+        names = [a.value.evaluated_value for a in cs.node.args
+                 if a.keyword is None and isinstance(a.value, cst.SimpleString)]
+        kw = {a.keyword.value: a.value for a in cs.node.args if a.keyword is not None}
+        if "dest" in kw and isinstance(kw["dest"], cst.SimpleString):
+            key = kw["dest"].evaluated_value
+        else:
+            longs = [n for n in names if isinstance(n, str) and n.startswith("--")]
+            key = longs[0][2:].replace("-", "_") if longs else None
+        if key == dest and "default" in kw:
+            found.append(literal_number(kw["default"]))
+    return found[0] if len(found) == 1 else None

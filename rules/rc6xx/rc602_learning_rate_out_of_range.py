@@ -67,7 +67,10 @@ class LearningRateOutOfRange(Rule):
     STATIC_TWIN = "RT103"
     Options = Options
     VALID = (
-        'import torch\nimport torch.nn as nn\nrnn = nn.LSTM(200, 200, 2)\nopt = torch.optim.SGD(model.parameters(), lr=20)\nfor x, y in batches:\n    opt.zero_grad()\n    crit(model(x), y).backward()\n    nn.utils.clip_grad_norm_(model.parameters(), 0.25)\n    opt.step()\n',
+        "import torch\nimport torch.nn as nn\nrnn = nn.LSTM(200, 200, 2)\n"
+        "opt = torch.optim.SGD(model.parameters(), lr=20)\nfor x, y in batches:\n    opt.zero_grad()\n"
+        "    crit(model(x), y).backward()\n    nn.utils.clip_grad_norm_(model.parameters(), 0.25)\n"
+        "    opt.step()\n",
         "import torch\nopt = torch.optim.Adam(model.parameters(), lr=3e-4)\n",
         "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)\n",
         "import torch\nopt = torch.optim.Adam(model.parameters(), lr=0.1)\n"

@@ -89,7 +89,9 @@ class PlainSgdNoMomentum(Rule):
     MESSAGE = "SGD without momentum on a deep network"
     Options = Options
     VALID = (
-        'import torch\nimport torch.nn as nn\nenc = nn.Embedding(10000, 400)\nrnn = nn.LSTM(400, 1150, 3)\ndec = nn.Linear(1150, 10000)\nopt = torch.optim.SGD(model.parameters(), lr=30, weight_decay=1.2e-6)\n',
+        "import torch\nimport torch.nn as nn\nenc = nn.Embedding(10000, 400)\nrnn = nn.LSTM(400, 1150, 3)\n"
+        "dec = nn.Linear(1150, 10000)\n"
+        "opt = torch.optim.SGD(model.parameters(), lr=30, weight_decay=1.2e-6)\n",
         "import torch\nimport torchvision\nmodel = torchvision.models.resnet50()\n"
         "opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)\n",
         "import torch\nimport torch.nn as nn\nmodel = nn.Linear(10, 2)\n"

@@ -1,9 +1,30 @@
 import re
 
+import libcst as cst
+
 from recipecheck.finding import Severity
 from recipecheck.program.imports import dotted_name
+from recipecheck.program.model import build_program
 from recipecheck.program.evaluation import NO_GRAD, analysis, insert_before_transform
 from recipecheck.rule import Context, FixSpec, Rule
+
+
+def _leaves_training_fixable(ctx: Context, transform) -> bool:
+    """After inserting eval(), training must still run in train mode, or RC702 must be able to
+    fix it (eval inside the batch loop with no train() after it would make things worse)."""
+    from recipecheck.rule import Context as _Ctx
+    from recipecheck.rules.rc7xx.rc702_missing_train_mode import MissingTrainMode
+
+    try:
+        new = transform(ctx.module)
+        module = cst.parse_module(new.code)
+        after = _Ctx(ctx.path, module.code, module, build_program(module))
+        rule = MissingTrainMode()
+        after._rule = rule
+        rule.check(after)
+    except Exception:
+        return False
+    return all(r.fix is not None for r in after.reports)
 
 
 def _over_training_data(el) -> bool:
@@ -79,7 +100,8 @@ class MissingEvalMode(Rule):
     ## Fix safety
     Safe: inserts `model.eval()` (with the name the loop uses) right before the loop, or before
     the `with torch.no_grad():` that holds it. Training code that then needs `model.train()`
-    again is reported by RC702, whose fix adds it.
+    again is reported by RC702, whose fix adds it; when RC702 could not fix it (evaluation
+    inside the batch loop itself), no fix is offered.
 
     ## References
     - PyTorch docs, `nn.Module.eval` and "Saving and loading models" (call `model.eval()` before inference).
@@ -162,7 +184,7 @@ class MissingEvalMode(Rule):
                 if name is not None:
                     tr = insert_before_transform(loop.function.node, loop.node, f"{name}.eval()\n",
                                                  frozenset(NO_GRAD), ctx.program.imports.resolve)
-                    if tr is not None:
+                    if tr is not None and _leaves_training_fixable(ctx, tr):
                         fix = FixSpec("safe", f"call {name}.eval() before the evaluation loop", transform=tr)
                 shown = name or model
                 where = " over held-out data" if el.split else ""

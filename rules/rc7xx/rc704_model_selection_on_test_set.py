@@ -34,12 +34,51 @@ def _names(expr: cst.CSTNode) -> list[str]:
     return out
 
 
+def _ifs(node: cst.CSTNode):
+    """If statements in a loop body (not inside nested functions or classes)."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+            continue
+        if isinstance(n, cst.If):
+            yield n
+        stack.extend(n.children)
+
+
+def _selects(body: cst.CSTNode) -> bool:
+    """The branch saves a checkpoint, keeps a state dict, or stops training."""
+    stack = [body]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, cst.Break):
+            return True
+        if isinstance(n, cst.Call):
+            d = dotted_name(n.func) or ""
+            leaf = d.rsplit(".", 1)[-1] if d else (n.func.attr.value if isinstance(n.func, cst.Attribute) else "")
+            if leaf in ("save", "state_dict", "save_checkpoint", "save_model", "save_pretrained", "deepcopy"):
+                return True
+        stack.extend(n.children)
+    return False
+
+
+def _inside(node: cst.CSTNode, container: cst.CSTNode) -> bool:
+    stack = [container]
+    while stack:
+        n = stack.pop()
+        if n is node:
+            return True
+        stack.extend(n.children)
+    return False
+
+
 class ModelSelectionOnTestSet(Rule):
     """
     ## What it does
     Flags model selection driven by the test set: a "best" checkpoint or score updated from a
     test metric (`best_acc = test_acc`, `is_best = acc > best_acc` where `acc` comes from
-    `evaluate(model, test_loader)`, or inside a `test()` that iterates the test loader), early
+    `evaluate(model, test_loader)`, or inside a `test()` that iterates the test loader), an
+    `if test_loss < ...:` in the training loop that saves a checkpoint or breaks, early
     stopping fed a test metric (`early_stopping(test_loss, model)`), and
     `ReduceLROnPlateau.step(test_loss)`.
 
@@ -87,7 +126,9 @@ class ModelSelectionOnTestSet(Rule):
     SEVERITY = Severity.WARNING
     MESSAGE = "model selection is driven by the test set"
     VALID = (
-        'best_val, test_at_best = 0.0, 0.0\nfor epoch in range(10):\n    val_acc = evaluate(model, val_loader)\n    test_acc = evaluate(model, test_loader)\n    if val_acc > best_val:\n        best_val = val_acc\n        best_test_acc = test_acc\n',
+        "best_val, test_at_best = 0.0, 0.0\nfor epoch in range(10):\n"
+        "    val_acc = evaluate(model, val_loader)\n    test_acc = evaluate(model, test_loader)\n"
+        "    if val_acc > best_val:\n        best_val = val_acc\n        best_test_acc = test_acc\n",
         "import torch\nbest_acc = 0.0\nfor epoch in range(10):\n    val_acc = evaluate(model, val_loader)\n"
         "    if val_acc > best_acc:\n        best_acc = val_acc\n        torch.save(model.state_dict(), 'best.pt')\n"
         "test_acc = evaluate(model, test_loader)\n",
@@ -101,6 +142,9 @@ class ModelSelectionOnTestSet(Rule):
         "from torch.optim.lr_scheduler import ReduceLROnPlateau\nsched = ReduceLROnPlateau(opt)\n"
         "for epoch in range(10):\n    test_loss = evaluate(model, test_loader)\n"
         "    sched.step(test_loss)  # expect: RC704\n",
+        "import torch\nfor epoch in range(10):\n    for x, y in train_loader:\n        opt.zero_grad()\n"
+        "        crit(model(x), y).backward()\n        opt.step()\n    test_loss = evaluate(model, test_loader)\n"
+        "    if test_loss < lowest:  # expect: RC704\n        torch.save(model.state_dict(), 'best.pt')\n",
         "import torch\ndef test(epoch):\n    global best_acc\n    model.eval()\n    correct = 0\n"
         "    with torch.no_grad():\n        for x, y in testloader:\n"
         "            correct += (model(x).argmax(1) == y).sum().item()\n    acc = correct / 100\n"
@@ -161,6 +205,31 @@ class ModelSelectionOnTestSet(Rule):
                     f"`{ctx.code(a.node)}` selects the best model by a test-set metric: the test score "
                     "becomes optimistically biased; select on a validation split and evaluate the test "
                     "set once at the end (RC704)"))
+        # `if test_acc > best: torch.save(...)` / `... break` with no `best = ...` line
+        epoch_loops = {id(xl.loop): xl.loop for xl in p.epoch_loops}
+        for loop in epoch_loops.values():
+            if loop.parent is not None and id(loop.parent) in epoch_loops:
+                continue
+            f = loop.function
+            for node in _ifs(loop.node.body):
+                test = node.test
+                if not isinstance(test, cst.Comparison) or not any(
+                        isinstance(c.operator, (cst.GreaterThan, cst.LessThan, cst.GreaterThanEqual,
+                                                cst.LessThanEqual)) for c in test.comparisons):
+                    continue
+                sides = [test.left, *(c.comparator for c in test.comparisons)]
+                if not any(derived(f, side) == "test" for side in sides) or \
+                        any(derived(f, side) == "val" for side in sides):
+                    continue
+                if not _selects(node.body) or id(node) in reported:
+                    continue
+                if any(id(a.node) in reported for a in f.assignments if _inside(a.node, node)):
+                    continue
+                reported.add(id(node))
+                ctx.report(test, (
+                    f"`if {ctx.code(test)}:` saves or stops on a test-set metric: the checkpoint / "
+                    "stopping point is selected on the test set, biasing the test score; compare "
+                    "a validation metric instead (RC704)"))
         for f in p.functions.values():
             for e in f.events:
                 if e.call is None or not e.call.args:

@@ -86,7 +86,11 @@ class NoValidation(Rule):
     SEVERITY = Severity.INFO
     MESSAGE = "several epochs of training with no held-out evaluation"
     VALID = (
-        'import torch\noptD = torch.optim.Adam(netD.parameters(), lr=2e-4)\noptG = torch.optim.Adam(netG.parameters(), lr=2e-4)\nfor epoch in range(25):\n    for real, _ in loader:\n        optD.zero_grad()\n        lossD(netD, real).backward()\n        optD.step()\n        optG.zero_grad()\n        lossG(netD, netG).backward()\n        optG.step()\n',
+        "import torch\noptD = torch.optim.Adam(netD.parameters(), lr=2e-4)\n"
+        "optG = torch.optim.Adam(netG.parameters(), lr=2e-4)\nfor epoch in range(25):\n"
+        "    for real, _ in loader:\n        optD.zero_grad()\n        lossD(netD, real).backward()\n"
+        "        optD.step()\n        optG.zero_grad()\n        lossG(netD, netG).backward()\n"
+        "        optG.step()\n",
         "import torch\nfor epoch in range(10):\n    for x, y in train_loader:\n        opt.zero_grad()\n"
         "        crit(model(x), y).backward()\n        opt.step()\n    model.eval()\n"
         "    with torch.no_grad():\n        print(crit(model(X_val), y_val).item())\n    model.train()\n",

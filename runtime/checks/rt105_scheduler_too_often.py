@@ -1,6 +1,7 @@
 """RT105 scheduler-stepped-too-often: an epoch-based scheduler stepped many times per pass.
 
-Two observations, both read in the optimizer's step pre-hook (no scheduler hook exists):
+Two observations, both read in the optimizer's step post-hook (no scheduler hook exists;
+``scheduler.step()`` follows ``optimizer.step()``, so the post-hook of the next sampled step sees it):
 the scheduler's ``last_epoch`` when the scheduler object is known (given to the API, or found
 by ``recipecheck run`` from the optimizer's referrers), and otherwise the LR of the first param
 group: an LR that falls tenfold, never rising, within the first half of the first pass over the
@@ -43,7 +44,7 @@ class SchedulerSteppedTooOften(Check):
         for rec in self._sched:
             rec[2] = 0
 
-    def on_pre_step(self, mon, opt):
+    def on_post_step(self, mon, opt):
         primary = mon._primary is not None and mon._primary() is opt
         if not primary:
             return
