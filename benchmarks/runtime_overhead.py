@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import math
 import os
 import resource
 import statistics
@@ -83,7 +84,7 @@ def overhead(kind, repeats, block, warmup=300):
     any difference between the two instances cancels). Blocks alternate plain/monitored; the
     median of the paired ratios cancels slow drifts of a shared machine."""
     a, b = Loop(kind), Loop(kind)
-    tp, tm, ratios = [], [], []
+    tp, tm, phase_ratio = [], [], []
     for phase in range(2):
         plain, monitored = (a, b) if phase == 0 else (b, a)
         plain.monitor(False)
@@ -92,7 +93,8 @@ def overhead(kind, repeats, block, warmup=300):
         # steps, the first 256 batch fingerprints) so that the blocks measure the steady state
         plain.run(warmup)
         monitored.run(warmup)
-        for r in range(repeats // 2):
+        ratios = []
+        for r in range(max(1, repeats // 2)):
             order = (plain, monitored) if r % 2 == 0 else (monitored, plain)
             pair = {}
             for loop in order:
@@ -100,10 +102,13 @@ def overhead(kind, repeats, block, warmup=300):
             tp.append(pair[True])
             tm.append(pair[False])
             ratios.append(pair[False] / pair[True])
+        phase_ratio.append(statistics.median(ratios))
     a.monitor(False)
     b.monitor(False)
     p, m = statistics.median(tp), statistics.median(tm)
-    return p, m, statistics.median(ratios) - 1.0
+    # geometric mean of the two phases' median ratios: a speed difference between the two
+    # instances multiplies one phase's ratio and divides the other's, so it cancels
+    return p, m, math.sqrt(phase_ratio[0] * phase_ratio[1]) - 1.0, phase_ratio
 
 
 def hook_time(kind, steps, warmup=300):
@@ -177,6 +182,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--warmup", type=int, default=300, help="untimed steps before the blocks")
     ap.add_argument("--hook-steps", type=int, default=2000, help="steps of the direct hook-time run")
+    ap.add_argument("--models", default="mlp,cnn", help="comma-separated: mlp, cnn")
     ap.add_argument("--quick", action="store_true")
     a = ap.parse_args(argv)
     if a.quick:
@@ -186,11 +192,11 @@ def main(argv=None):
           f"interleaved, CPU time (process_time), "
           f"median of paired ratios")
     worst = 0.0
-    for kind in ("mlp", "cnn"):
-        p, m, ratio = overhead(kind, a.repeats, a.block, warmup=a.warmup if kind == "mlp" else a.warmup // 3)
+    for kind in a.models.split(","):
+        p, m, ratio, phases = overhead(kind, a.repeats, a.block, warmup=a.warmup if kind == "mlp" else a.warmup // 3)
         worst = max(worst, ratio)
         print(f"{kind:4s}: plain {p * 1e3:.3f} ms/step, monitored {m * 1e3:.3f} ms/step, "
-              f"overhead {ratio * 100:+.2f}%")
+              f"overhead {ratio * 100:+.2f}% (phase ratios {phases[0]:.3f}, {phases[1]:.3f})")
         inside, step_t = hook_time(kind, a.hook_steps if kind == "mlp" else a.hook_steps // 4)
         print(f"{kind:4s}: time inside the monitor's hooks {inside * 1e6:.1f} us/step = "
               f"{inside / p * 100:.2f}% of the plain step")

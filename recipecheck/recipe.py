@@ -453,7 +453,7 @@ def _run_body(p: ProgramModel, f: FunctionInfo, env: dict[str, float], stmts) ->
     return None
 
 
-def _sample(g: Callable[[float], float | None], n: int) -> tuple[list[tuple[int, float]], int] | None:
+def _sample(g: Callable[[float], float | None], n: int) -> tuple[list[tuple[int, float]], int, float] | None:
     """About 500 samples of g over [0, n] and the first step where g reaches its maximum
     (refined step by step around the sample that first reaches it)."""
     step = max(1, n // 500)
@@ -473,9 +473,9 @@ def _sample(g: Callable[[float], float | None], n: int) -> tuple[list[tuple[int,
         for t in range(samples[i - 1][0] + 1, samples[i][0]):
             v = g(t)
             if v is not None and v >= peak * 0.9999:
-                first = t
+                first, peak = t, max(peak, v)
                 break
-    return samples, first
+    return samples, first, peak
 
 
 def lr_function(p: ProgramModel, fn: FunctionInfo) -> Callable[[float], float | None] | None:
@@ -664,12 +664,11 @@ def _lambda_schedule(p, s, c, facts, head, where, lr0, epochs, iterations) -> Sc
     facts.lr_start = lr0
     curve = ""
     if factor is not None and lr0 is not None:
-        horizon = int(min(n, 1_000_000)) if n else 2000
+        horizon = int(min(n, 1_000_000)) if n else 100_000  # unknown run length: a long look
         sampled = _sample(factor, horizon)
         if sampled is not None:
-            samples, warm = sampled
+            samples, warm, peak = sampled
             start = lr0 * samples[0][1]
-            peak = max(v for _, v in samples)
             facts.lr_start, facts.lr_peak = start, lr0 * peak
             curve = f": {fmt(start)}"
             if peak > samples[0][1] * 1.0001 and warm > 0:
@@ -929,9 +928,8 @@ def _manual_lr(p: ProgramModel, s: _Src, iterations: float | None, epochs: float
                     n = int(min(horizon, 1_000_000))
                     sampled = _sample(g, n)
                     if sampled is not None:
-                        samples, warm = sampled
+                        samples, warm, peak = sampled
                         start, end = samples[0][1], samples[-1][1]
-                        peak = max(v for _, v in samples)
                         rest = ""
                         if peak > start * 1.0001 and warm > 0:
                             rest = f" -> {fmt(peak)} (peak at step {warm})"
@@ -1356,21 +1354,35 @@ def extract(source: str, path: str, module: cst.Module | None = None) -> Recipe:
 _SEV_RANK = {"error": 0, "warning": 1, "info": 2}
 
 
-def _observations(recipe: Recipe, p_uses_conv: bool, transformer: bool) -> list[Advice]:
+def _observations(recipe: Recipe, p_uses_conv: bool, transformer: bool,
+                  classifier: bool = True) -> list[Advice]:
+    """Recipe-level advice no single rule gives. Regularization and augmentation advice is for
+    supervised classifiers only (GANs and VAEs are trained differently)."""
     out = []
     reg = recipe.regularization
-    if recipe.optimizers and not reg.get("weight_decay") and not reg.get("dropout") and \
+    if classifier and recipe.optimizers and not reg.get("weight_decay") and not reg.get("dropout") and \
             not reg.get("augmentation") and not reg.get("mixup_cutmix"):
         out.append(Advice(0, None, "info", "no explicit regularization",
                           "no weight decay, dropout or augmentation was found: add weight decay "
                           "(AdamW's decoupled decay, or L2 1e-4 to 5e-4 with SGD) and watch the "
                           "train/validation gap", None, source="recipe"))
-    if p_uses_conv and recipe.batch_size is not None and not reg.get("augmentation") and \
+    if classifier and p_uses_conv and recipe.batch_size is not None and not reg.get("augmentation") and \
             not reg.get("mixup_cutmix"):
         out.append(Advice(0, None, "info", "no data augmentation",
                           "an image model with no random transform in its data pipeline: random "
                           "crops and horizontal flips are the cheapest regularizer for images", None,
                           source="recipe"))
+    sgd = [o for o in recipe.optimizers if o.name == "SGD" and o.lr and o.momentum]
+    effective = (recipe.batch_size or 0) * (recipe.accumulation_steps or 1)
+    if sgd and effective >= 1024:  # the rule is about large batches; small ones vary widely
+        suggested = 0.1 * effective / 256
+        ratio = sgd[0].lr / suggested
+        if ratio >= 4 or ratio <= 0.25:
+            out.append(Advice(0, None, "info", "LR far from the linear-scaling rule",
+                              f"SGD+momentum at lr={fmt(sgd[0].lr)} for batch {fmt(effective)}: the "
+                              f"linear-scaling rule (0.1 per 256 examples, Goyal et al. 2017) suggests "
+                              f"about {fmt(suggested)}; {'large-batch runs also need warmup (RC206)' if ratio <= 0.25 and effective >= 1024 else 'check the LR with a short LR range test'}",
+                              None, source="recipe"))
     if transformer and recipe.optimizers and not recipe.grad_clip:
         out.append(Advice(0, None, "info", "no gradient clipping",
                           "transformer training usually clips the global gradient norm at 1.0 "
@@ -1396,10 +1408,12 @@ def advise(source: str, path: str, recipe: Recipe, findings=None) -> list[Advice
         conv = any(cs.qualname and tn.last(cs.qualname).startswith("Conv") and
                    cs.qualname.startswith("torch.nn") for cs in p.calls)
         transformer = p.uses_transformer()
+        classifier = any(cs.qualname and tn.last(cs.qualname) in (
+            "CrossEntropyLoss", "cross_entropy", "nll_loss", "NLLLoss") for cs in p.calls)
     except Exception:
-        conv = transformer = False
+        conv = transformer = classifier = False
     covered = {a.code for a in advice}
-    for obs in _observations(recipe, conv, transformer):
+    for obs in _observations(recipe, conv, transformer, classifier):
         if obs.title == "no gradient clipping" and "RC605" in covered:
             continue
         advice.append(obs)

@@ -24,7 +24,12 @@ def run_command(report, no_report, sanity, checks, num_classes, script, script_a
     """Run SCRIPT [SCRIPT_ARGS...] like `python SCRIPT ...`, monitoring the training.
 
     Everything after the script path goes to the script. Exit code and exceptions of the script
-    are preserved; the summary is printed and the report written at the end.
+    are preserved; the summary is printed and the report written at the end (also on Ctrl-C and
+    when the script raises).
+
+    Discovery uses torch's global optimizer-step and module-forward hooks; while the script
+    runs, torch.Tensor.backward (the loss of each step) and DataLoader.__iter__ (epochs, sampler)
+    are wrapped by reversible patches that are removed when the script ends.
     """
     from .launcher import run_script
 

@@ -288,13 +288,18 @@ class Monitor:
             self.findings = self._dist.gather_findings(self.findings)
         self._release()
         if self._dist.rank == 0:
+            written = False
             if self.report_dir is not None:
                 try:
                     self.write_report(self.report_dir)
+                    written = True
                 except Exception as exc:
                     sys.stderr.write(f"recipecheck: could not write the report: {exc!r}\n")
             if self.summary:
                 self.print_summary()
+                if written:
+                    sys.stderr.write(f"recipecheck: report written to {os.fspath(self.report_dir)}/report.json "
+                                     f"(and report.html)\n")
 
     def _release(self) -> None:
         """Drop every reference to the user's objects so that they can be garbage-collected."""

@@ -203,7 +203,17 @@ def test_cli_fix_json_lists_remaining_findings(tmp_path):
 BUGGY = FIXES.parent / "scripts" / "buggy"
 
 
-@pytest.mark.parametrize("path", sorted(BUGGY.glob("*.py")), ids=lambda p: p.name)
+def _safe_fix_candidates():
+    """Buggy fixtures named for a rule that has a safe fix (rc101_*, rc401_*, ...)."""
+    out = []
+    for p in sorted(BUGGY.glob("*.py")):
+        codes = [c.upper() for c in CODE_RE.findall(p.stem + ".")]
+        if any(rule_by_code(c) is not None and rule_by_code(c).FIX == "safe" for c in codes):
+            out.append(p)
+    return out
+
+
+@pytest.mark.parametrize("path", _safe_fix_candidates(), ids=lambda p: p.name)
 def test_safe_fixes_on_buggy_fixtures(path):
     """`lint --fix` on a buggy script: what has a safe fix is gone, the result re-parses, and a
     second run changes nothing."""
@@ -211,7 +221,7 @@ def test_safe_fixes_on_buggy_fixtures(path):
     before = lint_source(src, str(path), RULES).findings
     fixable = {(f.code, f.line) for f in before if f.fix is not None and f.fix.safety == "safe"}
     if not fixable:
-        pytest.skip("no safe fix offered")
+        pytest.skip("no safe fix offered here (e.g. the step is in a helper function)")
     fixed, result = fix_source(src, str(path), RULES, mode="safe")
     assert fixed != src
     compile(fixed, str(path), "exec")

@@ -364,3 +364,35 @@ def test_tabular_plateau_early_stopping():
     assert r.input_normalization == ["StandardScaler (sklearn)"]
     assert r.regularization["early_stopping"] == ["patience"]
     assert (r.epochs, r.batch_size) == (300, 256)
+
+
+def test_noam_lambda_schedule():
+    r = recipe_of("real_seq2seq_transformer_noam.py")
+    (opt,) = r.optimizers
+    assert (opt.name, opt.lr, opt.betas, opt.eps) == ("Adam", 1.0, [0.9, 0.98], 1e-9)
+    (s,) = r.schedules
+    assert (s.name, s.stepped) == ("LambdaLR", "per batch")
+    assert s.lr_peak == pytest.approx(512 ** -0.5 * 4000 ** -0.5)
+    assert r.warmup == f"LambdaLR warmup to {fmt(512 ** -0.5 * 4000 ** -0.5)} over 3999 steps"
+    assert r.regularization["label_smoothing"] == 0.1
+
+
+def test_recipe_observations():
+    big_batch = recipe_src("""
+        import torch
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+        sched = torch.optim.lr_scheduler.StepLR(opt, 30)
+        loader = torch.utils.data.DataLoader(ds, batch_size=4096, shuffle=True)
+        for epoch in range(90):
+            for x, y in loader:
+                opt.zero_grad()
+                torch.nn.functional.cross_entropy(model(x), y).backward()
+                opt.step()
+            sched.step()
+    """)
+    obs = [a for a in big_batch.advice if a.source == "recipe"]
+    assert [a.title for a in obs] == ["LR far from the linear-scaling rule"]
+    assert "suggests about 1.6" in obs[0].message and obs[0].code is None
+    assert big_batch.advice[-1] is obs[0]  # observations come after the rules' findings
+    gan = recipe_of("real_dcgan.py")  # generative models get no augmentation/regularization advice
+    assert [a.source for a in gan.advice] == ["rule"]

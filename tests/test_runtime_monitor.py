@@ -78,36 +78,21 @@ def _train_once(model_name, opt_name, monitored, steps_epochs=3):
         x, y = make_data(128)
     val = (x[:32], y[:32])
     if monitored:
-        # read_every=7 and every check sampling often: exercise every code path inside the run
-        with monitor(model, opt, criterion=crit, report=None, summary=False, read_every=7) as mon:
+        # read_every=7 and dense schedules: every check's code path runs many times in the run
+        checks = [cls(schedule=Every(2), activation_schedule=Every(3)) for cls in all_check_classes()]
+        with monitor(model, opt, criterion=crit, report=None, summary=False, read_every=7, checks=checks) as mon:
             train(model, opt, x, y, mon=mon, crit=crit, epochs=steps_epochs, bs=16, val=val)
         assert mon.step > 0 and not mon.run["check_errors"]
     else:
-        train(model, opt, x, y, crit=crit, epochs=steps_epochs, bs=16)
-        if True:  # the val pass of the monitored run, done identically here
-            pass
+        train(model, opt, x, y, mon=_NullMon(), crit=crit, epochs=steps_epochs, bs=16, val=val)
     return model, torch.get_rng_state()
 
 
 @pytest.mark.parametrize("model_name", sorted(MODELS))
 @pytest.mark.parametrize("opt_name", sorted(OPTS))
 def test_results_bitwise_identical_with_and_without_monitor(model_name, opt_name):
-    # the monitored loop runs validation (eval forward under no_grad); the plain one must too
-    def plain():
-        torch.manual_seed(1234)
-        model = MODELS[model_name]()
-        opt = OPTS[opt_name](model.parameters())
-        crit = nn.CrossEntropyLoss()
-        if model_name == "cnn":
-            g = torch.Generator().manual_seed(0)
-            x = torch.randn(128, 1, 8, 8, generator=g)
-            y = torch.randint(0, 3, (128,), generator=g)
-        else:
-            x, y = make_data(128)
-        train(model, opt, x, y, mon=_NullMon(), crit=crit, epochs=3, bs=16, val=(x[:32], y[:32]))
-        return model, torch.get_rng_state()
-
-    a, rng_a = plain()
+    # both loops run validation too (eval forwards under no_grad)
+    a, rng_a = _train_once(model_name, opt_name, monitored=False)
     b, rng_b = _train_once(model_name, opt_name, monitored=True)
     sa, sb = a.state_dict(), b.state_dict()
     assert sa.keys() == sb.keys()

@@ -349,9 +349,8 @@ class LayerAnalysis:
         for cs in p.calls:
             if cs.qualname in container_q:
                 for a in cs.node.args:
-                    for n in _walk(a.value):
-                        if isinstance(n, cst.Call) and n is not cs.node:
-                            self._nested_containers.add(id(n))
+                    for n in _element_calls(a.value):
+                        self._nested_containers.add(id(n))
         seq_elems = [(cs, self.sequence_elements(cs.node, cs.function)) for cs in seq_calls]
         appended = self._appended
         inner_classes: set[str] = set()
@@ -380,10 +379,13 @@ class LayerAnalysis:
             unit.complete = out is not None
             self._class_units[name] = unit
             self.units.append(unit)
+        targets = {id(a.value): a.target for a in p.assignments if isinstance(a.value, cst.Call)}
         for cs, elems in seq_elems:
             if elems is None:
                 continue
-            unit = Unit("sequential", "nn.Sequential", cs.node, cs.function)
+            target = targets.get(id(cs.node))
+            name = f"{target} = nn.Sequential(...)" if target else "nn.Sequential(...)"
+            unit = Unit("sequential", name, cs.node, cs.function)
             self._start_unit()
             w = _ForwardWalker(self, unit.steps)
             unit.output = w.apply_elems(elems, Val((), True), ())
@@ -574,11 +576,11 @@ class LayerAnalysis:
     def model_of_call(self, call: cst.Call, f: FunctionInfo) -> Unit | None:
         """The unit whose output a call like `model(x)`, `self.net(x)` or `self(x)` returns."""
         func = call.func
+        if isinstance(func, cst.Attribute) and func.attr.value == "forward":
+            func = func.value
         if isinstance(func, cst.Name) and func.value == "self":
             owner = _owner_class(f)
             return self._class_units.get(owner.name) if owner is not None else None
-        if isinstance(func, cst.Attribute) and func.attr.value == "forward":
-            func = func.value
         for c in self.resolve_module(func, f):
             if c.qualname.startswith("local:"):
                 u = self._class_units.get(c.qualname[6:])
@@ -603,12 +605,26 @@ def layer_analysis(program: ProgramModel) -> LayerAnalysis:
 # ----------------------------------------------------------------------------- helpers
 
 
-def _walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+def _element_calls(node: cst.CSTNode) -> Iterator[cst.Call]:
+    """The calls that build a container's elements (in lists, comprehensions, dicts, calls).
+
+    Follows only the node types that hold elements: cheaper than a full walk (libcst's
+    `children` runs a visitor).
+    """
     stack = [node]
     while stack:
         n = stack.pop()
-        yield n
-        stack.extend(n.children)
+        if isinstance(n, cst.Call):
+            yield n
+            stack.extend(a.value for a in n.args)
+        elif isinstance(n, (cst.List, cst.Tuple, cst.Set)):
+            stack.extend(e.value for e in n.elements)
+        elif isinstance(n, (cst.ListComp, cst.GeneratorExp, cst.SetComp)):
+            stack.append(n.elt)
+        elif isinstance(n, cst.Dict):
+            stack.extend(e.value for e in n.elements)
+        elif isinstance(n, cst.IfExp):
+            stack.extend((n.body, n.orelse))
 
 
 def _dict_entry(d: cst.BaseExpression, key: str) -> cst.BaseExpression | None:
@@ -820,10 +836,13 @@ class _ForwardWalker:
         self.p = analysis.p
         self.steps = steps
         self.stack: tuple[str, ...] = ()
+        self.in_branch = 0  # inside an `if` of forward(): the ops may not run
 
     # -- applying ops
     def apply(self, op: Op, val: Val | None) -> Val:
         val = val if val is not None else Val()
+        if self.in_branch:
+            op.conditional = True
         if len(self.steps) < _MAX_STEPS:
             self.steps.append(Step(op, val.ops, val.from_input))
         return val.then(op)
@@ -932,7 +951,11 @@ class _ForwardWalker:
         merged = dict(env)
         for body in branches:
             local = dict(env)
-            self._block(_block(body), local, fn, returns, True)
+            self.in_branch += 1
+            try:
+                self._block(_block(body), local, fn, returns, True)
+            finally:
+                self.in_branch -= 1
             for k, v in local.items():
                 if env.get(k) is not v and (merged.get(k) is env.get(k)):
                     merged[k] = v

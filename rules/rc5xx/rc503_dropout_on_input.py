@@ -90,7 +90,7 @@ class DropoutOnInput(Rule):
         la = layer_analysis(ctx.program)
         for unit in la.model_units(instantiated=True):
             for step in unit.steps:
-                if step.op.kind != "dropout" or not step.from_input:
+                if step.op.kind != "dropout" or not step.from_input or step.op.conditional:
                     continue
                 if any(o.significant for o in step.before):
                     continue

@@ -19,7 +19,10 @@ class DropoutOnLogits(Rule):
     belongs on hidden units, before the final layer.
 
     ## Known problems
-    Models whose output is computed dynamically are not followed.
+    Models whose output is computed dynamically are not followed. A module of the file that
+    is built and used only as a feature extractor for another model (whose output is not
+    the loss input) is taken as a whole model; suppress with `# noqa: RC504` there. A class
+    that the file only defines, never builds, is not checked (it may be a block).
 
     ## Example
     ```python
@@ -68,6 +71,11 @@ class DropoutOnLogits(Rule):
         "        self.drop = nn.Dropout(0.3)\n"
         "    def forward(self, x):\n        h = self.drop(self.fc(x).relu())\n"
         "        return self.out(h), h\n",
+        # the dropout is appended only between hidden layers (the loop's last pass skips it)
+        "import torch.nn as nn\ndef mlp(dims, p=0.2):\n    layers = []\n"
+        "    for i in range(len(dims) - 1):\n        layers.append(nn.Linear(dims[i], dims[i + 1]))\n"
+        "        if i < len(dims) - 2:\n            layers += [nn.ReLU(), nn.Dropout(p)]\n"
+        "    return nn.Sequential(*layers)\nmodel = mlp([10, 32, 32, 2])\n",
     )
     INVALID = (
         "import torch.nn as nn\n"
@@ -93,7 +101,7 @@ class DropoutOnLogits(Rule):
         la = layer_analysis(ctx.program)
         for unit in la.model_units(instantiated=True):
             ops = unit.output_ops()
-            if not ops or ops[0].kind != "dropout":
+            if not ops or ops[0].kind != "dropout" or ops[0].conditional:
                 continue
             if not any(o.kind in ("linear", "conv", "embedding", "rnn", "module") for o in ops[1:]):
                 continue

@@ -132,21 +132,22 @@ class SoftmaxBeforeCrossEntropy(Rule):
             if got is None:
                 continue
             node, squash, label = got
-            if kind == "ce" and squash in ("softmax", "log_softmax"):
-                loss = "CrossEntropyLoss"
-                why = ("CrossEntropyLoss applies log_softmax itself: on probabilities the loss "
-                       "barely moves and gradients shrink (double softmax)") if squash == "softmax" else \
-                    ("CrossEntropyLoss applies log_softmax itself: the log_softmax here is "
-                     "redundant; pair log-probabilities with NLLLoss")
+            if kind == "ce" and squash == "softmax":
+                loss, why, fix = ("CrossEntropyLoss", "CrossEntropyLoss applies log_softmax itself: on "
+                                  "probabilities the loss barely moves and gradients shrink (double softmax)",
+                                  "pass the raw logits")
+            elif kind == "ce" and squash == "log_softmax":
+                loss, why, fix = ("CrossEntropyLoss", "CrossEntropyLoss applies log_softmax itself, so it "
+                                  "runs twice", "pass the raw logits, or keep log_softmax and use NLLLoss")
             elif kind == "bce" and squash == "sigmoid":
-                loss = "BCEWithLogitsLoss"
-                why = "BCEWithLogitsLoss applies the sigmoid itself: a second sigmoid squashes " \
-                      "the logits into [0, 1] and gradients vanish"
+                loss, why, fix = ("BCEWithLogitsLoss", "BCEWithLogitsLoss applies the sigmoid itself: a second "
+                                  "sigmoid squashes the logits into [0, 1] and gradients vanish",
+                                  "pass the raw logits")
             else:
                 continue
             ctx.report(node, (
                 f"{label} turns the logits into probabilities before {loss} "
-                f"(`{ctx.code(cs.node)}`): {why}; pass the raw logits (RC506)"))
+                f"(`{ctx.code(cs.node)}`): {why}; {fix} (RC506)"))
 
     @staticmethod
     def _loss_kind(p, cs) -> str | None:
@@ -204,7 +205,7 @@ class SoftmaxBeforeCrossEntropy(Rule):
         if unit is None:
             return None
         last = unit.last_op()
-        if last is not None and last.kind in ("softmax", "log_softmax", "sigmoid"):
+        if last is not None and last.kind in ("softmax", "log_softmax", "sigmoid") and not last.conditional:
             return last.node, last.kind, f"{last.describe()}, the last layer of `{unit.name}`,"
         return None
 
