@@ -177,7 +177,7 @@ def memory_growth(steps):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=40)
-    ap.add_argument("--block", type=int, default=50, help="steps per timed block (= one read interval)")
+    ap.add_argument("--block", type=int, default=100, help="steps per timed block (= one read interval)")
     ap.add_argument("--steps", type=int, default=10_000, help="steps of the memory run")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--warmup", type=int, default=300, help="untimed steps before the blocks")

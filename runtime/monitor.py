@@ -498,8 +498,11 @@ class Monitor:
             vals, steps = self._loss_vals, self._loss_steps
             self._loss_vals, self._loss_steps = [], []
             if vals:
-                dev = vals[0].device
-                buf = torch.stack([v.reshape(()).to(dev, torch.float32) for v in vals])
+                try:  # the usual case: 0-d losses of one dtype on one device, a single op
+                    buf = torch.stack(vals).to(torch.float32)
+                except RuntimeError:
+                    dev = vals[0].device
+                    buf = torch.stack([v.reshape(()).to(dev, torch.float32) for v in vals])
             else:
                 buf = torch.zeros(0)
             if sync:
@@ -718,14 +721,12 @@ class Monitor:
             plan: dict[int, _StepPlan] = {}
             for attr, entries in (("pre", self._dispatch.get("_pre", ())), ("post", self._dispatch.get("_post", ()))):
                 for chk, fn, sched in entries:
-                    for s in range(start, end):
-                        if sched(s):
-                            plan.setdefault(s, _StepPlan()).add(attr, (chk, fn))
+                    for s in _steps_in(sched, start, end):
+                        plan.setdefault(s, _StepPlan()).add(attr, (chk, fn))
             if self._act_modules:
                 for chk in self._act_checks:
-                    for s in range(start, end):
-                        if chk.activation_schedule(s):
-                            plan.setdefault(s, _StepPlan()).act.append(chk)
+                    for s in _steps_in(chk.activation_schedule, start, end):
+                        plan.setdefault(s, _StepPlan()).act.append(chk)
             self._plan_map, self._plan_start, self._plan_end = plan, start, end
         return self._plan_map.get(step)
 
@@ -979,6 +980,13 @@ def _make_iter_patch(mon: Monitor, original):
 
     __iter__.__wrapped__ = original
     return __iter__
+
+
+def _steps_in(schedule, start: int, end: int) -> list:
+    fn = getattr(schedule, "steps_in", None)
+    if fn is not None:
+        return fn(start, end)
+    return [s for s in range(start, end) if schedule(s)]  # a plain predicate
 
 
 def _foreach_norm(tensors: list) -> list:

@@ -23,6 +23,10 @@ class Schedule:
     def __or__(self, other: "Schedule") -> "Schedule":
         return AnyOf(self, other)
 
+    def steps_in(self, start: int, end: int) -> list:
+        """The steps in [start, end) where this schedule fires (subclasses compute it directly)."""
+        return [s for s in range(start, end) if self(s)]
+
     def first_after(self, step: int, horizon: int = 1 << 20) -> Optional[int]:
         """The first step > ``step`` this schedule fires at (None within ``horizon``)."""
         for s in range(step + 1, step + horizon):
@@ -35,6 +39,9 @@ class Always(Schedule):
     def __call__(self, step: int) -> bool:
         return True
 
+    def steps_in(self, start: int, end: int) -> list:
+        return list(range(max(start, 1), end))
+
     def __repr__(self) -> str:
         return "Always()"
 
@@ -42,6 +49,9 @@ class Always(Schedule):
 class Never(Schedule):
     def __call__(self, step: int) -> bool:
         return False
+
+    def steps_in(self, start: int, end: int) -> list:
+        return [] if type(self) is Never else Schedule.steps_in(self, start, end)
 
     def __repr__(self) -> str:
         return "Never()"
@@ -58,6 +68,10 @@ class Every(Schedule):
     def __call__(self, step: int) -> bool:
         return step % self.n == 0
 
+    def steps_in(self, start: int, end: int) -> list:
+        first = max(1, -(-start // self.n)) * self.n
+        return list(range(first, end, self.n))
+
     def __repr__(self) -> str:
         return f"Every({self.n})"
 
@@ -70,6 +84,9 @@ class FirstK(Schedule):
 
     def __call__(self, step: int) -> bool:
         return 1 <= step <= self.k
+
+    def steps_in(self, start: int, end: int) -> list:
+        return list(range(max(start, 1), min(end, self.k + 1)))
 
     def __repr__(self) -> str:
         return f"FirstK({self.k})"
@@ -97,6 +114,12 @@ class AnyOf(Schedule):
             if p(step):
                 return True
         return False
+
+    def steps_in(self, start: int, end: int) -> list:
+        out: set = set()
+        for p in self.parts:
+            out.update(p.steps_in(start, end))
+        return sorted(out)
 
     def __repr__(self) -> str:
         return " | ".join(map(repr, self.parts))

@@ -383,3 +383,40 @@ def test_rc510_counts_modulelist_loops_and_respects_option():
         """
     assert codes(src, "RC510") == []
     assert codes(src, "RC510", min_depth=4) == [12]
+
+
+def test_modulelist_built_by_append_enumerated_and_indexed():
+    _, la = analyse(HEAD + """
+        class M(nn.Module):
+            def __init__(self, n=3):
+                super().__init__()
+                self.layers = nn.ModuleList()
+                for _ in range(2):
+                    self.layers.append(nn.Linear(8, 8))
+                    self.layers.append(nn.Tanh())
+                self.norms = nn.ModuleList([nn.LayerNorm(8), nn.BatchNorm1d(8)])
+            def forward(self, x):
+                for i, layer in enumerate(self.layers):
+                    x = layer(x)
+                return self.norms[1](x)
+        model = M()
+        """)
+    assert kinds(unit_named(la, "M").output.ops) == ["linear", "tanh", "linear", "tanh", "bn"]
+
+
+def test_model_moved_with_to_device_and_passed_as_argument():
+    src = HEAD + """
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(4, 3)
+                self.sm = nn.Softmax(dim=1)
+            def forward(self, x):
+                return self.sm(self.fc(x))
+        def train(net, loader, crit):
+            for x, y in loader:
+                crit(net(x), y).backward()
+        model = Net().to("cuda")
+        train(model, loader, nn.CrossEntropyLoss())
+        """
+    assert codes(src, "RC506") == [12]  # the self.sm(...) call in forward()

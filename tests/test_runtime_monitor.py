@@ -266,6 +266,9 @@ def test_schedules():
     assert [s for s in range(1, 40) if LogSpaced()(s)] == [1, 2, 4, 8, 16, 32]
     sched = FirstK(2) | Every(10)
     assert [s for s in range(1, 31) if sched(s)] == [1, 2, 10, 20, 30]
+    for sch in (sched, LogSpaced(), Every(7), FirstK(5) | LogSpaced() | Every(33)):
+        for start, end in ((1, 101), (37, 250), (100, 200)):
+            assert sch.steps_in(start, end) == [s for s in range(start, end) if sch(s)], (sch, start)
 
 
 def test_report_written_with_contract_keys(tmp_path):

@@ -25,7 +25,9 @@ class BatchNormTinyBatch(Rule):
 
     ## Known problems
     Only literal batch sizes are checked: a literal argument, a name bound to a literal, or
-    the literal `default=` of the argparse option it comes from (`args.batch_size`). Gradient
+    the literal `default=` of the argparse option it comes from (`args.batch_size`). Files
+    that freeze BatchNorm (`isinstance(m, nn.BatchNorm2d)` then `m.eval()` or
+    `requires_grad = False`, `FrozenBatchNorm2d`) are not reported. Gradient
     accumulation does not help BatchNorm: its statistics are per micro-batch.
 
     ## Example
@@ -67,6 +69,14 @@ class BatchNormTinyBatch(Rule):
         "for x, y in train_loader:\n    opt.zero_grad()\n    loss = crit(model(x), y)\n"
         "    loss.backward()\n    opt.step()\n"
         "for x, y in val_loader:\n    print(model(x))\n",
+        # fine-tuning with BatchNorm frozen in eval mode: batch statistics are not used
+        "import torch.nn as nn\nfrom torch.utils.data import DataLoader\n"
+        "model = nn.Sequential(nn.Conv2d(3, 8, 3, bias=False), nn.BatchNorm2d(8), nn.ReLU())\n"
+        "def freeze_bn(model):\n    for m in model.modules():\n"
+        "        if isinstance(m, (nn.BatchNorm2d, nn.SyncBatchNorm)):\n            m.eval()\n"
+        "loader = DataLoader(ds, batch_size=2, shuffle=True)\n"
+        "for x, y in loader:\n    model.train()\n    freeze_bn(model)\n    opt.zero_grad()\n"
+        "    crit(model(x), y).backward()\n    opt.step()\n",
         # a tiny batch without BatchNorm (LayerNorm is per sample)
         "import torch.nn as nn\nfrom torch.utils.data import DataLoader\n"
         "model = nn.Sequential(nn.Linear(8, 8), nn.LayerNorm(8), nn.ReLU(), nn.Linear(8, 1))\n"
@@ -110,7 +120,7 @@ class BatchNormTinyBatch(Rule):
                     loaders.append(c)
         if not loaders:
             return
-        if not self._trains_batchnorm(p):
+        if not self._trains_batchnorm(p) or _freezes_batchnorm(p):
             return
         for c in loaders:
             arg = call_arg_node(c.node, "batch_size", 1)
@@ -202,3 +212,24 @@ def _argparse_default(p, dest: str) -> float | None:
         if key == dest and "default" in kw:
             found.append(literal_number(kw["default"]))
     return found[0] if len(found) == 1 else None
+
+
+def _freezes_batchnorm(p) -> bool:
+    """BatchNorm layers put in eval mode or frozen (detection/segmentation fine-tuning):
+    `if isinstance(m, nn.BatchNorm2d): m.eval()`, or FrozenBatchNorm2d."""
+    bn_checks = set()
+    for cs in p.calls:
+        if (cs.qualname or "").endswith("FrozenBatchNorm2d"):
+            return True
+        if cs.dotted == "isinstance" and len(cs.node.args) == 2:
+            cls = cs.node.args[1].value
+            names = [e.value for e in cls.elements] if isinstance(cls, cst.Tuple) else [cls]
+            if any(nn_kind(p.imports.resolve(n)) == "bn" for n in names):
+                bn_checks.add(id(cs.function))
+    if not bn_checks:
+        return False
+    for cs in p.calls:
+        if id(cs.function) in bn_checks and isinstance(cs.node.func, cst.Attribute) and \
+                cs.node.func.attr.value in ("eval", "requires_grad_"):
+            return True
+    return any(id(a.function) in bn_checks and a.target.endswith(".requires_grad") for a in p.assignments)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from ..stats import Never
+from ..stats import Schedule
 from .base import Check
 
 
@@ -83,7 +83,7 @@ class SymmetricUnits(Check):
                           step=1, epoch=0, where=name)
 
 
-class _Steps(Never):
+class _Steps(Schedule):
     def __init__(self, steps):
         self.steps = frozenset(steps)
 
