@@ -21,6 +21,8 @@ from typing import IO, Any, Callable
 
 import libcst as cst
 
+from recipecheck.program.nodes import iter_children
+
 from recipecheck.program import hparams as hp
 from recipecheck.program import torchnames as tn
 from recipecheck.program.imports import dotted_name
@@ -279,7 +281,7 @@ def _while_bound(p: ProgramModel, f: FunctionInfo, loop: cst.While) -> float | N
             v = num(p, f, n.test.comparisons[0].comparator)
             if v is not None:
                 return v
-        stack.extend(n.children)
+        stack.extend(iter_children(n))
     return None
 
 
@@ -327,7 +329,7 @@ def _modulo_k(p: ProgramModel, f: FunctionInfo, conds) -> float | None:
                 v = num(p, f, n.right)
                 if v is not None:
                     return v
-            stack.extend(n.children)
+            stack.extend(iter_children(n))
     return None
 
 
@@ -1060,7 +1062,7 @@ def _frameworks(p: ProgramModel, s: _Src, recipe: Recipe) -> None:
                 if isinstance(n, cst.DictElement) and isinstance(n.key, cst.SimpleString) and \
                         n.key.evaluated_value == "interval" and isinstance(n.value, cst.SimpleString):
                     interval = n.value.evaluated_value
-                stack.extend(n.children)
+                stack.extend(iter_children(n))
             sf.stepped = "per optimizer step (Lightning)" if interval == "step" else "per epoch (Lightning)"
             sf.description = sf.description.replace("(never stepped)", sf.stepped).replace(
                 "stepped ?", sf.stepped)
@@ -1075,7 +1077,7 @@ def _under_else_or_if(a) -> bool:
         n, cond = stack.pop()
         if n is a.node:
             return cond
-        for ch in n.children:
+        for ch in iter_children(n):
             stack.append((ch, cond or isinstance(n, (cst.If, cst.Else))))
     return False
 

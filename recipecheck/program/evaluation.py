@@ -32,6 +32,8 @@ from typing import Iterator
 
 import libcst as cst
 
+from recipecheck.program.nodes import iter_children
+
 from recipecheck.program.imports import dotted_name
 from recipecheck.program.model import Event, FunctionInfo, LoopInfo, ProgramModel
 
@@ -379,7 +381,7 @@ class Evaluation:
                 if isinstance(e.func, cst.Attribute):
                     stack.append(e.func.value)
                 continue
-            stack += [c for c in e.children if isinstance(c, cst.BaseExpression)]
+            stack += [c for c in iter_children(e) if isinstance(c, cst.BaseExpression)]
         # a parameter passed a held-out loader
         for head in {dotted_name(x) for x in [loop.iter] if dotted_name(x)}:
             k = split_kind(n.canon(head))
@@ -629,7 +631,7 @@ def _statement_blocks(fn_node: cst.CSTNode, target: cst.CSTNode):
             for i, s in enumerate(body):
                 if s is target:
                     return node, i, owner
-        for c in node.children:
+        for c in iter_children(node):
             stack.append((c, node if isinstance(node, cst.BaseCompoundStatement) else owner))
     return None
 

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
+from recipecheck.program.nodes import iter_children, walk
+
 from recipecheck.program import torchnames as tn
 from recipecheck.program.imports import dotted_name
 from recipecheck.program.model import ClassInfo, FunctionInfo, ProgramModel
@@ -141,52 +143,11 @@ def _strip_data(text: str) -> str:
     return text
 
 
-# Fields that hold only whitespace, comments and punctuation: never walked (libcst's
-# `.children` runs a visitor per node, far too slow for the lint budget).
-_SKIP_FIELDS = frozenset({
-    "lpar", "rpar", "leading_lines", "lines_after_decorators", "header", "footer", "comma",
-    "semicolon", "colon", "equal", "dot", "operator", "asynchronous", "newline", "star",
-    "trailing_whitespace", "first_line", "default_indicator", "empty_lines", "lbracket",
-    "rbracket", "lbrace", "rbrace", "encoding", "default_newline", "default_indent",
-    "has_trailing_newline", "indent", "whitespace", "comparator_whitespace", "last_line",
-})
-_FIELDS: dict[type, tuple[str, ...]] = {}
-
-
-def _child_fields(t: type) -> tuple[str, ...]:
-    names = _FIELDS.get(t)
-    if names is None:
-        import dataclasses
-
-        names = tuple(f.name for f in dataclasses.fields(t)
-                      if f.name not in _SKIP_FIELDS and not f.name.startswith("whitespace"))
-        _FIELDS[t] = names
-    return names
-
-
-def fast_walk(node: cst.CSTNode):
-    """Every node under `node` (itself included), skipping whitespace and punctuation."""
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        yield n
-        for name in _child_fields(type(n)):
-            v = getattr(n, name)
-            if isinstance(v, cst.CSTNode):
-                stack.append(v)
-            elif isinstance(v, (list, tuple)):
-                stack.extend(x for x in v if isinstance(x, cst.CSTNode))
+fast_walk = walk  # every node under a node, whitespace and punctuation skipped
 
 
 def children(node: cst.CSTNode) -> list[cst.CSTNode]:
-    out = []
-    for name in _child_fields(type(node)):
-        v = getattr(node, name)
-        if isinstance(v, cst.CSTNode):
-            out.append(v)
-        elif isinstance(v, (list, tuple)):
-            out.extend(x for x in v if isinstance(x, cst.CSTNode))
-    return out
+    return list(iter_children(node))
 
 
 _walk = fast_walk

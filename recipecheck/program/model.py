@@ -19,6 +19,8 @@ from typing import Iterator, Union
 
 import libcst as cst
 
+from recipecheck.program.nodes import child_fields, iter_children
+
 from recipecheck.program import torchnames as tn
 from recipecheck.program.imports import ImportMap, dotted_name
 
@@ -248,29 +250,7 @@ def _walk_calls(node: cst.CSTNode | None) -> Iterator[cst.Call]:
         n = stack.pop()
         if isinstance(n, cst.Call):
             yield n
-        stack.extend(n.children)
-
-
-# Fields that hold only whitespace, comments and punctuation: never walked.
-_SKIP_FIELDS = frozenset({
-    "lpar", "rpar", "leading_lines", "lines_after_decorators", "header", "footer", "comma",
-    "semicolon", "colon", "equal", "dot", "operator", "asynchronous", "newline", "star",
-    "trailing_whitespace", "first_line", "default_indicator", "empty_lines", "lbracket",
-    "rbracket", "lbrace", "rbrace", "encoding", "default_newline", "default_indent",
-    "has_trailing_newline", "indent", "whitespace", "comparator_whitespace",
-})
-_FIELDS: dict[type, tuple[str, ...]] = {}
-
-
-def _child_fields(t: type) -> tuple[str, ...]:
-    names = _FIELDS.get(t)
-    if names is None:
-        import dataclasses
-
-        names = tuple(f.name for f in dataclasses.fields(t)
-                      if f.name not in _SKIP_FIELDS and not f.name.startswith("whitespace"))
-        _FIELDS[t] = names
-    return names
+        stack.extend(iter_children(n))
 
 
 _CSTNode = cst.CSTNode
@@ -302,7 +282,7 @@ class _Builder:
         visit, leave = handlers
         if visit is not None and visit(self, node) is False:
             return
-        for name in _child_fields(t):
+        for name in child_fields(t):
             value = getattr(node, name)
             if isinstance(value, _CSTNode):
                 self.walk(value)

@@ -6,6 +6,8 @@ import re
 
 import libcst as cst
 
+from recipecheck.program.nodes import iter_children
+
 from recipecheck.program.imports import dotted_name
 from recipecheck.program.model import Construction, ProgramModel
 
@@ -38,7 +40,7 @@ def _names_in(node: cst.CSTNode) -> list[str]:
                 continue
         if isinstance(n, cst.Call) and dotted_name(n.func) == "len":
             out.append("len()")
-        stack.extend(n.children)
+        stack.extend(iter_children(n))
     return out
 
 
@@ -52,7 +54,7 @@ def _int_literals(node: cst.CSTNode) -> list[float]:
                 out.append(float(n.evaluated_value))
             except (ValueError, TypeError):
                 pass
-        stack.extend(n.children)
+        stack.extend(iter_children(n))
     return out
 
 

@@ -1,5 +1,7 @@
 import libcst as cst
 
+from recipecheck.program.nodes import iter_children
+
 from recipecheck.finding import Severity
 from recipecheck.rule import Context, Rule
 
@@ -114,5 +116,5 @@ class MissingOptimizerStep(Rule):
                 n = stack.pop()
                 if isinstance(n, cst.Attribute) and n.attr.value == "grad":
                     return True
-                stack.extend(n.children)
+                stack.extend(iter_children(n))
         return False

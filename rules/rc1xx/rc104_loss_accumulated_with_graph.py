@@ -1,5 +1,7 @@
 import libcst as cst
 
+from recipecheck.program.nodes import iter_children
+
 from recipecheck.finding import Severity
 from recipecheck.program.imports import dotted_name
 from recipecheck.rule import Context, Rule
@@ -28,7 +30,7 @@ def _graph_names(expr: cst.CSTNode) -> set[str]:
         if isinstance(n, cst.Name):
             out.add(n.value)
             continue
-        stack.extend(n.children)
+        stack.extend(iter_children(n))
     return out
 
 

@@ -1,5 +1,7 @@
 import libcst as cst
 
+from recipecheck.program.nodes import iter_children
+
 from recipecheck.finding import Severity
 from recipecheck.program.imports import dotted_name
 from recipecheck.rule import Context, Rule
@@ -13,7 +15,7 @@ def _has_op(node, ops) -> bool:
             return True
         if isinstance(n, cst.AugAssign) and isinstance(n.operator, (cst.DivideAssign, cst.MultiplyAssign)):
             return True
-        stack.extend(n.children)
+        stack.extend(iter_children(n))
     return False
 
 

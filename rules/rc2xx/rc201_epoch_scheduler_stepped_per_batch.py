@@ -1,5 +1,7 @@
 import libcst as cst
 
+from recipecheck.program.nodes import iter_children
+
 from recipecheck.finding import Severity
 from recipecheck.program.schedules import is_epoch_scheduler
 from recipecheck.rule import Context, FixSpec, Rule
@@ -18,7 +20,7 @@ def _periodic_or_unconditional(conds) -> bool:
                 right = n.right
                 periodic = not (isinstance(right, cst.Call) and isinstance(right.func, cst.Name)
                                 and right.func.value == "len")
-            stack.extend(n.children)
+            stack.extend(iter_children(n))
         if not periodic:
             return False
     return True

@@ -2,6 +2,8 @@ import re
 
 import libcst as cst
 
+from recipecheck.program.nodes import iter_children
+
 from recipecheck.finding import Severity
 from recipecheck.program import torchnames as tn
 from recipecheck.rule import Context, Rule
@@ -17,7 +19,7 @@ def _names(node: cst.CSTNode) -> list[str]:
         n = stack.pop()
         if isinstance(n, cst.Name):
             out.append(n.value)
-        stack.extend(n.children)
+        stack.extend(iter_children(n))
     return out
 
 
@@ -51,7 +53,7 @@ def linear_scaled_lr(expr: cst.CSTNode | None) -> bool:
         n = stack.pop()
         if isinstance(n, cst.BinaryOperation) and isinstance(n.operator, cst.Multiply):
             has_mul = True
-        stack.extend(n.children)
+        stack.extend(iter_children(n))
     return has_batch and has_mul
 
 

@@ -1,6 +1,8 @@
 import re
 
 import libcst as cst
+
+from recipecheck.program.nodes import iter_children
 from pydantic import Field
 
 from recipecheck.finding import Severity
@@ -46,7 +48,7 @@ def _is_penalty(expr: cst.CSTNode) -> bool:
                 params = True
         elif isinstance(n, cst.Attribute) and n.attr.value in ("weight", "weights"):
             params = True
-        stack.extend(n.children)
+        stack.extend(iter_children(n))
     return params and norm
 
 

@@ -2,6 +2,8 @@ import re
 
 import libcst as cst
 
+from recipecheck.program.nodes import iter_children
+
 from recipecheck.finding import Severity
 from recipecheck.program.imports import dotted_name
 from recipecheck.program.model import build_program
@@ -43,7 +45,7 @@ def _iter_names(expr):
         if d is not None:
             yield d
             continue
-        stack.extend(n.children)
+        stack.extend(iter_children(n))
 
 
 class MissingEvalMode(Rule):

@@ -2,6 +2,8 @@ import re
 
 import libcst as cst
 
+from recipecheck.program.nodes import iter_children
+
 from recipecheck.finding import Severity
 from recipecheck.program.evaluation import analysis, split_kind
 from recipecheck.program.imports import dotted_name
@@ -30,7 +32,7 @@ def _names(expr: cst.CSTNode) -> list[str]:
             if isinstance(n.func, cst.Attribute):
                 stack.append(n.func.value)
             continue
-        stack.extend(n.children)
+        stack.extend(iter_children(n))
     return out
 
 
@@ -43,7 +45,7 @@ def _ifs(node: cst.CSTNode):
             continue
         if isinstance(n, cst.If):
             yield n
-        stack.extend(n.children)
+        stack.extend(iter_children(n))
 
 
 def _selects(body: cst.CSTNode) -> bool:
@@ -58,7 +60,7 @@ def _selects(body: cst.CSTNode) -> bool:
             leaf = d.rsplit(".", 1)[-1] if d else (n.func.attr.value if isinstance(n.func, cst.Attribute) else "")
             if leaf in ("save", "state_dict", "save_checkpoint", "save_model", "save_pretrained", "deepcopy"):
                 return True
-        stack.extend(n.children)
+        stack.extend(iter_children(n))
     return False
 
 
@@ -68,7 +70,7 @@ def _inside(node: cst.CSTNode, container: cst.CSTNode) -> bool:
         n = stack.pop()
         if n is node:
             return True
-        stack.extend(n.children)
+        stack.extend(iter_children(n))
     return False
 
 

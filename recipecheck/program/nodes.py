@@ -1,0 +1,54 @@
+"""Fast child iteration over libcst trees.
+
+libcst's `node.children` runs a visitor per node and is far too slow for the lint budget;
+these helpers read each node type's dataclass fields once and skip the ones that only hold
+whitespace, comments and punctuation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterator
+
+import libcst as cst
+
+_SKIP_FIELDS = frozenset({
+    "lpar", "rpar", "leading_lines", "lines_after_decorators", "header", "footer", "comma",
+    "semicolon", "colon", "equal", "dot", "asynchronous", "newline", "star",
+    "trailing_whitespace", "first_line", "default_indicator", "empty_lines", "lbracket",
+    "rbracket", "lbrace", "rbrace", "encoding", "default_newline", "default_indent",
+    "has_trailing_newline", "indent", "whitespace", "comparator_whitespace", "last_line",
+})
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def child_fields(t: type) -> tuple[str, ...]:
+    names = _FIELDS.get(t)
+    if names is None:
+        names = tuple(f.name for f in dataclasses.fields(t)
+                      if f.name not in _SKIP_FIELDS and not f.name.startswith("whitespace"))
+        _FIELDS[t] = names
+    return names
+
+
+def iter_children(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    """The syntactic children of `node` in source order (no whitespace or punctuation)."""
+    for name in child_fields(type(node)):
+        v = getattr(node, name)
+        if isinstance(v, cst.CSTNode):
+            yield v
+        elif isinstance(v, (tuple, list)):
+            for x in v:
+                if isinstance(x, cst.CSTNode):
+                    yield x
+
+
+def walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    """Every node under `node`, itself included (pre-order, no whitespace or punctuation)."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        yield n
+        children = list(iter_children(n))
+        children.reverse()
+        stack.extend(children)
