@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import gc
 import json
-import math
 import os
 import sys
 import time
@@ -46,7 +45,7 @@ import traceback
 import weakref
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 import torch
 
@@ -618,9 +617,10 @@ class Monitor:
             self._primary_opt = optimizer
             return True
         # a later training phase with a new optimizer becomes the step counter once the first
-        # one has been idle for a while (alternating GAN optimizers keep the first)
+        # one has been idle for 16 of its steps (alternating GAN optimizers, even with several
+        # critic steps per generator step, keep the first)
         self._idle_primary += 1
-        if self._idle_primary > 2 * self.read_every or self._primary is None or self._primary() is None:
+        if self._idle_primary > 16 or self._primary is None or self._primary() is None:
             self._primary = weakref.ref(optimizer)
             self._primary_opt = optimizer
             self._idle_primary = 0
@@ -1005,11 +1005,18 @@ def _find_root_module(param) -> Optional[torch.nn.Module]:
     """The outermost Module that (transitively) owns ``param``, found through gc referrers."""
 
     def owners(obj, attr):
+        # obj <- module._parameters / module._modules (a dict) <- the module, either directly
+        # (inline instance values) or through its materialized __dict__
         for d in gc.get_referrers(obj):
-            if isinstance(d, dict):
-                for m in gc.get_referrers(d):
-                    if isinstance(m, torch.nn.Module) and getattr(m, attr, None) is d:
-                        yield m
+            if not isinstance(d, dict):
+                continue
+            for r in gc.get_referrers(d):
+                if isinstance(r, torch.nn.Module) and r.__dict__.get(attr) is d:
+                    yield r
+                elif isinstance(r, dict) and r.get(attr) is d:
+                    for m in gc.get_referrers(r):
+                        if isinstance(m, torch.nn.Module) and m.__dict__ is r:
+                            yield m
 
     try:
         mod = next(owners(param, "_parameters"), None)

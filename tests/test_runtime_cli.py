@@ -199,3 +199,32 @@ def test_run_mode_results_bitwise_identical(script, tmp_path, monkeypatch):
     for k in a["state"]:
         assert torch.equal(a["state"][k], b["state"][k]), k
     assert torch.equal(a["rng"], b["rng"])
+
+
+def test_run_second_training_phase_is_discovered(tmp_path):
+    """A second model/optimizer created after the first phase (discovery hooks already gone) is
+    found through the optimizer's parameters and becomes the step counter."""
+    path = tmp_path / "two_phases.py"
+    path.write_text(textwrap.dedent('''
+        import torch
+        from torch import nn
+        torch.manual_seed(0)
+        x, y = torch.randn(64, 10), torch.randint(0, 3, (64,))
+        a = nn.Sequential(nn.Linear(10, 8), nn.ReLU(), nn.Linear(8, 3))
+        oa = torch.optim.SGD(a.parameters(), lr=0.05)
+        for _ in range(20):
+            oa.zero_grad()
+            nn.functional.cross_entropy(a(x), y).backward()
+            oa.step()
+        b = nn.Sequential(nn.Linear(10, 16), nn.Tanh(), nn.Linear(16, 3))
+        ob = torch.optim.SGD(b.parameters(), lr=0.01)
+        for _ in range(400):
+            nn.functional.cross_entropy(b(x), y).backward()  # no zero_grad: RT104
+            ob.step()
+    '''))
+    rep = tmp_path / "rep"
+    assert run_script(str(path), [], report=str(rep), summary=False) == 0
+    data = _report(rep)
+    assert data["run"]["steps"] > 300 and not data["run"]["check_errors"]
+    rt104 = [f for f in data["findings"] if f["code"] == "RT104"]
+    assert rt104 and rt104[0]["where"].startswith("model1.")
