@@ -132,9 +132,12 @@ class _Positions:
         if p is None:
             return None
         if isinstance(node, cst.Call):
-            cands = [c.node for c in p.calls]
+            # cheap pre-filter on the callee's dotted name before generating any code
+            dotted = next((c.dotted for c in p.calls if c.node is node), None)
+            cands = [c.node for c in p.calls if c.dotted == dotted]
         elif isinstance(node, (cst.Assign, cst.AugAssign, cst.AnnAssign)):
-            cands = [a.node for a in p.assignments]
+            targets = {a.target for a in p.assignments if a.node is node}
+            cands = [a.node for a in p.assignments if a.target in targets]
             cands = [c for i, c in enumerate(cands) if i == 0 or c is not cands[i - 1]]
         else:
             return None
@@ -454,11 +457,14 @@ def run_job(job: Job, use_cache: bool = True) -> FileResult:
     rk = job.ruleset.key()
     if rk not in _RULE_CACHE:
         _RULE_CACHE[rk] = job.ruleset.instantiate()
-    lint = lint_source
     if job.path.endswith(".ipynb"):  # code cells linted as one program, positions per cell
-        from recipecheck.notebook import lint_notebook as lint
-    res = lint(data, job.path, _RULE_CACHE[rk], ignore=job.ignore,
-               max_file_size=job.max_file_size)
+        from recipecheck.notebook import lint_notebook
+
+        res = lint_notebook(data, job.path, _RULE_CACHE[rk], ignore=job.ignore,
+                            max_file_size=job.max_file_size)
+    else:
+        res = lint_source(data, job.path, _RULE_CACHE[rk], ignore=job.ignore,
+                          max_file_size=job.max_file_size, describe_fixes=job.describe_fixes)
     if cfile is not None and not res.errors:
         try:
             cfile.parent.mkdir(parents=True, exist_ok=True)
