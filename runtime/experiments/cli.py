@@ -69,10 +69,11 @@ def _table(results: list[tuple[Experiment, Result]], total: float, details: bool
     from rich.console import Console
     from rich.table import Table
 
+    console = Console(width=None if sys.stdout.isatty() else 160)
     table = Table(title=f"recipecheck validate: {len(results)} experiments in {total:.1f} s", show_lines=True)
     table.add_column("rule", no_wrap=True)
-    table.add_column("claim", ratio=3)
-    table.add_column("metric", ratio=1)
+    table.add_column("claim", ratio=4)
+    table.add_column("metric", ratio=1, overflow="fold")
     table.add_column("buggy", ratio=1)
     table.add_column("fixed", ratio=1)
     table.add_column("verdict", no_wrap=True)
@@ -89,7 +90,19 @@ def _table(results: list[tuple[Experiment, Result]], total: float, details: bool
             f"[{colors.get(res.verdict, 'white')}]{res.verdict}[/]",
             f"{res.seconds:.1f}",
         )
-    Console().print(table)
+    console.print(table)
+
+
+def _warm_up(device: str) -> None:
+    """One tiny forward/backward so torch's lazy initialization is not billed to the first experiment."""
+    import torch
+
+    from ..reference.trainer import single_thread
+
+    with single_thread():
+        w = torch.zeros(4, 4, device=device, requires_grad=True)
+        (w @ torch.ones(4, 4, device=device)).sum().backward()
+        torch.nn.functional.cross_entropy(torch.zeros(2, 3, device=device), torch.zeros(2, dtype=torch.long, device=device))
 
 
 def write_evidence(results: list[tuple[Experiment, Result]], out_dir: Path, total: float, device: str, seed: int) -> None:
@@ -131,7 +144,7 @@ def write_evidence(results: list[tuple[Experiment, Result]], out_dir: Path, tota
         lines.append(f"- **{exp.rule}** ({exp.name}): {res.details}")
     lines.append("")
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "EVIDENCE.md").write_text("\n".join(lines).replace("|", "|").replace(" x ", " x "), encoding="utf-8")
+    (out_dir / "EVIDENCE.md").write_text("\n".join(lines), encoding="utf-8")
     py = (
         '"""Stored evidence from one reference run of the validation experiments (generated; do not edit).\n\n'
         "Regenerate with `recipecheck validate --write-evidence runtime/experiments`.\n"
@@ -179,6 +192,7 @@ def validate_command(codes, fmt, plot_dir, seed, device, details, list_only, no_
         except PlottingUnavailable as exc:
             click.echo(f"recipecheck validate: {exc}", err=True)
             sys.exit(2)
+    _warm_up(device)
     start = time.perf_counter()
     results = _run_all(exps, seed, device, show_progress=not no_progress and fmt == "table")
     total = time.perf_counter() - start

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..reference.data import blobs, class_sorted, make_generator, noise_features
-from ..reference.trainer import TrainConfig, evaluate, mlp, train
+from ..reference.trainer import TrainConfig, mlp, train
 from .base import Result, experiment, verdict
 
 

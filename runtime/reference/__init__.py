@@ -20,3 +20,13 @@ from recipecheck.runtime.reference.regularizers import (  # noqa: F401
     mixup, cutmix, cutout, stochastic_depth, random_horizontal_flip, random_crop, clip_grad_norm_,
     clip_grad_value_, EarlyStopping, EMA, PolyakAverage, SnapshotEnsemble,
 )
+
+# Data made in code and the tiny deterministic trainer (validation experiments).
+from recipecheck.runtime.reference.data import (  # noqa: F401,E402
+    DataUnavailable, Split, make_generator, spiral, blobs, class_sorted, class_sorted_blobs,
+    adding_problem, noise_features, digits, train_val_split,
+)
+from recipecheck.runtime.reference.trainer import (  # noqa: F401,E402
+    TrainConfig, History, StepInfo, mlp, small_cnn, RNNRegressor, init_weights, make_optimizer,
+    train, evaluate, hidden_activations, parameter_vector,
+)
