@@ -22,6 +22,8 @@ from typing import Iterator
 
 import libcst as cst
 
+from recipecheck.program.nodes import call_arg
+
 from recipecheck.program import torchnames as tn
 from recipecheck.program.imports import dotted_name
 from recipecheck.program.init import children, fast_walk
@@ -82,19 +84,6 @@ def is_data_name(text: str | None) -> bool:
 # --------------------------------------------------------------------------- small helpers
 
 
-def call_arg(call: cst.Call, keyword: str | None, position: int | None) -> cst.BaseExpression | None:
-    pos = 0
-    for a in call.args:
-        if a.keyword is not None:
-            if keyword is not None and a.keyword.value == keyword:
-                return a.value
-        elif a.star:
-            return None
-        else:
-            if position is not None and pos == position:
-                return a.value
-            pos += 1
-    return None
 
 
 def _walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:

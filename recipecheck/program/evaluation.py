@@ -32,7 +32,7 @@ from typing import Iterator
 
 import libcst as cst
 
-from recipecheck.program.nodes import iter_children
+from recipecheck.program.nodes import bind_arguments, iter_children
 
 from recipecheck.program.imports import dotted_name
 from recipecheck.program.model import Event, FunctionInfo, LoopInfo, ProgramModel
@@ -205,22 +205,9 @@ def _param_names(program: ProgramModel, call: Event, callee: FunctionInfo, names
     out: dict[str, str] = {}
     if call.call is None or not isinstance(callee.node, cst.FunctionDef):
         return out
-    params = list(callee.params)
-    if callee.cls is not None and params and params[0] in ("self", "cls"):
-        params = params[1:]
-    pos = 0
-    for a in call.call.args:
-        if a.star:
-            break
-        if a.keyword is not None:
-            name = a.keyword.value
-        elif pos < len(params):
-            name = params[pos]
-            pos += 1
-        else:
-            continue
+    for name, value in bind_arguments(call.call, callee.params, callee.cls is not None):
         if name in callee.params:
-            out[name] = _arg_text(program, None, a.value, names)
+            out[name] = _arg_text(program, None, value, names)
     return out
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from recipecheck.program.nodes import iter_children, walk
+from recipecheck.program.nodes import call_arg
 
 from recipecheck.program import torchnames as tn
 from recipecheck.program.imports import dotted_name
@@ -122,19 +123,6 @@ def literal_number(node: cst.BaseExpression | None) -> float | None:
     return None
 
 
-def call_arg(call: cst.Call, keyword: str | None, position: int | None) -> cst.BaseExpression | None:
-    pos = 0
-    for a in call.args:
-        if a.keyword is not None:
-            if keyword is not None and a.keyword.value == keyword:
-                return a.value
-        elif a.star:
-            return None
-        else:
-            if position is not None and pos == position:
-                return a.value
-            pos += 1
-    return None
 
 
 def _strip_data(text: str) -> str:

@@ -20,6 +20,8 @@ from typing import Iterable, Iterator
 
 import libcst as cst
 
+from recipecheck.program.nodes import call_arg
+
 from recipecheck.program import torchnames as tn
 from recipecheck.program.imports import dotted_name
 from recipecheck.program.model import Construction, FunctionInfo, ProgramModel
@@ -132,19 +134,6 @@ def literal_number(node: cst.CSTNode | None) -> float | None:
     return None
 
 
-def call_arg(call: cst.Call, keyword: str, position: int | None) -> cst.BaseExpression | None:
-    pos = 0
-    for a in call.args:
-        if a.keyword is not None:
-            if a.keyword.value == keyword:
-                return a.value
-        elif a.star:
-            return None
-        else:
-            if position is not None and pos == position:
-                return a.value
-            pos += 1
-    return None
 
 
 def call_arg_node(call: cst.Call, keyword: str, position: int | None) -> cst.Arg | None:

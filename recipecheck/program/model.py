@@ -19,7 +19,7 @@ from typing import Iterator, Union
 
 import libcst as cst
 
-from recipecheck.program.nodes import child_fields, iter_children
+from recipecheck.program.nodes import bind_arguments, call_arg, child_fields, iter_children
 
 from recipecheck.program import torchnames as tn
 from recipecheck.program.imports import ImportMap, dotted_name
@@ -61,18 +61,7 @@ class Construction:
 
     def arg(self, keyword: str, position: int | None = None) -> cst.BaseExpression | None:
         """The argument passed as `keyword=` or at `position` (0-based), if any."""
-        positional = 0
-        for a in self.node.args:
-            if a.keyword is not None:
-                if a.keyword.value == keyword:
-                    return a.value
-            elif a.star:
-                return None if position is not None and positional <= position else None
-            else:
-                if position is not None and positional == position:
-                    return a.value
-                positional += 1
-        return None
+        return call_arg(self.node, keyword, position)
 
     @cached_property
     def params_owner(self) -> str | None:
@@ -593,21 +582,8 @@ class ProgramModel:
         call = ev.call
         if call is None or not isinstance(callee.node, cst.FunctionDef):
             return
-        params = list(callee.params)
-        if callee.cls is not None and params and params[0] in ("self", "cls"):
-            params = params[1:]
-        pos = 0
-        for a in call.args:
-            if a.star:
-                break
-            if a.keyword is not None:
-                name = a.keyword.value
-            elif pos < len(params):
-                name = params[pos]
-                pos += 1
-            else:
-                continue
-            self._param_args.setdefault((callee.key, name), []).append((caller, a.value))
+        for name, value in bind_arguments(call, callee.params, callee.cls is not None):
+            self._param_args.setdefault((callee.key, name), []).append((caller, value))
 
     # -- value resolution
     def evaluate(self, f: FunctionInfo, expr, depth: int = 0) -> list[Construction]:

@@ -52,3 +52,38 @@ def walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
         children = list(iter_children(n))
         children.reverse()
         stack.extend(children)
+
+
+def call_arg(call: cst.Call, keyword: str | None, position: int | None = None) -> cst.BaseExpression | None:
+    """The argument passed as `keyword=` or at 0-based `position`; None when absent or when a
+    `*args` before it makes the position unknowable."""
+    pos = 0
+    for a in call.args:
+        if a.keyword is not None:
+            if keyword is not None and a.keyword.value == keyword:
+                return a.value
+        elif a.star:
+            return None
+        else:
+            if position is not None and pos == position:
+                return a.value
+            pos += 1
+    return None
+
+
+def bind_arguments(call: cst.Call, params: list[str], skip_self: bool) -> list[tuple[str, cst.BaseExpression]]:
+    """Pair a call's arguments with the callee's parameter names (stops at `*args`)."""
+    names = list(params)
+    if skip_self and names and names[0] in ("self", "cls"):
+        names = names[1:]
+    out = []
+    pos = 0
+    for a in call.args:
+        if a.star:
+            break
+        if a.keyword is not None:
+            out.append((a.keyword.value, a.value))
+        elif pos < len(names):
+            out.append((names[pos], a.value))
+            pos += 1
+    return out

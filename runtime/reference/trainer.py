@@ -313,6 +313,8 @@ class History:
     val_loss: list[float] = field(default_factory=list)
     val_acc: list[float] = field(default_factory=list)
     steps: int = 0
+    rt_codes: list[str] = field(default_factory=list)  # RT codes the runtime monitor reported (monitor=...)
+    rt_findings: list[Any] = field(default_factory=list)  # the monitor's RuntimeFinding objects
 
     @property
     def final_train_acc(self) -> float:
@@ -407,12 +409,20 @@ def train(
     device: Device = None,
     callback: Optional[Callable[[StepInfo], None]] = None,
     evaluate_every_epoch: bool = True,
+    monitor: Union[None, bool, dict] = None,
 ) -> History:
     """Train ``model`` in place on ``(X, y)`` with recipe ``cfg``; return the :class:`History`.
 
     The batch loop is written out the way a training script would be, with each buggy
     variant of the recipe at its place, so the experiments measure the real mechanics of
     torch (autograd accumulation, optimizer skipping ``None`` gradients, scheduler state).
+
+    ``monitor``: ``True`` or a dict of options for :func:`recipecheck.runtime.monitor` (e.g.
+    ``{"checks": ["RT104"], "read_every": 10}``) runs the training under the runtime monitor
+    (``report=None``, no summary): every step's loss goes to ``observe_loss``, each new pass
+    to ``next_epoch``, the per-epoch metrics to ``log_train``/``log_val``. The monitor only
+    observes (same seed -> same parameters with or without it); the codes of its findings end
+    up in ``History.rt_codes`` (sorted, unique) and the findings in ``History.rt_findings``.
     """
     cfg = cfg or TrainConfig()
     if device is not None:
@@ -431,9 +441,30 @@ def train(
         raise ValueError("scheduler_interval must be 'batch' or 'epoch'")
     if cfg.zero_grad not in ("before_backward", "after_step", "never", "between_backward_and_step"):
         raise ValueError(f"unknown zero_grad placement {cfg.zero_grad!r}")
+    hist = History()
+    if not monitor:
+        _train_loop(model, X, y, cfg, X_val, y_val, seed, callback, evaluate_every_epoch,
+                    loss_fn, optimizer, scheduler, bs, batches_per_epoch, hist, None)
+        return hist
+    from ..monitor import monitor as runtime_monitor
+
+    opts = dict(monitor) if isinstance(monitor, dict) else {}
+    opts.setdefault("report", None)
+    opts.setdefault("summary", False)
+    with runtime_monitor(model, optimizer, scheduler, **opts) as mon:
+        _train_loop(model, X, y, cfg, X_val, y_val, seed, callback, evaluate_every_epoch,
+                    loss_fn, optimizer, scheduler, bs, batches_per_epoch, hist, mon)
+    hist.rt_findings = list(mon.findings)
+    hist.rt_codes = sorted({f.code for f in mon.findings})
+    return hist
+
+
+def _train_loop(model, X, y, cfg, X_val, y_val, seed, callback, evaluate_every_epoch,
+                loss_fn, optimizer, scheduler, bs, batches_per_epoch, hist, mon) -> None:
+    """The batch loop of :func:`train` (``mon``: a runtime monitor to feed, or None)."""
+    n = X.shape[0]
     order_gen = make_generator(seed + 1)
     weights = _weight_params(model)
-    hist = History()
     k = cfg.accumulation_steps
     micro = 0
     with seeded_global_rng(seed, X.device):
@@ -451,6 +482,10 @@ def train(
                 loss = loss_fn(out, yb)
                 if cfg.l2_penalty:
                     loss = loss + cfg.l2_penalty * sum(w.pow(2).sum() for w in weights)
+                if mon is not None:
+                    if mon.num_classes is None and out.dim() == 2 and yb.dim() == 1 and not yb.is_floating_point():
+                        mon.num_classes = out.shape[1]  # classification logits: chance level for RT101
+                    mon.observe_loss(loss.detach(), logits=out.detach(), target=yb)
                 backward_loss = loss / k if (k > 1 and cfg.scale_accumulated_loss) else loss
                 backward_loss.backward()
                 micro += 1
@@ -481,17 +516,22 @@ def train(
             if scheduler is not None and cfg.scheduler_interval == "epoch":
                 scheduler.step()
             hist.epoch_lr.append(optimizer.param_groups[0]["lr"])
+            if mon is not None and epoch < cfg.epochs - 1:
+                mon.next_epoch()  # before the metrics are logged, so epochs come from the API, not log_val
             if evaluate_every_epoch or epoch == cfg.epochs - 1:
                 tl, ta = evaluate(model, X, y, cfg)
                 hist.train_loss.append(tl)
                 hist.train_acc.append(ta)
+                if mon is not None:
+                    mon.log_train(epoch, loss=tl, acc=ta)
                 if X_val is not None:
                     vl, va = evaluate(model, X_val, y_val, cfg)
                     hist.val_loss.append(vl)
                     hist.val_acc.append(va)
+                    if mon is not None:
+                        mon.log_val(epoch, loss=vl, acc=va)
             if cfg.max_steps is not None and hist.steps >= cfg.max_steps:
                 break
-    return hist
 
 
 def evaluate(
