@@ -532,6 +532,7 @@ class ProgramModel:
         self.assignments: list[Assignment] = []
         self._param_args: dict[tuple[str, str], list[tuple[FunctionInfo, cst.BaseExpression]]] = {}
         self._eval_memo: dict[tuple[int, str], list[Construction]] = {}
+        self._call_memo: dict[tuple[int, int, int], list[Construction]] = {}
 
     # -- linking
     def _link(self) -> None:
@@ -590,6 +591,22 @@ class ProgramModel:
         """The constructions an expression may evaluate to (empty when unknown)."""
         if expr is None or depth > 8:
             return []
+        if isinstance(expr, (cst.Call, _Unpacked)):
+            # memoized: chains of helper functions returning each other's results would
+            # otherwise be re-evaluated exponentially often
+            key = (id(f), id(expr), getattr(expr, "index", -1))
+            hit = self._call_memo.get(key)
+            if hit is None:
+                self._call_memo[key] = []  # recursion guard
+                hit = self._evaluate_call(f, expr, depth)
+                self._call_memo[key] = hit
+            return hit
+        d = dotted_name(expr)
+        if d is not None:
+            return self.evaluate_dotted(f, d, depth + 1)
+        return []
+
+    def _evaluate_call(self, f: FunctionInfo, expr, depth: int) -> list[Construction]:
         if isinstance(expr, _Unpacked):
             out = []
             if isinstance(expr.value, cst.Call):
@@ -610,9 +627,6 @@ class ProgramModel:
                 for r in fn.returns:
                     out += self.evaluate(fn, r, depth + 1)
             return out
-        d = dotted_name(expr)
-        if d is not None:
-            return self.evaluate_dotted(f, d, depth + 1)
         return []
 
     def _callees_of(self, f: FunctionInfo, call: cst.Call) -> list[FunctionInfo]:

@@ -7,7 +7,7 @@ from recipecheck.rules.rc6xx.rc605_rnn_without_grad_clipping import _is_rnn, cli
 
 ADAPTIVE = ("Adam", "AdamW", "NAdam", "RAdam", "Adamax")
 # schedulers that replace the optimizer's lr with their own max_lr / base_lr
-_OVERRIDES = ("OneCycleLR", "CyclicLR")
+_OVERRIDES = ("OneCycleLR", "CyclicLR", "LambdaLR", "MultiplicativeLR")  # they set or scale the LR
 
 
 class Options(RuleOptions):
@@ -32,7 +32,9 @@ class LearningRateOutOfRange(Rule):
 
     ## Known problems
     Values computed at run time (`lr = base_lr * world_size`) are not checked. An optimizer
-    driven by OneCycleLR/CyclicLR (which set the LR themselves) is skipped, and so is SGD in a
+    driven by OneCycleLR/CyclicLR (which set the LR themselves) or by LambdaLR/MultiplicativeLR
+    (whose factor makes the base LR a scale, as in the Noam schedule `Adam(lr=1.0)` times
+    `d_model**-0.5 * ...`) is skipped, and so is SGD in a
     file that trains an RNN with gradient clipping (word-level language models use lr=20 to
     30). When one `--lr` feeds alternative optimizers (SGD or Adam by flag), it is not checked.
 
@@ -75,6 +77,9 @@ class LearningRateOutOfRange(Rule):
         "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)\n",
         "import torch\nopt = torch.optim.Adam(model.parameters(), lr=0.1)\n"
         "sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=1000)\n",
+        # Noam: lr=1.0 is a scale for the LambdaLR factor
+        "import torch\nopt = torch.optim.Adam(model.parameters(), lr=1.0, betas=(0.9, 0.98))\n"
+        "sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 512 ** -0.5 * min((s + 1) ** -0.5, (s + 1) * 4000 ** -1.5))\n",
         "import torch\nopt = torch.optim.Adam(model.parameters(), lr=args.lr)\n",
     )
     INVALID = (

@@ -4,14 +4,16 @@ Regenerate with `recipecheck validate --write-evidence runtime/experiments`.
 """
 
 ENVIRONMENT = 'torch 2.13.0+cpu, Python 3.11.7, cpu, seed 0'
-TOTAL_SECONDS = 11.4
+TOTAL_SECONDS = 9.4
 
 EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() sees is the running sum of every '
                     'past gradient: its norm grows with the step count instead of staying at the '
                     'per-batch scale.',
            'summary': 'grad_norm_growth: 9.64 (no zero_grad) vs 0.925 (zero_grad each step) [pass]',
            'details': 'after 20 SGD steps the step() gradient norm is 9.6x its first value without '
-                      'zero_grad (margin >= 5x) vs 0.92x with it (margin <= 2x)',
+                      'zero_grad (margin >= 5x) vs 0.92x with it (margin <= 2x); runtime monitor: '
+                      'buggy run fired RT104, fixed run fired none (expected on the buggy run '
+                      'only: RT104)',
            'verdict': 'pass',
            'headline': 'grad_norm_growth',
            'buggy': {'grad_norm_growth': 9.642273539543957,
@@ -22,7 +24,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                      'first_grad_norm': 0.6524096701202959,
                      'last_grad_norm': 0.4272196559900585,
                      'steps': 20},
-           'seconds': 1.54},
+           'seconds': 1.23},
  'RC102': {'claim': 'zero_grad() between backward() and step() hands step() empty gradients: the '
                     'parameters never move and the loss never changes.',
            'summary': 'param_change: 0 (zero_grad after backward) vs 2.98 (zero_grad before '
@@ -56,7 +58,9 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
            'summary': 'lr_after_epoch_1: 0.125 (step() per batch) vs 0.5 (step() per epoch) [pass]',
            'details': 'StepLR(step_size=5, gamma=0.5), 10 batches/epoch: LR after epoch 1 = 0.125 '
                       'per batch vs 0.5 intended (margin: >= 3x lower); final LR 4.55e-13 vs '
-                      '3.12e-02; accuracy 0.567 vs 0.967 (margin >= 0.05)',
+                      '3.12e-02; accuracy 0.567 vs 0.967 (margin >= 0.05); runtime monitor: buggy '
+                      'run fired RT105, fixed run fired none (expected on the buggy run only: '
+                      'RT105)',
            'verdict': 'pass',
            'headline': 'lr_after_epoch_1',
            'buggy': {'lr_after_epoch_1': 0.125,
@@ -67,7 +71,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                      'final_lr': 0.03125,
                      'final_loss': 0.1182854101061821,
                      'final_acc': 0.9666666388511658},
-           'seconds': 0.27},
+           'seconds': 0.23},
  'RC202': {'claim': 'OneCycleLR stepped once per epoch instead of once per batch never reaches its '
                     'peak LR and never anneals: the run ends at a low warm-up LR.',
            'summary': 'peak_lr_over_max: 0.265 (step() per epoch) vs 1 (step() per batch) [pass]',
@@ -84,14 +88,15 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                      'final_lr_over_max': 4e-06,
                      'final_loss': 0.14017830789089203,
                      'final_acc': 0.949999988079071},
-           'seconds': 0.32},
+           'seconds': 0.22},
  'RC301': {'claim': 'Zero-initialized weights give every hidden unit the same value and a zero '
                     'gradient: the hidden layers never learn (activation rank 0) and accuracy '
                     'stays at chance.',
            'summary': 'final_acc: 0.333 (zeros_ init) vs 0.94 (default init) [pass]',
            'details': '64-unit ReLU MLP on 3-class spiral, 200 SGD steps: hidden activation rank 0 '
                       '(margin <= 1) vs 37 (>= 16); accuracy 0.333 (<= chance+0.1) vs 0.940 (>= '
-                      '0.85)',
+                      '0.85); runtime monitor: buggy run fired RT107, RT109, RT112, fixed run '
+                      'fired none (expected on the buggy run only: RT109)',
            'verdict': 'pass',
            'headline': 'final_acc',
            'buggy': {'hidden_rank': 0,
@@ -102,14 +107,15 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                      'max_row_spread': 7.438629150390625,
                      'final_acc': 0.9399999976158142,
                      'final_loss': 0.13269001245498657},
-           'seconds': 0.19},
+           'seconds': 0.22},
  'RC302': {'claim': 'A constant weight init never breaks symmetry: every unit of a layer keeps '
                     'identical weights through training (rank-1 hidden activations) and the '
                     'network fits like a one-unit model.',
            'summary': 'max_row_spread: 0 (constant_(w, 0.1)) vs 7.44 (default init) [pass]',
            'details': 'after 200 SGD steps the rows of the hidden weight matrix differ by at most '
                       '0 (margin <= 1e-6) vs 7.44; hidden rank 1 vs 37; accuracy 0.477 vs 0.940 '
-                      '(margin >= 0.2)',
+                      '(margin >= 0.2); runtime monitor: buggy run fired RT109, RT112, fixed run '
+                      'fired none (expected on the buggy run only: RT109)',
            'verdict': 'pass',
            'headline': 'max_row_spread',
            'buggy': {'hidden_rank': 1,
@@ -120,7 +126,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                      'max_row_spread': 7.438629150390625,
                      'final_acc': 0.9399999976158142,
                      'final_loss': 0.13269001245498657},
-           'seconds': 0.21},
+           'seconds': 0.22},
  'RC303': {'claim': 'Weights drawn from N(0, 1) ignore fan-in: in a deep ReLU MLP each layer '
                     'multiplies the activation scale by about sqrt(fan_in/2), so it explodes with '
                     'depth; fan-in scaled (Kaiming) init keeps it constant.',
@@ -141,14 +147,15 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                      'last_over_first_std': 0.7086738168516311,
                      'log10_growth_per_layer': -0.016617068075949717,
                      'initial_loss': 1.1023838520050049},
-           'seconds': 0.05},
+           'seconds': 0.04},
  'RC401': {'claim': 'Training on class-sorted data without shuffling makes every batch one class: '
                     'the model chases the last classes it saw and ends each epoch far less '
                     'accurate than with shuffle=True.',
            'summary': 'final_acc: 0.21 (shuffle=False, sorted) vs 0.982 (shuffle=True) [pass]',
            'details': '5 Gaussian blobs sorted by class, 10 epochs: accuracy 0.210 unshuffled vs '
                       '0.982 shuffled (margin >= 0.2); 0% of predictions are the last class seen '
-                      '(chance 20%)',
+                      '(chance 20%); runtime monitor: buggy run fired RT101, RT110, RT112, RT113, '
+                      'fixed run fired RT101 (expected on the buggy run only: RT110)',
            'verdict': 'pass',
            'headline': 'final_acc',
            'buggy': {'final_acc': 0.20999999344348907,
@@ -157,7 +164,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
            'fixed': {'final_acc': 0.9819999933242798,
                      'mean_epoch_acc': 0.9686000049114227,
                      'predicted_last_class': 0.20999999344348907},
-           'seconds': 0.24},
+           'seconds': 0.25},
  'RC402': {'claim': 'Statistics fitted on the whole data set before the split leak the validation '
                     'labels into the preprocessing: on pure-noise data, feature selection + '
                     'normalization fitted before a k-fold split report far-above-chance accuracy; '
@@ -177,7 +184,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                      'min': 0.3833333313465118,
                      'max': 0.6333333253860474,
                      'chance': 0.5},
-           'seconds': 0.08},
+           'seconds': 0.07},
  'RC501': {'claim': "Dropout feeding BatchNorm makes BN's running variance (collected with dropout "
                     'on) disagree with the variance it sees at eval time (dropout off): a '
                     'train/eval variance shift.',
@@ -192,7 +199,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                      'eval_acc': 0.9766666889190674},
            'fixed': {'running_var_over_eval_var': 0.9933298826217651,
                      'eval_acc': 0.9733333587646484},
-           'seconds': 1.12},
+           'seconds': 0.96},
  'RC506': {'claim': 'softmax before CrossEntropyLoss (double softmax) squashes the logits into [0, '
                     '1]: the gradients shrink several-fold and the model learns far more slowly at '
                     'the same LR.',
@@ -209,7 +216,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                      'mean_grad_norm': 0.5169862797217342,
                      'final_acc': 0.6566666960716248,
                      'final_ce_on_logits': 0.7672070860862732},
-           'seconds': 0.25},
+           'seconds': 0.18},
  'RC507': {'claim': 'F.dropout(x, p) without training=self.training stays on after model.eval(): '
                     'predictions at evaluation are random: repeated evaluations of the same inputs '
                     'disagree.',
@@ -227,7 +234,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                      'eval_acc_min': 0.9266666769981384,
                      'eval_acc_max': 0.9266666769981384,
                      'eval_acc_mean': 0.9266666769981384},
-           'seconds': 0.62},
+           'seconds': 0.5},
  'RC601': {'claim': "Adam's weight_decay is L2 added to the gradient, so it is divided by sqrt(v) "
                     'like the gradient: weights with a large gradient history barely decay, while '
                     "AdamW's decoupled decay shrinks every weight by lr*wd per step.",
@@ -247,7 +254,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                      'retained_grad_scale_1': 0.6106222867965698,
                      'retained_grad_scale_0.01': 0.610622227191925,
                      'expected_decoupled': 0.6063789448611847},
-           'seconds': 0.6},
+           'seconds': 0.41},
  'RC605': {'claim': 'An RNN trained without gradient clipping meets exploding gradients: a few '
                     'huge gradients throw the loss up in spikes until the run diverges, while the '
                     'same recipe with the gradient norm clipped trains stably.',
@@ -269,7 +276,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                      'max_grad_norm': 13.525864302400535,
                      'diverged_at_step': 0,
                      'final_loss': 0.2018989473581314},
-           'seconds': 0.33},
+           'seconds': 0.24},
  'RC701': {'claim': 'Evaluating without model.eval() leaves Dropout sampling and BatchNorm using '
                     'batch statistics (and updating its running ones): the validation metric is '
                     'lower, changes from one evaluation to the next, and evaluation alters the '
@@ -278,7 +285,8 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
            'details': 'BN+Dropout(0.3) MLP on spiral, 10 evaluations in batches of 16: validation '
                       'accuracy 0.756-0.822 in train mode vs 0.963 every time with eval() '
                       '(margins: range > 0.005 vs exactly 0, mean >= 0.01 lower); BN running stats '
-                      'moved by 2.63 during train-mode evaluation vs 0',
+                      'moved by 2.63 during train-mode evaluation vs 0; runtime monitor: buggy run '
+                      'fired RT111, fixed run fired none (expected on the buggy run only: RT111)',
            'verdict': 'pass',
            'headline': 'val_acc_range',
            'buggy': {'val_acc_mean': 0.7866666666666667,
@@ -291,7 +299,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                      'val_acc_min': 0.9629629629629629,
                      'val_acc_max': 0.9629629629629629,
                      'state_change_by_eval': 0.0},
-           'seconds': 0.64},
+           'seconds': 0.56},
  'sanity:initial-loss': {'claim': 'At initialization with small weights a C-class softmax '
                                   'classifier predicts uniformly: its first loss is ln(C); weights '
                                   'drawn from N(0, 1) start far above it.',
@@ -299,7 +307,8 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                                     '[pass]',
                          'details': '10 classes: first loss 2.356 with the default init vs ln(10) '
                                     '= 2.303 (margin: within 5%); 70.3 with N(0,1) weights '
-                                    '(margin: >= 50% off)',
+                                    '(margin: >= 50% off); runtime monitor: buggy run fired RT101, '
+                                    'fixed run fired none (expected on the buggy run only: RT101)',
                          'verdict': 'pass',
                          'headline': 'initial_loss',
                          'buggy': {'initial_loss': 70.34822845458984,
@@ -308,7 +317,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                          'fixed': {'initial_loss': 2.3555753231048584,
                                    'ln_C': 2.302585092994046,
                                    'rel_error': 0.023013364531909407},
-                         'seconds': 0.0},
+                         'seconds': 0.01},
  'sanity:overfit-tiny': {'claim': 'With regularization off, a correct model and training loop '
                                   'drive the loss on a few examples to near zero; heavy '
                                   'regularization (or a bug) keeps it from overfitting.',
@@ -325,7 +334,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                          'fixed': {'final_loss': 5.1438323680486064e-06,
                                    'final_acc': 1.0,
                                    'steps': 200},
-                         'seconds': 2.58},
+                         'seconds': 1.84},
  'sanity:regularization-loss': {'claim': 'Adding an L2 penalty lambda*sum(W^2) raises the initial '
                                          'loss, monotonically in lambda (a penalty that does not '
                                          'raise it is not wired into the loss).',
@@ -366,7 +375,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                                    'update_ratio_lr_0.01': 0.0009587836958455049,
                                    'update_ratio_lr_1': 0.041575041310882944,
                                    'update_ratio_lr_10': 0.0},
-                         'seconds': 0.34},
+                         'seconds': 0.25},
  'sanity:lr-decay-forms': {'claim': 'On the same noisy mini-batch SGD problem, step decay, '
                                     'exponential decay a0*exp(-kt) and 1/t decay a0/(1+kt) all end '
                                     'at a lower loss than a constant LR.',
@@ -388,4 +397,4 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                                      'final_acc_exponential': 0.9833333492279053,
                                      'final_loss_1/t': 0.11776900291442871,
                                      'final_acc_1/t': 0.9599999785423279},
-                           'seconds': 1.89}}
+                           'seconds': 1.83}}

@@ -65,6 +65,13 @@ class Experiment:
     def name(self) -> str:
         return self.fn.__name__
 
+    @property
+    def monitor_codes(self) -> tuple[str, ...]:
+        """The declared ``rt_codes`` that a runtime-monitor check implements (RT114/RT115 belong
+        to the sanity suite, not to the monitor)."""
+        known = runtime_check_codes()
+        return tuple(c for c in self.rt_codes if c in known)
+
     def run(self, seed: int = 0, device: Union[str, torch.device] = "cpu") -> Result:
         """Run the experiment (one intra-op thread, timed); a :class:`Skipped` becomes a ``"skip"`` result."""
         start = time.perf_counter()
@@ -73,6 +80,8 @@ class Experiment:
                 result = self.fn(seed, str(device))
         except Skipped as exc:
             result = Result({}, {}, "skip", str(exc))
+        if result.monitor is not None:
+            result.details = (result.details + "; " if result.details else "") + monitor_note(self, result.monitor)
         result.seconds = time.perf_counter() - start
         return result
 
@@ -81,6 +90,23 @@ class Experiment:
         b = format_value(result.buggy.get(self.headline))
         f = format_value(result.fixed.get(self.headline))
         return f"{self.headline}: {b} ({self.buggy_label}) vs {f} ({self.fixed_label}) [{result.verdict}]"
+
+
+def runtime_check_codes() -> frozenset[str]:
+    """Codes of the runtime monitor's checks (``runtime/checks``)."""
+    from ..checks import all_check_classes
+
+    return frozenset(c.code for c in all_check_classes())
+
+
+def monitor_note(exp: Experiment, monitor: dict[str, list[str]]) -> str:
+    """One clause for ``Result.details``: the RT codes the runtime monitor reported on each run."""
+    def codes(label: str) -> str:
+        return ", ".join(monitor.get(label) or []) or "none"
+
+    expected = ", ".join(exp.monitor_codes) or "none declared"
+    return f"runtime monitor: buggy run fired {codes('buggy')}, fixed run fired {codes('fixed')} " \
+           f"(expected on the buggy run only: {expected})"
 
 
 _CATALOG: list[Experiment] = []

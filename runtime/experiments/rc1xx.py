@@ -22,12 +22,13 @@ def _data(seed: int, device: str):
 )
 def missing_zero_grad(seed: int, device: str) -> Result:
     X, y = _data(seed, device)
-    res = {}
+    res, rt = {}, {}
     series = {"grad_norm": {}}
     for label, zg in (("buggy", "never"), ("fixed", "before_backward")):
         model = mlp(2, 3, (64,), seed=seed)
         cfg = TrainConfig(epochs=2, batch_size=30, optimizer="sgd", lr=0.01, zero_grad=zg)
-        h = train(model, X, y, cfg, seed=seed, device=device)
+        h = train(model, X, y, cfg, seed=seed, device=device, monitor=True)
+        rt[label] = h.rt_codes
         growth = sum(h.grad_norm[-3:]) / 3 / h.grad_norm[0]
         res[label] = {
             "grad_norm_growth": growth,
@@ -42,7 +43,7 @@ def missing_zero_grad(seed: int, device: str) -> Result:
         f"after {res['buggy']['steps']} SGD steps the step() gradient norm is "
         f"{res['buggy']['grad_norm_growth']:.1f}x its first value without zero_grad "
         f"(margin >= 5x) vs {res['fixed']['grad_norm_growth']:.2f}x with it (margin <= 2x)",
-        series,
+        series, monitor=rt,
     )
 
 

@@ -21,7 +21,7 @@ from .base import Result, experiment, verdict
 def epoch_scheduler_per_batch(seed: int, device: str) -> Result:
     X, y = spiral(100, 3, seed=seed, device=device)
     lr = 0.5
-    res, series = {}, {"lr": {}, "loss": {}}
+    res, series, rt = {}, {"lr": {}, "loss": {}}, {}
     for label, interval in (("buggy", "batch"), ("fixed", "epoch")):
         model = mlp(2, 3, (64,), seed=seed)
         cfg = TrainConfig(
@@ -29,7 +29,8 @@ def epoch_scheduler_per_batch(seed: int, device: str) -> Result:
             scheduler=lambda opt, spe, ep: torch.optim.lr_scheduler.StepLR(opt, step_size=5, gamma=0.5),
             scheduler_interval=interval,
         )
-        h = train(model, X, y, cfg, seed=seed, device=device)
+        h = train(model, X, y, cfg, seed=seed, device=device, monitor=True)
+        rt[label] = h.rt_codes
         res[label] = {
             "lr_after_epoch_1": h.epoch_lr[0],
             "final_lr": h.epoch_lr[-1],
@@ -46,7 +47,7 @@ def epoch_scheduler_per_batch(seed: int, device: str) -> Result:
         f"StepLR(step_size=5, gamma=0.5), 10 batches/epoch: LR after epoch 1 = {b['lr_after_epoch_1']:.3g} per batch "
         f"vs {f['lr_after_epoch_1']:.3g} intended (margin: >= 3x lower); final LR {b['final_lr']:.2e} vs "
         f"{f['final_lr']:.2e}; accuracy {b['final_acc']:.3f} vs {f['final_acc']:.3f} (margin >= 0.05)",
-        series,
+        series, monitor=rt,
     )
 
 

@@ -17,7 +17,7 @@ _HIDDEN = 64
 def _symmetry_run(init, seed: int, device: str) -> dict:
     X, y = spiral(100, 3, seed=seed, device=device)
     model = mlp(2, 3, (_HIDDEN,), init=init, seed=seed)
-    h = train(model, X, y, TrainConfig(**_RECIPE), seed=seed, device=device)
+    h = train(model, X, y, TrainConfig(**_RECIPE), seed=seed, device=device, monitor=True)
     acts = hidden_activations(model, X, 1)  # after the ReLU
     w = model[0].weight.detach()  # hidden layer: (64, 2)
     return {
@@ -26,6 +26,7 @@ def _symmetry_run(init, seed: int, device: str) -> dict:
         "final_acc": h.train_acc[-1],
         "final_loss": h.train_loss[-1],
         "_loss": h.loss,
+        "_rt": h.rt_codes,
     }
 
 
@@ -53,7 +54,7 @@ def zero_init(seed: int, device: str) -> Result:
         f"{_HIDDEN}-unit ReLU MLP on 3-class spiral, 200 SGD steps: hidden activation rank {b['hidden_rank']} "
         f"(margin <= 1) vs {f['hidden_rank']} (>= {_HIDDEN // 4}); accuracy {b['final_acc']:.3f} (<= chance+0.1) "
         f"vs {f['final_acc']:.3f} (>= 0.85)",
-        {"loss": {"buggy": bs["_loss"], "fixed": fs["_loss"]}},
+        {"loss": {"buggy": bs["_loss"], "fixed": fs["_loss"]}}, monitor={"buggy": bs["_rt"], "fixed": fs["_rt"]},
     )
 
 
@@ -76,7 +77,7 @@ def constant_init(seed: int, device: str) -> Result:
         f"after 200 SGD steps the rows of the hidden weight matrix differ by at most {b['max_row_spread']:.2g} "
         f"(margin <= 1e-6) vs {f['max_row_spread']:.3g}; hidden rank {b['hidden_rank']} vs {f['hidden_rank']}; "
         f"accuracy {b['final_acc']:.3f} vs {f['final_acc']:.3f} (margin >= 0.2)",
-        {"loss": {"buggy": bs["_loss"], "fixed": fs["_loss"]}},
+        {"loss": {"buggy": bs["_loss"], "fixed": fs["_loss"]}}, monitor={"buggy": bs["_rt"], "fixed": fs["_rt"]},
     )
 
 

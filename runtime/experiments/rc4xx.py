@@ -23,11 +23,12 @@ def unshuffled_sorted(seed: int, device: str) -> Result:
     Xa, ya = blobs(200, classes, dim=2, spread=1.0, center_scale=4.0, seed=seed, device=device)
     X, y = class_sorted(Xa[0::2], ya[0::2])  # training half, every class in a block
     Xt, yt = Xa[1::2], ya[1::2]  # held-out half from the same blobs
-    res, series = {}, {"val_acc": {}}
+    res, series, rt = {}, {"val_acc": {}}, {}
     for label, shuffle in (("buggy", False), ("fixed", True)):
         model = mlp(2, classes, (32,), seed=seed)
         cfg = TrainConfig(epochs=10, batch_size=20, optimizer="sgd", lr=0.1, momentum=0.9, shuffle=shuffle)
-        h = train(model, X, y, cfg, X_val=Xt, y_val=yt, seed=seed, device=device)
+        h = train(model, X, y, cfg, X_val=Xt, y_val=yt, seed=seed, device=device, monitor=True)
+        rt[label] = h.rt_codes
         with torch.no_grad():
             pred = model.eval()(Xt).argmax(1)
         res[label] = {
@@ -43,7 +44,7 @@ def unshuffled_sorted(seed: int, device: str) -> Result:
         f"{classes} Gaussian blobs sorted by class, 10 epochs: accuracy {b['final_acc']:.3f} unshuffled vs "
         f"{f['final_acc']:.3f} shuffled (margin >= 0.2); {b['predicted_last_class']:.0%} of predictions "
         f"are the last class seen (chance {1 / classes:.0%})",
-        series,
+        series, monitor=rt,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..reference.data import spiral, train_val_split
+from ..monitor import monitor as runtime_monitor
 from ..reference.trainer import TrainConfig, mlp, seeded_global_rng, train
 from .base import Result, experiment, verdict
 
@@ -34,14 +35,16 @@ def missing_eval_mode(seed: int, device: str) -> Result:
     cfg = TrainConfig(epochs=30, batch_size=32, optimizer="adam", lr=0.01)
     train(model, split.X_train, split.y_train, cfg, seed=seed, device=device)
     state = {k: v.clone() for k, v in model.state_dict().items()}
-    res = {}
+    res, rt = {}, {}
     for label, use_eval in (("buggy", False), ("fixed", True)):
         model.load_state_dict(state)
         model.train(not use_eval)
         accs = []
-        with seeded_global_rng(seed + 1, device):
+        # the evaluation loop is where the bug lives, so that is what the runtime monitor watches
+        with seeded_global_rng(seed + 1, device), runtime_monitor(model, report=None, summary=False) as mon:
             for _ in range(10):
                 accs.append(_eval_batches(model, split.X_val, split.y_val, 16))
+        rt[label] = sorted({f.code for f in mon.findings})
         mean = sum(accs) / len(accs)
         drift = max(float((model.state_dict()[k].float() - v.float()).abs().max())
                     for k, v in state.items() if not k.endswith("num_batches_tracked"))
@@ -61,4 +64,5 @@ def missing_eval_mode(seed: int, device: str) -> Result:
         f"{b['val_acc_min']:.3f}-{b['val_acc_max']:.3f} in train mode vs {f['val_acc_mean']:.3f} every time with eval() "
         f"(margins: range > 0.005 vs exactly 0, mean >= 0.01 lower); BN running stats moved by "
         f"{b['state_change_by_eval']:.3g} during train-mode evaluation vs {f['state_change_by_eval']:.3g}",
+        monitor=rt,
     )
