@@ -13,9 +13,11 @@ def worker(rank: int, world: int, port: int, out_dir: str) -> None:
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     torch.set_num_threads(1)
-    os.environ["MASTER_ADDR"] = "127.0.0.1"
-    os.environ["MASTER_PORT"] = str(port)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    # loopback only, and a file store instead of a TCP port that another process could take
+    # between choosing it and binding it
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    dist.init_process_group("gloo", init_method=f"file://{os.path.join(out_dir, 'store')}",
+                            rank=rank, world_size=world)
     try:
         from recipecheck.runtime import monitor
 
