@@ -112,9 +112,21 @@ def _sanity_runner(num_classes):
         def factory(params, _cls=type(optimizer), _kw=defaults):
             return _cls(params, **_kw)
 
+        # the monitor's own RT101 judges the first real loss: don't report it twice
+        codes = tuple(c for c in ("RT101", "RT102", "RT114", "RT115")
+                      if not (c == "RT101" and any(chk.code == "RT101" for chk in mon.checks)))
         res = _sanity.run_sanity(model, crit, (x, y), optimizer_factory=factory,
-                                 num_classes=num_classes or mon.num_classes)
+                                 num_classes=num_classes or mon.num_classes, checks=codes)
         mon.findings.extend(res.findings)
         mon.run["sanity"] = getattr(res, "details", {})
+        try:  # LR advisor: a range test on copies, with the first batch cycled
+            from .lr_finder import lr_range_test
+
+            lr = lr_range_test(model, crit, (x, y), factory, num_iters=100)
+            mon.series.set("lr_range_test", lr.to_series())
+            mon.run["lr_advice"] = lr.advice()
+        except Exception as exc:  # the advisor must never stop the training run
+            mon.run["check_errors"].append({"check": "lr_range_test",
+                                            "error": f"{type(exc).__name__}: {exc}", "step": 0})
 
     return run

@@ -182,8 +182,15 @@ def test_cli_sanity(script, tmp_path):
     rep = tmp_path / "rep"
     result = CliRunner().invoke(run_command, ["--report", str(rep), "--sanity", str(script), "--epochs", "1"])
     assert result.exit_code == 0, result.output
-    run = _report(rep)["run"]
+    report = _report(rep)
+    run = report["run"]
     assert "sanity" in run and run["sanity"] not in ({"status": "skipped"},)
+    # the LR advisor ran on copies and its curve is in the report
+    lr = report["series"]["lr_range_test"]
+    assert len(lr["lr"]) == len(lr["loss"]) > 10 and lr["suggested_lr"] > 0
+    assert "lr_advice" in run
+    # RT101 is judged once, by the monitor, not again by the sanity suite
+    assert sum(f["code"] == "RT101" for f in report["findings"]) <= 1
 
 
 def test_run_mode_results_bitwise_identical(script, tmp_path, monkeypatch):
