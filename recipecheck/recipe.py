@@ -21,6 +21,8 @@ from typing import IO, Any, Callable
 
 import libcst as cst
 
+from recipecheck.program.nodes import call_arg
+
 from recipecheck.program.nodes import iter_children
 
 from recipecheck.program import hparams as hp
@@ -156,19 +158,6 @@ class _Src:
         return self._lines[key]
 
 
-def _call_arg(call: cst.Call, keyword: str, position: int | None = None):
-    pos = 0
-    for a in call.args:
-        if a.keyword is not None:
-            if a.keyword.value == keyword:
-                return a.value
-        elif a.star:
-            return None
-        else:
-            if position is not None and pos == position:
-                return a.value
-            pos += 1
-    return None
 
 
 def _bool(expr) -> bool | None:
@@ -1200,7 +1189,7 @@ def extract(source: str, path: str, module: cst.Module | None = None) -> Recipe:
         leaf = tn.last(q) if q else (cs.dotted or "").rsplit(".", 1)[-1]
         call = cs.node
         if tn.is_clip(q):
-            arg = _call_arg(call, "max_norm", 1) if "norm" in leaf else _call_arg(call, "clip_value", 1)
+            arg = call_arg(call, "max_norm", 1) if "norm" in leaf else call_arg(call, "clip_value", 1)
             v = num(p, cs.function, arg)
             label = "max_norm" if "norm" in leaf else "clip_value"
             text = f"{leaf}({label}={fmt(v) if v is not None else s.code(arg)})"
@@ -1214,11 +1203,11 @@ def extract(source: str, path: str, module: cst.Module | None = None) -> Recipe:
             if text not in recipe.initialization:
                 recipe.initialization.append(text)
         elif q.startswith("torch.nn.") and leaf in _DROPOUT:
-            arg = _call_arg(call, "p", 0)
+            arg = call_arg(call, "p", 0)
             v = num(p, cs.function, arg) if arg is not None else 0.5
             dropout.append(f"{leaf}({fmt(v) if v is not None else s.code(arg)})")
         elif q in ("torch.nn.functional.dropout", "torch.dropout"):
-            arg = _call_arg(call, "p", 1)
+            arg = call_arg(call, "p", 1)
             v = num(p, cs.function, arg) if arg is not None else 0.5
             dropout.append(f"F.dropout(p={fmt(v) if v is not None else s.code(arg)})")
         elif q.startswith("torch.nn.") and leaf in _NORM_LAYERS:
@@ -1238,7 +1227,7 @@ def extract(source: str, path: str, module: cst.Module | None = None) -> Recipe:
                 augment.append(leaf)
         elif q in ("torch.autocast", "torch.cuda.amp.autocast", "torch.amp.autocast",
                    "torch.cpu.amp.autocast"):
-            dt = _call_arg(call, "dtype", None)
+            dt = call_arg(call, "dtype", None)
             text = f"autocast({s.code(dt) if dt is not None else ''})".replace("()", "")
             if text not in autocast:
                 autocast.append(text)

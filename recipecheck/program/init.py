@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from recipecheck.program.nodes import iter_children, walk
-from recipecheck.program.nodes import call_arg
+from recipecheck.program.nodes import call_arg, iter_children, walk
+from recipecheck.program.nodes import literal_number as _literal_number
 
 from recipecheck.program import torchnames as tn
 from recipecheck.program.imports import dotted_name
@@ -107,20 +107,8 @@ class InitSite:
 
 
 def literal_number(node: cst.BaseExpression | None) -> float | None:
-    """The value of a numeric literal (with unary minus), else None."""
-    if node is None:
-        return None
-    if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus):
-        v = literal_number(node.expression)
-        return -v if v is not None else None
-    if isinstance(node, (cst.Integer, cst.Float)):
-        try:
-            return float(node.evaluated_value)
-        except (TypeError, ValueError):
-            return None
-    if isinstance(node, cst.Name) and node.value in ("True", "False"):
-        return 1.0 if node.value == "True" else 0.0
-    return None
+    """The value of a numeric literal (with unary minus or True/False), else None."""
+    return _literal_number(node, bools=True)
 
 
 
@@ -129,6 +117,21 @@ def _strip_data(text: str) -> str:
     while text.endswith(".data"):
         text = text[: -len(".data")]
     return text
+
+
+def _set_normal(site, mean, std) -> None:
+    """N(mean, std) with torch's defaults (0, 1) for absent arguments."""
+    site.kind = "normal"
+    site.mean = 0.0 if mean is None else literal_number(mean)
+    site.scale = 1.0 if std is None else literal_number(std)
+
+
+def _set_uniform(site, low, high) -> None:
+    """U(low, high) with torch's defaults (0, 1); the scale is the larger bound's magnitude."""
+    site.kind = "uniform"
+    lo = 0.0 if low is None else literal_number(low)
+    hi = 1.0 if high is None else literal_number(high)
+    site.scale = None if lo is None or hi is None else max(abs(lo), abs(hi))
 
 
 fast_walk = walk  # every node under a node, whitespace and punctuation skipped
@@ -452,17 +455,9 @@ class InitModel:
             elif name == "constant":
                 site.kind, site.value = "constant", literal_number(call_arg(call, "val", 1))
             elif name in ("normal", "trunc_normal"):
-                site.kind = "normal"
-                m = call_arg(call, "mean", 1)
-                s = call_arg(call, "std", 2)
-                site.mean = 0.0 if m is None else literal_number(m)
-                site.scale = 1.0 if s is None else literal_number(s)
+                _set_normal(site, call_arg(call, "mean", 1), call_arg(call, "std", 2))
             elif name == "uniform":
-                site.kind = "uniform"
-                a, b = call_arg(call, "a", 1), call_arg(call, "b", 2)
-                av = 0.0 if a is None else literal_number(a)
-                bv = 1.0 if b is None else literal_number(b)
-                site.scale = None if av is None or bv is None else max(abs(av), abs(bv))
+                _set_uniform(site, call_arg(call, "a", 1), call_arg(call, "b", 2))
             elif name.startswith("xavier"):
                 site.kind = "xavier"
             elif name.startswith("kaiming"):
@@ -481,16 +476,9 @@ class InitModel:
                     return None
                 site.kind, site.value = ("zeros" if v == 0 else "ones" if v == 1 else "constant"), v
             elif meth == "normal_":
-                site.kind = "normal"
-                m, s = call_arg(call, "mean", 0), call_arg(call, "std", 1)
-                site.mean = 0.0 if m is None else literal_number(m)
-                site.scale = 1.0 if s is None else literal_number(s)
+                _set_normal(site, call_arg(call, "mean", 0), call_arg(call, "std", 1))
             elif meth == "uniform_":
-                site.kind = "uniform"
-                a, b = call_arg(call, "from", 0), call_arg(call, "to", 1)
-                av = 0.0 if a is None else literal_number(a)
-                bv = 1.0 if b is None else literal_number(b)
-                site.scale = None if av is None or bv is None else max(abs(av), abs(bv))
+                _set_uniform(site, call_arg(call, "from", 0), call_arg(call, "to", 1))
             site = self._with_role(site, target, ctx, require_param=True)
             return site
         # parameter / raw tensor built from a factory

@@ -20,7 +20,7 @@ from typing import Iterable, Iterator
 
 import libcst as cst
 
-from recipecheck.program.nodes import call_arg
+from recipecheck.program.nodes import call_arg, literal_number
 
 from recipecheck.program import torchnames as tn
 from recipecheck.program.imports import dotted_name
@@ -121,17 +121,6 @@ def functional_kind(qualname: str | None) -> str | None:
     return _FUNCTIONAL_KINDS[name]
 
 
-def literal_number(node: cst.CSTNode | None) -> float | None:
-    """The value of an int/float literal (with an optional unary minus), else None."""
-    if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus):
-        v = literal_number(node.expression)
-        return None if v is None else -v
-    if isinstance(node, (cst.Integer, cst.Float)):
-        try:
-            return float(node.evaluated_value)
-        except (ValueError, TypeError):
-            return None
-    return None
 
 
 

@@ -87,3 +87,19 @@ def bind_arguments(call: cst.Call, params: list[str], skip_self: bool) -> list[t
             out.append((names[pos], a.value))
             pos += 1
     return out
+
+
+def literal_number(node: cst.CSTNode | None, *, bools: bool = False) -> float | None:
+    """The value of an int/float literal (with an optional unary minus), else None; with
+    `bools`, True/False count as 1.0/0.0."""
+    if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus):
+        v = literal_number(node.expression, bools=bools)
+        return None if v is None else -v
+    if isinstance(node, (cst.Integer, cst.Float)):
+        try:
+            return float(node.evaluated_value)
+        except (ValueError, TypeError):
+            return None
+    if bools and isinstance(node, cst.Name) and node.value in ("True", "False"):
+        return 1.0 if node.value == "True" else 0.0
+    return None
