@@ -86,7 +86,8 @@ def _find(node: cst.CSTNode, target: cst.CSTNode, out: list[Guard]) -> bool:
 
 
 def _early_exit_test(stmt: cst.CSTNode) -> cst.BaseExpression | None:
-    """`if t: return ...` / `raise` with no else: the rest of the block runs only when not t."""
+    """`if t: return` / `raise` / `continue` / `break` with no else: the rest of the block runs
+    only when not t."""
     if not isinstance(stmt, cst.If) or stmt.orelse is not None:
         return None
     body = stmt.body
@@ -97,7 +98,7 @@ def _early_exit_test(stmt: cst.CSTNode) -> cst.BaseExpression | None:
         smalls = stmts[-1].body
     else:
         return None
-    if smalls and isinstance(smalls[-1], (cst.Return, cst.Raise)):
+    if smalls and isinstance(smalls[-1], (cst.Return, cst.Raise, cst.Continue, cst.Break)):
         return stmt.test
     return None
 
