@@ -146,10 +146,19 @@ class TrainLoaderNotShuffled(Rule):
         "        self.train_loader = DataLoader(ds, batch_size=16)  # expect: RC401\n"
         "    def fit(self):\n        for x, y in self.train_loader:\n            self.opt.zero_grad()\n"
         "            self.loss(x, y).backward()\n            self.opt.step()\n",
+        # a data module with no training loop: the factory hands out an unshuffled training loader
+        "from torch.utils.data import DataLoader\nfrom torchvision import datasets, transforms\n"
+        "def get_loaders(batch_size):\n"
+        "    train_set = datasets.CIFAR10('data', train=True, transform=transforms.ToTensor())\n"
+        "    test_set = datasets.CIFAR10('data', train=False, transform=transforms.ToTensor())\n"
+        "    train_loader = DataLoader(train_set, batch_size=batch_size, num_workers=2)  # expect: RC401\n"
+        "    test_loader = DataLoader(test_set, batch_size=batch_size)\n"
+        "    return train_loader, test_loader\n",
     )
 
     def check(self, ctx: Context) -> None:
         dm = data_model(ctx.program)
+        _check_loader_factories(ctx, dm)
         for loader, _xl in dm.train_loaders:
             call = loader.node
             if any(a.star == "**" for a in call.args):
@@ -172,3 +181,78 @@ class TrainLoaderNotShuffled(Rule):
                 f"{name} feeds the training loop but is not shuffled: every epoch sees the examples "
                 "in the same order, so batches are not i.i.d. and the gradient is biased; pass "
                 "shuffle=True (or a sampler) (RC401)"), fix=_shuffle_fix(call))
+
+
+def _check_loader_factories(ctx: Context, dm) -> None:
+    """A file with no training loop whose function returns the unshuffled training loader
+    (`def get_loaders(): ... return train_loader, test_loader`): the loop that uses it lives
+    in another module."""
+    from recipecheck.program.data import is_train_name
+    from recipecheck.program.imports import dotted_name
+
+    p = ctx.program
+    if p.batch_loops:
+        return  # the training loop is here: the main check decides
+    for c in p.constructions("loader"):
+        f = c.function
+        if f is p.module_function or not _returned(f, c):
+            continue
+        call = c.node
+        if any(a.star for a in call.args):
+            continue
+        shuffle = c.arg("shuffle", 2)
+        if shuffle is not None and _literal(shuffle) is not False:
+            continue
+        if c.arg("sampler", 3) is not None or c.arg("batch_sampler", 4) is not None:
+            continue
+        ds = dm.dataset_of(c)
+        if ds is None or dm.is_iterable_dataset(c):
+            continue
+        ds_objs = p.evaluate(f, ds)
+        trains = is_train_name(c.target) or is_train_name(dotted_name(ds)) or any(
+            _literal(call_arg(o.node, "train", None)) is True or
+            _literal(call_arg(o.node, "split", None)) == "train" for o in ds_objs)
+        if not trains or any(_synthetic(o.node, p) for o in ds_objs):
+            continue
+        if not any(_map_style(o, p) for o in ds_objs):
+            continue  # iterable pipelines (torchtext, webdataset) shuffle elsewhere, if at all
+        name = c.target or "the training DataLoader"
+        ctx.report(call, (
+            f"{name}, the training DataLoader that {f.name}() returns, is not shuffled: every epoch "
+            "of the training loop that uses it sees the examples in the same order, so batches are "
+            "not i.i.d.; pass shuffle=True (or a sampler) (RC401)"), fix=_shuffle_fix(call))
+
+
+def _map_style(o, p) -> bool:
+    """A dataset the DataLoader indexes: torchvision's, or a local Dataset subclass."""
+    if o.qualname.startswith("torchvision.datasets."):
+        return True
+    if o.qualname.startswith("local:"):
+        cls = p.classes.get(o.qualname[6:])
+        return cls is not None and any(b.endswith(".Dataset") or b == "Dataset" for b in cls.bases)
+    return False
+
+
+def _returned(f, c) -> bool:
+    from recipecheck.program.nodes import walk
+
+    names = {c.target} if c.target else set()
+    for r in f.returns:
+        for n in walk(r):
+            if n is c.node:
+                return True
+            if isinstance(n, cst.Name) and n.value in names:
+                return True
+    return False
+
+
+def _synthetic(node: cst.Call, p) -> bool:
+    """TensorDataset(torch.randn(...), ...): random data, order is meaningless."""
+    from recipecheck.program.nodes import walk
+
+    for n in walk(node):
+        if isinstance(n, cst.Call):
+            q = p.imports.resolve(n.func) or ""
+            if q in ("torch.randn", "torch.rand", "torch.randint", "torch.zeros", "torch.ones"):
+                return True
+    return False
