@@ -118,6 +118,14 @@ class MissingEvalMode(Rule):
     FIX = "safe"
     STATIC_TWIN = "RT111"
     VALID = (
+        # the prediction helper sets eval mode, or the model was put in eval mode before
+        "import torch\nimport torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n        self.fc = nn.Linear(10, 2)\n        self.drop = nn.Dropout(0.5)\n"
+        "    def forward(self, x):\n        return self.fc(self.drop(x))\n"
+        "model = Net()\n@torch.no_grad()\ndef predict(model, x):\n    model.eval()\n"
+        "    return model(x).argmax(1)\n"
+        "@torch.inference_mode()\ndef predict_proba(x):\n    return model(x).softmax(1)\n"
+        "model.eval()\nprint(predict(model, torch.randn(4, 10)), predict_proba(torch.randn(4, 10)))\n",
         # the classic pair of helpers, mode set in each
         "import torch\n"
         "def train(model, loader, opt):\n    model.train()\n    for x, y in loader:\n"
@@ -145,6 +153,14 @@ class MissingEvalMode(Rule):
         "        ema_p.mul_(0.999).add_(p, alpha=0.001)\n",
     )
     INVALID = (
+        # an inference helper with no loop: no_grad, but the Dropout model stays in train mode
+        "import torch\nimport torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n        self.fc = nn.Linear(10, 2)\n        self.drop = nn.Dropout(0.5)\n"
+        "    def forward(self, x):\n        return self.fc(self.drop(x))\n"
+        "model = Net()\nmodel.load_state_dict(torch.load('model.pt'))\n"
+        "@torch.inference_mode()\ndef predict(model, x):\n"
+        "    return model(x).argmax(1)  # expect: RC701\n"
+        "print(predict(model, torch.randn(4, 10)))\n",
         "import torch\nmodel = Net()\nopt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)\n"
         "for epoch in range(10):\n    model.train()\n    for x, y in train_loader:\n        opt.zero_grad()\n"
         "        crit(model(x), y).backward()\n        opt.step()\n    with torch.no_grad():\n"
@@ -160,6 +176,7 @@ class MissingEvalMode(Rule):
 
     def check(self, ctx: Context) -> None:
         ev = analysis(ctx.program)
+        _check_prediction_helpers(ctx, ev)
         reported: set[int] = set()
         for el in ev.eval_loops:
             if id(el.node.loop) in reported:
@@ -206,3 +223,43 @@ class MissingEvalMode(Rule):
                 text = n.event.callee_text
                 return text if text and "(" not in text else None
         return None
+
+
+_PREDICT_FN = re.compile(r"(^|_)(predict|prediction|predictions|infer|inference|classify|forecast)(_|$)|"
+                         r"^predict", re.I)
+
+
+def _check_prediction_helpers(ctx: Context, ev) -> None:
+    """A `@torch.no_grad()` / `@torch.inference_mode()` prediction helper with no loop of its
+    own (`def predict(model, x): return model(x).argmax(1)`) reached with the model in
+    training mode. Helpers with loops are evaluation loops, which the main check covers."""
+    seen: set[int] = set()
+    for n in ev._all_nodes:
+        e = n.event
+        if e is None or id(e.node) in seen or not n.grad_free:
+            continue
+        fn = e.function
+        if not _PREDICT_FN.search(fn.name):
+            continue
+        model = ev.is_model_call(n)
+        if not model or not ev.mode_matters(model):
+            continue
+        inner = next((a for a in n.ancestors() if a.loop is not None), None)
+        if inner is not None and inner.loop.function is fn:
+            continue
+        bad = False
+        for sc in ev.scenarios(n, model):
+            modes = sc.modes()
+            if "eval" in modes or "unknown" in modes:
+                continue
+            if "train" in modes or ("default" in modes and ev.default_is_train(n.root, model)):
+                bad = True
+                break
+        if not bad:
+            continue
+        seen.add(id(e.node))
+        name = e.callee_text or model
+        ctx.report(e.node, (
+            f"{fn.name}() runs {name} under no_grad/inference_mode but in training mode: Dropout stays "
+            f"on and BatchNorm uses batch statistics, so predictions are random and wrong; call "
+            f"{name.split('(')[0]}.eval() first (RC701, runtime twin RT111)"))
