@@ -225,8 +225,7 @@ class MissingEvalMode(Rule):
         return None
 
 
-_PREDICT_FN = re.compile(r"(^|_)(predict|prediction|predictions|infer|inference|classify|forecast)(_|$)|"
-                         r"^predict", re.I)
+_PREDICT_FN = re.compile(r"^(run_|do_|make_|get_)?(predict|inference|infer|classify|forecast)", re.I)
 
 
 def _check_prediction_helpers(ctx: Context, ev) -> None:
@@ -239,8 +238,8 @@ def _check_prediction_helpers(ctx: Context, ev) -> None:
         if e is None or id(e.node) in seen or not n.grad_free:
             continue
         fn = e.function
-        if not _PREDICT_FN.search(fn.name):
-            continue
+        if not _PREDICT_FN.search(fn.name) or not _own_no_grad(ev, fn):
+            continue  # grad-free only through a caller: a sampling or self-conditioning step
         model = ev.is_model_call(n)
         if not model or not ev.mode_matters(model):
             continue
@@ -263,3 +262,10 @@ def _check_prediction_helpers(ctx: Context, ev) -> None:
             f"{fn.name}() runs {name} under no_grad/inference_mode but in training mode: Dropout stays "
             f"on and BatchNorm uses batch statistics, so predictions are random and wrong; call "
             f"{name.split('(')[0]}.eval() first (RC701, runtime twin RT111)"))
+
+
+def _own_no_grad(ev, fn) -> bool:
+    """The helper itself is decorated with no_grad/inference_mode."""
+    from recipecheck.program.evaluation import _decorator_withs
+
+    return any(w in NO_GRAD for w in _decorator_withs(ev.program, fn))
