@@ -25,7 +25,7 @@ class DoubleOptimizerStep(Rule):
     SGD, momentum and Adam's moment estimates are updated twice per batch, and on AMP the
     second step uses still-scaled gradients and skips the inf/NaN check, so an overflowed
     batch is applied anyway. Schedules and step counters (Adam's bias correction) drift too.
-    (The evidence helper's measurement goes here: parameters move twice as far per batch.)
+    Measured (`recipecheck validate RC107`): experiment pending.
 
     ## Known problems
     The two steps must be visible in the same loop (directly or through helper calls of the

@@ -19,8 +19,7 @@ class ZeroGradInsideAccumulation(Rule):
     one micro-batch's gradient: the effective batch is k times smaller than configured
     (noisier updates, an LR tuned for the large batch is now too large), and k - 1 of every
     k backward passes are wasted compute. The run still trains, so nothing looks broken.
-    (The evidence helper's measurement goes here: the update of the buggy loop equals the
-    last micro-batch's gradient step.)
+    Measured (`recipecheck validate RC108`): experiment pending.
 
     ## Known problems
     A reset hidden in a helper the linter cannot see, or accumulation driven by a counter

@@ -82,7 +82,8 @@ class DeclaredLrDecayUnused(Rule):
     it decays. A constant LR usually ends at a higher loss than the decayed one (the final
     low-LR phase is where step and cosine schedules gain most of their accuracy), and anyone
     tuning `--decay_epoch` changes nothing. Typically the scheduler was lost when the script
-    was copied from a sibling that had one. (The evidence helper's measurement goes here.)
+    was copied from a sibling that had one.
+    Measured (`recipecheck validate RC207`): experiment pending.
 
     ## Known problems
     A setting read through a config system the linter cannot see (`vars(args)` handed to a

@@ -127,8 +127,8 @@ class UninitializedParameter(Rule):
     The parameter starts from whatever bytes were there: often zeros (no symmetry breaking),
     sometimes huge values, denormals or NaN, and different on every run and machine. The
     model may train on one machine and diverge on another, results are not reproducible, and
-    a NaN from garbage memory poisons the whole run. (The evidence helper's measurement goes
-    here.)
+    a NaN from garbage memory poisons the whole run.
+    Measured (`recipecheck validate RC305`): experiment pending.
 
     ## Known problems
     Initialization done in another module (a base class's `reset_parameters()` defined
