@@ -382,3 +382,22 @@ def test_rc507_positional_dropout_p_and_local_variable_not_gated():
                 return F.scaled_dot_product_attention(q, k, v, None, 0.0) + a
     """
     assert lines(src, "RC507") == [7]
+
+
+def test_rc305_initialization_by_an_imported_function_is_not_reported():
+    src = """
+        import torch
+        import torch.nn as nn
+        from utils import weights_init, initialize_module
+        class A(nn.Module):
+            def __init__(self, d):
+                super().__init__()
+                self.w = nn.Parameter(torch.empty(d, d))
+        model = A(4)
+        model.apply(weights_init)
+    """
+    assert lines(src, "RC305") == []
+    src2 = src.replace("model.apply(weights_init)", "initialize_module(model)")
+    assert lines(src2, "RC305") == []
+    src3 = src.replace("model.apply(weights_init)", "print(model)")
+    assert lines(src3, "RC305") == [8]

@@ -85,6 +85,8 @@ class _Touches:
             self._add_receiver(func.value)
         # `nn.init.xavier_uniform_(self.w)`, `trunc_normal_(self.pos_embed, std=.02)`, and any
         # call that gets the parameter inside an initialization method (`glorot(self.weight)`)
+        if self._opaque_init(cs, leaf, method):
+            self.all_params = True  # initialized by code we cannot see: stay quiet
         if _is_inplace_name(leaf) or in_init_method or (leaf and "init" in leaf.lower()):
             for a in call.args:
                 self._add_receiver(a.value)
@@ -100,6 +102,22 @@ class _Touches:
                 elif text:
                     self.names.add(text.rsplit(".", 1)[-1])
                 loop = loop.parent
+
+    def _opaque_init(self, cs, leaf: str | None, method: str | None) -> bool:
+        """`model.apply(init_fn)` / `initialize(self)` with a function from another module."""
+        call = cs.node
+        if method == "apply" and call.args:
+            fn = dotted_name(call.args[0].value)
+            if fn is None:
+                return True
+            fn_leaf = fn.rsplit(".", 1)[-1]
+            return not any(f.name == fn_leaf for f in self.p.functions.values())
+        if leaf and "init" in leaf.lower() and not (cs.qualname or "").startswith(("torch", "timm")):
+            local = any(f.name == leaf for f in self.p.functions.values())
+            passes_module = any(isinstance(a.value, cst.Name) and a.value.value in ("self", "model", "net", "m")
+                                for a in call.args)
+            return passes_module and not local
+        return False
 
     def _add_receiver(self, expr: cst.BaseExpression) -> None:
         while isinstance(expr, (cst.Subscript, cst.Call)):
@@ -132,8 +150,8 @@ class UninitializedParameter(Rule):
 
     ## Known problems
     Initialization done in another module (a base class's `reset_parameters()` defined
-    elsewhere, a `model.apply(init_fn)` imported from a utility file) is not seen when the
-    parameter's class inherits from a class outside the file; those classes are skipped. A
+    elsewhere, `model.apply(init_fn)` or `initialize(self)` with a function imported from a
+    utility file) cannot be seen: such classes and files are skipped. A
     model that only ever loads a checkpoint before use is fine, and is not reported when its
     file never trains and calls `load_state_dict()`.
 
