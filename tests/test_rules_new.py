@@ -401,3 +401,36 @@ def test_rc305_initialization_by_an_imported_function_is_not_reported():
     assert lines(src2, "RC305") == []
     src3 = src.replace("model.apply(weights_init)", "print(model)")
     assert lines(src3, "RC305") == [8]
+
+
+def test_accumulation_with_no_sync_branches_and_update_flag():
+    # the shape of large image-model trainers: a need_update flag, no_sync() for the
+    # accumulating micro-batches, the step in a nested helper, reset after `continue`
+    body = """
+        import torch
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        def train_one_epoch(model, loader, opt, accum_steps):
+            opt.zero_grad()
+            for batch_idx, (x, y) in enumerate(loader):
+                RESET_TOP
+                need_update = (batch_idx + 1) % accum_steps == 0
+                def _backward(_loss):
+                    _loss.backward()
+                    if need_update:
+                        opt.step()
+                loss = crit(model(x), y) / accum_steps
+                if not need_update:
+                    with model.no_sync():
+                        _backward(loss)
+                else:
+                    _backward(loss)
+                if not need_update:
+                    continue
+                opt.zero_grad()
+        for epoch in range(10):
+            train_one_epoch(model, loader, opt, 4)
+    """
+    quiet = body.replace("RESET_TOP", "pass")
+    assert lines(quiet, "RC108") == [] and lines(quiet, "RC107") == []
+    buggy = body.replace("RESET_TOP", "opt.zero_grad()")
+    assert lines(buggy, "RC108") == [7]

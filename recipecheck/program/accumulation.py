@@ -104,9 +104,17 @@ def accumulations(p: ProgramModel) -> list[Accumulation]:
             continue
         if steps:
             gated = all(any(is_accumulation_gate(g, e) for g in loop_guards(xl, e)) for e in steps)
-            # a backward on every micro-batch: not under the step's gate
-            ungated_backward = any(
-                not any(is_accumulation_gate(g, b) for g in loop_guards(xl, b)) for b in backwards)
+            # a backward that also runs when the step does not: some gate of the step is not a
+            # guard of the backward (a WGAN generator's backward sits in the same
+            # `if i % n_critic == 0:` as its step, so it is not accumulation)
+            step_gates = [{(id(g.test), g.positive) for g in loop_guards(xl, e) if is_accumulation_gate(g, e)}
+                          for e in steps]
+            ungated_backward = False
+            for b in backwards:
+                mine = {(id(g.test), g.positive) for g in loop_guards(xl, b)}
+                if any(sg - mine for sg in step_gates):
+                    ungated_backward = True
+                    break
             if gated and ungated_backward:
                 out.append(Accumulation(xl, "gated", steps, xl,
                                         {p.optimizer_step_target(e.event) for e in steps}))
