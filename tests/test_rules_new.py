@@ -434,3 +434,35 @@ def test_accumulation_with_no_sync_branches_and_update_flag():
     assert lines(quiet, "RC108") == [] and lines(quiet, "RC107") == []
     buggy = body.replace("RESET_TOP", "opt.zero_grad()")
     assert lines(buggy, "RC108") == [7]
+
+
+def test_rc107_step_inside_iter_size_gate_and_again_outside():
+    # a duplicate step left outside the accumulation branch (iter_size > 1)
+    src = """
+        import torch
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        for i, (x, y) in enumerate(loader):
+            loss = crit(model(x), y) / iter_size
+            loss.backward()
+            if (i + 1) % iter_size == 0:
+                opt.step()
+                opt.zero_grad()
+            opt.step()
+    """
+    assert lines(src, "RC107") == [10]
+
+
+def test_rc107_two_passes_with_reset_between_are_fine_but_backward_alone_is_not():
+    base = """
+        import torch
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        for x, y in loader:
+            opt.zero_grad()
+            crit(model(x), y).backward()
+            opt.step()
+            RESET
+            crit(model(x2), y).backward()
+            opt.step()
+    """
+    assert lines(base.replace("RESET", "opt.zero_grad()"), "RC107") == []
+    assert lines(base.replace("RESET", "pass"), "RC107") == [10]

@@ -13,10 +13,10 @@ class DoubleOptimizerStep(Rule):
     ## What it does
     Flags an optimizer that is stepped twice for one `backward()` in the same iteration:
     `scaler.step(optimizer)` followed by a plain `optimizer.step()` that also runs, or two
-    `optimizer.step()` calls on the same optimizer with no `backward()` between them. Steps
-    of two different optimizers (a GAN's generator and discriminator), steps in exclusive
-    branches (`if use_amp: scaler.step(opt) else: opt.step()`, or an early `continue`) and
-    steps separated by a new `backward()` (SAM-style two-pass updates) are fine.
+    `optimizer.step()` calls on the same optimizer with no gradient reset and new `backward()`
+    between them. Steps of two different optimizers (a GAN's generator and discriminator),
+    steps in exclusive branches (`if use_amp: scaler.step(opt) else: opt.step()`, or an early
+    `continue`) and two passes separated by `zero_grad()` and a new `backward()` are fine.
 
     ## Why is this bad?
     `scaler.step(optimizer)` already calls `optimizer.step()` (after unscaling, and only when
@@ -100,6 +100,14 @@ class DoubleOptimizerStep(Rule):
         "    return loss\n"
         "for x, y in loader:\n    opt.zero_grad()\n    train_step(x, y)\n"
         "    opt.step()  # expect: RC107\n",
+        # a GAN with AMP whose plain steps were left at the end: the generator's backward in
+        # between adds to the discriminator's gradient, it does not replace it
+        "import torch\noptim_d = torch.optim.AdamW(net_d.parameters())\n"
+        "optim_g = torch.optim.AdamW(net_g.parameters())\nscaler = torch.amp.GradScaler()\n"
+        "for x in loader:\n    optim_d.zero_grad()\n    scaler.scale(loss_d(x)).backward()\n"
+        "    scaler.step(optim_d)\n    optim_g.zero_grad()\n    scaler.scale(loss_g(x)).backward()\n"
+        "    scaler.step(optim_g)\n    scaler.update()\n"
+        "    optim_g.step()  # expect: RC107\n    optim_d.step()  # expect: RC107\n",
         # the plain step runs whether or not AMP stepped already
         "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
         "scaler = torch.amp.GradScaler()\nfor x, y in loader:\n    opt.zero_grad()\n"
@@ -125,15 +133,18 @@ class DoubleOptimizerStep(Rule):
                     ga = loop_guards(xl, a)
                     if exclusive(ga, gb) or not (_implies(ga, gb) or _implies(gb, ga)):
                         continue
-                    # a backward that runs together with both steps gives the second its own gradient
-                    if any(seq[m].event.kind == "backward" and
-                           not exclusive(loop_guards(xl, seq[m]), ga) and
-                           not exclusive(loop_guards(xl, seq[m]), gb) for m in range(i + 1, j)):
+                    # a reset and a new backward between the steps give the second its own
+                    # gradient (two passes); a backward alone adds to the gradient already applied
+                    between = [seq[m] for m in range(i + 1, j)
+                               if not exclusive(loop_guards(xl, seq[m]), ga) and
+                               not exclusive(loop_guards(xl, seq[m]), gb)]
+                    if any(e.event.kind == "backward" for e in between) and \
+                            any(p.reset_covers(p.reset_scope(e.event), key) for e in between):
                         break
                     fn = xl.loop.function
                     first, second = a.site_in(fn), b.site_in(fn)
                     ctx.report(second, (
                         f"`{ctx.code(second)}` steps the optimizer that `{ctx.code(first)}` already "
-                        "stepped for the same backward(): every gradient is applied twice (on AMP, "
+                        "stepped with the same gradients: every gradient is applied twice (on AMP, "
                         "unscaled and unchecked the second time); keep one step (RC107)"))
                     break
