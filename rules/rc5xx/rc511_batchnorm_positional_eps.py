@@ -14,7 +14,7 @@ _LAZY_CLASSES = {"LazyBatchNorm1d", "LazyBatchNorm2d", "LazyBatchNorm3d",
                  "LazyInstanceNorm1d", "LazyInstanceNorm2d", "LazyInstanceNorm3d"}
 # an eps this large no longer guards a division: it is a momentum (0.1, 0.8, 0.9, 0.99) put in
 # the wrong slot. Real eps values are 1e-5 ... 1e-3.
-_EPS_LIMIT = 0.05
+_EPS_LIMIT = 0.1
 
 
 def eps_position(qualname: str | None) -> int | None:
@@ -45,7 +45,7 @@ class BatchNormPositionalEps(Rule):
     """
     ## What it does
     Flags `nn.BatchNorm1d/2d/3d(C, x)` (and `SyncBatchNorm`, `InstanceNorm*d`) whose second
-    positional argument reads as a momentum: a number of 0.05 or more (`0.8`, `0.9`, `0.1`),
+    positional argument reads as a momentum: a number of 0.1 or more (`0.8`, `0.9`, `0.1`),
     or a name like `momentum` / `bn_momentum`. The second positional parameter of these
     classes is `eps`, not `momentum`: `BatchNorm2d(256, 0.8)` sets `eps=0.8`. Real eps values
     (`1e-5`, `1e-3`, `0.001`) passed positionally are fine.
