@@ -166,7 +166,6 @@ class DeclaredLrDecayUnused(Rule):
         parsed = self._parsed_args(p)
         if parsed is None:
             return
-        parents = None
         decls = self._declarations(p)
         if not decls:
             return
