@@ -166,9 +166,7 @@ def _check_eval_totals(ctx: Context) -> None:
     from recipecheck.program.evaluation import GRAD_CONTROL, _decorator_withs, analysis
 
     p = ctx.program
-    eval_loops = {id(el.node.loop) for el in analysis(p).eval_loops}
-    if not eval_loops:
-        return
+    eval_loops: set[int] | None = None  # computed on the first candidate (the mode view costs)
     backward_names: set[str] = set()
     for f in p.functions.values():
         for e in f.events:
@@ -191,6 +189,10 @@ def _check_eval_totals(ctx: Context) -> None:
             else:
                 continue
             loop = a.loop
+            if not _loss_tensor(p, f, value, a.order, 0):
+                continue
+            if eval_loops is None:
+                eval_loops = {id(el.node.loop) for el in analysis(p).eval_loops}
             outer = loop
             while outer is not None and id(outer) not in eval_loops:
                 outer = outer.parent
@@ -199,8 +201,6 @@ def _check_eval_totals(ctx: Context) -> None:
             if any(w in GRAD_CONTROL for w in loop.withs) or _loop_backprops(loop):
                 continue
             if _under_grad_control(p, f, a.node):
-                continue
-            if not _loss_tensor(p, f, value, a.order, 0):
                 continue
             ctx.report(a.node, (
                 f"`{ctx.code(a.node)}` sums loss tensors in a loop that never calls backward(), with "
