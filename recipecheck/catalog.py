@@ -12,7 +12,7 @@ import ast
 import inspect
 import re
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -29,13 +29,25 @@ class RuntimeCheckInfo:
     summary: str
     doc: str  # the manual body (markdown-ish text)
     sanity: bool  # part of the sanity suite (`recipecheck run --sanity`)
+    settings: tuple[tuple[str, object], ...] = ()  # thresholds: class attributes, overridable
+    fix: str = ""  # the remedy the run summary prints (runtime/report.py DEFAULT_FIXES)
+
+    def fix_text(self) -> str:
+        return f"How to fix: {self.fix}." if self.fix else ""
+
+    def settings_text(self) -> str:
+        if not self.settings:
+            return ""
+        items = ", ".join(f"{k} = {v!r}" for k, v in self.settings)
+        return f"Thresholds (class attributes of the check, settable as options): {items}."
 
     def manual(self) -> str:
         twin = f"\nStatic twin: {self.static_twin} (`recipecheck explain {self.static_twin}`)." \
             if self.static_twin else ""
         how = "`recipecheck run --sanity`" if self.sanity else "`recipecheck run` and the monitor API"
         body = "\n\n".join(x for x in (self.summary[:1].upper() + self.summary[1:] + ".",
-                                        self.doc) if x.strip())
+                                        self.doc, self.fix_text(), self.settings_text())
+                             if x.strip())
         return (f"{self.code} ({self.name}) [{self.severity}], runtime check, found by {how}."
                 f"{twin}\n\n{body}\n")
 
@@ -69,6 +81,9 @@ def _class_attrs(tree: ast.Module) -> list[dict]:
     return out
 
 
+_NOT_SETTINGS = {"code", "name", "severity", "static_twin", "model_inputs", "series"}
+
+
 def _split_doc(doc: str, code: str, name: str) -> tuple[str, str]:
     """(one-line summary, body) of a module docstring that starts `RT104 name: summary`."""
     doc = inspect.cleandoc(doc)
@@ -87,11 +102,11 @@ def _sanity_bullets(doc: str) -> dict[str, tuple[str, str]]:
     return out
 
 
-def _sanity_catalog(tree: ast.Module) -> dict[str, tuple[str, str, str | None]]:
+def _sanity_catalog(tree: ast.Module, name: str = "CATALOG") -> dict:
     for node in tree.body:
         target = node.target if isinstance(node, ast.AnnAssign) else \
             (node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None)
-        if isinstance(target, ast.Name) and target.id == "CATALOG" and node.value is not None:
+        if isinstance(target, ast.Name) and target.id == name and node.value is not None:
             try:
                 return ast.literal_eval(node.value)
             except ValueError:
@@ -116,8 +131,12 @@ def runtime_checks() -> tuple[RuntimeCheckInfo, ...]:
         for attrs in _class_attrs(tree):
             code, name = attrs["code"], attrs.get("name", "")
             summary, body = _split_doc(doc, code, name)
+            settings = tuple((k, v) for k, v in attrs.items() if k not in _NOT_SETTINGS
+                             and not k.startswith("_") and isinstance(v, (int, float))
+                             and not isinstance(v, bool))
             found[code] = RuntimeCheckInfo(code, name, attrs.get("severity", "warning"),
-                                           attrs.get("static_twin"), summary, body, False)
+                                           attrs.get("static_twin"), summary, body, False, settings)
+    fixes = _module_dict(root / "report.py", "DEFAULT_FIXES")
     sanity_path = root / "sanity.py"
     if sanity_path.is_file():
         tree = ast.parse(sanity_path.read_text(encoding="utf-8"))
@@ -130,11 +149,19 @@ def runtime_checks() -> tuple[RuntimeCheckInfo, ...]:
                     info.code, info.name, info.severity, info.static_twin, info.summary,
                     (f"{info.doc}\n\n" + _fill(
                         f"In the sanity suite (`recipecheck run --sanity`): {text}")).strip(),
-                    False)
+                    False, info.settings)
             else:
                 found[code] = RuntimeCheckInfo(code, name, severity, twin,
                                                name.replace("-", " "), _fill(text[:1].upper() + text[1:]), True)
-    return tuple(found[c] for c in sorted(found))
+    return tuple(replace(found[c], fix=str(fixes.get(c, ""))) for c in sorted(found))
+
+
+def _module_dict(path: Path, name: str) -> dict:
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError):
+        return {}
+    return _sanity_catalog(tree, name)
 
 
 def runtime_check(code: str) -> RuntimeCheckInfo | None:
@@ -165,7 +192,9 @@ def check_markdown(info: RuntimeCheckInfo) -> str:
     how = "`recipecheck run --sanity`" if info.sanity else "`recipecheck run`, the monitor API"
     return (f"# {info.code} {info.name}\n\n{info.summary[:1].upper() + info.summary[1:]}.\n\n"
             "| severity | found by | static twin |\n|---|---|---|\n"
-            f"| {info.severity} | {how} | {twin} |\n\n{info.doc}\n").replace("\n\n\n", "\n\n")
+            f"| {info.severity} | {how} | {twin} |\n\n{info.doc}\n\n{info.fix_text()}\n\n"
+            f"{info.settings_text()}\n"
+            ).replace("\n\n\n\n", "\n\n").replace("\n\n\n", "\n\n").rstrip("\n") + "\n"
 
 
 def markdown_for(code: str) -> str | None:
