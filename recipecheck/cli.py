@@ -6,6 +6,8 @@ import os
 
 import click
 
+from recipecheck import __version__
+
 # Commands that need torch live in recipecheck.runtime and are imported only when invoked,
 # so `recipecheck lint` never imports torch.
 _LAZY_COMMANDS = {
@@ -51,7 +53,7 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group)
-@click.version_option(package_name="recipecheck")
+@click.version_option(version=__version__, prog_name="recipecheck")  # no importlib.metadata scan
 def main() -> None:
     """recipecheck: lint PyTorch training recipes and monitor live training runs."""
 

@@ -12,7 +12,6 @@ import io
 import json
 import os
 import tokenize
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -510,6 +509,8 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, use_cache: bool = True) -> list[F
     n_jobs = min(n_jobs, len(jobs))
     chunks = max(1, len(jobs) // (n_jobs * 4))
     try:
+        from concurrent.futures import ProcessPoolExecutor  # multiprocessing: only when parallel
+
         with ProcessPoolExecutor(max_workers=n_jobs) as pool:
             return list(pool.map(fn, jobs, chunksize=chunks))
     except (OSError, RuntimeError):  # no process support (sandbox): fall back to one process
