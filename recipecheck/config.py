@@ -174,10 +174,28 @@ class Settings:
         except (ValueError, OSError, RuntimeError):  # outside the root, or a symlink loop
             return path.as_posix()
 
-    def is_excluded(self, path: Path) -> bool:
+    def is_excluded(self, path: Path, explicit: tuple[Path, ...] | list[Path] = ()) -> bool:
+        """Whether a path found while walking is excluded.
+
+        As in ruff, a path the user names (or one inside it) is linted even under an excluded
+        directory: `exclude = ["fixtures"]` keeps `lint .` out of fixtures/ but
+        `lint fixtures/scripts` still lints them.
+        """
         rel = self.relpath(path)
-        return any(fnmatch.fnmatch(rel, pat) or fnmatch.fnmatch(path.name, pat)
-                   or rel.startswith(pat.rstrip("/") + "/") for pat in self.config.exclude)
+        for pat in self.config.exclude:
+            if fnmatch.fnmatch(rel, pat) or fnmatch.fnmatch(path.name, pat):
+                if not any(self._inside(e, pat) and self.relpath(e) != "" for e in explicit):
+                    return True
+            elif rel.startswith(pat.rstrip("/") + "/"):
+                if not any(self._inside(e, pat) for e in explicit):
+                    return True
+        return False
+
+    def _inside(self, explicit: Path, pat: str) -> bool:
+        rel = self.relpath(explicit)
+        if rel in (".", ""):
+            return False
+        return fnmatch.fnmatch(rel, pat) or rel.startswith(pat.rstrip("/") + "/")
 
     def ignores_for(self, path: Path) -> list[str]:
         rel = self.relpath(path)

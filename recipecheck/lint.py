@@ -58,8 +58,10 @@ def collect_jobs(opts: LintOptions, describe_fixes: bool = True) -> tuple[list[J
             raise ConfigError(f"{raw}: no such file or directory")
     root_settings = {raw: settings_for(Path(raw), override) for raw in opts.paths}
 
+    explicit = [Path(raw) for raw in opts.paths]
+
     def excluded(p: Path) -> bool:
-        return settings_for(p, override).is_excluded(p)
+        return settings_for(p, override).is_excluded(p, explicit)
 
     for path in iter_files(opts.paths, excluded):
         s = settings_for(path, override)

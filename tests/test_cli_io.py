@@ -228,3 +228,14 @@ def test_recipe_accepts_several_files_and_directories(tmp_path):
     text = invoke("recipe", str(d)).output
     assert f"==> {d / 'a.py'} <==" in text and f"==> {d / 'b.py'} <==" in text
     assert isinstance(json.loads(invoke("recipe", "--format", "json", str(single)).output), dict)
+
+
+def test_exclude_skips_walked_dirs_but_not_a_named_one(tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[tool.recipecheck]\nexclude = ["fixtures"]\n')
+    (tmp_path / "fixtures" / "buggy").mkdir(parents=True)
+    (tmp_path / "fixtures" / "buggy" / "t.py").write_text(STEPLR_PER_BATCH)
+    (tmp_path / "ok.py").write_text("x = 1\n")
+    res = invoke("lint", str(tmp_path))
+    assert res.exit_code == 0 and "All checks passed (1 file)" in res.output
+    res = invoke("lint", str(tmp_path / "fixtures" / "buggy"))  # named: linted
+    assert res.exit_code == 1 and "RC201" in res.output
