@@ -15,6 +15,7 @@ _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO:
 _SARIF_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
 _GITHUB_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
 DOCS_URI = "https://github.com/recipecheck/recipecheck#rules"
+RULE_DOCS_URI = "https://github.com/recipecheck/recipecheck/blob/main/docs/rules"  # scripts/update_docs.py
 
 
 def _console(stream: IO[str], color: bool | None):
@@ -274,7 +275,7 @@ def to_sarif(findings: list[Finding]) -> str:
             "name": r.NAME,
             "shortDescription": {"text": summary},
             "fullDescription": {"text": r.manual()},
-            "helpUri": f"{DOCS_URI}",
+            "helpUri": f"{RULE_DOCS_URI}/{r.CODE}.md",
             "defaultConfiguration": {"level": _SARIF_LEVEL[r.SEVERITY],
                                      "enabled": r.enabled_by_default()},
             "properties": {"tags": ["pytorch", "training"]},

@@ -127,7 +127,9 @@ class Rule:
         import inspect
 
         doc = inspect.cleandoc(cls.__doc__ or "")
-        return f"{cls.CODE} ({cls.NAME}) [{cls.SEVERITY.value}]\n\n{doc}\n"
+        twin = f"\nRuntime twin: {cls.STATIC_TWIN} (`recipecheck explain {cls.STATIC_TWIN}`)." \
+            if cls.STATIC_TWIN else ""
+        return f"{cls.CODE} ({cls.NAME}) [{cls.SEVERITY.value}]{twin}\n\n{doc}\n"
 
 
 @lru_cache(maxsize=1)
