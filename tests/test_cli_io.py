@@ -239,3 +239,51 @@ def test_exclude_skips_walked_dirs_but_not_a_named_one(tmp_path):
     assert res.exit_code == 0 and "All checks passed (1 file)" in res.output
     res = invoke("lint", str(tmp_path / "fixtures" / "buggy"))  # named: linted
     assert res.exit_code == 1 and "RC201" in res.output
+
+
+# ------------------------------------------------------------------ start-up cost (no timing)
+
+
+def test_rule_index_matches_the_rules_and_survives_a_corrupt_cache(tmp_path, monkeypatch):
+    from recipecheck import rule as rule_mod
+
+    monkeypatch.setenv("RECIPECHECK_CACHE_DIR", str(tmp_path))
+    rule_mod.rule_index.cache_clear()
+    try:
+        first = rule_mod.rule_index()
+        assert first == tuple(rule_mod.RuleMeta.of(r) for r in rule_mod.all_rules())
+        (cached,) = (tmp_path / "rule-index").glob("*.json")
+        cached.write_text("{not json")
+        rule_mod.rule_index.cache_clear()
+        assert rule_mod.rule_index() == first
+    finally:
+        rule_mod.rule_index.cache_clear()
+
+
+def test_cache_hit_lint_and_version_do_not_import_libcst_or_click(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    p = tmp_path / "t.py"
+    p.write_text(STEPLR_PER_BATCH)
+    probe = ("import sys, atexit; atexit.register(lambda: print('HEAVY', sorted(m for m in "
+             "('libcst', 'pydantic', 'click', 'recipecheck.program.model') if m in sys.modules), "
+             "file=sys.stderr)); from recipecheck.entry import main; sys.argv[0] = 'recipecheck'; main()")
+    env = {**os.environ, "RECIPECHECK_CACHE_DIR": str(tmp_path / "cache")}
+
+    def heavy(*args):
+        res = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True,
+                             env=env, timeout=120)
+        line = [x for x in res.stderr.splitlines() if x.startswith("HEAVY")][-1]
+        return res, line
+
+    res, first = heavy("lint", str(p))
+    assert res.returncode == 1 and "'libcst'" in first  # a cache miss parses the file
+    res, again = heavy("lint", str(p))
+    assert res.returncode == 1 and "RC201" in res.stdout
+    assert again == "HEAVY ['click']", again
+    res, version = heavy("--version")
+    from recipecheck import __version__
+
+    assert res.stdout == f"recipecheck, version {__version__}\n" and version == "HEAVY []"
