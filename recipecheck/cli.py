@@ -40,16 +40,53 @@ class _Group(click.Group):
             missing = getattr(exc, "name", None) or str(exc)
             hint = (f"`recipecheck {name}` needs the runtime extra ({missing} is not importable): "
                     f"{INSTALL_HINT}")
+            return _MissingExtra(name, hint, _standalone_command(module, attr))
 
-            @click.command(name=name, help=f"{_LAZY_HELP[name]}\n\n\b\nNot available here: {hint}",
-                           context_settings={"ignore_unknown_options": True,
-                                             "allow_extra_args": True})
-            @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-            def unavailable(args):
-                click.echo(f"recipecheck: error: {hint}", err=True)
-                raise SystemExit(2)  # a missing extra is a usage problem, not a finding
 
-            return unavailable
+def _standalone_command(module: str, attr: str) -> click.Command | None:
+    """The real command object, loaded from its file without its package (which imports
+    torch), for its help text and options; None when the module needs torch at import."""
+    from importlib.util import module_from_spec, spec_from_file_location
+
+    from recipecheck.catalog import runtime_root
+
+    root = runtime_root()
+    if root is None:
+        return None
+    path = root.joinpath(*module.split(".")[2:]).with_suffix(".py")
+    try:
+        spec = spec_from_file_location(f"_recipecheck_help_{module.replace('.', '_')}", path)
+        mod = module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        cmd = getattr(mod, attr)
+    except Exception:  # e.g. a relative import of a torch module at the top
+        return None
+    return cmd if isinstance(cmd, click.Command) else None
+
+
+class _MissingExtra(click.Command):
+    """Stands in for a command whose extra is not installed: `--help` shows the command's help
+    (its options when they can be read without torch) and the install hint; running it is a
+    usage error (exit 2), never a traceback or an empty usage line."""
+
+    def __init__(self, name: str, hint: str, template: click.Command | None) -> None:
+        import inspect
+
+        text = inspect.cleandoc(template.help if template is not None and template.help
+                                else _LAZY_HELP[name])
+        super().__init__(name, params=list(template.params) if template is not None else [],
+                         help=f"{text}\n\n\b\nNot available here: {hint}",
+                         short_help=_LAZY_HELP[name].split(" (")[0].rstrip("."),
+                         context_settings={"ignore_unknown_options": True})
+        self.hint = hint
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if any(a in ctx.help_option_names for a in args):
+            click.echo(ctx.get_help(), color=ctx.color)
+            ctx.exit(0)
+        click.echo(f"recipecheck: error: {self.hint}", err=True)
+        ctx.exit(2)  # a missing extra is a usage problem, not a finding
+        return args
 
 
 @click.group(cls=_Group)

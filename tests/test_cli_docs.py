@@ -83,6 +83,7 @@ def test_runtime_commands_without_torch_show_help_and_exit_2():
         assert f"Usage: recipecheck {cmd}" in res.stdout
         assert "pip install 'recipecheck[runtime]'" in res.stdout
         assert len(res.stdout.split("Usage:")[1].strip().splitlines()) > 2  # not an empty usage
+    assert "--sanity" in no_torch("run", "--help").stdout  # the real options, read without torch
     res = no_torch("run", "train.py")
     assert res.returncode == 2
     assert "needs the runtime extra" in res.stderr and "recipecheck[runtime]" in res.stderr
