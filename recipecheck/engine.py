@@ -8,6 +8,7 @@ for position metadata.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import io
 import json
 import os
@@ -16,13 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-import importlib
-
 from recipecheck import __version__
 from recipecheck.finding import Finding, Fix, Severity
 from recipecheck.rule import Context, FixSpec, Report, Rule, all_rules, options_for
 from recipecheck.suppression import find_noqa, has_skip_file
-
 
 
 class _Lazy:
