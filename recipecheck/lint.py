@@ -169,6 +169,8 @@ def run_lint(opts: LintOptions, fmt: str = "text", output_file: str | None = Non
         click.echo(f"recipecheck: {hidden} unsafe fix{'es' if hidden != 1 else ''} not shown: "
                    "add --unsafe-fixes to include them (review each one).", err=True)
 
+    if not jobs and (fmt != "text" or statistics):  # the text summary says it on stdout
+        click.echo("recipecheck: no Python files were found (nothing was checked).", err=True)
     summary = output.Summary(n_files=len(jobs), unchecked=unchecked,
                              hidden_unsafe=0 if opts.diff else hidden)
     stream = open(output_file, "w", encoding="utf-8") if output_file else sys.stdout

@@ -93,6 +93,8 @@ def test_empty_directory_says_no_python_files(tmp_path):
     res = invoke("lint", str(tmp_path))
     assert res.exit_code == 0
     assert "No Python files were found" in res.output and "All checks passed" not in res.output
+    res = invoke("lint", "--format", "json", str(tmp_path))
+    assert res.exit_code == 0 and res.stdout == "[]\n" and "no Python files were found" in res.stderr
 
 
 def test_internal_error_is_not_all_checks_passed(tmp_path, monkeypatch):
