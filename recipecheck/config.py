@@ -104,8 +104,15 @@ def _options(v: Any) -> dict[str, dict[str, Any]]:
             if callable(errors):
                 err = errors()[0]
                 loc = ".".join(str(x) for x in err["loc"])
-                msg = "unknown option" if err["type"] == "extra_forbidden" else err["msg"]
-                names = list((rule.Options.model_fields if rule.Options else {}).keys())
+                if err["type"] == "extra_forbidden":
+                    msg = "unknown option"
+                else:  # "Input should be a valid number, ..." -> "must be a valid number, got ..."
+                    msg = err["msg"].replace("Input should be", "must be").replace(
+                        "Value error, ", "")
+                    if "input" in err and not isinstance(err["input"], dict):
+                        msg += f", got {_toml_repr(err['input'])}"
+                fields = rule.Options.model_fields if rule.Options else {}
+                names = [f.alias or k for k, f in fields.items()]
                 near = difflib.get_close_matches(loc, names, n=1)
                 hint = f" (did you mean '{near[0]}'?)" if near and err["type"] == "extra_forbidden" else ""
                 raise ConfigError(f"'options.{code}.{loc}': {msg}{hint}") from None

@@ -163,13 +163,20 @@ def test_explicit_config_with_scalar_tool_is_an_error_not_a_traceback(tmp_path):
     assert res.exception is None or isinstance(res.exception, SystemExit)
 
 
-def test_option_typo_gets_a_suggestion(tmp_path):
-    (tmp_path / "recipecheck.toml").write_text("[options.RC602]\nsgd_mx = 2.0\n")
+@pytest.mark.parametrize("body,needle", [
+    ("[options.RC602]\nmax-sgd-l = 2.0\n",
+     "'options.RC602.max-sgd-l': unknown option (did you mean 'max-sgd-lr'?)"),
+    ('[options.RC602]\nmax-sgd-lr = "x"\n', "'options.RC602.max-sgd-lr': must be a valid number"),
+    ("[options.RC602]\nmax-sgd-lr = -1\n", "must be greater than 0, got -1"),
+])
+def test_option_errors_in_plain_words(tmp_path, body, needle):
+    (tmp_path / "recipecheck.toml").write_text(body)
     (tmp_path / "t.py").write_text("x = 1\n")
     res = CliRunner().invoke(main, ["lint", str(tmp_path / "t.py")])
     assert res.exit_code == 2
-    assert "'options.RC602.sgd_mx': unknown option" in res.stderr
+    assert needle in res.stderr, res.stderr
     assert "Value error" not in res.stderr and "Extra inputs" not in res.stderr
+    assert "Input should" not in res.stderr
 
 
 # ------------------------------------------------------------------ fixes
