@@ -264,7 +264,7 @@ def lint_source(source: str | bytes, path: str, rules: list[Rule], *, ignore: It
 
 def _run_rules(module, text, path, rules, active, ignore, result, fix_mode, describe_fixes=True):
     try:
-        program = build_program(module)
+        program = _project_program(module, text, path)
     except RecursionError:
         result.errors.append(f"{path}: the file is nested too deeply to analyse")
         return [], None
@@ -284,7 +284,7 @@ def _run_rules(module, text, path, rules, active, ignore, result, fix_mode, desc
     positions = _Positions(module, text, program)
     findings: list[Finding] = []
     reports_by_finding: list[tuple[Finding, Report]] = []
-    for rep in ctx.reports:
+    for rep in _own_reports(module, program, ctx.reports):
         try:
             line, col, end_line, end_col = positions.of(rep.node)
         except Exception as exc:
@@ -329,6 +329,48 @@ def _run_rules(module, text, path, rules, active, ignore, result, fix_mode, desc
         fixed_source = _apply_one_fix(module, [(f, r) for f, r in reports_by_finding if f in kept],
                                       fix_mode)
     return kept, fixed_source
+
+
+# --------------------------------------------------------------------------- project plumbing
+# (the project link itself lives in recipecheck.program.link; these only connect it to linting)
+
+PROJECT_ENV = "RECIPECHECK_NO_PROJECT"  # set to 1 to lint every file on its own
+
+
+def _project_program(module, text: str, path: str):
+    """The file's program model, linked with the project modules it imports."""
+    if os.environ.get(PROJECT_ENV) == "1":
+        return build_program(module)
+    from recipecheck.program.link import build_linked
+
+    return build_linked(module, path, text)
+
+
+def _own_reports(module, program, reports):
+    """Reports on the linted file's own nodes: other modules only inform the analysis."""
+    if not reports or getattr(program, "link", None) is None or not program.link.programs:
+        return reports
+    from recipecheck.program.nodes import iter_children
+
+    own: set[int] = set()
+    stack = [module]
+    while stack:
+        n = stack.pop()
+        own.add(id(n))
+        stack.extend(iter_children(n))
+    return [r for r in reports if id(r.node) in own]
+
+
+def _project_key(data: bytes, path: str) -> str:
+    """The neighbours' contents, for the cache key (a cached result is stale when they change)."""
+    if os.environ.get(PROJECT_ENV) == "1" or path.endswith(".ipynb"):
+        return ""
+    from recipecheck.program.project import dependency_digest
+
+    try:
+        return dependency_digest(path, data.decode("utf-8", "replace"))
+    except (OSError, ValueError, RecursionError):
+        return ""
 
 
 def _matches(code: str, selectors: tuple[str, ...]) -> bool:
@@ -427,6 +469,7 @@ class Job:
 
 def _cache_key(data: bytes, job: Job) -> str:
     h = hashlib.sha256()
+    h.update(_project_key(data, job.path).encode())
     h.update(__version__.encode())
     h.update(job.ruleset.key().encode())
     h.update(",".join(job.ignore).encode())

@@ -171,7 +171,7 @@ def _callers_args(p: ProgramModel, f: FunctionInfo | None, expr):
     if f is None or not isinstance(expr, cst.Name) or expr.value not in f.params or \
             f.bindings(expr.value):
         return []
-    found = p._param_args.get((f.key, expr.value), [])
+    found = p.param_args(f, expr.value)
     if found or f.cls is None or not isinstance(f.node, cst.FunctionDef):
         return found
     # methods reached through an instance the model could not resolve (`GPT().to(device)`),

@@ -565,7 +565,9 @@ class Evaluation:
         if not local:
             return True
         if "sensitive" not in self.__dict__:
-            self.__dict__["sensitive"] = any(_mode_sensitive(cs.qualname) for cs in p.calls)
+            # model classes of other project modules count with their layers
+            progs = [p, *(p.link.programs.values() if getattr(p, "link", None) else ())]
+            self.__dict__["sensitive"] = any(_mode_sensitive(cs.qualname) for q in progs for cs in q.calls)
         return self.__dict__["sensitive"]
 
     def training_loops(self) -> list[Node]:
