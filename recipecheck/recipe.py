@@ -28,7 +28,8 @@ from recipecheck.program.nodes import iter_children
 from recipecheck.program import hparams as hp
 from recipecheck.program import torchnames as tn
 from recipecheck.program.imports import dotted_name
-from recipecheck.program.model import Construction, FunctionInfo, ProgramModel, XLoop, build_program
+from recipecheck.program.model import (MODULE_KEY, Construction, FunctionInfo, ProgramModel, XLoop,
+                                       build_program)
 from recipecheck.program.schedules import counts_steps, is_epoch_scheduler
 
 # --------------------------------------------------------------------------- records
@@ -51,6 +52,11 @@ class OptimizerFacts:
     no_decay_group: bool = False
     group_weight_decays: list[float | None] = field(default_factory=list)
     cell: int | None = None  # notebooks: the cell, and `line` is the line within it
+    condition: str | None = None  # built only under this `if` (with its default when known)
+    module: str | None = None  # another project module that builds it (line is in that file)
+    built_by: str | None = None  # the call in this file that returns it: `model.configure_optimizers(...)`
+    groups_text: str | None = None  # parameter groups built by a call the analysis cannot read
+    provenance: dict[str, Any] = field(default_factory=dict)  # hyperparameter -> where its value comes from
 
 
 @dataclass
@@ -103,6 +109,10 @@ class Recipe:
     regularization: dict[str, Any] = field(default_factory=dict)
     evaluation: dict[str, Any] = field(default_factory=dict)
     advice: list[Advice] = field(default_factory=list)
+    training_loop: bool = True  # False: nothing in the file (or what it calls) trains
+    modules: list[str] = field(default_factory=list)  # other project modules read to inform it
+    unresolved: dict[str, str] = field(default_factory=dict)  # row -> what could not be resolved, where
+    provenance: dict[str, Any] = field(default_factory=dict)  # row -> where its value comes from
 
     def to_json(self) -> dict[str, Any]:
         return _rounded(asdict(self))
@@ -206,6 +216,11 @@ def num(p: ProgramModel, f: FunctionInfo | None, expr, depth: int = 0) -> float 
     vals = [num(p, caller, arg, depth + 1) for caller, arg in _callers_args(p, f, expr)]
     if vals and all(x is not None for x in vals) and len(set(vals)) == 1:
         return vals[0]
+    if depth == 0 and expr is not None and getattr(p, "link", None) is not None:
+        # the project's value evaluator: config objects, other modules' call sites
+        from recipecheck.program.values import value_of
+
+        return value_of(p, f, expr).number()
     return None
 
 
@@ -804,6 +819,8 @@ def _opt_facts(p: ProgramModel, s: _Src, c: Construction) -> OptimizerFacts:
     lr = num(p, c.function, lr_expr)
     facts = OptimizerFacts(name=c.name, line=s.line(c.node), target=c.target, lr=lr,
                            lr_text=s.code(lr_expr) if lr_expr is not None else None)
+    if lr is None and lr_expr is not None:
+        facts.lr_text = _lr_provenance(p, s, c, lr_expr)
     if lr_expr is None and c.name in hp.TORCH_DEFAULT_LR:
         facts.lr = hp.TORCH_DEFAULT_LR[c.name]
         facts.lr_is_default = True
@@ -841,9 +858,12 @@ def _opt_facts(p: ProgramModel, s: _Src, c: Construction) -> OptimizerFacts:
         nonzero = [w for w in wds if w]
         if nonzero:
             facts.weight_decay = nonzero[0]
+        elif any(w is None for w in wds):
+            facts.weight_decay = None  # a group's decay is unresolved: no default
     else:
         first = c.arg("params", 0)
         if isinstance(first, cst.Name):  # optim_groups built just before
+            _groups_from_call(p, s, c, first, facts)
             for a in c.function.bindings(first.value):
                 if isinstance(a.value, cst.List):
                     dicts = [el.value for el in a.value.elements if isinstance(el.value, cst.Dict)]
@@ -858,7 +878,70 @@ def _opt_facts(p: ProgramModel, s: _Src, c: Construction) -> OptimizerFacts:
                         nonzero = [w for w in wds if w]
                         if nonzero:
                             facts.weight_decay = nonzero[0]
+                        elif any(w is None for w in wds):
+                            facts.weight_decay = None  # a group's decay is unresolved: no default
     return facts
+
+
+def _lr_provenance(p: ProgramModel, s: _Src, c: Construction, expr) -> str:
+    """`args.lr` that the script computes: `args.lr (= args.blr * eff_batch_size / 256 when
+    `args.lr is None`; blr=0.001)`."""
+    from recipecheck.program.values import conditions_of, value_of
+
+    d = dotted_name(expr)
+    text = s.code(expr)
+    if not d:
+        return text
+    binds = [a for a in p.assignments if a.target == d and a.augmented is None and a.value is not None]
+    if not binds:
+        v = value_of(p, c.function, expr)
+        return f"{text} ({v.describe(fmt_value)})" if v.possibilities or v.unknown else text
+    a = binds[-1]
+    conds = conditions_of(a.function, a.node)
+    when = f" when `{s.code(conds[-1])}`" if conds else ""
+    known = []
+    for n in _names_in(a.value):
+        v = value_of(p, a.function, n)
+        if v.number() is not None:
+            known.append(f"{s.code(n)}={fmt(v.number())}")
+    return f"{text} (= `{s.code(a.value)}`{when}" + (f"; {', '.join(known)})" if known else ")")
+
+
+def _names_in(expr) -> list:
+    out, stack = [], [expr]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, (cst.Name, cst.Attribute)) and dotted_name(n):
+            out.append(n)
+            continue
+        stack.extend(iter_children(n))
+    return out[::-1]
+
+
+def _groups_from_call(p: ProgramModel, s: _Src, c: Construction, first: cst.Name,
+                      facts: OptimizerFacts) -> None:
+    """`param_groups = param_groups_weight_decay(model, args.weight_decay)`: the groups (and
+    their weight decay) come from a helper; the optimizer's own default does not apply."""
+    from recipecheck.program.values import value_of
+
+    binds = c.function.bindings(first.value)
+    if len(binds) != 1 or not isinstance(binds[0].value, cst.Call):
+        return
+    call = binds[0].value
+    shown = []
+    for arg in call.args[1:]:
+        v = value_of(p, binds[0].function, arg.value)
+        name = arg.keyword.value if arg.keyword is not None else s.code(arg.value)
+        if v.single() is not None and not isinstance(v.single(), str):
+            shown.append(f"{name}={fmt_value(v.single())}")
+            if "weight_decay" in name or (arg.keyword is None and "decay" in s.code(arg.value)
+                                          and "layer" not in s.code(arg.value)):
+                facts.weight_decay = v.number()
+    if hp.opt_arg(c, "weight_decay") is None and c.name == "AdamW" and not any(
+            "weight_decay" in x for x in shown):
+        facts.weight_decay = None  # the groups set it: AdamW's 0.01 default does not apply
+    facts.groups_text = f"param groups from `{dotted_name(call.func) or 'a helper'}()`" + (
+        f" ({', '.join(shown)})" if shown else "")
 
 
 def _train_loader_batch(p: ProgramModel, s: _Src) -> tuple[float | None, str | None]:
@@ -875,10 +958,21 @@ def _train_loader_batch(p: ProgramModel, s: _Src) -> tuple[float | None, str | N
     if not loaders:
         loaders = [c for c in p.constructions("loader")
                    if not (c.target and any(k in c.target.lower() for k in ("val", "test", "eval", "dev")))]
+    if not loaders and p.link is not None:  # a trainer class of another module builds it
+        for xl in p.batch_loops:
+            for f in {id(xl.loop.function): xl.loop.function}.values():
+                for a in f.assignments:
+                    if isinstance(a.value, cst.Call):
+                        loaders += [o for o in p.evaluate(f, a.value) if o.role == "loader"]
     for c in loaders:
         expr = c.arg("batch_size", 1)
         if expr is not None:
-            return num(p, c.function, expr), s.code(expr)
+            v = num(p, c.function, expr)
+            if v is None:
+                from recipecheck.program.values import value_of
+
+                v = value_of(p, c.function, expr).number()
+            return v, s.code(expr)
     for text in ("args.batch_size", "batch_size", "config.batch_size"):
         v = num(p, None, cst.parse_expression(text))
         if v is not None:
@@ -899,13 +993,36 @@ def _manual_lr(p: ProgramModel, s: _Src, iterations: float | None, epochs: float
             where = _where(p, xl, e.conds)
             if where in ("per batch", "per iteration"):
                 where = "per optimizer step"
+            if ev.function.program is not None and ev.function.program is not p:
+                # set by a helper of another module: lr_sched.adjust_learning_rate()
+                helper = ev.function
+                text = (f"manual{_shape_words(helper, helper.program)}: set by `{helper.name}()` in "
+                        f"{_rel(p, helper.program.path)} {where}")
+                if id(helper) not in seen_fn:
+                    seen_fn.add(id(helper))
+                    recipe.manual_lr.append(text)
+                    if "warmup" in _shape_words(helper, helper.program):
+                        recipe.warmup = recipe.warmup or (
+                            f"linear warmup in `{helper.name}()` ({_rel(p, helper.program.path)})"
+                            + _warmup_length(p, helper))
+                continue
             # lr = get_lr(it); param_group["lr"] = lr
             fn = None
             call = value
+            alternative = None
             if isinstance(value, cst.Name):
                 f = ev.function
                 for a in f.bindings(value.value) or p.module_function.bindings(value.value):
                     call = a.value
+            if isinstance(call, cst.IfExp):
+                # `lr = get_lr(it) if decay_lr else learning_rate`: the schedule, or a constant
+                body, other = (call.body, call.orelse) if isinstance(call.body, cst.Call) else \
+                    (call.orelse, call.body)
+                if isinstance(body, cst.Call):
+                    cond = s.code(call.test)
+                    neg = "" if body is call.body else "not "
+                    alternative = (f"only when `{neg}{cond}`; otherwise constant `{s.code(other)}`")
+                    call = body
             if isinstance(call, cst.Call):
                 d = dotted_name(call.func)
                 fn = p._resolve_callee(ev.function, d) if d else None
@@ -928,6 +1045,8 @@ def _manual_lr(p: ProgramModel, s: _Src, iterations: float | None, epochs: float
                         shape = _shape_words(fn, p)
                         text = (f"manual{shape}: {fn.name}({fn.params[0]}) written to every param group "
                                 f"{where} for {fmt(horizon)} steps: {fmt(start)}{rest} -> {fmt(end)}")
+                        if alternative:
+                            text += f" ({alternative})"
                         recipe.manual_lr.append(text)
                         continue
                 text = f"manual: `{s.code(node)}` via {fn.name}() {where}"
@@ -1083,6 +1202,15 @@ def _shape_words(fn: FunctionInfo, p: ProgramModel) -> str:
     return f" ({' + '.join(parts)})" if parts else ""
 
 
+def _program_for(module: cst.Module, path: str, source: str) -> ProgramModel:
+    """The script's model, linked with the project modules it imports (a file on disk)."""
+    if path.endswith(".ipynb"):
+        return build_program(module)
+    from recipecheck.program.link import build_linked
+
+    return build_linked(module, path, source)
+
+
 def extract(source: str, path: str, module: cst.Module | None = None) -> Recipe:
     """The recipe of one script (no advice)."""
     recipe = Recipe(path=path)
@@ -1092,7 +1220,7 @@ def extract(source: str, path: str, module: cst.Module | None = None) -> Recipe:
         except Exception:  # RC900 explains why, in the advice
             recipe.parsed = False
             return recipe
-    p = build_program(module)
+    p = _program_for(module, path, source)
     recipe._program = p  # reused by advise(); not a dataclass field, so not in the JSON
     s = _Src(module, p, source)
 
@@ -1129,7 +1257,10 @@ def extract(source: str, path: str, module: cst.Module | None = None) -> Recipe:
 
     for c in p.constructions("optimizer"):
         recipe.optimizers.append(_opt_facts(p, s, c))
+        _optimizer_condition(p, s, c, recipe.optimizers[-1])
     if not recipe.optimizers:
+        _project_optimizers(p, s, recipe)
+    if not recipe.optimizers or all(o.condition for o in recipe.optimizers):
         for cs in p.calls:
             if cs.dotted and cs.dotted.endswith((".add_", ".sub_")) and cs.loop is not None and \
                     ".grad" in s.code(cs.node):
@@ -1240,8 +1371,13 @@ def extract(source: str, path: str, module: cst.Module | None = None) -> Recipe:
                                           "ExponentialMovingAverage", "EMA"):
             ema.append(leaf)
         elif "mixup" in leaf.lower() or "cutmix" in leaf.lower():
-            if leaf not in mix:
-                mix.append(leaf)
+            from recipecheck.program.values import conditions_of
+
+            conds = conditions_of(cs.function, cs.node) if cs.function.name == MODULE_KEY or \
+                isinstance(cs.function.node, cst.FunctionDef) else []
+            text = leaf + (f" (only when `{s.code(conds[-1])}`)" if conds else "")
+            if text not in mix:
+                mix.append(text)
         elif "earlystopping" in leaf.lower().replace("_", ""):
             early.append(leaf)
         if cs.dotted and cs.dotted.endswith(".eval") and not call.args:
@@ -1336,7 +1472,290 @@ def extract(source: str, path: str, module: cst.Module | None = None) -> Recipe:
         "no_grad": no_grad,
         "model_selection": selection,
     }
+    _project_facts(p, s, recipe)
     return recipe
+
+
+# --------------------------------------------------------------------------- project facts
+# What the linked modules add, and what stays unresolved: a row says "none" or "default" only
+# when the analysis has seen the whole path.
+
+
+def _rel(p: ProgramModel, other: str | None) -> str:
+    if not other:
+        return "?"
+    import os
+
+    base = os.path.dirname(os.path.abspath(p.path)) if p.path else os.getcwd()
+    try:
+        rel = os.path.relpath(other, base)
+    except ValueError:
+        return other
+    return rel if not rel.startswith("../../..") else other
+
+
+def _src_of(s: _Src, f: FunctionInfo) -> _Src:
+    """The source helper for the module `f` belongs to (lines there, not in the linted file)."""
+    prog = f.program
+    if prog is None or prog is s.p:
+        return s
+    cache = s.__dict__.setdefault("_others", {})
+    if id(prog) not in cache:
+        cache[id(prog)] = _Src(prog.module, s.p, prog.module.code)
+    return cache[id(prog)]
+
+
+def _optimizer_condition(p: ProgramModel, s: _Src, c: Construction, facts: OptimizerFacts) -> None:
+    """`if args.use_optimizer: optimizer = AdamW(...)`: the optimizer exists only on that branch."""
+    from recipecheck.program.values import conditions_of, value_of
+
+    if not isinstance(c.function.node, (cst.Module, cst.FunctionDef)):
+        return
+    conds = conditions_of(c.function, c.node)
+    if not conds:
+        return
+    cond = conds[-1]
+    v = value_of(p, c.function, cond)
+    default = ""
+    if v.single() is False:
+        default = " (off by default)"
+    elif v.single() is True:
+        default = " (on by default)"
+    facts.condition = f"only when `{s.code(cond)}`{default}"
+
+
+def _project_optimizers(p: ProgramModel, s: _Src, recipe: Recipe) -> None:
+    """Optimizers built in another module (`model.configure_optimizers()`, a trainer class)
+    and stepped by the training loop."""
+    if p.link is None:
+        return
+    found: dict[int, Construction] = {}
+    for f in p.reachable_functions:
+        for ev in f.events:
+            if ev.kind not in ("step", "zero_grad"):
+                continue
+            inner = p.delegate(ev) or ev
+            objs = [o for o in p.objects(inner, inner.receiver) if o.role == "optimizer"]
+            if not objs and inner.kind == "step" and inner.call is not None and inner.call.args and \
+                    p.role_of(inner.function, inner.receiver) == "scaler":
+                objs = [o for o in p.evaluate(inner.function, inner.call.args[0].value)
+                        if o.role == "optimizer"]
+            for o in objs:
+                found.setdefault(id(o.node), o)
+    from recipecheck.program.values import value_of
+
+    for c in found.values():
+        fs = _src_of(s, c.function)
+        facts = _opt_facts(p, fs, c)
+        if c.function.program is not None and c.function.program is not p:
+            facts.module = _rel(p, c.function.program.path)
+        # the call in this file whose result it is
+        for a in p.assignments:
+            if isinstance(a.value, cst.Call) and any(o.node is c.node for o in p.evaluate(a.function, a.value)):
+                facts.built_by = f"`{s.code(a.value)}`"
+                break
+        if facts.built_by is None and c.function.name != MODULE_KEY:
+            facts.built_by = f"`{c.function.key}()`"
+        for hp_name in ("lr", "weight_decay", "betas"):
+            expr = hp.opt_arg(c, hp_name)
+            if expr is not None:
+                v = value_of(p, c.function, expr)
+                facts.provenance[hp_name] = {"code": fs.code(expr), "values": v.provenance()}
+                if hp_name == "lr" and facts.lr is None and v.number() is not None:
+                    facts.lr = v.number()
+                if hp_name == "weight_decay" and v.number() is not None and not facts.group_weight_decays:
+                    facts.weight_decay = v.number()
+        recipe.optimizers.append(facts)
+
+
+def _warmup_length(p: ProgramModel, helper: FunctionInfo) -> str:
+    """` over args.warmup_epochs = 40`: the warmup names the helper reads, valued in this file."""
+    from recipecheck.program.values import value_of
+
+    seen = []
+    stack = [helper.node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, cst.Attribute) and "warmup" in n.attr.value and dotted_name(n) not in seen:
+            seen.append(dotted_name(n))
+            v = value_of(p, p.module_function, n)
+            if v.number() is not None:
+                return f" over `{dotted_name(n)}` = {fmt(v.number())}"
+        stack.extend(iter_children(n))
+    return ""
+
+
+def _modulo_steps(p: ProgramModel, s: _Src, recipe: Recipe) -> None:
+    """Accumulation written as a reset/step under `(i + 1) % accum_iter == 0`, anywhere in the
+    training loop (MAE's engine: the loss scaler steps on `update_grad`, the reset is modulo)."""
+    from recipecheck.program.values import value_of
+
+    for xl in p.batch_loops:
+        for e in xl.direct():
+            ev = e.event
+            if ev.kind not in ("zero_grad", "step") or not ev.conds:
+                continue
+            for cond in ev.conds:
+                if not isinstance(cond, cst.Comparison) or not isinstance(cond.left, cst.BinaryOperation) \
+                        or not isinstance(cond.left.operator, cst.Modulo):
+                    continue
+                k_expr = cond.left.right
+                v = value_of(p, ev.function, k_expr)
+                desc = v.describe(fmt_value) or "unknown"
+                recipe.accumulation_text = (f"optimizer steps when `{s.code(cond)}` "
+                                            f"(`{s.code(k_expr)}`: {desc})")
+                recipe.provenance["accumulation"] = v.provenance()
+                if v.number() is not None:
+                    recipe.accumulation_steps = v.number()
+                return
+
+
+def _project_facts(p: ProgramModel, s: _Src, recipe: Recipe) -> None:
+    from recipecheck.program.values import value_of
+
+    if p.link is not None:
+        recipe.modules = [_rel(p, q.path) for q in p.link.programs.values()]
+    reach = p.reachable_functions
+    own = set(map(id, p.functions.values()))
+    has_backward = any(ev.kind == "backward" for f in reach for ev in f.events)
+    framework = any((cs.qualname or "").startswith(("lightning", "pytorch_lightning", "transformers",
+                                                    "accelerate"))
+                    for cs in p.calls)
+    if not has_backward and not framework:
+        recipe.training_loop = False
+    # AMP and the evaluation protocol inside project helpers (engine.evaluate(), a loss-scaler
+    # class of util/misc.py)
+    if p.link is not None:
+        used = _project_functions_used(p)
+        ids = set(map(id, used))
+        amp: list[str] = []
+        ev = recipe.evaluation
+        for q in p.link.programs.values():
+            for cs in q.calls:
+                if id(cs.function) not in ids:
+                    continue
+                f = cs.function
+                owner = f.cls.name if f.cls is not None else f.name
+                where = f"in `{owner}` ({_rel(p, q.path)})"
+                qn = cs.qualname or ""
+                if tn.is_clip(qn):
+                    leaf = tn.last(qn)
+                    arg = call_arg(cs.node, "max_norm", 1) if "norm" in leaf else call_arg(cs.node, "clip_value", 1)
+                    v = value_of(p, f, arg) if arg is not None else None
+                    shown = fmt_value(v.single()) if v is not None and v.single() is not None else \
+                        (cst.Module([]).code_for_node(arg) if arg is not None else "?")
+                    text = f"{leaf}({'max_norm' if 'norm' in leaf else 'clip_value'}={shown}) {where}"
+                    if not recipe.grad_clip and text not in recipe.grad_clip:
+                        recipe.grad_clip.append(text)
+                elif tn.is_grad_scaler(qn):
+                    amp.append(f"GradScaler (loss scaling) {where}")
+                elif qn in ("torch.autocast", "torch.cuda.amp.autocast", "torch.amp.autocast",
+                            "torch.cpu.amp.autocast"):
+                    amp.append(f"autocast {where}")
+                elif qn in ("torch.no_grad", "torch.inference_mode") or any(
+                        w.startswith(("torch.no_grad", "torch.inference_mode")) for w in cs.withs):
+                    if not ev.get("no_grad"):
+                        ev["no_grad"] = True
+                        ev.setdefault("eval_functions", []).append(f"{f.name}() ({_rel(p, q.path)})")
+                if cs.dotted and cs.dotted.endswith(".eval") and not cs.node.args and not ev.get("eval_mode"):
+                    ev["eval_mode"] = True
+        for a in dict.fromkeys(amp):
+            if not any(a.split(" ")[0] in x for x in recipe.amp):
+                recipe.amp.append(a)
+    # a from_pretrained call that runs only under a condition
+    for f in p.functions.values():
+        for ev in f.events:
+            if ev.kind == "call" and (ev.callee_text or "").endswith("from_pretrained") and ev.conds:
+                from recipecheck.program.values import conditions_of
+
+                conds = conditions_of(f, ev.node)
+                cond = " and ".join(s.code(c) for c in conds[-1:]) or s.code(ev.conds[-1])
+                recipe.initialization = [
+                    line if "from_pretrained" not in line else
+                    f"pretrained weights (from_pretrained) only when `{cond}`; other branches "
+                    "train from PyTorch's default init or resume a checkpoint"
+                    for line in recipe.initialization]
+                break
+    if recipe.accumulation_text is None:
+        _modulo_steps(p, s, recipe)
+    # accumulation: a micro-batch loop whose count the loop counter could not evaluate
+    if recipe.accumulation_steps is None and recipe.accumulation_text is None:
+        for xl in p.batch_loops:
+            outer = list(xl.ancestors())
+            if not any(_steps_optimizer_directly(p, l) for l in outer):
+                continue
+            node = xl.loop.node
+            it = _unwrap_iter(node.iter) if isinstance(node, cst.For) else None
+            if isinstance(it, cst.Call) and dotted_name(it.func) == "range" and len(it.args) == 1:
+                v = value_of(p, xl.loop.function, it.args[0].value)
+                recipe.provenance["accumulation"] = v.provenance()
+                recipe.accumulation_text = (f"`{s.code(node.iter)}` micro-batches per optimizer step: "
+                                            f"{v.describe(fmt_value)}")
+                break
+    # what stays unresolved
+    if not recipe.optimizers and not recipe.manual_update:
+        for f in reach:
+            for ev in f.events:
+                if ev.kind == "step" and p.role_of(ev.function, ev.receiver) != "scheduler":
+                    where = "" if id(f) in own else f" in {_rel(p, f.program.path if f.program else None)}"
+                    recipe.unresolved["optimizer"] = (
+                        f"`{ev.receiver or '?'}.step()`{where} steps an optimizer built where the "
+                        f"analysis could not follow{_binding_note(p, ev)}")
+                    break
+            if "optimizer" in recipe.unresolved:
+                break
+    for o in recipe.optimizers:
+        if o.lr is None and o.lr_text:
+            c_lr = o.provenance.get("lr")
+            if c_lr and any("unknown" in d for d in c_lr["values"]):
+                recipe.unresolved.setdefault("lr", next(d["unknown"] for d in c_lr["values"] if "unknown" in d))
+    if recipe.epochs is None and recipe.epochs_text:
+        recipe.unresolved.setdefault("length", f"epochs: `{recipe.epochs_text}` not resolved")
+
+
+def _binding_note(p: ProgramModel, ev) -> str:
+    """`: self.optimizer = model.configure_optimizers(config)` for an unresolved receiver."""
+    f = ev.function
+    recv = ev.receiver or ""
+    cls = f.cls or (f.parent.cls if f.parent else None)
+    binds = []
+    if recv.startswith("self.") and cls is not None:
+        binds = [a for m in cls.methods.values() for a in m.bindings(recv)
+                 if not (isinstance(a.value, cst.Name) and a.value.value == "None")]
+    elif recv:
+        binds = f.bindings(recv)
+    if not binds:
+        if recv in f.params:
+            return f" (`{recv}` is a parameter of `{f.name}()`: passed in by a caller not analysed)"
+        return ""
+    a = binds[-1]
+    code = " ".join(cst.Module([]).code_for_node(a.value).split()) if a.value is not None else "?"
+    return f" (`{recv} = {code}` in `{a.function.key}()`)"
+
+
+def _project_functions_used(p: ProgramModel) -> list[FunctionInfo]:
+    """Functions of other modules that the file reaches: called ones, and every method of a
+    project class it instantiates (constructors run `__init__`, which calls are not events)."""
+    out = [f for f in p.reachable_functions if f.program is not None and f.program is not p]
+    seen = set(map(id, out))
+    for cs in p.calls:
+        t = p.link.lookup(p, cs.dotted) if cs.dotted and p.link is not None else None
+        if t is not None and not isinstance(t, FunctionInfo):
+            for m in t.methods.values():
+                if id(m) not in seen:
+                    seen.add(id(m))
+                    out.append(m)
+    return out
+
+
+def fmt_value(v) -> str:
+    if isinstance(v, bool) or v is None:
+        return str(v)
+    if isinstance(v, (int, float)):
+        return fmt(float(v))
+    if isinstance(v, tuple):
+        return "(" + ", ".join(fmt_value(x) for x in v) + ")"
+    return repr(v)
 
 
 # --------------------------------------------------------------------------- advice
@@ -1458,7 +1877,15 @@ def _opt_line(o: OptimizerFacts) -> str:
         parts.append(f"weight_decay={fmt(o.weight_decay)}")
     if o.param_groups > 1:
         parts.append(f"{o.param_groups} param groups" + (" (no-decay group)" if o.no_decay_group else ""))
+    if o.groups_text:
+        parts.append(o.groups_text)
     who = f"{o.target} = " if o.target else ""
+    if o.condition:
+        return f"{who}{o.name}({', '.join(parts)}) {o.condition}  {_at(o)}"
+    if o.module or o.built_by:
+        where = f"built by {o.built_by or 'a helper'}" + (f" in {o.module}" if o.module else "")
+        at = f"[{o.module}, line {o.line}]" if o.module else _at(o)
+        return f"{where}: {o.name}({', '.join(parts)})  {at}"
     return f"{who}{o.name}({', '.join(parts)})  {_at(o)}"
 
 
@@ -1470,11 +1897,23 @@ def rows(recipe: Recipe) -> list[tuple[str, str]]:
     """(aspect, value) rows of the summary, in reading order."""
     out: list[tuple[str, str]] = []
     none = "none found"
-    out.append(("Optimizer", "\n".join(_opt_line(o) for o in recipe.optimizers)
-                or recipe.manual_update or none))
+    if not recipe.training_loop:
+        out = [("Training loop", "none found in this file or in what it calls (nothing runs "
+                                 "backward()): no recipe to summarise")]
+        if recipe.optimizers:
+            out.append(("Optimizer", "\n".join(_opt_line(o) for o in recipe.optimizers)))
+        return out
+    unresolved = recipe.unresolved
+    opt_unknown = "unknown: " + unresolved["optimizer"] if "optimizer" in unresolved else None
+    opt_lines = [_opt_line(o) for o in recipe.optimizers]
+    if recipe.manual_update and opt_lines:
+        opt_lines.append("otherwise " + recipe.manual_update)
+    out.append(("Optimizer", "\n".join(opt_lines) or recipe.manual_update or opt_unknown or none))
     sched = [f"{sf.description}  {_at(sf)}" for sf in recipe.schedules] + recipe.manual_lr
-    out.append(("LR schedule", "\n".join(sched) or "constant LR (no scheduler, no manual decay)"))
-    out.append(("Warmup", recipe.warmup or none))
+    out.append(("LR schedule", "\n".join(sched) or (
+        "unknown: the optimizer was not resolved" if opt_unknown else
+        "constant LR (no scheduler, no manual decay)")))
+    out.append(("Warmup", recipe.warmup or ("unknown: the optimizer was not resolved" if opt_unknown else none)))
     batch = fmt(recipe.batch_size) if recipe.batch_size is not None else (recipe.batch_size_text or "unknown")
     if recipe.batch_size is not None and recipe.accumulation_steps and recipe.accumulation_steps > 1:
         batch += (f" per micro-batch, {fmt(recipe.batch_size * recipe.accumulation_steps)} per optimizer "
@@ -1486,7 +1925,8 @@ def rows(recipe: Recipe) -> list[tuple[str, str]]:
                    else f"epochs: {recipe.epochs_text}")
     if recipe.iterations is not None:
         run.append(f"{fmt(recipe.iterations)} optimizer steps")
-    out.append(("Length", ", ".join(run) or "unknown"))
+    out.append(("Length", ", ".join(run) or ("unknown: " + unresolved["length"] if "length" in unresolved
+                                             else "unknown")))
     out.append(("Gradient clipping", ", ".join(recipe.grad_clip) or none))
     out.append(("Accumulation", recipe.accumulation_text or none))
     out.append(("Mixed precision", ", ".join(recipe.amp) or "no (fp32)"))
@@ -1513,6 +1953,8 @@ def rows(recipe: Recipe) -> list[tuple[str, str]]:
     if ev.get("model_selection"):
         ev_lines.append("selection: " + ev["model_selection"])
     out.append(("Evaluation", "\n".join(ev_lines)))
+    if recipe.modules:
+        out.append(("Modules read", ", ".join(recipe.modules)))
     return out
 
 

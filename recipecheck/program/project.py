@@ -194,7 +194,7 @@ def read_text(path: str) -> str | None:
 def bindings(project: Project, path: str, text: str) -> dict[str, Target]:
     """Local name -> project target for every project import in one file."""
     out: dict[str, Target] = {}
-    file = Path(path)
+    file = Path(os.path.abspath(path))  # targets are absolute: the link keys modules by them
     for ref in scan_imports(text):
         t = project.resolve(ref, file)
         if t is not None and os.path.abspath(t.path) != os.path.abspath(path):
