@@ -1192,11 +1192,16 @@ def _under_else_or_if(a) -> bool:
 
 def _shape_words(fn: FunctionInfo, p: ProgramModel) -> str:
     text = p.module.code_for_node(fn.node)
+    for ev in fn.events:  # and the helpers it calls (`self._get_lr_scale()`)
+        if ev.kind == "call" and ev.callee is not None and ev.callee is not fn:
+            text += p.module.code_for_node(ev.callee.node)
     parts = []
     if "warmup" in text:
         parts.append("linear warmup")
     if "cos(" in text:
         parts.append("cosine decay")
+    elif "** -0.5" in text or "** (-0.5)" in text or "rsqrt" in text:
+        parts.append("inverse square-root decay")
     elif "**" in text or "exp(" in text:
         parts.append("exponential decay")
     return f" ({' + '.join(parts)})" if parts else ""
@@ -1300,6 +1305,8 @@ def extract(source: str, path: str, module: cst.Module | None = None) -> Recipe:
         recipe.schedules.append(sf)
         if sf.warmup and recipe.warmup is None:
             recipe.warmup = sf.warmup
+    if not scheds:
+        _project_schedulers(p, s, recipe)
     _manual_lr(p, s, recipe.iterations, recipe.epochs, recipe)
 
     recipe.batch_size, recipe.batch_size_text = _train_loader_batch(p, s)
@@ -1530,6 +1537,9 @@ def _project_optimizers(p: ProgramModel, s: _Src, recipe: Recipe) -> None:
     if p.link is None:
         return
     found: dict[int, Construction] = {}
+    for c in _framework_returned(p):
+        if c.role == "optimizer":
+            found.setdefault(id(c.node), c)
     for f in p.reachable_functions:
         for ev in f.events:
             if ev.kind not in ("step", "zero_grad"):
@@ -1610,6 +1620,60 @@ def _modulo_steps(p: ProgramModel, s: _Src, recipe: Recipe) -> None:
                 return
 
 
+def _framework_returned(p: ProgramModel) -> list[Construction]:
+    """What `configure_optimizers()` of a Lightning module of another project module returns
+    (optimizers and schedulers in a dict, a tuple or lists): the framework steps them."""
+    out: list[Construction] = []
+    if p.link is None:
+        return out
+    for cs in p.calls:
+        t = p.link.lookup(p, cs.dotted) if cs.dotted else None
+        if t is None or isinstance(t, FunctionInfo) or not any(
+                b.endswith("LightningModule") for b in t.bases):
+            continue
+        m = p.class_method(t, "configure_optimizers")
+        if m is None:
+            continue
+        stack = list(m.returns)
+        while stack:
+            r = stack.pop()
+            if isinstance(r, cst.Dict):
+                stack.extend(el.value for el in r.elements if isinstance(el, cst.DictElement))
+            elif isinstance(r, (cst.Tuple, cst.List)):
+                stack.extend(el.value for el in r.elements)
+            else:
+                out += [o for o in p.evaluate(m, r) if o.role in ("optimizer", "scheduler")]
+    return out
+
+
+def _project_schedulers(p: ProgramModel, s: _Src, recipe: Recipe) -> None:
+    """Schedulers built in another module: returned to a framework, or stepped by a helper."""
+    if p.link is None:
+        return
+    found: dict[int, tuple[Construction, str | None]] = {}
+    for c in _framework_returned(p):
+        if c.role == "scheduler":
+            found.setdefault(id(c.node), (c, "stepped by the framework (per epoch unless configured)"))
+    for f in p.reachable_functions:
+        if f.program is p:
+            continue
+        for ev in f.events:
+            if ev.kind == "step":
+                for o in p.schedulers_of(ev):
+                    found.setdefault(id(o.node), (o, None))
+    lr0 = recipe.optimizers[0].lr if recipe.optimizers else None
+    for c, note in found.values():
+        fs = _src_of(s, c.function)
+        sf = _schedule(p, fs, c, lr0, recipe.epochs, recipe.iterations)
+        if note:
+            sf.description = sf.description.replace("(never stepped)", note)
+        mod = _rel(p, c.function.program.path) if c.function.program is not None else "?"
+        sf.description += f" (built in {mod})"
+        recipe.schedules.append(sf)
+        if sf.warmup and recipe.warmup is None:
+            recipe.warmup = sf.warmup
+
+
 def _project_facts(p: ProgramModel, s: _Src, recipe: Recipe) -> None:
     from recipecheck.program.values import value_of
 
@@ -1669,10 +1733,19 @@ def _project_facts(p: ProgramModel, s: _Src, recipe: Recipe) -> None:
                 from recipecheck.program.values import conditions_of
 
                 conds = conditions_of(f, ev.node)
-                cond = " and ".join(s.code(c) for c in conds[-1:]) or s.code(ev.conds[-1])
+                cond_node = conds[-1] if conds else ev.conds[-1]
+                defaults = []
+                for n in _names_in(cond_node):
+                    while isinstance(n, cst.Attribute) and isinstance(n.value, (cst.Name, cst.Attribute)) \
+                            and not isinstance(value_of(p, f, n).single(), (str, bool)):
+                        n = n.value  # `init_from.startswith(...)`: the value of `init_from`
+                    v = value_of(p, f, n)
+                    if isinstance(v.single(), (str, bool)):
+                        defaults.append(f"{s.code(n)} = {fmt_value(v.single())}")
+                cond = f"`{s.code(cond_node)}`" + (f" (by default {', '.join(defaults)})" if defaults else "")
                 recipe.initialization = [
                     line if "from_pretrained" not in line else
-                    f"pretrained weights (from_pretrained) only when `{cond}`; other branches "
+                    f"pretrained weights (from_pretrained) only when {cond}; other branches "
                     "train from PyTorch's default init or resume a checkpoint"
                     for line in recipe.initialization]
                 break
