@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+import sys
 import tokenize
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -231,7 +232,7 @@ def lint_source(source: str | bytes, path: str, rules: list[Rule], *, ignore: It
     if has_skip_file(text):
         return result
     try:
-        module = cst.parse_module(text)
+        module = _known_parse(path, text) or cst.parse_module(text)
     except cst.ParserSyntaxError as exc:
         if SYNTAX_CODE in active:
             line, col = exc.raw_line, exc.raw_column + 1
@@ -298,6 +299,7 @@ def _run_rules(module, text, path, rules, active, ignore, result, fix_mode, desc
         findings.append(f)
         reports_by_finding.append((f, rep))
 
+    _release_project(program)
     noqa = find_noqa(text)
     kept = []
     for f in findings:
@@ -346,9 +348,34 @@ def _project_program(module, text: str, path: str):
     return build_linked(module, path, text)
 
 
+def _known_parse(path: str, text: str):
+    """The parse of this content made earlier in the process, when the file was read as another
+    file's import (the project link keeps them by content hash)."""
+    if os.environ.get(PROJECT_ENV) == "1" or "recipecheck.program.link" not in sys.modules:
+        return None
+    from recipecheck.program.link import known_parse
+
+    return known_parse(path, text)
+
+
+def _release_project(program) -> None:
+    if getattr(program, "link", None) is not None:
+        from recipecheck.program.link import release
+
+        release(program)
+
+
 def _own_reports(module, program, reports):
     """Reports on the linted file's own nodes: other modules only inform the analysis."""
     if not reports or getattr(program, "link", None) is None or not program.link.programs:
+        return reports
+    # cheap first: the nodes the model recorded for the file itself
+    fast = {id(c.node) for c in program.calls}
+    fast.update(id(a.node) for a in program.assignments)
+    for f in program.functions.values():
+        fast.update(id(e.node) for e in f.events)
+        fast.update(id(lp.node) for lp in f.loops)
+    if all(id(r.node) in fast for r in reports):
         return reports
     from recipecheck.program.nodes import iter_children
 

@@ -1925,6 +1925,11 @@ def build_recipe(source: str, path: str) -> Recipe:
     except RecursionError:
         recipe = Recipe(path=path, parsed=False)
     recipe.advice = advise(program_source, path, recipe, findings)
+    prog = getattr(recipe, "_program", None)
+    if prog is not None and prog.link is not None:
+        from recipecheck.program.link import release
+
+        release(prog)  # links into shared neighbour models made for this file
     if path.endswith(".ipynb"):
         nb = parse_notebook(source)
         for facts in (*recipe.optimizers, *recipe.schedules):

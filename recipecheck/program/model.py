@@ -558,7 +558,7 @@ class ProgramModel:
         # calls of local classes' methods through an instance: trainer.fit()
         self.link_instance_calls(list(self.functions.values()))
 
-    def link_instance_calls(self, functions: list[FunctionInfo]) -> int:
+    def link_instance_calls(self, functions: list[FunctionInfo], undo: list | None = None) -> int:
         """Link `obj.meth()` / `obj()` calls whose `obj` evaluates to an instance of a project
         class; returns how many were linked (the project link repeats until none is)."""
         linked = 0
@@ -574,6 +574,8 @@ class ProgramModel:
                         m = self.class_method(cls, meth) if cls is not None else None
                         if m is not None:
                             ev.callee = m
+                            if undo is not None and f.program is not self:
+                                undo.append(ev)  # a shared neighbour's event: undone after the lint
                             if m.program is self or m.program is None:
                                 m.callers.append(ev)
                             self._map_params(f, ev, ev.callee)

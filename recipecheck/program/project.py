@@ -21,8 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 
 ROOT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
-MAX_DEPTH = 4  # import levels followed from the linted file
-MAX_MODULES = 64  # neighbour modules read for one linted file
+MAX_MODULES = 256  # neighbour modules read for one linted file (the whole import closure)
 
 _FROM_RE = re.compile(
     r"^[ \t]*from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^#\n]*(?:\\\n[^#\n]*)*)", re.M)
@@ -78,17 +77,20 @@ def find_root(directory: str) -> str:
 
 
 def _module_file(base: Path, parts: list[str]) -> Path | None:
-    if not parts:
-        init = base / "__init__.py"
-        return init if init.is_file() else None
-    p = base.joinpath(*parts)
-    f = p.with_suffix(".py") if p.name else p
-    if f.is_file():
-        return f
-    init = p / "__init__.py"
-    if init.is_file():
-        return init
-    return None
+    got = _module_file_str(str(base), tuple(parts))
+    return Path(got) if got is not None else None
+
+
+@lru_cache(maxsize=65536)
+def _module_file_str(base: str, parts: tuple[str, ...]) -> str | None:
+    # plain os.path: pathlib's object churn dominated import resolution in large projects
+    p = os.path.join(base, *parts)
+    if parts:
+        f = p + ".py"
+        if os.path.isfile(f):
+            return f
+    init = os.path.join(p, "__init__.py")
+    return init if os.path.isfile(init) else None
 
 
 @dataclass(frozen=True)
@@ -117,11 +119,9 @@ class Project:
         return seen
 
     def _inside(self, f: Path) -> bool:
-        try:
-            f.resolve().relative_to(self.root)
-        except ValueError:
-            return False
-        return "site-packages" not in f.parts
+        rp = os.path.realpath(f)
+        root = str(self.root)
+        return (rp == root or rp.startswith(root.rstrip(os.sep) + os.sep)) and "site-packages" not in rp
 
     def resolve(self, ref: ImportRef, file: Path) -> Target | None:
         """The project target of one import, or None (third party, missing)."""
@@ -177,7 +177,7 @@ def project_of(path: str) -> Project | None:
     p = Path(path)
     if not p.is_file():
         return None
-    return project_for(find_root(str(p.parent)))
+    return project_for(find_root(os.path.dirname(os.path.abspath(path))))
 
 
 def read_text(path: str) -> str | None:
@@ -191,8 +191,21 @@ def read_text(path: str) -> str | None:
         return data.decode("latin-1")
 
 
+_BINDINGS: dict[tuple[str, str, int], dict[str, Target]] = {}
+
+
 def bindings(project: Project, path: str, text: str) -> dict[str, Target]:
-    """Local name -> project target for every project import in one file."""
+    """Local name -> project target for every project import in one file (memoized by content)."""
+    key = (str(project.root), os.path.abspath(path), hash(text))
+    got = _BINDINGS.get(key)
+    if got is None:
+        if len(_BINDINGS) > 8192:
+            _BINDINGS.clear()
+        got = _BINDINGS[key] = _bindings(project, path, text)
+    return got
+
+
+def _bindings(project: Project, path: str, text: str) -> dict[str, Target]:
     out: dict[str, Target] = {}
     file = Path(os.path.abspath(path))  # targets are absolute: the link keys modules by them
     for ref in scan_imports(text):
@@ -212,8 +225,6 @@ def neighbours(path: str, text: str) -> list[str]:
     queue = [(path, text, 0)]
     while queue:
         cur, cur_text, depth = queue.pop(0)
-        if depth >= MAX_DEPTH:
-            continue
         for t in bindings(project, cur, cur_text).values():
             p = os.path.abspath(t.path)
             if p == me or p in seen or len(seen) >= MAX_MODULES:
@@ -222,7 +233,6 @@ def neighbours(path: str, text: str) -> list[str]:
             nt = read_text(p)
             if nt is not None:
                 queue.append((p, nt, depth + 1))
-            # a package's submodules named by `from pkg import sub` resolve to their own files
     return list(seen)
 
 
