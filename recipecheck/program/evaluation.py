@@ -556,8 +556,12 @@ class Evaluation:
         for a in p.assignments:
             if model_key(a.target) != model or a.augmented is not None or not isinstance(a.value, cst.Call):
                 continue
-            d = dotted_name(a.value.func)
-            q = p.imports.resolve(a.value.func)
+            call = a.value
+            while isinstance(call.func, cst.Attribute) and call.func.attr.value in ("to", "cuda", "cpu") \
+                    and isinstance(call.func.value, cst.Call):
+                call = call.func.value  # `Net(...).to(device)` is the Net
+            d = dotted_name(call.func)
+            q = p.imports.resolve(call.func)
             if (d is not None and d in p.classes and p.classes[d].is_module) or q == "torch.nn.Sequential":
                 local = True
             else:
