@@ -58,6 +58,8 @@ _ALONE = [
     ("zero_grad_helper", "train.py", "RC701"),
     # an optimizer wrapper whose method steps the wrapped optimizer: alone, "never steps"
     ("optim_wrapper", "train.py", "RC103"),
+    # an epoch scheduler handed to a Trainer class of another module that steps it per batch
+    ("trainer_scheduler", "train.py", "RC201"),
 ]
 
 
@@ -68,3 +70,16 @@ def test_single_file_model_gets_these_wrong(project, rel, code, monkeypatch):
     monkeypatch.setenv("RECIPECHECK_NO_PROJECT", "1")
     alone = {f.code for f in _lint(path).findings}
     assert (code in linked) != (code in alone)
+
+
+def test_scheduler_handed_to_a_trainer_class_keeps_its_identity_in_one_file(tmp_path):
+    """The constructor's arguments flow into `__init__`: `self.lr_scheduler` is the StepLR."""
+    trainer = (ROOT / "trainer_scheduler" / "trainer.py").read_text()
+    main = (ROOT / "trainer_scheduler" / "train.py").read_text()
+    main = main.replace("from trainer import Trainer\n", "").replace("  # expect: RC201", "")
+    src = trainer + "\n\n" + main
+    f = tmp_path / "one.py"
+    f.write_text(src)
+    found = [(x.code, x.line) for x in lint_source(src, str(f), RULES).findings]
+    step_line = next(i for i, line in enumerate(src.splitlines(), 1) if "self.lr_scheduler.step()" in line)
+    assert ("RC201", step_line) in found

@@ -542,8 +542,7 @@ class ProgramModel:
 
     # -- linking
     def _link(self) -> None:
-        if self.link is not None:
-            self.map_constructor_args(self.calls)
+        self.map_constructor_args(self.calls)
         for f in list(self.functions.values()):
             for ev in f.events:
                 if ev.kind != "call" or ev.callee_text is None:

@@ -160,6 +160,16 @@ class EpochSchedulerSteppedPerBatch(Rule):
                 node = e.event.node
                 s = scheds[0]
                 loader = xl.loop.iter_text or "the loader"
+                if ev.function.program is not None and ev.function.program is not p and \
+                        s.function.program in (p, None):
+                    # stepped by a class of another module (`Trainer(lr_scheduler=...)`): report
+                    # the scheduler this file builds and hands over
+                    where = ev.function.key
+                    ctx.report(s.node, (
+                        f"{s.name} is handed to `{where}()` (another module), which steps it once "
+                        f"per batch: the LR schedule advances len({loader}) times faster than "
+                        "intended; use a per-step scheduler there, or step this one per epoch (RC201)"))
+                    continue
                 ctx.report(node, (
                     f"{ctx.code(node)} on {s.name} runs once per batch: the LR schedule advances "
                     f"len({loader}) times faster than intended; step it once per epoch, after the "
