@@ -390,13 +390,18 @@ def _own_reports(module, program, reports):
 
 def _project_key(data: bytes, path: str) -> str:
     """The neighbours' contents, for the cache key (a cached result is stale when they change)."""
-    if os.environ.get(PROJECT_ENV) == "1" or path.endswith(".ipynb"):
+    if os.environ.get(PROJECT_ENV) == "1":
         return ""
     from recipecheck.program.project import dependency_digest
 
     try:
-        return dependency_digest(path, data.decode("utf-8", "replace"))
-    except (OSError, ValueError, RecursionError):
+        text = data.decode("utf-8", "replace")
+        if path.endswith(".ipynb"):  # the code cells import the local modules
+            from recipecheck.notebook import parse_notebook
+
+            text = parse_notebook(text).source
+        return dependency_digest(path, text)
+    except Exception:  # a broken file is linted (and reported) anyway; the key just skips it
         return ""
 
 

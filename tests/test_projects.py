@@ -83,3 +83,32 @@ def test_scheduler_handed_to_a_trainer_class_keeps_its_identity_in_one_file(tmp_
     found = [(x.code, x.line) for x in lint_source(src, str(f), RULES).findings]
     step_line = next(i for i, line in enumerate(src.splitlines(), 1) if "self.lr_scheduler.step()" in line)
     assert ("RC201", step_line) in found
+
+
+def test_notebook_importing_a_local_module(monkeypatch, tmp_path):
+    from recipecheck.notebook import lint_notebook
+
+    path = ROOT / "notebook_helper" / "train.ipynb"
+    data = path.read_text()
+    assert not lint_notebook(data, str(path), RULES).findings
+    monkeypatch.setenv("RECIPECHECK_NO_PROJECT", "1")
+    assert [f.code for f in lint_notebook(data, str(path), RULES).findings] == ["RC101"]
+
+
+def test_cached_result_is_stale_when_a_neighbour_changes(tmp_path, monkeypatch):
+    """The cache key includes the imported modules' contents (a pre-commit run on one file)."""
+    import shutil
+
+    from recipecheck.engine import Job, RuleSet, run_job
+
+    monkeypatch.setenv("RECIPECHECK_CACHE_DIR", str(tmp_path / "cache"))
+    proj = tmp_path / "p"
+    shutil.copytree(ROOT / "zero_grad_helper", proj)
+    job = Job(path=str(proj / "train.py"), ruleset=RuleSet(codes=tuple(r.CODE for r in RULES)),
+              ignore=(), max_file_size=5_000_000)
+    assert not run_job(job).findings
+    assert not run_job(job).findings  # from the cache
+    helpers = proj / "helpers.py"
+    helpers.write_text(helpers.read_text().replace("p.grad.zero_()", "pass"))
+    helpers.write_text(helpers.read_text().replace("p.grad.detach_()", "pass"))
+    assert [f.code for f in run_job(job).findings] == ["RC101"]
