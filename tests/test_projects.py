@@ -112,3 +112,104 @@ def test_cached_result_is_stale_when_a_neighbour_changes(tmp_path, monkeypatch):
     helpers.write_text(helpers.read_text().replace("p.grad.zero_()", "pass"))
     helpers.write_text(helpers.read_text().replace("p.grad.detach_()", "pass"))
     assert [f.code for f in run_job(job).findings] == ["RC101"]
+
+
+# ----------------------------------------------------------------------- project resolution
+
+
+def _tree(root, files: dict[str, str]):
+    for rel, text in files.items():
+        f = root / rel
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(text)
+
+
+def test_root_and_import_resolution(tmp_path):
+    import os
+
+    from recipecheck.program.project import find_root, neighbours, project_of
+
+    _tree(tmp_path, {
+        "repo/pyproject.toml": "",
+        "repo/src/pkg/__init__.py": "from .core import Model\n",
+        "repo/src/pkg/core.py": "from . import util\nfrom ..pkg.util import helper\n",
+        "repo/src/pkg/util.py": "import torch\n",
+        "repo/scripts/run.py": "import torch, numpy as np\nfrom pkg import Model\nimport sibling\n"
+                               "from pkg.missing import nothing\n",
+        "repo/scripts/sibling.py": "x = 1\n",
+        "loose/a.py": "import b\n",
+        "loose/b.py": "",
+    })
+    run = tmp_path / "repo/scripts/run.py"
+    assert find_root(str(run.parent)) == str((tmp_path / "repo").resolve())
+    got = {os.path.relpath(p, tmp_path / "repo") for p in neighbours(str(run), run.read_text())}
+    # packages, relative imports and src/ layouts resolve; torch and numpy stay symbolic
+    assert got == {"src/pkg/__init__.py", "src/pkg/core.py", "src/pkg/util.py", "scripts/sibling.py"}
+    # without a marker the file's own directory is the root
+    a = tmp_path / "loose/a.py"
+    assert project_of(str(a)).root == (tmp_path / "loose").resolve()
+    assert [os.path.basename(p) for p in neighbours(str(a), a.read_text())] == ["b.py"]
+    # an in-memory source (no file) is never linked
+    assert project_of(str(tmp_path / "nope.py")) is None
+
+
+def test_only_imported_modules_are_read(tmp_path):
+    from recipecheck.program.project import neighbours
+
+    _tree(tmp_path, {"setup.py": "", "train.py": "from model import Net\n", "model.py": "",
+                     "unrelated.py": "raise SystemExit\n"})
+    assert [p.rsplit("/", 1)[-1] for p in neighbours(str(tmp_path / "train.py"), "from model import Net\n")] \
+        == ["model.py"]
+
+
+# ----------------------------------------------------------------------- values
+
+
+def _values_of(tmp_path, files: dict[str, str], main: str, expr: str, function: str | None = None):
+    import libcst as cst
+
+    from recipecheck.program.link import build_linked
+    from recipecheck.program.values import value_of
+
+    _tree(tmp_path, {"setup.cfg": "", **files})
+    path = tmp_path / main
+    text = path.read_text()
+    p = build_linked(cst.parse_module(text), str(path), text)
+    f = p.functions[function] if function else None
+    return value_of(p, f, cst.parse_expression(expr))
+
+
+def test_values_branches_and_config_override(tmp_path):
+    v = _values_of(tmp_path, {"configurator.py": "", "train.py": (
+        "lr = 6e-4\naccum = 5 * 8\nddp = False\nif ddp:\n    accum //= 2\n"
+        "exec(open('configurator.py').read())\nx = lr * 2 if accum > 8 else 0.0\n")}, "train.py", "accum")
+    assert sorted(p.value for p in v.possibilities) == [20, 40]
+    assert "configurator.py" in v.overridable
+    x = _values_of(tmp_path, {}, "train.py", "x")
+    assert {p.value for p in x.possibilities} == {1.2e-3, 0.0}
+    assert x.single() is None  # two possibilities: no single value
+
+
+def test_values_argparse_flags_and_config_objects_across_modules(tmp_path):
+    files = {
+        "cfg.py": "class CN:\n    pass\n\ndef defaults():\n    C = CN()\n    C.batch_size = 64\n"
+                  "    C.lr = 3e-4\n    return C\n",
+        "main.py": "import argparse\nfrom cfg import defaults\n"
+                   "parser = argparse.ArgumentParser()\n"
+                   "parser.add_argument('--use-opt', action='store_true')\n"
+                   "parser.add_argument('--epochs', type=int, default=400)\n"
+                   "args = parser.parse_args()\nconfig = defaults()\nconfig.lr = 5e-4\n",
+    }
+    assert _values_of(tmp_path, files, "main.py", "args.use_opt").single() is False
+    assert _values_of(tmp_path, files, "main.py", "args.epochs").number() == 400
+    # the linted file's assignment overrides the other module's default
+    assert _values_of(tmp_path, files, "main.py", "config.lr").number() == 5e-4
+    assert _values_of(tmp_path, files, "main.py", "config.batch_size").number() == 64
+
+
+def test_values_unknown_says_why(tmp_path):
+    v = _values_of(tmp_path, {"main.py": "import os\ndef f(n):\n    return n\nk = int(os.environ['K'])\n"},
+                   "main.py", "k")
+    assert not v.known and "os.environ" in v.unknown
+    w = _values_of(tmp_path, {}, "main.py", "n", function="f")
+    assert not w.known and "parameter" in w.unknown
