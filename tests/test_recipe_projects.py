@@ -62,6 +62,9 @@ def test_mae_engine_split():
     assert "% accum_iter == 0" in r.accumulation_text and "1" in r.accumulation_text
     # engine.evaluate() sets eval mode under no_grad
     assert r.evaluation["eval_mode"] and r.evaluation["no_grad"]
+    # clipping exists in the scaler class but is off unless a clip_grad is passed
+    assert r.grad_clip == ["clip_grad_norm_(max_norm=clip_grad) in `GradScalerWrapper` (util/misc.py) "
+                           "only when `clip_grad is not None`, False by default"]
 
 
 def test_trainer_package_driver_resolves_the_trainer_and_config():

@@ -120,6 +120,14 @@ _BINOPS = {
 }
 
 
+_CMPOPS = {
+    cst.GreaterThan: lambda a, b: a > b, cst.LessThan: lambda a, b: a < b,
+    cst.GreaterThanEqual: lambda a, b: a >= b, cst.LessThanEqual: lambda a, b: a <= b,
+    cst.Equal: lambda a, b: a == b, cst.NotEqual: lambda a, b: a != b,
+    cst.Is: lambda a, b: a is b, cst.IsNot: lambda a, b: a is not b,
+}
+
+
 class Evaluator:
     """Value evaluation over one (possibly linked) program model."""
 
@@ -167,6 +175,16 @@ class Evaluator:
             if any(v is None for v in vals):
                 return _unknown(f"`{_code(expr)}` has unresolved elements")
             return _const(tuple(vals), "literal")
+        if isinstance(expr, cst.Comparison) and len(expr.comparisons) == 1:
+            op = _CMPOPS.get(type(expr.comparisons[0].operator))
+            if op is None:
+                return _unknown(f"`{_code(expr)}`")
+            return self._combine(self.value(f, expr.left, depth + 1),
+                                 self.value(f, expr.comparisons[0].comparator, depth + 1), op)
+        if isinstance(expr, cst.BooleanOperation):
+            op = (lambda a, b: a and b) if isinstance(expr.operator, cst.And) else (lambda a, b: a or b)
+            return self._combine(self.value(f, expr.left, depth + 1),
+                                 self.value(f, expr.right, depth + 1), op)
         if isinstance(expr, cst.IfExp):
             cond = _code(expr.test)
             a = self._under(self.value(f, expr.body, depth + 1), cond)

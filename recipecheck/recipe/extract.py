@@ -599,7 +599,8 @@ def extract(source: str, path: str, module: cst.Module | None = None) -> Recipe:
 
             conds = conditions_of(cs.function, cs.node) if cs.function.name == MODULE_KEY or \
                 isinstance(cs.function.node, cst.FunctionDef) else []
-            text = leaf + (f" (only when `{s.code(conds[-1])}`)" if conds else "")
+            text = leaf + (f" (only when `{s.code(conds[-1])}`{_default_of(p, cs.function, conds[-1])})"
+                           if conds else "")
             if text not in mix:
                 mix.append(text)
         elif "earlystopping" in leaf.lower().replace("_", ""):
@@ -915,12 +916,17 @@ def _project_facts(p: ProgramModel, s: _Src, recipe: Recipe) -> None:
                 where = f"in `{owner}` ({_rel(p, q.path)})"
                 qn = cs.qualname or ""
                 if tn.is_clip(qn):
+                    from recipecheck.program.values import conditions_of
+
                     leaf = tn.last(qn)
                     arg = call_arg(cs.node, "max_norm", 1) if "norm" in leaf else call_arg(cs.node, "clip_value", 1)
                     v = value_of(p, f, arg) if arg is not None else None
                     shown = fmt_value(v.single()) if v is not None and v.single() is not None else \
                         (cst.Module([]).code_for_node(arg) if arg is not None else "?")
                     text = f"{leaf}({'max_norm' if 'norm' in leaf else 'clip_value'}={shown}) {where}"
+                    conds = conditions_of(f, cs.node)
+                    if conds:
+                        text += f" only when `{s.code(conds[-1])}`{_default_of(p, f, conds[-1])}"
                     if not recipe.grad_clip and text not in recipe.grad_clip:
                         recipe.grad_clip.append(text)
                 elif tn.is_grad_scaler(qn):
@@ -996,6 +1002,16 @@ def _project_facts(p: ProgramModel, s: _Src, recipe: Recipe) -> None:
                 recipe.unresolved.setdefault("lr", next(d["unknown"] for d in c_lr["values"] if "unknown" in d))
     if recipe.epochs is None and recipe.epochs_text:
         recipe.unresolved.setdefault("length", f"epochs: `{recipe.epochs_text}` not resolved")
+
+
+def _default_of(p: ProgramModel, f: FunctionInfo, cond) -> str:
+    """`, False by default` for a condition whose value the code fixes (argparse defaults...)."""
+    from recipecheck.program.values import value_of
+
+    v = value_of(p, f, cond)
+    if isinstance(v.single(), bool) or (v.known and v.single() is None and v.possibilities):
+        return f", {bool(v.single())} by default"
+    return ""
 
 
 def _binding_note(p: ProgramModel, ev) -> str:
