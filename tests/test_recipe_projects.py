@@ -162,3 +162,25 @@ def test_word_language_model_shape_optimizer_only_behind_a_flag(tmp_path):
     text = row(r, "Optimizer")
     assert "only when `args.use_optimizer` (off by default)" in text
     assert "otherwise parameters updated by hand: `p.data.add_(p.grad, alpha=-lr)`" in text
+
+
+def test_same_function_name_in_two_modules_is_followed(tmp_path):
+    """`train()` calling `engine.train()`: a name shared by two modules is not a recursion."""
+    (tmp_path / "setup.cfg").write_text("")
+    (tmp_path / "engine.py").write_text(
+        "def train(model, loader, optimizer, criterion):\n"
+        "    for x, y in loader:\n"
+        "        optimizer.zero_grad()\n"
+        "        criterion(model(x), y).backward()\n"
+        "        optimizer.step()\n")
+    src = ("import torch\nimport engine\n\n"
+           "def train(model, loader):\n"
+           "    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)\n"
+           "    for epoch in range(12):\n"
+           "        engine.train(model, loader, optimizer, torch.nn.CrossEntropyLoss())\n\n"
+           "train(torch.nn.Linear(2, 2), torch.utils.data.DataLoader([], batch_size=16))\n")
+    f = tmp_path / "main.py"
+    f.write_text(src)
+    r = build_recipe(src, str(f))
+    assert r.epochs == 12 and r.batch_size == 16
+    assert [o.lr for o in r.optimizers] == [0.05]

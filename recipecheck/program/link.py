@@ -250,16 +250,14 @@ def _reachable(main: ProgramModel) -> list[FunctionInfo]:
     return out
 
 
+def reset_caches() -> None:
+    """Forget every parse and neighbour model kept in this process (benchmarks, tests)."""
+    _PARSED.clear()
+    _LINKS.clear()
+
+
 def release(program: ProgramModel) -> None:
     """Undo the links the linted file made inside shared neighbour models."""
     for ev in getattr(program, "_undo", ()) or ():
         ev.callee = None
     program._undo = []
-
-
-def is_linked(program: ProgramModel) -> bool:
-    return program.link is not None and bool(program.link.programs)
-
-
-def foreign_programs(program: ProgramModel) -> list[ProgramModel]:
-    return list(program.link.programs.values()) if program.link is not None else []

@@ -931,7 +931,7 @@ class ProgramModel:
         """Top-level expanded loops of every root function (calls inlined)."""
         out: list[XLoop] = []
         for f in self.roots:
-            for item in self._expand_items(f.items, None, (), (f.key,), False):
+            for item in self._expand_items(f.items, None, (), (id(f),), False):
                 if isinstance(item, XLoop):
                     out.append(item)
         return out
@@ -945,9 +945,9 @@ class ProgramModel:
                 out.append(xl)
             elif item.kind == "call":
                 callee = item.callee
-                if callee is None or callee.key in stack or len(stack) > _MAX_INLINE_DEPTH:
+                if callee is None or id(callee) in stack or len(stack) > _MAX_INLINE_DEPTH:
                     continue
-                out += self._expand_items(callee.items, parent, (*chain, item), (*stack, callee.key),
+                out += self._expand_items(callee.items, parent, (*chain, item), (*stack, id(callee)),
                                           cond or item.conditional)
             else:
                 out.append(XEvent(event=item, chain=chain, conds=cond or item.conditional))
