@@ -213,3 +213,21 @@ def test_values_unknown_says_why(tmp_path):
     assert not v.known and "os.environ" in v.unknown
     w = _values_of(tmp_path, {}, "main.py", "n", function="f")
     assert not w.known and "parameter" in w.unknown
+
+
+def test_cycles_broken_neighbours_and_self_imports_never_break_the_lint(tmp_path):
+    _tree(tmp_path, {
+        "setup.py": "",
+        "a.py": "import torch\nfrom b import helper\nfrom a import thing\n"
+                "def thing():\n    return helper()\n"
+                "opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)\n"
+                "for x in range(3):\n    helper().backward()\n    opt.step()\n    opt.zero_grad()\n",
+        "b.py": "from a import thing\nfrom c import nothing\nimport broken\n"
+                "def helper():\n    return thing()\n",
+        "c.py": "from b import helper as nothing\n",
+        "broken.py": "def f(:\n",
+    })
+    for name in ("a.py", "b.py", "c.py"):
+        res = _lint(tmp_path / name)
+        assert not res.errors, res.errors
+        assert all(f.path == str(tmp_path / name) for f in res.findings)
