@@ -430,12 +430,12 @@ def _config_override(prog: ProgramModel) -> str | None:
     for cs in prog.calls:
         if cs.dotted == "exec" and cs.function is prog.module_function and cs.node.args:
             code = _code(cs.node.args[0].value)
-            text = f"may be overridden by `{code}` (a config file / the command line)"
+            text = f"may be overridden by `{code}`: config files, command line"
             import re
 
             m = re.search(r"['\"]([\w./-]+\.py)['\"]", code)
             if m:
-                text = f"may be overridden by {m.group(1)} (config files / command line)"
+                text = f"may be overridden via {m.group(1)}: config files, command line"
             break
     prog._config_override = text  # type: ignore[attr-defined]
     return text

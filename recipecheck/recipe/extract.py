@@ -978,10 +978,18 @@ def _project_facts(p: ProgramModel, s: _Src, recipe: Recipe) -> None:
             node = xl.loop.node
             it = _unwrap_iter(node.iter) if isinstance(node, cst.For) else None
             if isinstance(it, cst.Call) and dotted_name(it.func) == "range" and len(it.args) == 1:
-                v = value_of(p, xl.loop.function, it.args[0].value)
+                arg = it.args[0].value
+                v = value_of(p, xl.loop.function, arg)
                 recipe.provenance["accumulation"] = v.provenance()
+                shown = v.describe(fmt_value)
+                if isinstance(arg, cst.Name):  # `gradient_accumulation_steps = 5 * 8`: show the code
+                    binds = [a for a in (xl.loop.function.bindings(arg.value) or
+                                         p.module_function.bindings(arg.value))]
+                    if len(binds) == 1 and binds[0].value is not None and \
+                            not isinstance(binds[0].value, (cst.Integer, cst.Float)):
+                        shown = f"`{arg.value} = {s.code(binds[0].value)}`: " + shown
                 recipe.accumulation_text = (f"`{s.code(node.iter)}` micro-batches per optimizer step: "
-                                            f"{v.describe(fmt_value)}")
+                                            f"{shown}")
                 break
     # what stays unresolved
     if not recipe.optimizers and not recipe.manual_update:
