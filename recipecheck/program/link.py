@@ -2,7 +2,9 @@
 
 Stage 3 of the pipeline (DESIGN.md, "The project, not the file"). For a linted file, every
 project module it imports (transitively, see :mod:`recipecheck.program.project`) gets its own
-:class:`ProgramModel`, built from a parse cached by content hash. Then:
+:class:`ProgramModel`, parsed, built and linked once per process and shared by every file that
+imports it (again only when its content changes; parses are kept by content hash and reused
+when the module is itself linted). Then:
 
 - names imported from project modules resolve to the functions and classes of those modules
   (:meth:`ProjectLink.lookup`, following re-exports in packages' ``__init__.py``);
