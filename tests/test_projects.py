@@ -60,6 +60,8 @@ _ALONE = [
     ("optim_wrapper", "train.py", "RC103"),
     # an epoch scheduler handed to a Trainer class of another module that steps it per batch
     ("trainer_scheduler", "train.py", "RC201"),
+    # a step helper of another module called from the batch loop, nothing resets: alone, a miss
+    ("step_helper", "train.py", "RC101"),
 ]
 
 
