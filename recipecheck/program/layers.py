@@ -483,6 +483,11 @@ class LayerAnalysis:
                         return self.p.evaluate(c.function, entry)
             return []
         objs = self.p.evaluate(f, expr)
+        if len(objs) > 1:
+            # `nn.Dropout(p) if p > 0 else nn.Identity()`: an optional layer, present when on
+            present = [o for o in objs if o.qualname != "torch.nn.Identity"]
+            if len(present) == 1:
+                return present
         if objs:
             return objs
         d = dotted_name(expr)
