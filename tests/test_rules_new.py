@@ -466,3 +466,27 @@ def test_rc107_two_passes_with_reset_between_are_fine_but_backward_alone_is_not(
     """
     assert lines(base.replace("RESET", "opt.zero_grad()"), "RC107") == []
     assert lines(base.replace("RESET", "pass"), "RC107") == [10]
+
+
+def test_rc305_base_class_in_another_project_module_may_initialize(tmp_path):
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    (tmp_path / "base.py").write_text(textwrap.dedent("""
+        import torch.nn as nn
+        class Base(nn.Module):
+            def init_weights(self):
+                nn.init.trunc_normal_(self.pos_embed, std=0.02)
+    """))
+    child = textwrap.dedent("""
+        import torch
+        import torch.nn as nn
+        from base import Base
+        class Child(Base):
+            def __init__(self, n, d):
+                super().__init__()
+                self.pos_embed = nn.Parameter(torch.empty(1, n, d))
+                self.init_weights()
+    """)
+    path = tmp_path / "child.py"
+    path.write_text(child)
+    found = [f for f in lint_source(child, str(path), ALL).findings if f.code == "RC305"]
+    assert found == []

@@ -271,7 +271,9 @@ class UninitializedParameter(Rule):
 
     @staticmethod
     def _hierarchy_visible(p: ProgramModel, cls) -> bool:
-        """Every base is nn.Module or a class of this file whose own bases are visible."""
+        """Every base is nn.Module or a class of this file whose own bases are visible (a base
+        from another project module may initialize the parameter in methods not linted here)."""
+        foreign = getattr(p, "foreign_classes", set())
         seen = set()
         stack = [cls]
         while stack:
@@ -283,7 +285,7 @@ class UninitializedParameter(Rule):
                 if b in ("torch.nn.Module", "torch.nn.modules.module.Module", "object", ""):
                     continue
                 local = p.classes.get(b)
-                if local is None:
+                if local is None or b in foreign:
                     return False
                 stack.append(local)
         return True
