@@ -490,3 +490,22 @@ def test_rc305_base_class_in_another_project_module_may_initialize(tmp_path):
     path.write_text(child)
     found = [f for f in lint_source(child, str(path), ALL).findings if f.code == "RC305"]
     assert found == []
+
+
+def test_layer_resolution_survives_a_name_bound_to_itself_moved():
+    # `E1 = E1.cuda()` (GAN scripts): resolving E1 must not recurse forever
+    src = """
+        import torch
+        from models import *
+        E1 = Encoder()
+        if torch.cuda.is_available():
+            E1 = E1.cuda()
+        loader = torch.utils.data.DataLoader(ds, batch_size=2, shuffle=True)
+        opt = torch.optim.Adam(E1.parameters(), lr=1e-4)
+        for x in loader:
+            opt.zero_grad()
+            E1(x).sum().backward()
+            opt.step()
+    """
+    result = lint_source(textwrap.dedent(src), "t.py", ALL)
+    assert not result.errors

@@ -497,6 +497,17 @@ class LayerAnalysis:
         """`model` bound to `Net().to(device)` (the program model sees only the `.to` call)."""
         if depth > 4:
             return []
+        key = (id(f), d)
+        active = self.__dict__.setdefault("_moving", set())
+        if key in active:
+            return []  # `E1 = E1.cuda()`: the name refers to itself
+        active.add(key)
+        try:
+            return self._resolve_moved_inner(f, d, depth)
+        finally:
+            active.discard(key)
+
+    def _resolve_moved_inner(self, f: FunctionInfo, d: str, depth: int) -> list[Construction]:
         out: list[Construction] = []
         for fn, a in self._bindings(f, d):
             v = a.value
