@@ -318,3 +318,18 @@ def test_torchrun_two_ranks_one_report(tmp_path):
     assert rt111 and rt111[0]["message"].startswith("[rank 1]")
     assert proc.stderr.count("report written to") == 1  # one report, one summary (rank 0)
     assert not data["run"]["check_errors"]
+
+
+# ------------------------------------------------------------------- report of a short run (issue 10 item 10)
+
+
+def test_short_run_report_has_curves_and_named_histograms(loop, tmp_path):
+    rep = tmp_path / "rep"
+    assert run_script(str(loop), ["--steps", "40"], report=str(rep), summary=False) == 0
+    series = _report(rep)["series"]
+    expected = list(range(1, 17)) + [32]  # every step at first, then powers of two (and every 100th)
+    assert series["update_ratio/0.weight"]["step"] == expected
+    assert series["grad_norm/0"]["step"] == expected
+    assert series["activations/1/first"]["module"] == "Tanh"
+    page = (rep / "report.html").read_text()
+    assert "activations of model[1] (Tanh)" in page

@@ -503,3 +503,55 @@ class _TorchMask:
 
 
 _TorchMask.__module__ = "torch.nn.utils.prune"
+
+
+# ---------------------------------------------------------------- RT102 cost bounds (issue 10 item 9)
+
+
+def _deep_convnet(blocks=12):
+    """MobileNet-shaped: many conv + BatchNorm blocks, so many parameter tensors."""
+    layers, c = [], 3
+    for i in range(blocks):
+        layers += [nn.Conv2d(c, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU()]
+        c = 8
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+
+
+def test_gradient_check_samples_tensors_and_examples():
+    torch.manual_seed(0)
+    model = _deep_convnet()
+    x, y = torch.randn(32, 3, 8, 8), torch.randint(0, 10, (32,))
+    n_tensors = sum(1 for p in model.parameters() if p.requires_grad)
+    assert n_tensors > 24
+    seen = []
+    findings, d = gradient_check(model, nn.CrossEntropyLoss(), (x, y), progress=lambda done, total: seen.append((done, total)))
+    assert d["examples"] == 4 and d["parameter_tensors"] == n_tensors and d["tensors_checked"] == 24
+    checked = {c["param"] for c in d["coordinates"]}
+    names = [n for n, p in model.named_parameters()]
+    assert names[0] in checked and names[-1] in checked  # both ends of the depth
+    assert seen[-1] == (d["checked"], d["planned"]) and [s[0] for s in seen] == list(range(1, d["checked"] + 1))
+    assert not d["budget_exhausted"] and d["status"] in ("great", "ok", "warn") and findings == []
+
+
+def test_gradient_check_stops_at_its_time_budget_and_still_fires():
+    class Broken(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * 3  # wrong: should be 2
+
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(5, 3)
+
+        def forward(self, x):
+            return Broken.apply(self.fc(x))
+
+    x, y = blobs()
+    findings, d = gradient_check(M(), nn.CrossEntropyLoss(), (x, y), time_budget=0.0)
+    assert d["budget_exhausted"] and d["checked"] == 1 < d["planned"]
+    assert [f.code for f in findings] == ["RT102"]  # the coordinates checked so far decide
