@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import os
 import subprocess
 import sys
@@ -333,3 +334,54 @@ def test_short_run_report_has_curves_and_named_histograms(loop, tmp_path):
     assert series["activations/1/first"]["module"] == "Tanh"
     page = (rep / "report.html").read_text()
     assert "activations of model[1] (Tanh)" in page
+
+
+# ------------------------------------------------------------------- benchmarks/gpu_check.py
+
+
+def _gpu_check_module():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+    spec = importlib.util.spec_from_file_location("rc_gpu_check", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_gpu_check_without_cuda_says_so_and_its_cpu_path_runs(capsys, monkeypatch):
+    mod = _gpu_check_module()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert mod.main([]) == 0
+    assert "CUDA is not available" in capsys.readouterr().out
+    try:
+        assert mod.main(["--cpu-smoke"]) == 0
+    finally:
+        torch.use_deterministic_algorithms(False)
+    out = capsys.readouterr().out
+    for kind in ("cnn", "gpt"):
+        for name in ("no host sync", "bitwise identical", "overhead"):
+            assert re.search(rf"^{kind}\s+{name}\s+PASS", out, re.M), out
+    assert "all checks passed" in out
+
+
+def test_gpu_check_identity_check_can_fail(monkeypatch):
+    """A monitor that consumed the global RNG (dropout masks change) must be caught."""
+    mod = _gpu_check_module()
+    orig = mod.Workload.monitor
+
+    def rng_eating_monitor(self, discovery=True):
+        mon = orig(self, discovery)
+        attach = mon.attach
+
+        def attach_and_draw():
+            torch.rand(1)  # what a careless monitor might do
+            return attach()
+
+        mon.attach = attach_and_draw
+        return mon
+
+    monkeypatch.setattr(mod.Workload, "monitor", rng_eating_monitor)
+    passed, detail = mod.identical_check("cnn", torch.device("cpu"), 4, True)
+    assert not passed and "differ" in detail
