@@ -1,9 +1,12 @@
 """Run an unmodified training script under the runtime monitor (``recipecheck run``).
 
-Like ``python -m cProfile train.py``: the script runs with ``runpy`` as ``__main__``, with
-``sys.argv = [script, *args]`` and the script's folder first on ``sys.path``; its exit code and
-exceptions are preserved (``sys.exit(n)`` exits with n, an uncaught exception prints the
-traceback and exits with 1, Ctrl-C exits with 130). Discovery uses torch's global hooks:
+Like ``python train.py``: the script runs as ``__main__`` with ``sys.argv = [script, *args]``
+(``argv[0]`` as typed, ``__file__`` absolute) and the script's folder first on ``sys.path``;
+``module=`` runs ``python -m module`` instead (the working directory first on ``sys.path``,
+``argv[0]`` the module's file). Exit code and exceptions are preserved (``sys.exit(n)`` exits
+with n, an uncaught exception prints the traceback and exits with 1, Ctrl-C exits with 130);
+``fail_on`` turns findings of a severity into exit code 1 for CI. Discovery uses torch's global
+hooks:
 
 * ``torch.optim.optimizer.register_optimizer_step_pre_hook`` / ``..._post_hook`` see every
   optimizer step; an optimizer seen for the first time is attached, together with the
@@ -11,13 +14,17 @@ traceback and exits with 1, Ctrl-C exits with 130). Discovery uses torch's globa
 * ``torch.nn.modules.module.register_module_forward_pre_hook`` / ``register_module_forward_hook``
   record root modules (called at depth 0 with grad enabled) and loss modules until the model of
   every optimizer is known, then they are removed (per-model hooks take over);
-* two reversible patches active only inside this command: ``torch.Tensor.backward`` (the loss
-  of each step is the scalar tensor ``backward()`` is called on) and
+* reversible patches active only inside this command: ``torch.Tensor.backward`` (the loss
+  of each step is the scalar tensor ``backward()`` is called on),
   ``torch.utils.data.DataLoader.__iter__`` (passes over the training loader = epochs, and its
-  sampler for RT110). Both are restored when the script ends, also when it raises.
+  sampler for RT110), ``torch.distributed.destroy_process_group`` (under torchrun the monitor
+  does its last reduction and gathers the findings on rank 0 just before the group goes) and,
+  with ``--sanity`` only and until the first training loss, the ``torch.nn.functional`` losses
+  (the loss, its targets and the input shape it saw, for the sanity suite). All are restored
+  when the script ends, also when it raises.
 
 At the end (also on Ctrl-C and when the script raises) the terminal summary is printed and the
-report is written.
+report is written (by rank 0 only under torch.distributed).
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ import sys
 import traceback
 from pathlib import Path
 from typing import Any, Optional, Sequence
+
+import torch
 
 from .monitor import Monitor
 
@@ -67,6 +76,19 @@ def run_script(script: Optional[str] = None, args: Sequence[str] = (), *, module
         sys.path.insert(0, str(path.parent))
     else:
         sys.path.insert(0, os.getcwd())  # python -m puts the working directory first
+    if module is not None:
+        import importlib.util
+
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError) as exc:
+            found, why = False, str(exc)
+        else:
+            why = f"No module named {module}"
+        if not found:  # as python -m says it, before anything runs
+            sys.argv, sys.path[:] = old_argv, old_path
+            sys.stderr.write(f"recipecheck run: {why}\n")
+            return 1
     code: int = 0
     clean = True
     dist_patch = _DistClosePatch(mon)
@@ -298,12 +320,18 @@ def _sanity_runner(num_classes, losses: Optional["_LossRecorder"] = None, consol
         if losses is not None:
             losses.remove()  # the first training loss has been computed by now
         model = mon.models[0] if mon.models else None
+        while isinstance(getattr(model, "module", None), torch.nn.Module) and \
+                type(model).__name__ in ("DistributedDataParallel", "DataParallel"):
+            model = model.module  # the copies are plain models (a DDP wrapper cannot be deep-copied)
         crit = mon.criteria[0] if mon.criteria else None
         x, y = mon._first_batch if mon._first_batch else (None, None)
         call = losses.call if losses is not None else None
         loss_fn = None
         if crit is not None:
-            loss_fn = _sanity.ShapedLoss(crit, call[1] if call else None)
+            # the loss module's own functional call tells how its input was reshaped, when it is
+            # this criterion's call (same target tensor) and not another loss computed first
+            shape = call[1] if call is not None and y is not None and call[2] is y else None
+            loss_fn = _sanity.ShapedLoss(crit, shape)
         elif call is not None:  # a functional loss (F.cross_entropy, F.nll_loss, ...)
             loss_fn = _sanity.ShapedLoss(call[0], call[1], **call[3])
         if y is None and call is not None:
@@ -321,7 +349,7 @@ def _sanity_runner(num_classes, losses: Optional["_LossRecorder"] = None, consol
         codes = tuple(c for c in ("RT101", "RT102", "RT114", "RT115")
                       if not (c == "RT101" and any(chk.code == "RT101" for chk in mon.checks)))
         user_hooks = _sanity.count_user_hooks(model)
-        with _SanityProgress(console) as progress:
+        with _SanityProgress(console, enabled=mon._dist.rank == 0) as progress:
             res = _sanity.run_sanity(model, loss_fn, (x, y), optimizer_factory=factory,
                                      num_classes=num_classes or mon.num_classes, checks=codes,
                                      progress=progress.update)
@@ -361,13 +389,16 @@ class _SanityProgress:
     """Progress of the sanity suite on stderr: a rich progress bar on a terminal, one line per
     check otherwise (CI logs)."""
 
-    def __init__(self, console: Any = None):
+    def __init__(self, console: Any = None, enabled: bool = True):
         self.console = console
+        self.enabled = enabled
         self._progress = None
         self._tasks: dict[str, Any] = {}
         self._t0: dict[str, float] = {}
 
     def __enter__(self) -> "_SanityProgress":
+        if not self.enabled:
+            return self
         try:
             from rich.console import Console
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -390,6 +421,8 @@ class _SanityProgress:
     def update(self, code: str, done: int, total: int) -> None:
         import time
 
+        if not self.enabled:
+            return
         try:
             title = _STEP_TITLES.get(code, code)
             if self._progress is not None:

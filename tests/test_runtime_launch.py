@@ -231,6 +231,11 @@ def test_run_module_like_python_m(tmp_path, capsys, monkeypatch):
     assert "trainer" not in sys.modules or sys.modules["trainer"].__file__.startswith(str(pkg))
 
 
+def test_run_missing_module_fails_like_python_m(capsys):
+    assert run_script(module="no_such_pkg_rc.train", report=None, summary=False) == 1
+    assert "No module named 'no_such_pkg_rc'" in capsys.readouterr().err
+
+
 def test_fail_on_exit_codes(loop, tmp_path):
     runner = CliRunner()
     rep = tmp_path / "rep"
