@@ -435,7 +435,7 @@ class _SanityProgress:
                 self._t0[code] = time.perf_counter()
                 self._write(f"recipecheck: sanity {title} ...")
             elif done >= total and code in self._t0 and (code != "RT102" or total == 1):
-                self._write(f"recipecheck: sanity {title} done in {time.perf_counter() - self._t0.pop(code):.1f} s")
+                self._write(f"recipecheck: sanity {title} done in {time.perf_counter() - self._t0.pop(code):.2f} s")
         except Exception:  # progress output never stops the suite
             pass
 

@@ -316,6 +316,8 @@ def test_page_uses_the_width_and_shows_sanity_as_a_table(tmp_path):
     write_report(tmp_path, [], {"loss": {"step": [1, 2, 3], "value": [1.0, 0.9, 0.8]}}, run)
     page = (tmp_path / "report.html").read_text()
     assert "max-width:1200px" not in page and "grid-template-columns" in page
+    nav = re.search(r'<nav class="toc">(.*?)</nav>', page).group(1)
+    assert re.findall(r'href="#(\w+)"', nav) == ["findings", "sanity", "loss", "run"]
     table = re.search(r'<table class="sanity">(.*?)</table>', page, re.S).group(1)
     rows = re.findall(r'<tr class="sanity ([^"]+)"><td>(RT\d+)</td>', table)
     assert rows == [("ok", "RT101"), ("ok", "RT102"), ("FAILED", "RT114"), ("crashed", "RT115")]
