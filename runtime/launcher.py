@@ -352,7 +352,8 @@ def _sanity_runner(num_classes, losses: Optional["_LossRecorder"] = None, consol
         with _SanityProgress(console, enabled=mon._dist.rank == 0) as progress:
             res = _sanity.run_sanity(model, loss_fn, (x, y), optimizer_factory=factory,
                                      num_classes=num_classes or mon.num_classes, checks=codes,
-                                     progress=progress.update)
+                                     progress=progress.update, gradcheck_budget=SANITY_BUDGET_S,
+                                     overfit_budget=2 * SANITY_BUDGET_S)
             mon.findings.extend(res.findings)
             details = dict(getattr(res, "details", {}))
             details["loss"] = repr(loss_fn)
@@ -363,7 +364,8 @@ def _sanity_runner(num_classes, losses: Optional["_LossRecorder"] = None, consol
                 from .lr_finder import lr_range_test
 
                 progress.update("LR", 0, 1)
-                lr = lr_range_test(model, loss_fn, (x, y), factory, num_iters=100)
+                lr = lr_range_test(model, loss_fn, (x, y), factory, num_iters=100, time_budget=SANITY_BUDGET_S,
+                                   progress=lambda done, total: progress.update("LR", done, total))
                 progress.update("LR", 1, 1)
                 mon.series.set("lr_range_test", lr.to_series())
                 mon.run["lr_advice"] = lr.advice()
@@ -380,6 +382,10 @@ def _sanity_runner(num_classes, losses: Optional["_LossRecorder"] = None, consol
 
     return run
 
+
+#: seconds for the gradient check and for the LR range test each (twice that for RT114) under
+#: ``recipecheck run --sanity``; the suite must not hold the real training back for long
+SANITY_BUDGET_S = 60.0
 
 _STEP_TITLES = {"RT101": "RT101 initial loss", "RT102": "RT102 gradient check (float64)",
                 "RT114": "RT114 overfit a tiny batch", "RT115": "RT115 regularization", "LR": "LR range test"}
@@ -434,7 +440,7 @@ class _SanityProgress:
             if done == 0 and code not in self._t0:
                 self._t0[code] = time.perf_counter()
                 self._write(f"recipecheck: sanity {title} ...")
-            elif done >= total and code in self._t0 and (code != "RT102" or total == 1):
+            elif done >= total and total == 1 and code in self._t0:
                 self._write(f"recipecheck: sanity {title} done in {time.perf_counter() - self._t0.pop(code):.2f} s")
         except Exception:  # progress output never stops the suite
             pass

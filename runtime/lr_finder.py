@@ -53,6 +53,7 @@ class LRRangeResult:
     raw_losses: list[float] = field(default_factory=list)
     min_loss_lr: Optional[float] = None
     diverged_at: Optional[float] = None  # the LR at which the run stopped for divergence
+    stopped_early: bool = False  # the time budget ran out before the end of the LR range
 
     def to_series(self) -> dict[str, Any]:
         """The ``"lr_range_test"`` series of report.json."""
@@ -64,6 +65,7 @@ class LRRangeResult:
             "steepest_region": list(self.steepest_region) if self.steepest_region else None,
             "min_loss_lr": self.min_loss_lr,
             "diverged_at": self.diverged_at,
+            "stopped_early": self.stopped_early,
         }
 
     def advice(self) -> str:
@@ -71,7 +73,8 @@ class LRRangeResult:
             return "LR range test inconclusive: the loss never decreased over the tested range."
         lo, hi = self.steepest_region or (self.suggested_lr, self.suggested_lr)
         return (f"LR range test: steepest loss descent for lr in [{lo:.2g}, {hi:.2g}]; suggested lr "
-                f"{self.suggested_lr:.2g}" + (f" (diverged at {self.diverged_at:.2g})" if self.diverged_at else ""))
+                f"{self.suggested_lr:.2g}" + (f" (diverged at {self.diverged_at:.2g})" if self.diverged_at else "")
+                + (f" (time budget reached at lr {self.lrs[-1]:.2g})" if self.stopped_early and self.lrs else ""))
 
 
 def suggest_lr(lrs: list[float], losses: list[float]) -> tuple[Optional[float], Optional[tuple[float, float]], Optional[float]]:
@@ -129,14 +132,20 @@ def lr_range_test(
     smooth: float = 0.05,
     diverge_factor: float = 4.0,
     generator: Optional[torch.Generator] = None,
+    time_budget: Optional[float] = None,
+    progress: Optional[Callable[[int, int], None]] = None,
 ) -> LRRangeResult:
     """Run the LR range test on a copy of ``model`` (see the module docstring).
 
     ``loader_or_batches`` is a DataLoader, a list of ``(inputs, targets)`` batches (cycled when
     shorter than ``num_iters``), a one-shot iterator of batches, or a single ``(inputs, targets)``
     batch. ``optimizer_factory(params)`` builds the optimizer; every param group's LR is set to
-    the current test LR at each iteration.
+    the current test LR at each iteration. After ``time_budget`` seconds the test stops and
+    the points measured so far decide (``stopped_early`` in the result).
     """
+    import time
+
+    t_start = time.perf_counter()
     if not (0 < start_lr < end_lr):
         raise ValueError("need 0 < start_lr < end_lr")
     if num_iters < 2:
@@ -155,9 +164,15 @@ def lr_range_test(
     avg = 0.0
     best = math.inf
     diverged_at = None
+    stopped_early = False
     with preserve_rng(_seed_from(generator)), isolated():
         it = iter(fresh())
         for i in range(num_iters):
+            if progress is not None:
+                progress(i, num_iters)
+            if time_budget is not None and i and time.perf_counter() - t_start > time_budget:
+                stopped_early = True
+                break
             try:
                 batch = next(it)
             except StopIteration:
@@ -192,4 +207,4 @@ def lr_range_test(
             opt.step()
     suggested, region, min_lr = suggest_lr(lrs, smoothed)
     return LRRangeResult(lrs=lrs, losses=smoothed, suggested_lr=suggested, steepest_region=region,
-                         raw_losses=raw, min_loss_lr=min_lr, diverged_at=diverged_at)
+                         raw_losses=raw, min_loss_lr=min_lr, diverged_at=diverged_at, stopped_early=stopped_early)

@@ -819,7 +819,8 @@ _SANITY_ORDER = (("initial_loss", "RT101", "initial loss vs chance"),
                  ("overfit", "RT114", "overfit a tiny batch"),
                  ("regularization", "RT115", "regularization raises the loss"))
 _SANITY_STATUS = {"great": "ok", "ok": "ok", "warn": "warning", "fail": "FAILED", "error": "FAILED",
-                  "skipped": "skipped", "crashed": "crashed", "unavailable": "skipped"}
+                  "skipped": "skipped", "crashed": "crashed", "unavailable": "skipped",
+                  "inconclusive": "inconclusive"}
 
 
 def _g(v: Any, spec: str = ".4g") -> str:

@@ -787,9 +787,16 @@ def gradient_check(model: nn.Module, loss_fn: Callable, batch: Any, *, coords: i
 def check_overfit(model: nn.Module, loss_fn: Callable, batch: Any, *,
                   optimizer_factory: Optional[Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]] = None,
                   examples: int = 20, steps: int = 200, ratio: float = 0.05,
-                  abs_floor: float = 1e-3) -> tuple[list[RuntimeFinding], dict[str, Any]]:
+                  abs_floor: float = 1e-3, time_budget: Optional[float] = None,
+                  progress: Optional[Callable[[int, int], None]] = None) -> tuple[list[RuntimeFinding], dict[str, Any]]:
     """RT114: train a copy on ``examples`` examples (weight decay 0, dropout off) for ``steps`` steps;
-    the loss must fall to ``max(ratio * initial, abs_floor)``. Returns (findings, details)."""
+    the loss must fall to ``max(ratio * initial, abs_floor)``. Returns (findings, details).
+
+    When ``time_budget`` seconds run out first, the check is inconclusive (status
+    ``"inconclusive"``, no finding): a slow machine is no evidence against the model."""
+    import time
+
+    t_start = time.perf_counter()
     x, y = _split_batch(batch)
     x, y = _take(x, examples, y), _take(y, examples, x)
     m = _training_copy(model)
@@ -825,6 +832,12 @@ def check_overfit(model: nn.Module, loss_fn: Callable, batch: Any, *,
             break
         if step == steps:
             break
+        if progress is not None:
+            progress(step, steps)
+        if time_budget is not None and step and time.perf_counter() - t_start > time_budget:
+            details.update(status="inconclusive", reason=f"time budget of {time_budget:g} s reached at step {step}",
+                           final_loss=value, steps=step, budget_exhausted=True)
+            return [], details
         if not loss.requires_grad:
             details.update(status="fail", reason="the loss does not depend on any trainable parameter",
                            final_loss=value)
@@ -965,6 +978,7 @@ def run_sanity(
     gradcheck_h: float = 1e-5,
     gradcheck_examples: int = 4,
     gradcheck_budget: Optional[float] = 60.0,
+    overfit_budget: Optional[float] = None,
     progress: Optional[Callable[[str, int, int], None]] = None,
     initial_loss_rel_tol: float = 0.25,
     initial_loss_abs_tol: float = 0.3,
@@ -981,7 +995,8 @@ def run_sanity(
     ``generator`` (a ``torch.Generator``) only.
 
     The gradient check is bounded by ``gradcheck_examples`` examples, ``gradcheck_coords``
-    coordinates per sampled tensor and ``gradcheck_budget`` seconds. ``progress(code, done,
+    coordinates per sampled tensor and ``gradcheck_budget`` seconds; RT114 by
+    ``overfit_budget`` seconds (then inconclusive, never a finding). ``progress(code, done,
     total)`` is called when a check starts (``done == 0``), as the gradient check advances and
     when a check ends (``done == total``); each check's ``details`` carry its ``seconds``.
 
@@ -1005,7 +1020,8 @@ def run_sanity(
                                         time_budget=gradcheck_budget,
                                         progress=lambda done, total: report("RT102", done, total)),
         "RT114": lambda: check_overfit(model, loss_fn, batch, optimizer_factory=optimizer_factory,
-                                       examples=overfit_examples, steps=steps),
+                                       examples=overfit_examples, steps=steps, time_budget=overfit_budget,
+                                       progress=lambda done, total: report("RT114", done, total)),
         "RT115": lambda: check_regularization(model, loss_fn, batch, regularizer=regularizer,
                                               optimizer_factory=optimizer_factory),
     }

@@ -555,3 +555,27 @@ def test_gradient_check_stops_at_its_time_budget_and_still_fires():
     findings, d = gradient_check(M(), nn.CrossEntropyLoss(), (x, y), time_budget=0.0)
     assert d["budget_exhausted"] and d["checked"] == 1 < d["planned"]
     assert [f.code for f in findings] == ["RT102"]  # the coordinates checked so far decide
+
+
+def test_overfit_out_of_time_is_inconclusive_not_a_finding():
+    from recipecheck.runtime.sanity import check_overfit
+
+    x, y = blobs()
+    seen = []
+    findings, d = check_overfit(mlp(), nn.CrossEntropyLoss(), (x, y), optimizer_factory=sgd, time_budget=0.0,
+                                progress=lambda done, total: seen.append((done, total)))
+    assert findings == [] and d["status"] == "inconclusive" and d["budget_exhausted"] and d["steps"] == 1
+    assert seen == [(0, 200), (1, 200)]
+    findings, d = check_overfit(mlp(), nn.CrossEntropyLoss(), (x, y), optimizer_factory=sgd, time_budget=600.0)
+    assert findings == [] and d["status"] == "ok"
+
+
+def test_lr_range_test_time_budget():
+    from recipecheck.runtime.lr_finder import lr_range_test
+
+    x, y = blobs()
+    res = lr_range_test(mlp(), nn.CrossEntropyLoss(), (x, y), sgd, num_iters=50, time_budget=0.0)
+    assert res.stopped_early and len(res.lrs) == 1 and res.suggested_lr is None
+    assert res.to_series()["stopped_early"] is True
+    full = lr_range_test(mlp(), nn.CrossEntropyLoss(), (x, y), sgd, num_iters=50, time_budget=600.0)
+    assert not full.stopped_early and len(full.lrs) > 10
