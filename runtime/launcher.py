@@ -19,8 +19,9 @@ hooks:
   ``torch.utils.data.DataLoader.__iter__`` (passes over the training loader = epochs, and its
   sampler for RT110), ``torch.distributed.destroy_process_group`` (under torchrun the monitor
   does its last reduction and gathers the findings on rank 0 just before the group goes) and,
-  with ``--sanity`` only and until the first training loss, the ``torch.nn.functional`` losses
-  (the loss, its targets and the input shape it saw, for the sanity suite). All are restored
+  with ``--sanity`` only and until the first training loss, ``torch.Tensor.backward`` once more
+  (the loss function, its targets and the input shape it saw are read from the loss's autograd
+  node, for the sanity suite). All are restored
   when the script ends, also when it raises.
 
 At the end (also on Ctrl-C and when the script raises) the terminal summary is printed and the
@@ -231,65 +232,92 @@ class _DistClosePatch:
             self._orig = None
 
 
-#: functional losses whose first training call gives the sanity suite its loss and targets
-_FUNCTIONAL_LOSSES = ("cross_entropy", "nll_loss", "binary_cross_entropy_with_logits", "binary_cross_entropy",
-                      "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "multi_margin_loss")
+_REDUCTIONS = {0: "none", 1: "mean", 2: "sum"}
+_SCALE_NODES = ("DivBackward0", "DivBackward1", "MulBackward0", "MulBackward1")
+
+
+def _loss_call_from_graph(loss) -> Optional[tuple]:
+    """``(loss function, input shape, target, kwargs)`` of the loss whose autograd node produced
+    ``loss`` (through a scaling such as ``loss / accumulation_steps``), read from the node's saved
+    arguments before ``backward()`` frees them; None for other graphs. Loss modules and
+    functional losses leave the same nodes, so both are seen, with the reshaped input the loss
+    took (``output.view(-1, vocab)``) and its keyword arguments."""
+    import torch.nn.functional as F
+
+    node = loss.grad_fn
+    for _ in range(4):  # through a few scalings
+        if node is None or type(node).__name__ not in _SCALE_NODES:
+            break
+        node = next((n for n, _ in node.next_functions if n is not None), None)
+    if node is None:
+        return None
+    kind = type(node).__name__
+    red = {"reduction": _REDUCTIONS.get(getattr(node, "_saved_reduction", 1), "mean")}
+    if kind == "NllLossBackward0":
+        ignore = int(node._saved_ignore_index)
+        if ignore >= 1 << 63:  # the node stores the int64 as unsigned (-100 reads 2**64 - 100)
+            ignore -= 1 << 64
+        kw = dict(red, ignore_index=ignore)
+        if node._saved_weight is not None:
+            kw["weight"] = node._saved_weight
+        prev = [type(n).__name__ for n, _ in node.next_functions if n is not None]
+        # log_softmax then nll is cross-entropy; it is right for logits and for log-probabilities
+        fn = F.cross_entropy if prev[:1] == ["LogSoftmaxBackward0"] else F.nll_loss
+    elif kind == "BinaryCrossEntropyWithLogitsBackward0":
+        fn, kw = F.binary_cross_entropy_with_logits, dict(red)
+        for name in ("weight", "pos_weight"):
+            if getattr(node, f"_saved_{name}", None) is not None:
+                kw[name] = getattr(node, f"_saved_{name}")
+    elif kind == "MseLossBackward0":
+        fn, kw = F.mse_loss, red
+    elif kind == "SmoothL1LossBackward0":
+        fn, kw = F.smooth_l1_loss, dict(red, beta=float(node._saved_beta))
+    elif kind == "HuberLossBackward0":
+        fn, kw = F.huber_loss, dict(red, delta=float(node._saved_delta))
+    else:
+        return None
+    return fn, tuple(node._saved_self.shape), node._saved_target, kw
 
 
 class _LossRecorder:
-    """Records the first training call of a ``torch.nn.functional`` loss (``--sanity`` only).
-
-    Loss modules (``nn.CrossEntropyLoss``) call these functions too, so the call gives the
-    input shape the loss saw (a model output reshaped as ``output.view(-1, vocab)``), the targets
-    and the keyword arguments (``ignore_index``, ``weight``, ``reduction``...). The patch is
-    removed as soon as the call is recorded (or when the script ends)."""
+    """Reads the loss function of the first ``backward()`` from its autograd graph (``--sanity``
+    only): the functional loss (``F.cross_entropy``, ``F.nll_loss``, ...) or the one inside a
+    loss module, the input shape it saw, its targets and keyword arguments. It wraps
+    ``torch.Tensor.backward`` (over the monitor's own wrapper) until that first loss, and does
+    not touch ``torch.nn.functional`` (TorchScript compiles those by their source)."""
 
     def __init__(self):
         self.call: Optional[tuple] = None
-        self._saved: list[tuple[str, Any]] = []
+        self._orig = None
+        self._mine = None
+        self._tries = 0
 
     def install(self) -> None:
-        import torch.nn.functional as F
-
-        for name in _FUNCTIONAL_LOSSES:
-            orig = F.__dict__.get(name)
-            if orig is not None:
-                self._saved.append((name, orig))
-                setattr(F, name, self._wrap(orig))
-
-    def _wrap(self, orig):
-        import functools
-        import inspect
-
-        import torch
-
         rec = self
+        orig = self._orig = torch.Tensor.__dict__["backward"]
 
-        @functools.wraps(orig)
-        def loss(*args, **kwargs):
-            if rec.call is None and torch.is_grad_enabled():
+        def backward(self, *args, **kwargs):
+            if rec.call is None and rec._tries < 8:
+                rec._tries += 1
                 try:
-                    bound = inspect.signature(orig).bind(*args, **kwargs)
-                    items = list(bound.arguments.items())
-                    inp = items[0][1] if items else None
-                    if isinstance(inp, torch.Tensor) and inp.requires_grad and len(items) >= 2:
-                        params = inspect.signature(orig).parameters
-                        extra = {k: v for k, v in items[2:] if v is not params[k].default
-                                 and not (isinstance(v, (int, float, str)) and v == params[k].default)}
-                        rec.call = (orig, tuple(inp.shape), items[1][1], extra)
-                        rec.remove()
-                except Exception:  # recording must never break the loss
+                    if self.requires_grad and self.numel() == 1:
+                        rec.call = _loss_call_from_graph(self)
+                except Exception:  # reading the graph must never break the script's backward
                     pass
-            return orig(*args, **kwargs)
+                if rec.call is not None or rec._tries >= 8:
+                    rec.remove()
+            return orig(self, *args, **kwargs)
 
-        return loss
+        backward.__doc__ = orig.__doc__
+        backward.__wrapped__ = orig
+        self._mine = backward
+        torch.Tensor.backward = backward
 
     def remove(self) -> None:
-        import torch.nn.functional as F
-
-        for name, orig in self._saved:
-            setattr(F, name, orig)
-        self._saved = []
+        # only when nothing was installed over it since (the monitor restores its own original)
+        if self._mine is not None and torch.Tensor.__dict__.get("backward") is self._mine:
+            torch.Tensor.backward = self._orig
+        self._mine = None
 
 
 def _exit_code(exc: SystemExit) -> int:
@@ -327,13 +355,12 @@ def _sanity_runner(num_classes, losses: Optional["_LossRecorder"] = None, consol
         x, y = mon._first_batch if mon._first_batch else (None, None)
         call = losses.call if losses is not None else None
         loss_fn = None
-        if crit is not None:
-            # the loss module's own functional call tells how its input was reshaped, when it is
-            # this criterion's call (same target tensor) and not another loss computed first
-            shape = call[1] if call is not None and y is not None and call[2] is y else None
-            loss_fn = _sanity.ShapedLoss(crit, shape)
-        elif call is not None:  # a functional loss (F.cross_entropy, F.nll_loss, ...)
+        if call is not None and (y is None or _same_tensor(call[2], y)):
+            # what the first backward() differentiated: a functional loss, or the loss module's
+            # own computation (with the reshaping of its input and its arguments)
             loss_fn = _sanity.ShapedLoss(call[0], call[1], **call[3])
+        elif crit is not None:
+            loss_fn = _sanity.ShapedLoss(crit)
         if y is None and call is not None:
             y = call[2]
         missing = [what for what, v in (("a model", model), ("the loss (an nn.*Loss module or a functional "
@@ -386,6 +413,11 @@ def _sanity_runner(num_classes, losses: Optional["_LossRecorder"] = None, consol
 #: seconds for the gradient check and for the LR range test each (twice that for RT114) under
 #: ``recipecheck run --sanity``; the suite must not hold the real training back for long
 SANITY_BUDGET_S = 60.0
+
+def _same_tensor(a: Any, b: Any) -> bool:
+    return (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape
+            and a.device == b.device and a.data_ptr() == b.data_ptr())
+
 
 _STEP_TITLES = {"RT101": "RT101 initial loss", "RT102": "RT102 gradient check (float64)",
                 "RT114": "RT114 overfit a tiny batch", "RT115": "RT115 regularization", "LR": "LR range test"}
