@@ -299,7 +299,8 @@ class ShapedLoss:
 
     def __repr__(self) -> str:
         name = getattr(self.fn, "__name__", None) or type(self.fn).__name__
-        return f"ShapedLoss({name}, input_shape={self.input_shape})"
+        kw = {k: (f"tensor{tuple(v.shape)}" if isinstance(v, torch.Tensor) else v) for k, v in self.kwargs.items()}
+        return f"ShapedLoss({name}, input_shape={self.input_shape}" + (f", {kw}" if kw else "") + ")"
 
 
 def _unwrap_loss(loss_fn: Callable) -> Callable:

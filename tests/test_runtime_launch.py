@@ -392,3 +392,34 @@ def test_gpu_check_identity_check_can_fail(monkeypatch):
     monkeypatch.setattr(mod.Workload, "monitor", rng_eating_monitor)
     passed, detail = mod.identical_check("cnn", torch.device("cpu"), 4, True)
     assert not passed and "differ" in detail
+
+
+def test_sanity_with_scripted_and_scaled_functional_loss(tmp_path):
+    """A TorchScript loss compiled before training and a loss scaled for accumulation: the
+    sanity suite reads the loss from the autograd graph and patches nothing TorchScript sees."""
+    path = tmp_path / "scripted.py"
+    path.write_text(textwrap.dedent('''
+        import torch
+        import torch.nn.functional as F
+        from torch import nn
+
+        @torch.jit.script
+        def smoothed(out, y):
+            return F.cross_entropy(out, y, ignore_index=-1)
+
+        torch.manual_seed(0)
+        x, y = torch.randn(64, 10), torch.randint(0, 4, (64,))
+        model = nn.Sequential(nn.Linear(10, 32), nn.Tanh(), nn.Linear(32, 4))
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        for step in range(6):
+            idx = torch.randperm(64)[:16]
+            for micro in range(2):
+                (smoothed(model(x[idx]), y[idx]) / 2).backward()
+            opt.step()
+            opt.zero_grad()
+    '''))
+    rep = tmp_path / "rep"
+    assert run_script(str(path), [], report=str(rep), sanity=True, summary=False) == 0
+    sanity = _report(rep)["run"]["sanity"]
+    assert "cross_entropy" in sanity["loss"] and "'ignore_index': -1" in sanity["loss"], sanity["loss"]
+    assert sanity["gradient_check"]["status"] in ("great", "ok")
