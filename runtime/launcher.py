@@ -59,7 +59,8 @@ def run_script(script: Optional[str] = None, args: Sequence[str] = (), *, module
         raise ValueError("give a script path or a module name, not both")
     if fail_on is not None and fail_on not in SEVERITY_RANK:
         raise ValueError(f"fail_on must be one of {sorted(SEVERITY_RANK)}, got {fail_on!r}")
-    path = Path(script).resolve() if script is not None else None  # __file__ is absolute, as under python
+    # __file__ absolute but symlinks kept, as under python (which puts the real directory on sys.path)
+    path = Path(os.path.abspath(script)) if script is not None else None
     info = {"script": script, "module": module, "argv": [script if script is not None else f"-m {module}", *args],
             "mode": "recipecheck run"}
     if fail_on:
@@ -74,7 +75,7 @@ def run_script(script: Optional[str] = None, args: Sequence[str] = (), *, module
     # argv[0] as typed (python does not resolve it); run_module replaces it with the module's file
     sys.argv = [script if script is not None else "-m", *args]
     if path is not None:
-        sys.path.insert(0, str(path.parent))
+        sys.path.insert(0, os.path.dirname(os.path.realpath(path)))
     else:
         sys.path.insert(0, os.getcwd())  # python -m puts the working directory first
     if module is not None:

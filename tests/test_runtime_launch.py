@@ -210,6 +210,9 @@ def test_file_is_absolute_and_argv0_as_typed(loop, tmp_path, capsys, monkeypatch
     out = capsys.readouterr().out
     assert _field(out, "FILE") == str(tmp_path / "loop.py")
     assert _field(out, "ARGV0") == "loop.py" and _field(out, "NAME") == "__main__"
+    (tmp_path / "link.py").symlink_to(loop)
+    assert run_script("link.py", ["--steps", "2"], report=None, summary=False) == 0
+    assert _field(capsys.readouterr().out, "FILE") == str(tmp_path / "link.py")  # absolute, link kept
 
 
 def test_run_module_like_python_m(tmp_path, capsys, monkeypatch):
@@ -394,6 +397,7 @@ def test_gpu_check_identity_check_can_fail(monkeypatch):
     assert not passed and "differ" in detail
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 def test_sanity_with_scripted_and_scaled_functional_loss(tmp_path):
     """A TorchScript loss compiled before training and a loss scaled for accumulation: the
     sanity suite reads the loss from the autograd graph and patches nothing TorchScript sees."""
