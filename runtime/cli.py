@@ -44,7 +44,7 @@ class _RunCommand(click.Command):
                    "script that fails keeps its own exit code, which the report records either way.")
 @click.option("-m", "module", default=None, metavar="MODULE",
               help="Run a module as `python -m MODULE ...` does; every argument after it goes to it.")
-@click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
+@click.argument("script_args", nargs=-1, type=click.UNPROCESSED, metavar="SCRIPT [ARGS]...")
 def run_command(report, no_report, sanity, checks, num_classes, fail_on, module, script_args):
     """Run SCRIPT [ARGS...] (or -m MODULE [ARGS...]) like python, monitoring the training.
 
