@@ -69,12 +69,15 @@ class LRRangeResult:
         }
 
     def advice(self) -> str:
+        if self.stopped_early:
+            upto = f" (up to lr {self.lrs[-1]:.2g})" if self.lrs else ""
+            return (f"LR range test inconclusive: its time budget ran out after {len(self.lrs)} iterations{upto}; "
+                    "run lr_range_test on a GPU or with a smaller batch.")
         if self.suggested_lr is None:
             return "LR range test inconclusive: the loss never decreased over the tested range."
         lo, hi = self.steepest_region or (self.suggested_lr, self.suggested_lr)
         return (f"LR range test: steepest loss descent for lr in [{lo:.2g}, {hi:.2g}]; suggested lr "
-                f"{self.suggested_lr:.2g}" + (f" (diverged at {self.diverged_at:.2g})" if self.diverged_at else "")
-                + (f" (time budget reached at lr {self.lrs[-1]:.2g})" if self.stopped_early and self.lrs else ""))
+                f"{self.suggested_lr:.2g}" + (f" (diverged at {self.diverged_at:.2g})" if self.diverged_at else ""))
 
 
 def suggest_lr(lrs: list[float], losses: list[float]) -> tuple[Optional[float], Optional[tuple[float, float]], Optional[float]]:
@@ -140,8 +143,8 @@ def lr_range_test(
     ``loader_or_batches`` is a DataLoader, a list of ``(inputs, targets)`` batches (cycled when
     shorter than ``num_iters``), a one-shot iterator of batches, or a single ``(inputs, targets)``
     batch. ``optimizer_factory(params)`` builds the optimizer; every param group's LR is set to
-    the current test LR at each iteration. After ``time_budget`` seconds the test stops and
-    the points measured so far decide (``stopped_early`` in the result).
+    the current test LR at each iteration. After ``time_budget`` seconds the test stops
+    (``stopped_early``) and suggests nothing: the low end of the range alone is no evidence.
     """
     import time
 
@@ -206,5 +209,7 @@ def lr_range_test(
             torch.autograd.backward(loss)  # not Tensor.backward: a monitor may have patched it
             opt.step()
     suggested, region, min_lr = suggest_lr(lrs, smoothed)
+    if stopped_early:  # only the low end of the range was seen: its steepest part says nothing
+        suggested, region = None, None
     return LRRangeResult(lrs=lrs, losses=smoothed, suggested_lr=suggested, steepest_region=region,
                          raw_losses=raw, min_loss_lr=min_lr, diverged_at=diverged_at, stopped_early=stopped_early)

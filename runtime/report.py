@@ -842,6 +842,8 @@ def _sanity_result(key: str, d: Mapping[str, Any]) -> str:
                 f"{d.get('examples')} examples")
         if d.get("kink_coordinates"):
             text += f"; {d['kink_coordinates']} on a ReLU-type kink (not counted)"
+        if d.get("kinks_possible"):
+            text += "; the model has kinks (ReLU-type, max, clamp): errors up to 1e-2 are finite-difference artifacts"
         if d.get("budget_exhausted"):
             text += f"; time budget of {_g(d.get('budget_s'), 'g')} s reached after {d.get('checked')} of {d.get('planned')}"
         return text
