@@ -23,7 +23,11 @@ buffers, train/eval flags and the global RNG state are left exactly as they were
   loss within ``h`` of its kink), above that (or above 1e-4 without kinks) an error. A
   coordinate whose ``+h``/``-h`` evaluations put a ReLU-family input on different sides of a kink
   is re-measured with a smaller ``h`` and, if it still straddles the kink, reported as a kink
-  and not counted.
+  and not counted; a coordinate above 1e-4 is re-measured with ``h/100`` and ``h/1000`` (a kink
+  the module hooks cannot see resolves, a wrong gradient stays wrong). Kinks are also "possible"
+  when the forward pass calls a kinked torch function (``F.relu``, max pooling, ``clamp``...).
+  The cost is bounded: 4 examples, 3 coordinates in each of at most 24 parameter tensors spread
+  over the depth, and a time budget after which the coordinates checked so far decide.
 * **RT114 cannot-overfit-tiny-batch**: a copy trained on a tiny subset (``overfit_examples``,
   20 by default) with weight decay 0 and dropout off must reach a loss of at most
   ``overfit_ratio`` (5%) of its initial loss within ``steps`` optimizer steps.
