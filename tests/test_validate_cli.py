@@ -120,3 +120,11 @@ def test_write_evidence(tmp_path):
     ns: dict = {}
     exec((tmp_path / "_evidence_data.py").read_text(), ns)
     assert ns["EVIDENCE"]["RC108"]["manual"].startswith("Measured (`recipecheck validate RC108`, seeds 0-1)")
+
+
+def test_jobs_gives_the_same_numbers_as_one_process():
+    args = ["RC105", "RC108", "RC303", "--seeds", "2", "--format", "json"]
+    one = json.loads(CliRunner().invoke(validate_command, args).stdout)["experiments"]
+    two = json.loads(CliRunner().invoke(validate_command, args + ["--jobs", "2"]).stdout)["experiments"]
+    assert [e["rule"] for e in two] == ["RC105", "RC108", "RC303"]
+    assert [(e["buggy"], e["fixed"], e["verdict"]) for e in one] == [(e["buggy"], e["fixed"], e["verdict"]) for e in two]

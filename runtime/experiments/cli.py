@@ -47,7 +47,14 @@ def _record(exp: Experiment, res: Result) -> dict[str, Any]:
     }
 
 
-def _run_all(exps: list[Experiment], seeds: list[int], device: str, show_progress: bool) -> list[tuple[Experiment, Result]]:
+def _run_one(rule: str, seeds: list[int], device: str) -> Result:
+    """Worker entry point: the experiment is found again by its rule (experiments hold closures)."""
+    (exp,) = [e for e in select([rule]) if e.rule == rule]
+    return exp.run_seeds(seeds, device)
+
+
+def _run_all(exps: list[Experiment], seeds: list[int], device: str, show_progress: bool,
+             jobs: int = 1) -> list[tuple[Experiment, Result]]:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -63,11 +70,40 @@ def _run_all(exps: list[Experiment], seeds: list[int], device: str, show_progres
         disable=not show_progress,
     ) as progress:
         task = progress.add_task("", total=len(exps))
-        for exp in exps:
-            progress.update(task, description=exp.rule)
-            results.append((exp, exp.run_seeds(seeds, device)))
-            progress.advance(task)
-    return results
+        if jobs <= 1:
+            for exp in exps:
+                progress.update(task, description=exp.rule)
+                results.append((exp, exp.run_seeds(seeds, device)))
+                progress.advance(task)
+            return results
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        # each experiment runs on one thread, so experiments in parallel use the other cores;
+        # the slowest first, so that the pool does not end waiting on one long experiment
+        order = sorted(exps, key=lambda e: -_STORED_SECONDS.get(e.rule, 0.0))
+        done: dict[str, Result] = {}
+        # fork shares the imported modules (as DataLoader workers do); CUDA cannot be forked
+        method = "fork" if device == "cpu" and "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context(method)) as pool:
+            futures = {pool.submit(_run_one, e.rule, seeds, device): e for e in order}
+            for fut in as_completed(futures):
+                exp = futures[fut]
+                done[exp.rule] = fut.result()
+                progress.update(task, description=exp.rule)
+                progress.advance(task)
+    return [(e, done[e.rule]) for e in exps]
+
+
+def _stored_seconds() -> dict[str, float]:
+    try:
+        from ._evidence_data import EVIDENCE
+    except ImportError:  # pragma: no cover - the stored evidence ships with the package
+        return {}
+    return {code: float(entry.get("seconds", 0.0)) for code, entry in EVIDENCE.items()}
+
+
+_STORED_SECONDS = _stored_seconds()
 
 
 def _table(results: list[tuple[Experiment, Result]], total: float, details: bool, seeds: list[int],
@@ -195,13 +231,16 @@ def write_evidence(results: list[tuple[Experiment, Result]], out_dir: Path, tota
 @click.option("--seeds", "n_seeds", type=click.IntRange(1, 100), default=DEFAULT_SEEDS, show_default=True,
               help="Number of seeds per experiment (seed, seed+1, ...); numbers are reported as mean [min, max].")
 @click.option("--quick", is_flag=True, help="One seed per experiment and no slow experiments (for CI).")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Experiments run in parallel in this many processes (each uses one thread).")
 @click.option("--device", default="cpu", show_default=True, help="torch device to run on (cpu, cuda, cuda:1, mps).")
 @click.option("--details", "-v", is_flag=True, help="Show each experiment's measured details under its claim.")
 @click.option("--list", "list_only", is_flag=True, help="List the selected experiments without running them.")
 @click.option("--no-progress", is_flag=True, help="Do not show the progress bar.")
 @click.option("--write-evidence", "evidence_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               hidden=True, help="Also write EVIDENCE.md and _evidence_data.py into this folder.")
-def validate_command(codes, fmt, plot_dir, seed, n_seeds, quick, device, details, list_only, no_progress, evidence_dir):
+def validate_command(codes, fmt, plot_dir, seed, n_seeds, quick, jobs, device, details, list_only, no_progress,
+                     evidence_dir):
     """Run the experiments that validate each rule's claim (all, or those matching CODES).
 
     CODES are rule codes or prefixes: RC201, RC2 (a block), sanity. Each experiment runs
@@ -236,7 +275,7 @@ def validate_command(codes, fmt, plot_dir, seed, n_seeds, quick, device, details
             sys.exit(2)
     _warm_up(device)
     start = time.perf_counter()
-    results = _run_all(exps, seeds, device, show_progress=not no_progress and fmt == "table")
+    results = _run_all(exps, seeds, device, show_progress=not no_progress and fmt == "table", jobs=jobs)
     total = time.perf_counter() - start
     ran = [(e, r) for e, r in results if r.verdict != "skip"]
     skipped = [(e, r) for e, r in results if r.verdict == "skip"]
@@ -251,7 +290,8 @@ def validate_command(codes, fmt, plot_dir, seed, n_seeds, quick, device, details
         click.echo(json.dumps(payload, indent=2))
     else:
         _table(results, total, details, seeds, unmeasured)
-        click.echo(f"total: {len(results)} experiments x {len(seeds)} seed(s) in {total:.1f} s", err=True)
+        click.echo(f"total: {len(results)} experiments x {len(seeds)} seed(s) in {total:.1f} s"
+                   + (f" ({jobs} processes)" if jobs > 1 else ""), err=True)
     if plot_dir is not None:
         from .plotting import plot_result
 
