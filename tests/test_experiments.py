@@ -154,3 +154,10 @@ def test_format_value():
     assert format_value(0.125) == "0.125"
     assert format_value(1e-12) == "1.00e-12"
     assert format_value(None) == "-"
+
+
+def test_non_numeric_headline_is_not_called_a_mean():
+    exp = _fake({0: (True, False, True), 1: (True, False, True)})
+    res = exp.run_seeds([0, 1])
+    assert "True with bug vs False with fix (on every seed)" in exp.manual_sentence(res)
+    assert "mean" not in exp.summary(res)

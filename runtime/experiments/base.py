@@ -127,8 +127,9 @@ class Experiment:
         if len(result.per_seed) > 1:
             b, f = (_spread(result.per_seed, k) for k in ("buggy", "fixed"))
             held = sum(r["verdict"] == "pass" for r in result.per_seed)
+            how = "mean [min, max] over" if _all_numeric(result.per_seed) else "on each of"
             return (f"{self.headline}: {b} ({self.buggy_label}) vs {f} ({self.fixed_label}), "
-                    f"mean [min, max] over {len(result.per_seed)} seeds, held on {held} [{result.verdict}]")
+                    f"{how} {len(result.per_seed)} seeds, held on {held} [{result.verdict}]")
         b = format_value(result.buggy.get(self.headline))
         f = format_value(result.fixed.get(self.headline))
         return f"{self.headline}: {b} ({self.buggy_label}) vs {f} ({self.fixed_label}) [{result.verdict}]"
@@ -141,7 +142,8 @@ class Experiment:
             b, f = (_spread(result.per_seed, k) for k in ("buggy", "fixed"))
             held = sum(r["verdict"] == "pass" for r in result.per_seed)
             where = f"seeds {seeds[0]}-{seeds[-1]}"
-            nums = f"{what}: {b} with {self.buggy_label} vs {f} with {self.fixed_label} (mean [min, max])"
+            how = "mean [min, max]" if _all_numeric(result.per_seed) else "on every seed"
+            nums = f"{what}: {b} with {self.buggy_label} vs {f} with {self.fixed_label} ({how})"
             tail = f"the claim held on {held} of {len(seeds)} seeds."
         else:
             where = f"seed {seeds[0]}"
@@ -172,10 +174,16 @@ def _mean_metrics(dicts: list[Metrics]) -> Metrics:
     return out
 
 
+def _all_numeric(per_seed: list[dict[str, Any]]) -> bool:
+    """Whether a side has numbers on every seed (then shown as mean [min, max])."""
+    return any(all(_numeric(r[side]) for r in per_seed) for side in ("buggy", "fixed"))
+
+
 def _spread(per_seed: list[dict[str, Any]], side: str) -> str:
     vals = [r[side] for r in per_seed]
     if not all(_numeric(v) for v in vals):
-        return format_value(vals[0])
+        shown = sorted({format_value(v) for v in vals})
+        return shown[0] if len(shown) == 1 else "/".join(shown) + " (varies by seed)"
     mean = sum(vals) / len(vals)
     return f"{format_value(mean)} [{format_value(min(vals))}, {format_value(max(vals))}]"
 
@@ -184,8 +192,9 @@ def spread_text(exp: "Experiment", per_seed: list[dict[str, Any]]) -> str:
     """``seeds 0-4: held on 5/5; buggy mean [min, max] vs fixed ...`` for ``details``."""
     seeds = [r["seed"] for r in per_seed]
     held = sum(r["verdict"] == "pass" for r in per_seed)
+    how = " (mean [min, max])" if _all_numeric(per_seed) else " (on every seed)"
     return (f"seeds {seeds[0]}-{seeds[-1]}: claim held on {held}/{len(seeds)}; {exp.headline} "
-            f"{_spread(per_seed, 'buggy')} vs {_spread(per_seed, 'fixed')} (mean [min, max])")
+            f"{_spread(per_seed, 'buggy')} vs {_spread(per_seed, 'fixed')}{how}")
 
 
 def runtime_check_codes() -> frozenset[str]:
