@@ -153,8 +153,8 @@ def scheduler_before_optimizer_step(seed: int, device: str) -> Result:
 @experiment(
     "RC204",
     "ReduceLROnPlateau.step() without the monitored metric cannot work: current PyTorch raises "
-    "TypeError at the first call, so the run crashes (older code that passed nothing never reduced "
-    "the LR), while step(val_loss) reduces it when the metric plateaus.",
+    "TypeError at the first call, so the run crashes, while step(val_loss) reduces the LR when the "
+    "metric plateaus.",
     "lr_reductions",
     buggy_label="sched.step()",
     fixed_label="sched.step(val_loss)",
