@@ -1,10 +1,11 @@
 """Stored evidence from one reference run of the validation experiments (generated; do not edit).
 
-Regenerate with `recipecheck validate --write-evidence runtime/experiments`.
+Regenerate with `recipecheck validate --seeds 5 --write-evidence runtime/experiments`, then
+`python -m recipecheck.runtime.experiments.manuals` (the manuals quote it).
 """
 
 ENVIRONMENT = 'torch 2.13.0+cpu, Python 3.11.7, cpu, seeds 0-4'
-TOTAL_SECONDS = 321.5
+TOTAL_SECONDS = 296.8
 
 EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() sees is the running sum of every '
                     'past gradient: its norm grows with the step count instead of staying at the '
@@ -50,7 +51,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                       'buggy': 8.151968140911128,
                       'fixed': 0.7091297245254283,
                       'verdict': 'pass'}],
-           'seconds': 0.68},
+           'seconds': 0.9},
  'RC102': {'claim': 'zero_grad() between backward() and step() hands step() empty gradients: the '
                     'parameters never move and the loss never changes.',
            'summary': 'param_change: 0 [0, 0] (zero_grad after backward) vs 3.02 [2.96, 3.11] '
@@ -73,7 +74,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                      {'seed': 2, 'buggy': 0.0, 'fixed': 3.0471813678741455, 'verdict': 'pass'},
                      {'seed': 3, 'buggy': 0.0, 'fixed': 2.958756685256958, 'verdict': 'pass'},
                      {'seed': 4, 'buggy': 0.0, 'fixed': 3.0092575550079346, 'verdict': 'pass'}],
-           'seconds': 0.67},
+           'seconds': 0.79},
  'RC103': {'claim': 'A loop that calls backward() but never optimizer.step() computes gradients '
                     'and throws them away: the parameters never move and the loss stays where it '
                     'started.',
@@ -97,7 +98,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                      {'seed': 2, 'buggy': 0.0, 'fixed': 0.37874817848205566, 'verdict': 'pass'},
                      {'seed': 3, 'buggy': 0.0, 'fixed': 0.37642335891723633, 'verdict': 'pass'},
                      {'seed': 4, 'buggy': 0.0, 'fixed': 0.3766636252403259, 'verdict': 'pass'}],
-           'seconds': 0.48},
+           'seconds': 0.63},
  'RC104': {'claim': 'A running total that adds the loss tensor itself (total += loss) chains every '
                     "iteration's autograd graph to it: in an evaluation loop without no_grad every "
                     "batch's activations stay in memory, growing linearly with the iterations, and "
@@ -127,7 +128,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                      {'seed': 2, 'buggy': 4963360, 'fixed': 0, 'verdict': 'pass'},
                      {'seed': 3, 'buggy': 4963360, 'fixed': 0, 'verdict': 'pass'},
                      {'seed': 4, 'buggy': 4963360, 'fixed': 0, 'verdict': 'pass'}],
-           'seconds': 52.0},
+           'seconds': 42.56},
  'RC105': {'claim': 'Accumulating k micro-batch gradients without dividing the loss by k makes '
                     'each update k times the large-batch update it is meant to equal.',
            'summary': 'update_over_large_batch: 4 [4, 4] (loss not / k) vs 1 [1, 1] (loss / k), '
@@ -155,7 +156,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                      {'seed': 2, 'buggy': 4.0, 'fixed': 1.0, 'verdict': 'pass'},
                      {'seed': 3, 'buggy': 4.0, 'fixed': 1.0, 'verdict': 'pass'},
                      {'seed': 4, 'buggy': 3.9999996225955443, 'fixed': 1.0, 'verdict': 'pass'}],
-           'seconds': 0.23},
+           'seconds': 0.29},
  'RC106': {'claim': 'clip_grad_norm_ called before backward() or after step() clips gradients that '
                     'the update never uses: the run is bit-for-bit the unclipped run, and single '
                     'updates exceed the clip bound.',
@@ -200,7 +201,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                       'buggy': 8.609821796417236,
                       'fixed': 0.9999987483024597,
                       'verdict': 'pass'}],
-           'seconds': 1.63},
+           'seconds': 1.05},
  'RC107': {'claim': 'Stepping the optimizer twice for one backward (scaler.step(opt) followed by '
                     'opt.step(), or two step() calls) applies every gradient twice: each update is '
                     "about twice the intended one (the LR is silently doubled) and the optimizer's "
@@ -231,7 +232,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                      {'seed': 2, 'buggy': 2.0244934417615696, 'fixed': 1.0, 'verdict': 'pass'},
                      {'seed': 3, 'buggy': 1.9214167926609114, 'fixed': 1.0, 'verdict': 'pass'},
                      {'seed': 4, 'buggy': 1.9646452672513361, 'fixed': 1.0, 'verdict': 'pass'}],
-           'seconds': 0.66},
+           'seconds': 0.84},
  'RC108': {'claim': 'zero_grad() on every micro-batch of a gradient accumulation erases all but '
                     "the last micro-batch: the step applies the last micro-batch's gradient "
                     'divided by k, not the accumulated large-batch gradient.',
@@ -312,7 +313,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                       'buggy': 0.5218415260314941,
                       'fixed': 3.7776817407575436e-07,
                       'verdict': 'pass'}],
-           'seconds': 0.17},
+           'seconds': 0.28},
  'RC201': {'claim': 'StepLR stepped once per batch instead of once per epoch decays len(loader) '
                     'times too fast: the LR collapses toward zero within a few epochs and training '
                     'stalls at a lower accuracy.',
@@ -343,7 +344,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                      {'seed': 2, 'buggy': 0.125, 'fixed': 0.5, 'verdict': 'pass'},
                      {'seed': 3, 'buggy': 0.125, 'fixed': 0.5, 'verdict': 'pass'},
                      {'seed': 4, 'buggy': 0.125, 'fixed': 0.5, 'verdict': 'pass'}],
-           'seconds': 10.61},
+           'seconds': 6.93},
  'RC202': {'claim': 'OneCycleLR stepped once per epoch instead of once per batch never reaches its '
                     'peak LR and never anneals: the run ends at a low warm-up LR.',
            'summary': 'peak_lr_over_max: 0.265 [0.265, 0.265] (step() per epoch) vs 1 [1, 1] '
@@ -371,7 +372,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                      {'seed': 2, 'buggy': 0.2653979641025237, 'fixed': 1.0, 'verdict': 'pass'},
                      {'seed': 3, 'buggy': 0.2653979641025237, 'fixed': 1.0, 'verdict': 'pass'},
                      {'seed': 4, 'buggy': 0.2653979641025237, 'fixed': 1.0, 'verdict': 'pass'}],
-           'seconds': 6.73},
+           'seconds': 5.62},
  'RC203': {'claim': 'scheduler.step() before optimizer.step() (here: at the top of each epoch) '
                     "skips the schedule's first value: every epoch trains at the LR meant for the "
                     'next one, so the whole schedule runs one step ahead.',
@@ -400,7 +401,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                      {'seed': 2, 'buggy': 0.7, 'fixed': 1.0, 'verdict': 'pass'},
                      {'seed': 3, 'buggy': 0.7, 'fixed': 1.0, 'verdict': 'pass'},
                      {'seed': 4, 'buggy': 0.7, 'fixed': 1.0, 'verdict': 'pass'}],
-           'seconds': 2.47},
+           'seconds': 1.41},
  'RC204': {'claim': 'ReduceLROnPlateau.step() without the monitored metric cannot work: current '
                     'PyTorch raises TypeError at the first call, so the run crashes, while '
                     'step(val_loss) reduces the LR when the metric plateaus.',
@@ -424,7 +425,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                      {'seed': 2, 'buggy': None, 'fixed': 3, 'verdict': 'pass'},
                      {'seed': 3, 'buggy': None, 'fixed': 3, 'verdict': 'pass'},
                      {'seed': 4, 'buggy': None, 'fixed': 4, 'verdict': 'pass'}],
-           'seconds': 13.0},
+           'seconds': 9.47},
  'RC205': {'claim': 'At equal budget, a constant LR ends at a higher training loss than the same '
                     'run with the LR annealed (cosine to zero): mini-batch SGD stalls at a noise '
                     'floor set by the LR.',
@@ -466,7 +467,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                       'buggy': 0.16292251646518707,
                       'fixed': 0.11743275821208954,
                       'verdict': 'pass'}],
-           'seconds': 9.69},
+           'seconds': 7.29},
  'RC206': {'claim': 'Adam at a large LR on a small (post-LN) transformer without warmup takes its '
                     'largest steps while its second-moment estimates are still poor: the early '
                     'loss spikes higher and the run ends worse than the same recipe with a linear '
@@ -512,7 +513,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                       'buggy': 0.3805243968963623,
                       'fixed': 0.16898980736732483,
                       'verdict': 'pass'}],
-           'seconds': 69.24},
+           'seconds': 65.25},
  'RC207': {'claim': 'A declared LR decay that nothing reads (--lr_decay 0.1 at --decay_epoch 10) '
                     'never happens: the run trains at the initial LR throughout and ends at a '
                     'higher loss than with the decay it declared.',
@@ -555,7 +556,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                       'buggy': 0.16292251646518707,
                       'fixed': 0.11243467032909393,
                       'verdict': 'pass'}],
-           'seconds': 10.77},
+           'seconds': 8.33},
  'RC301': {'claim': 'Zero-initialized weights give every hidden unit the same value and a zero '
                     'gradient: the hidden layers never learn (activation rank 0) and accuracy '
                     'stays at chance.',
@@ -601,7 +602,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                       'buggy': 0.3333333432674408,
                       'fixed': 0.95333331823349,
                       'verdict': 'pass'}],
-           'seconds': 9.7},
+           'seconds': 7.17},
  'RC302': {'claim': 'A constant weight init never breaks symmetry: every unit of a layer keeps '
                     'identical weights through training (rank-1 hidden activations) and the '
                     'network fits like a one-unit model.',
@@ -632,7 +633,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                      {'seed': 2, 'buggy': 0.0, 'fixed': 5.9405131340026855, 'verdict': 'pass'},
                      {'seed': 3, 'buggy': 0.0, 'fixed': 9.295709609985352, 'verdict': 'pass'},
                      {'seed': 4, 'buggy': 0.0, 'fixed': 4.990757465362549, 'verdict': 'pass'}],
-           'seconds': 9.53},
+           'seconds': 6.03},
  'RC303': {'claim': 'Weights drawn from N(0, 1) ignore fan-in: in a deep ReLU MLP each layer '
                     'multiplies the activation scale by about sqrt(fan_in/2), so it explodes with '
                     'depth; fan-in scaled (Kaiming) init keeps it constant.',
@@ -680,7 +681,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                       'buggy': 2493798849.0409284,
                       'fixed': 0.8211385817065079,
                       'verdict': 'pass'}],
-           'seconds': 0.86},
+           'seconds': 1.05},
  'RC304': {'claim': 'Xavier/Glorot init assumes a symmetric activation; behind ReLU, which zeroes '
                     'half of the signal, it loses about half of the activation variance per layer '
                     '(std x 0.71), so the signal fades with depth, while Kaiming init keeps it '
@@ -723,7 +724,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                       'buggy': 0.691792311004882,
                       'fixed': 0.9783420439031896,
                       'verdict': 'pass'}],
-           'seconds': 0.84},
+           'seconds': 1.06},
  'RC305': {'claim': 'A parameter made from torch.empty(...) and never filled starts from whatever '
                     'the allocator returns (zeros, stale values of freed tensors, or garbage): the '
                     'same seed gives a different initial weight when the memory history differs, '
@@ -738,18 +739,17 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                       '(on every seed). Seed 0: torch.empty(64, 64) as the middle weight of a '
                       '3-layer MLP, built twice with the same seed after different allocations: '
                       'the initial weight differs between the two: True (initialized: False); '
-                      'degenerate: True (100% of its entries share one value, max |w| 1.72e+35) vs '
-                      'False (margin: one of the two must hold for the empty weight, neither for '
-                      'the initialized one); accuracy after 200 SGD steps 0.333 vs 0.737 '
-                      '(reported)',
+                      'degenerate: True (100% of its entries share one value, max |w| 1) vs False '
+                      '(margin: one of the two must hold for the empty weight, neither for the '
+                      'initialized one); accuracy after 200 SGD steps 0.333 vs 0.737 (reported)',
            'verdict': 'pass',
            'headline': 'memory_dependent_or_degenerate',
            'buggy': {'memory_dependent_or_degenerate': True,
                      'differs_with_memory_history': True,
                      'degenerate': True,
-                     'most_repeated_value_share': 0.998828125,
-                     'max_abs_weight': 1.6767759578976887e+35,
-                     'final_acc': 0.36400001049041747},
+                     'most_repeated_value_share': 1.0,
+                     'max_abs_weight': 1.0,
+                     'final_acc': 0.3333333432674408},
            'fixed': {'memory_dependent_or_degenerate': False,
                      'differs_with_memory_history': False,
                      'degenerate': False,
@@ -761,7 +761,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                      {'seed': 2, 'buggy': True, 'fixed': False, 'verdict': 'pass'},
                      {'seed': 3, 'buggy': True, 'fixed': False, 'verdict': 'pass'},
                      {'seed': 4, 'buggy': True, 'fixed': False, 'verdict': 'pass'}],
-           'seconds': 9.81},
+           'seconds': 6.96},
  'RC401': {'claim': 'Training on class-sorted data without shuffling makes every batch one class: '
                     'the model chases the last classes it saw and ends each epoch far less '
                     'accurate than with shuffle=True.',
@@ -805,7 +805,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                       'buggy': 0.4000000059604645,
                       'fixed': 0.9340000152587891,
                       'verdict': 'pass'}],
-           'seconds': 11.83},
+           'seconds': 8.27},
  'RC402': {'claim': 'Statistics fitted on the whole data set before the split leak the validation '
                     'labels into the preprocessing: on pure-noise data, feature selection + '
                     'normalization fitted before a k-fold split report far-above-chance accuracy; '
@@ -851,7 +851,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                       'buggy': 0.9383333396911621,
                       'fixed': 0.5283333292603493,
                       'verdict': 'pass'}],
-           'seconds': 2.02},
+           'seconds': 1.61},
  'RC403': {'claim': 'Normalization statistics fitted on the test set (instead of the training set) '
                     'make the evaluation see data transformed differently from how new data will '
                     'be: the reported metric no longer estimates the accuracy on new examples '
@@ -897,7 +897,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                       'buggy': 0.03283578157424927,
                       'fixed': 0.03283578157424927,
                       'verdict': 'fail'}],
-           'seconds': 1.02},
+           'seconds': 1.29},
  'RC404': {'claim': 'Inputs in raw units (features spanning 1 to 1000, with offsets) make the loss '
                     'surface badly conditioned: even at its best learning rate SGD converges far '
                     'more slowly than on standardized inputs.',
@@ -937,7 +937,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                       'buggy': 1.0569202899932861,
                       'fixed': 3.4848724226321792e-06,
                       'verdict': 'pass'}],
-           'seconds': 19.52},
+           'seconds': 20.58},
  'RC405': {'claim': 'Random augmentation in the evaluation transform makes the metric random and '
                     'biased: repeated evaluations of the same model on the same images disagree, '
                     'and the augmented inputs score lower than the real ones.',
@@ -962,7 +962,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                      {'seed': 2, 'buggy': 0.08908683061599731, 'fixed': 0.0, 'verdict': 'pass'},
                      {'seed': 3, 'buggy': 0.07126951217651367, 'fixed': 0.0, 'verdict': 'pass'},
                      {'seed': 4, 'buggy': 0.1269487738609314, 'fixed': 0.0, 'verdict': 'pass'}],
-           'seconds': 6.62},
+           'seconds': 8.05},
  'RC406': {'claim': "A 'validation' metric computed on the training data measures memorization, "
                     'not generalization: on a model that overfits it overstates the accuracy on '
                     'new data by a wide margin, while a held-out split estimates it.',
@@ -1007,7 +1007,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                       'buggy': 0.05714285373687744,
                       'fixed': 0.0015872716903686523,
                       'verdict': 'fail'}],
-           'seconds': 2.82},
+           'seconds': 4.36},
  'RC501': {'claim': "Dropout feeding BatchNorm makes BN's running variance (collected with dropout "
                     'on) disagree with the variance it sees at eval time (dropout off): a '
                     'train/eval variance shift.',
@@ -1048,7 +1048,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                       'buggy': 5.414336204528809,
                       'fixed': 1.0009050369262695,
                       'verdict': 'pass'}],
-           'seconds': 31.57},
+           'seconds': 30.46},
  'RC502': {'claim': 'Mixing Linear -> BN -> act and Linear -> act -> BN in one model is a '
                     'consistency problem, not a training one: the mixed model trains to the same '
                     'accuracy as a consistent one (within 0.05), so the rule is advice (info).',
@@ -1087,7 +1087,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                       'buggy': 0.9566666483879089,
                       'fixed': 0.9766666889190674,
                       'verdict': 'pass'}],
-           'seconds': 11.47},
+           'seconds': 13.33},
  'RC503': {'claim': 'Dropout at a hidden-layer rate (0.5) on the raw input deletes half of the '
                     'input features at every step: the model underfits compared with the same '
                     'dropout placed after the first layer.',
@@ -1126,7 +1126,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                       'buggy': 0.6966666579246521,
                       'fixed': 0.9733333587646484,
                       'verdict': 'pass'}],
-           'seconds': 15.1},
+           'seconds': 15.53},
  'RC504': {'claim': "Dropout on the model's output corrupts the logits the loss sees, with noise "
                     'no layer can compensate: at equal budget the model ends at a higher loss than '
                     'with the dropout before the final layer.',
@@ -1165,7 +1165,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                       'buggy': 0.11107368767261505,
                       'fixed': 0.09834921360015869,
                       'verdict': 'fail'}],
-           'seconds': 15.06},
+           'seconds': 14.57},
  'RC505': {'claim': 'A bias right before BatchNorm is cancelled by the mean subtraction: its '
                     'gradient is zero up to rounding and changing it does not change the output, '
                     'so it is a wasted parameter.',
@@ -1207,7 +1207,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                       'buggy': 1.1370540050847922e-05,
                       'fixed': 0.9890826344490051,
                       'verdict': 'fail'}],
-           'seconds': 0.08},
+           'seconds': 0.06},
  'RC506': {'claim': 'softmax before CrossEntropyLoss (double softmax) squashes the logits into [0, '
                     '1]: the gradients shrink several-fold and the model learns far more slowly at '
                     'the same LR.',
@@ -1250,7 +1250,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                       'buggy': 0.05760055035352707,
                       'fixed': 0.3048482835292816,
                       'verdict': 'pass'}],
-           'seconds': 6.66},
+           'seconds': 5.57},
  'RC507': {'claim': 'F.dropout(x, p) without training=self.training stays on after model.eval(): '
                     'predictions at evaluation are random: repeated evaluations of the same inputs '
                     'disagree.',
@@ -1279,7 +1279,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                      {'seed': 2, 'buggy': 1.2338532209396362, 'fixed': 0.0, 'verdict': 'pass'},
                      {'seed': 3, 'buggy': 1.241669774055481, 'fixed': 0.0, 'verdict': 'pass'},
                      {'seed': 4, 'buggy': 1.1697219610214233, 'fixed': 0.0, 'verdict': 'pass'}],
-           'seconds': 15.75},
+           'seconds': 20.24},
  'RC508': {'claim': 'A dropout rate of 0.8 on hidden layers (a TensorFlow keep_prob copied as p) '
                     'trains on a fifth of the units: the model underfits badly compared with '
                     'p=0.2.',
@@ -1316,7 +1316,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                       'buggy': 0.6333333253860474,
                       'fixed': 0.9633333086967468,
                       'verdict': 'pass'}],
-           'seconds': 13.98},
+           'seconds': 14.37},
  'RC509': {'claim': 'BatchNorm trained with batches of 4 normalizes with very noisy batch '
                     'statistics, so the running statistics used at evaluation disagree with what '
                     'training saw: the eval-mode accuracy falls below the same model trained with '
@@ -1355,7 +1355,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                       'buggy': 0.7333333492279053,
                       'fixed': 0.9111111164093018,
                       'verdict': 'pass'}],
-           'seconds': 22.57},
+           'seconds': 24.02},
  'RC510': {'claim': 'In a deep stack of sigmoid layers without normalization each layer multiplies '
                     "the backward signal by at most 0.25: the first layer's relative gradient is "
                     "orders of magnitude below the last one's (vanishing gradients), while "
@@ -1399,7 +1399,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                       'buggy': 5.163264350804146e-07,
                       'fixed': 0.7004888010477868,
                       'verdict': 'pass'}],
-           'seconds': 1.63},
+           'seconds': 3.12},
  'RC511': {'claim': 'BatchNorm1d(C, 0.9) sets eps=0.9, not momentum: the normalization divides by '
                     'sqrt(var + 0.9), so for small pre-activations the output is squashed far '
                     'below unit variance and the layer no longer normalizes.',
@@ -1442,7 +1442,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                       'buggy': 0.2317666858434677,
                       'fixed': 1.0013402700424194,
                       'verdict': 'pass'}],
-           'seconds': 13.62},
+           'seconds': 15.15},
  'RC601': {'claim': "Adam's weight_decay is L2 added to the gradient, so it is divided by sqrt(v) "
                     'like the gradient: weights with a large gradient history barely decay, while '
                     "AdamW's decoupled decay shrinks every weight by lr*wd per step.",
@@ -1490,7 +1490,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                       'buggy': 0.9541037678718567,
                       'fixed': 0.60834801197052,
                       'verdict': 'pass'}],
-           'seconds': 12.65},
+           'seconds': 11.9},
  'RC602': {'claim': 'An SGD learning rate above 1 (here 5) is far outside the usual range: the '
                     'first updates overshoot, the loss blows up or the ReLU units die, and the run '
                     'ends far worse than at 0.1.',
@@ -1529,7 +1529,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                       'buggy': 1.6949150562286377,
                       'fixed': 0.24842028319835663,
                       'verdict': 'pass'}],
-           'seconds': 7.5},
+           'seconds': 7.11},
  'RC603': {'claim': 'Weight decay of 0.1 with SGD (ten to a thousand times the usual 1e-4..1e-2) '
                     'pulls the weights to zero faster than the data can move them: the model '
                     'underfits.',
@@ -1571,7 +1571,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                       'buggy': 0.4866666793823242,
                       'fixed': 0.8866666555404663,
                       'verdict': 'pass'}],
-           'seconds': 5.42},
+           'seconds': 3.92},
  'RC604': {'claim': 'Weight decay applied to every parameter also shrinks the normalization gains '
                     '(and biases), which carry no overfitting risk: the BatchNorm scales end lower '
                     'than with those parameters excluded from decay.',
@@ -1614,7 +1614,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                       'buggy': 0.4882998466491699,
                       'fixed': 1.032583236694336,
                       'verdict': 'pass'}],
-           'seconds': 14.29},
+           'seconds': 11.98},
  'RC605': {'claim': 'An RNN trained without gradient clipping meets exploding gradients: a few '
                     'huge gradients throw the loss up in spikes until the run diverges, while the '
                     'same recipe with the gradient norm clipped trains stably.',
@@ -1665,7 +1665,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                       'buggy': 1000000.0,
                       'fixed': 0.34129706025123596,
                       'verdict': 'pass'}],
-           'seconds': 10.9},
+           'seconds': 7.98},
  'RC606': {'claim': 'Plain SGD without momentum on a deeper network needs many more steps to reach '
                     'a target loss than SGD with momentum 0.9, each at its best learning rate.',
            'summary': 'steps_to_target: 299 [291, 301] (SGD, momentum=0) vs 93.8 [77, 113] (SGD, '
@@ -1687,7 +1687,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                      {'seed': 2, 'buggy': 301, 'fixed': 99, 'verdict': 'pass'},
                      {'seed': 3, 'buggy': 301, 'fixed': 113, 'verdict': 'pass'},
                      {'seed': 4, 'buggy': 291, 'fixed': 77, 'verdict': 'pass'}],
-           'seconds': 50.89},
+           'seconds': 41.85},
  'RC701': {'claim': 'Evaluating without model.eval() leaves Dropout sampling and BatchNorm using '
                     'batch statistics (and updating its running ones): the validation metric is '
                     'lower, changes from one evaluation to the next, and evaluation alters the '
@@ -1722,7 +1722,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                      {'seed': 2, 'buggy': 0.07407407407407407, 'fixed': 0.0, 'verdict': 'pass'},
                      {'seed': 3, 'buggy': 0.08148148148148138, 'fixed': 0.0, 'verdict': 'pass'},
                      {'seed': 4, 'buggy': 0.03703703703703709, 'fixed': 0.0, 'verdict': 'pass'}],
-           'seconds': 13.45},
+           'seconds': 14.83},
  'RC702': {'claim': 'model.eval() inside the epoch loop without a later model.train() leaves every '
                     'later training step in eval mode: Dropout is off and BatchNorm stops updating '
                     'its running statistics for the rest of the run, silently changing the recipe.',
@@ -1753,7 +1753,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                      {'seed': 2, 'buggy': 0.9, 'fixed': 0.0, 'verdict': 'pass'},
                      {'seed': 3, 'buggy': 0.9, 'fixed': 0.0, 'verdict': 'pass'},
                      {'seed': 4, 'buggy': 0.9, 'fixed': 0.0, 'verdict': 'pass'}],
-           'seconds': 5.78},
+           'seconds': 6.6},
  'RC703': {'claim': 'An evaluation loop without torch.no_grad() builds the autograd graph of every '
                     'batch: the activations it saves for a backward pass that never comes take '
                     'memory (and time) that no_grad evaluation does not spend.',
@@ -1770,14 +1770,14 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                       '0.9 vs 0.6 ms (reported only: timings on a shared machine)',
            'verdict': 'pass',
            'headline': 'graph_bytes_per_batch',
-           'buggy': {'graph_bytes_per_batch': 410400.0, 'seconds': 0.0032689568000932923},
-           'fixed': {'graph_bytes_per_batch': 0.0, 'seconds': 0.0005892606000998058},
+           'buggy': {'graph_bytes_per_batch': 410400.0, 'seconds': 0.004966400000012072},
+           'fixed': {'graph_bytes_per_batch': 0.0, 'seconds': 0.0005889961999855587},
            'seeds': [{'seed': 0, 'buggy': 410400, 'fixed': 0, 'verdict': 'pass'},
                      {'seed': 1, 'buggy': 410400, 'fixed': 0, 'verdict': 'pass'},
                      {'seed': 2, 'buggy': 410400, 'fixed': 0, 'verdict': 'pass'},
                      {'seed': 3, 'buggy': 410400, 'fixed': 0, 'verdict': 'pass'},
                      {'seed': 4, 'buggy': 410400, 'fixed': 0, 'verdict': 'pass'}],
-           'seconds': 0.04},
+           'seconds': 0.09},
  'RC704': {'claim': 'Choosing the checkpoint by its test accuracy and reporting that test accuracy '
                     'is optimistic: the maximum over many noisy estimates is biased upward, so the '
                     "reported number exceeds the selected model's accuracy on new data; selecting "
@@ -1826,7 +1826,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                       'buggy': -0.0016339869281045694,
                       'fixed': -0.02516339869281048,
                       'verdict': 'pass'}],
-           'seconds': 1.86},
+           'seconds': 3.0},
  'RC706': {'claim': 'At the same budget of 9 trials, a 3x3 grid over (lr, weight decay) tries only '
                     '3 learning rates while random log-uniform search tries 9: when the LR matters '
                     'most, random search finds a lower validation loss more often than not.',
@@ -1869,7 +1869,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                       'buggy': 0.49733230471611023,
                       'fixed': 0.46779197454452515,
                       'verdict': 'pass'}],
-           'seconds': 10.21},
+           'seconds': 7.14},
  'sanity:initial-loss': {'claim': 'At initialization with small weights a C-class softmax '
                                   'classifier predicts uniformly: its first loss is ln(C); weights '
                                   'drawn from N(0, 1) start far above it.',
@@ -1914,7 +1914,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                                     'buggy': 69.78699493408203,
                                     'fixed': 2.3694937229156494,
                                     'verdict': 'pass'}],
-                         'seconds': 0.26},
+                         'seconds': 0.33},
  'sanity:overfit-tiny': {'claim': 'With regularization off, a correct model and training loop '
                                   'drive the loss on a few examples to near zero; heavy '
                                   'regularization (or a bug) keeps it from overfitting.',
@@ -1958,7 +1958,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                                     'buggy': 1.6729620695114136,
                                     'fixed': 1.215313113789307e-05,
                                     'verdict': 'pass'}],
-                         'seconds': 36.31},
+                         'seconds': 33.8},
  'sanity:regularization-loss': {'claim': 'Adding an L2 penalty lambda*sum(W^2) raises the initial '
                                          'loss, monotonically in lambda (a penalty that does not '
                                          'raise it is not wired into the loss).',
@@ -2003,7 +2003,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                                            'buggy': 1.1168354749679565,
                                            'fixed': 24.716094970703125,
                                            'verdict': 'pass'}],
-                                'seconds': 0.01},
+                                'seconds': 0.04},
  'sanity:update-ratio': {'claim': 'The update/weight ratio ||dW||/||W|| separates learning rates: '
                                   'at the best LR of a sweep it lies in the healthy band [1e-4, '
                                   '1e-1] (heuristic: about 1e-3); a far too low LR gives a ratio '
@@ -2055,7 +2055,7 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                                     'buggy': 1.0605976455648834e-05,
                                     'fixed': 0.03507928670126262,
                                     'verdict': 'pass'}],
-                         'seconds': 9.32},
+                         'seconds': 7.8},
  'sanity:lr-decay-forms': {'claim': 'On the same noisy mini-batch SGD problem, step decay, '
                                     'exponential decay a0*exp(-kt) and 1/t decay a0/(1+kt) all end '
                                     'at a lower loss than a constant LR.',
@@ -2104,4 +2104,4 @@ EVIDENCE = {'RC101': {'claim': 'Without zero_grad() the gradient that step() see
                                       'buggy': 0.23701916635036469,
                                       'fixed': 0.0619870126247406,
                                       'verdict': 'pass'}],
-                           'seconds': 61.62}}
+                           'seconds': 59.26}}

@@ -173,8 +173,9 @@ def write_evidence(results: list[tuple[Experiment, Result]], out_dir: Path, tota
     lines = [
         "# Measured evidence for the rules",
         "",
-        "Written by `recipecheck validate --write-evidence runtime/experiments` from one real run "
-        f"({env}; whole catalog {total:.1f} s). Each experiment runs the buggy and the fixed recipe "
+        f"Written by `recipecheck validate --seeds {len(seeds)} --write-evidence runtime/experiments` from one real "
+        f"run ({env}; whole catalog {total:.1f} s), then quoted in the rule manuals by `python -m "
+        "recipecheck.runtime.experiments.manuals`. Each experiment runs the buggy and the fixed recipe "
         "on the same seed with the reference trainer, once per seed; the table shows the headline "
         "metric as mean [min, max] over the seeds. The verdict checks the claim with the margin given "
         "in its details on every seed: `pass` = held on all, `weak` = on a majority only (an effect "
@@ -212,7 +213,8 @@ def write_evidence(results: list[tuple[Experiment, Result]], out_dir: Path, tota
     (out_dir / "EVIDENCE.md").write_text("\n".join(lines), encoding="utf-8")
     py = (
         '"""Stored evidence from one reference run of the validation experiments (generated; do not edit).\n\n'
-        "Regenerate with `recipecheck validate --write-evidence runtime/experiments`.\n"
+        f"Regenerate with `recipecheck validate --seeds {len(seeds)} --write-evidence runtime/experiments`, then\n"
+        "`python -m recipecheck.runtime.experiments.manuals` (the manuals quote it).\n"
         '"""\n\n'
         f"ENVIRONMENT = {env!r}\n"
         f"TOTAL_SECONDS = {round(total, 1)!r}\n\n"
