@@ -33,6 +33,7 @@ def test_table_output_and_plot(tmp_path):
     result = CliRunner().invoke(validate_command, ["RC303", "--quick", "--no-progress", "--plot", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "RC303" in result.output and "pass" in result.output
+    assert "1 experiment in" in result.output and "1 experiments" not in result.output
     assert len(list(tmp_path.glob("*.png"))) == 1
 
 
@@ -91,7 +92,7 @@ def test_seeds_option_reports_each_seed():
 def test_quick_runs_one_seed_and_prints_the_total_time():
     result = CliRunner().invoke(validate_command, ["RC107", "--quick", "--no-progress"])
     assert result.exit_code == 0, result.output
-    assert "total: 1 experiments x 1 seed(s) in" in result.output
+    assert "total: 1 experiment x 1 seed in" in result.output
 
 
 def test_unmeasured_rule_alone_is_not_a_usage_error():

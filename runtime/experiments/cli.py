@@ -113,7 +113,8 @@ def _table(results: list[tuple[Experiment, Result]], total: float, details: bool
 
     console = Console(width=None if sys.stdout.isatty() else 160)
     where = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}-{seeds[-1]}, mean \\[min, max]"
-    table = Table(title=f"recipecheck validate: {len(results)} experiments ({where}) in {total:.1f} s", show_lines=True)
+    table = Table(title=f"recipecheck validate: {len(results)} experiment{'s' if len(results) != 1 else ''} "
+                        f"in {total:.1f} s ({where})", show_lines=True)
     table.add_column("rule", no_wrap=True)
     table.add_column("claim", ratio=4)
     table.add_column("metric", ratio=1, overflow="fold")
@@ -292,7 +293,8 @@ def validate_command(codes, fmt, plot_dir, seed, n_seeds, quick, jobs, device, d
         click.echo(json.dumps(payload, indent=2))
     else:
         _table(results, total, details, seeds, unmeasured)
-        click.echo(f"total: {len(results)} experiments x {len(seeds)} seed(s) in {total:.1f} s"
+        click.echo(f"total: {len(results)} experiment{'s' if len(results) != 1 else ''} x {len(seeds)} "
+                   f"seed{'s' if len(seeds) != 1 else ''} in {total:.1f} s"
                    + (f" ({jobs} processes)" if jobs > 1 else ""), err=True)
     if plot_dir is not None:
         from .plotting import plot_result

@@ -23,11 +23,11 @@ UNMEASURED: dict[str, str] = {
 
 _ROOT = Path(__file__).resolve().parents[2]  # the checkout: runtime/experiments/ -> repository root
 # where the catalog is looked for, first found wins; the lead repoints this when it moves
-CATALOG_CANDIDATES = (_ROOT / "docs" / "RULES.md", _ROOT.parent / "shared" / "RULES.md")
+CATALOG_CANDIDATES = (_ROOT / "docs" / "catalog.md", _ROOT.parent / "shared" / "RULES.md")
 
 
 def catalog_file() -> Optional[Path]:
-    """The rule catalog (RULES.md) beside this checkout, or None when installed without it."""
+    """The rule catalog (docs/catalog.md) of this checkout, or None when installed without it."""
     return next((p for p in CATALOG_CANDIDATES if p.is_file()), None)
 
 
