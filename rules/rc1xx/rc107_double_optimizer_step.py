@@ -25,7 +25,9 @@ class DoubleOptimizerStep(Rule):
     SGD, momentum and Adam's moment estimates are updated twice per batch, and on AMP the
     second step uses still-scaled gradients and skips the inf/NaN check, so an overflowed
     batch is applied anyway. Schedules and step counters (Adam's bias correction) drift too.
-    Measured (`recipecheck validate RC107`): experiment pending.
+    Measured (`recipecheck validate RC107`, seeds 0-4): mean update norm per batch relative to
+    one step() per batch (Adam, 20 batches): 1.98 [1.92, 2.02] with two step() per backward vs 1
+    [1, 1] with one step() (mean [min, max]); the claim held on 5 of 5 seeds.
 
     ## Known problems
     The two steps must be visible in the same loop (directly or through helper calls of the

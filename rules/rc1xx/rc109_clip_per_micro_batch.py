@@ -17,8 +17,12 @@ class ClipPerMicroBatch(Rule):
     micro-batches are clipped again and again as later ones are added, large contributions
     are cut before they can cancel, and the final norm can still be up to k times the
     threshold, so the update neither matches the unaccumulated recipe nor respects the
-    threshold. Clipping k times also costs k norm computations per update. (The evidence
-    helper's measurement goes here.)
+    threshold. Clipping k times also costs k norm computations per update.
+
+    Measured (`recipecheck validate RC109`, seeds 0-4): relative error of the update to the
+    clipped large-batch update (k=4, max_norm=0.1): 0.36 [0.123, 0.632] with clip every
+    micro-batch vs 6.81e-07 [3.78e-07, 1.34e-06] with clip once before step() (mean [min, max]);
+    the claim held on 5 of 5 seeds.
 
     ## Known problems
     Clipping inside a helper the linter cannot follow is not seen. With AMP, unscale before

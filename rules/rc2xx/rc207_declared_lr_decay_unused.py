@@ -83,7 +83,10 @@ class DeclaredLrDecayUnused(Rule):
     low-LR phase is where step and cosine schedules gain most of their accuracy), and anyone
     tuning `--decay_epoch` changes nothing. Typically the scheduler was lost when the script
     was copied from a sibling that had one.
-    Measured (`recipecheck validate RC207`): experiment pending.
+    Measured (`recipecheck validate RC207`, seeds 0-4): training loss after 20 epochs (SGD
+    lr=0.3, momentum 0.9, batch 20, spiral): 0.181 [0.0831, 0.344] with decay declared, unused
+    vs 0.113 [0.0997, 0.137] with StepLR(10, 0.1) applied (mean [min, max]); the claim held on 4
+    of 5 seeds.
 
     ## Known problems
     A setting read through a config system the linter cannot see (`vars(args)` handed to a

@@ -146,7 +146,10 @@ class UninitializedParameter(Rule):
     sometimes huge values, denormals or NaN, and different on every run and machine. The
     model may train on one machine and diverge on another, results are not reproducible, and
     a NaN from garbage memory poisons the whole run.
-    Measured (`recipecheck validate RC305`): experiment pending.
+    Measured (`recipecheck validate RC305`, seeds 0-4): whether the initial weight changes with
+    the memory history or is degenerate (>= 50% one value, |w| > 1e3, non-finite): True with
+    nn.Parameter(torch.empty(64, 64)) vs False with initialized (on every seed); the claim held
+    on 5 of 5 seeds.
 
     ## Known problems
     Initialization done in another module (a base class's `reset_parameters()` defined
