@@ -13,6 +13,8 @@ The *expanded* view inlines calls to the file's own functions, so a batch loop i
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Iterator, Union
@@ -261,26 +263,42 @@ class _Builder:
         self.cond_stack: list[list[cst.BaseExpression]] = [[]]
         self.with_stack: list[str] = []
 
-    def walk(self, node: cst.CSTNode) -> None:
-        t = type(node)
-        handlers = _HANDLERS.get(t)
-        if handlers is None:
-            handlers = (getattr(_Builder, f"visit_{t.__name__}", None),
-                        getattr(_Builder, f"leave_{t.__name__}", None))
-            _HANDLERS[t] = handlers
-        visit, leave = handlers
-        if visit is not None and visit(self, node) is False:
-            return
-        for name in child_fields(t):
-            value = getattr(node, name)
-            if isinstance(value, _CSTNode):
-                self.walk(value)
-            elif isinstance(value, (tuple, list)):
-                for v in value:
-                    if isinstance(v, _CSTNode):
-                        self.walk(v)
-        if leave is not None:
-            leave(self, node)
+    def walk(self, root: cst.CSTNode) -> None:
+        """Pre-order walk with an explicit stack (a 600-branch elif or a 1000-term sum must not
+        exhaust Python's recursion limit). The stack holds nodes and callables: a handler that
+        needs its own order (a loop's iterable before the loop) schedules them with `_then`."""
+        todo: list = [root]
+        self._todo = todo
+        while todo:
+            node = todo.pop()
+            if not isinstance(node, _CSTNode):
+                node()
+                continue
+            t = type(node)
+            handlers = _HANDLERS.get(t)
+            if handlers is None:
+                handlers = (getattr(_Builder, f"visit_{t.__name__}", None),
+                            getattr(_Builder, f"leave_{t.__name__}", None))
+                _HANDLERS[t] = handlers
+            visit, leave = handlers
+            if visit is not None and visit(self, node) is False:
+                continue
+            if leave is not None:
+                todo.append(functools.partial(leave, self, node))
+            start = len(todo)
+            for name in child_fields(t):
+                value = getattr(node, name)
+                if isinstance(value, _CSTNode):
+                    todo.append(value)
+                elif isinstance(value, (tuple, list)):
+                    for v in value:
+                        if isinstance(v, _CSTNode):
+                            todo.append(v)
+            todo[start:] = todo[start:][::-1]
+
+    def _then(self, *items) -> None:
+        """Run these nodes (walked) and callables next, in this order."""
+        self._todo.extend(i for i in reversed(items) if i is not None)
 
     # -- helpers
     @property
@@ -372,12 +390,9 @@ class _Builder:
         self.cond_stack.pop()
 
     def visit_For(self, node: cst.For) -> bool:
-        self.walk(node.iter)  # runs once, before the loop
-        self._enter_loop(node)
-        self.walk(node.body)
-        self._leave_loop()
-        if node.orelse is not None:
-            self.walk(node.orelse)
+        # the iterable runs once, before the loop
+        self._then(node.iter, lambda: self._enter_loop(node), node.body, self._leave_loop,
+                   node.orelse)
         return False
 
     def visit_While(self, node: cst.While) -> None:
@@ -387,12 +402,8 @@ class _Builder:
         self._leave_loop()
 
     def visit_If(self, node: cst.If) -> bool:
-        self.walk(node.test)
-        self.cond_stack[-1].append(node.test)
-        self.walk(node.body)
-        if node.orelse is not None:
-            self.walk(node.orelse)
-        self.cond_stack[-1].pop()
+        self._then(node.test, lambda: self.cond_stack[-1].append(node.test), node.body,
+                   node.orelse, lambda: self.cond_stack[-1].pop())
         return False
 
     def visit_Try(self, node: cst.Try) -> None:
@@ -406,10 +417,12 @@ class _Builder:
                 expr = expr.func
             q = self.p.imports.resolve(expr)
             names.append(q or dotted_name(expr) or "")
-            self.walk(item.item)
-        self.with_stack.extend(names)
-        self.walk(node.body)
-        del self.with_stack[len(self.with_stack) - len(names):]
+
+        def leave() -> None:
+            del self.with_stack[len(self.with_stack) - len(names):]
+
+        self._then(*(item.item for item in node.items), lambda: self.with_stack.extend(names),
+                   node.body, leave)
         return False
 
     def visit_Return(self, node: cst.Return) -> None:
