@@ -205,23 +205,31 @@ class XLoop:
 
     def walk(self) -> Iterator[tuple[XEvent, tuple["XLoop", ...]]]:
         """Every event in one iteration, in order, with the loops nested inside this one."""
-        for item in self.items:
-            if isinstance(item, XEvent):
-                yield item, ()
+        stack: list = [(iter(self.items), ())]
+        while stack:
+            it, path = stack[-1]
+            item = next(it, None)
+            if item is None:
+                stack.pop()
+            elif isinstance(item, XEvent):
+                yield item, path
             else:
-                for ev, path in item.walk():
-                    yield ev, (item, *path)
+                stack.append((iter(item.items), (*path, item)))
 
     def direct(self) -> Iterator[XEvent]:
-        for ev, path in self.walk():
-            if not path:
-                yield ev
+        for item in self.items:
+            if isinstance(item, XEvent):
+                yield item
 
     def loops(self) -> Iterator["XLoop"]:
-        for item in self.items:
-            if isinstance(item, XLoop):
+        stack: list = [iter(self.items)]
+        while stack:
+            item = next(stack[-1], None)
+            if item is None:
+                stack.pop()
+            elif isinstance(item, XLoop):
                 yield item
-                yield from item.loops()
+                stack.append(iter(item.items))
 
     def ancestors(self) -> Iterator["XLoop"]:
         p = self.parent
@@ -823,6 +831,10 @@ class ProgramModel:
     def expanded(self) -> list[XLoop]:
         """Top-level expanded loops of every root function (calls inlined)."""
         out: list[XLoop] = []
+        # Inlining copies a helper's events once per call path: helpers that call each other
+        # have exponentially many paths. The expansion is capped at a multiple of the program's
+        # own size; past the cap, further calls stay opaque (their events are not inlined).
+        self._expand_budget = expansion_budget(self)
         for f in self.roots:
             for item in self._expand_items(f.items, None, (), (f.key,), False):
                 if isinstance(item, XLoop):
@@ -833,6 +845,7 @@ class ProgramModel:
         out: list = []
         for item in items:
             if isinstance(item, LoopInfo):
+                self._expand_budget -= 1
                 xl = XLoop(loop=item, parent=parent, chain=chain)
                 xl.items = self._expand_items(item.items, xl, chain, stack, False)
                 out.append(xl)
@@ -840,9 +853,13 @@ class ProgramModel:
                 callee = item.callee
                 if callee is None or callee.key in stack or len(stack) > _MAX_INLINE_DEPTH:
                     continue
+                self._expand_budget -= 1
+                if self._expand_budget < 0:
+                    continue
                 out += self._expand_items(callee.items, parent, (*chain, item), (*stack, callee.key),
                                           cond or item.conditional)
             else:
+                self._expand_budget -= 1
                 out.append(XEvent(event=item, chain=chain, conds=cond or item.conditional))
         return out
 
@@ -867,6 +884,27 @@ class ProgramModel:
 
     def uses_transformer(self) -> bool:
         return any(cs.qualname and cs.qualname.startswith(tn.TRANSFORMER_MARKERS) for cs in self.calls)
+
+
+_EXPAND_FACTOR = 8
+_EXPAND_MIN = 2000
+
+
+def expansion_budget(program: "ProgramModel") -> int:
+    """How many items an inlined (expanded) view of `program` may hold: a multiple of the
+    program's own size, so that every expansion stays linear in it."""
+    return _EXPAND_FACTOR * sum(_count_items(f.items) for f in program.functions.values()) + _EXPAND_MIN
+
+
+def _count_items(items) -> int:
+    n = 0
+    stack = list(items)
+    while stack:
+        item = stack.pop()
+        n += 1
+        if isinstance(item, LoopInfo):
+            stack.extend(item.items)
+    return n
 
 
 def build_program(module: cst.Module) -> ProgramModel:
