@@ -157,6 +157,11 @@ def recipe_command(path, fmt, color):
 
     from recipecheck.recipe import build_recipe, render_text
 
+    from recipecheck.files import regular_file_error
+
+    why = regular_file_error(path)  # a FIFO would block the read forever
+    if why is not None:
+        _fail(f"{path}: {why}")
     try:
         data = open(path, "rb").read()
     except OSError as exc:

@@ -307,14 +307,19 @@ def lint_source(source: str | bytes, path: str, rules: list[Rule], *, ignore: It
 
 def _lint_source(source, path, rules, *, ignore, max_file_size, fix, describe_fixes) -> FileResult:
     result = FileResult(path=path)
-    data = source.encode("utf-8") if isinstance(source, str) else source
-    if len(data) > max_file_size:
-        result.notice = f"file is larger than max-file-size ({len(data)} > {max_file_size} bytes)"
+    size = len(source.encode("utf-8", "surrogatepass")) if isinstance(source, str) else len(source)
+    if size > max_file_size:
+        result.notice = f"file is larger than max-file-size ({size} > {max_file_size} bytes)"
         return result
     ignored = tuple(ignore)
     rules = [r for r in rules if not _matches(r.CODE, ignored)]
     active = {r.CODE for r in rules}
-    text, bad, notice = decode_source(data)
+    if isinstance(source, str):  # already decoded (with the file's own encoding): never again
+        text, bad, notice = source.removeprefix("\ufeff"), None, None
+        if "\x00" in text:
+            notice = "binary file (contains NUL bytes)"
+    else:
+        text, bad, notice = decode_source(source)
     if notice:
         result.notice = notice
         return result
