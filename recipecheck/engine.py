@@ -57,6 +57,7 @@ class FileResult:
     notice: str | None = None  # the file was skipped: why
     errors: list[str] = field(default_factory=list)  # internal errors (a rule crashed)
     fixed_source: str | None = None
+    syntax_error: tuple[int, int, str] | None = None  # (line, column, reason): not parsed
 
 
 def _rule_meta(code: str):
@@ -341,17 +342,18 @@ def _lint_source(source, path, rules, *, ignore, max_file_size, fix, describe_fi
     try:
         module = cst.parse_module(text)
     except cst.ParserSyntaxError as exc:
+        line, col = exc.raw_line, exc.raw_column + 1
+        reason = str(exc.message).strip().splitlines()[0] if exc.message else "invalid syntax"
+        try:  # CPython's parser gives the more precise position and message
+            compile(text, path, "exec", dont_inherit=True, flags=0x400)  # PyCF_ONLY_AST
+        except SyntaxError as py_exc:
+            if py_exc.lineno:
+                line, col = py_exc.lineno, max(py_exc.offset or 1, 1)
+                reason = py_exc.msg
+        except (ValueError, RecursionError, MemoryError):
+            pass
+        result.syntax_error = (line, col, reason)
         if SYNTAX_CODE in active:
-            line, col = exc.raw_line, exc.raw_column + 1
-            reason = str(exc.message).strip().splitlines()[0] if exc.message else "invalid syntax"
-            try:  # CPython's parser gives the more precise position and message
-                compile(text, path, "exec", dont_inherit=True, flags=0x400)  # PyCF_ONLY_AST
-            except SyntaxError as py_exc:
-                if py_exc.lineno:
-                    line, col = py_exc.lineno, max(py_exc.offset or 1, 1)
-                    reason = py_exc.msg
-            except (ValueError, RecursionError, MemoryError):
-                pass
             result.findings.append(_finding(
                 SYNTAX_CODE, path, line, col, line, col,
                 f"syntax error, the file was not linted: {reason}"))
