@@ -95,6 +95,10 @@ class _Positions:
         self.program = program
         self._meta = None
         self._excluded: list[tuple[int, int]] | None = None
+        # first line of each node's code, and each call node's dotted callee: a text repeated
+        # in many places is matched against every peer, each generated once
+        self._first: dict[int, str] = {}
+        self._dotted: dict[int, str | None] | None = None
 
     def _excluded_ranges(self) -> list[tuple[int, int]]:
         """Offsets of string and comment tokens (text found there is not code)."""
@@ -137,7 +141,11 @@ class _Positions:
             return None
         if isinstance(node, cst.Call):
             # cheap pre-filter on the callee's dotted name before generating any code
-            dotted = next((c.dotted for c in p.calls if c.node is node), None)
+            if self._dotted is None:
+                self._dotted = {}
+                for c in p.calls:
+                    self._dotted.setdefault(id(c.node), c.dotted)
+            dotted = self._dotted.get(id(node))
             cands = [c.node for c in p.calls if c.dotted == dotted]
         elif isinstance(node, (cst.Assign, cst.AugAssign, cst.AnnAssign)):
             targets = {a.target for a in p.assignments if a.node is node}
@@ -145,7 +153,13 @@ class _Positions:
             cands = [c for i, c in enumerate(cands) if i == 0 or c is not cands[i - 1]]
         else:
             return None
-        return [c for c in cands if type(c) is type(node) and _first_line(self.module.code_for_node(c)) == key]
+        return [c for c in cands if type(c) is type(node) and self._first_line_of(c) == key]
+
+    def _first_line_of(self, node: cst.CSTNode) -> str:
+        got = self._first.get(id(node))
+        if got is None:
+            got = self._first[id(node)] = _first_line(self.module.code_for_node(node))
+        return got
 
     def _span(self, offset: int, text: str) -> tuple[int, int, int, int]:
         line, col = _offset_to_pos(self.source, offset)
@@ -255,7 +269,7 @@ def too_deep_for_parser(text: str) -> tuple[int, int, str] | None:
     except RecursionError:  # called from deep inside a stack: check with the current limit
         old = None
     try:
-        compile(text, "<recipecheck>", "exec", flags=0x400, dont_inherit=True)  # PyCF_ONLY_AST
+        tree = compile(text, "<recipecheck>", "exec", flags=0x400, dont_inherit=True)  # PyCF_ONLY_AST
     except RecursionError:
         return 1, 1, "it is nested too deeply for Python's parser (maximum recursion depth exceeded)"
     except MemoryError:
@@ -270,7 +284,47 @@ def too_deep_for_parser(text: str) -> tuple[int, int, str] | None:
     finally:
         if old is not None:
             sys.setrecursionlimit(old)
+    if len(text) < _MIN_DEEP_TEXT:
+        return None
+    nodes, depth = _ast_size(tree)
+    if depth > MAX_PARSE_DEPTH:
+        return 1, 1, (f"it is nested {depth} levels deep, more than the linter's parser handles "
+                      f"({MAX_PARSE_DEPTH}; libcst's time and memory grow with the square of it)")
+    if nodes > MAX_PARSE_NODES:
+        return 1, 1, (f"it has {nodes} syntax nodes, more than the linter's parser handles "
+                      f"in bounded memory ({MAX_PARSE_NODES})")
     return None
+
+
+# Beyond these, libcst's parse alone takes over a gigabyte (nested ternaries: memory grows with
+# the square of the depth; about 3.5 KB per syntax node otherwise) or minutes (chains).
+MAX_PARSE_DEPTH = 1200
+MAX_PARSE_NODES = 200_000
+_MIN_DEEP_TEXT = 2 * MAX_PARSE_DEPTH  # a shorter text cannot nest that deep
+
+
+def _ast_size(tree) -> tuple[int, int]:
+    """(number of nodes, depth) of a CPython AST, iteratively."""
+    import ast
+
+    children = ast.iter_child_nodes
+    nodes = depth = 0
+    stack = [(tree, 1)]
+    pop, extend = stack.pop, stack.extend
+    If = ast.If
+    while stack:
+        node, d = pop()
+        nodes += 1
+        if d > depth:
+            depth = d
+        if type(node) is If and len(node.orelse) == 1 and type(node.orelse[0]) is If:
+            # an `elif` is a sibling branch to libcst (cheap at any length), not a level
+            extend((c, d + 1) for c in children(node) if c is not node.orelse[0])
+            stack.append((node.orelse[0], d))
+            continue
+        d += 1
+        extend((c, d) for c in children(node))
+    return nodes, depth
 
 
 def decode_source(data: bytes) -> tuple[str | None, Finding | None, str | None]:
@@ -346,6 +400,8 @@ def _lint_source(source, path, rules, *, ignore, max_file_size, fix, describe_fi
         reason = str(exc.message).strip().splitlines()[0] if exc.message else "invalid syntax"
         try:  # CPython's parser gives the more precise position and message
             compile(text, path, "exec", dont_inherit=True, flags=0x400)  # PyCF_ONLY_AST
+            # Python accepts it: a limit of libcst's parser (e.g. thousands of joined strings)
+            reason = f"the linter's parser (libcst) cannot read it although Python accepts it: {reason}"
         except SyntaxError as py_exc:
             if py_exc.lineno:
                 line, col = py_exc.lineno, max(py_exc.offset or 1, 1)
@@ -356,7 +412,8 @@ def _lint_source(source, path, rules, *, ignore, max_file_size, fix, describe_fi
         if SYNTAX_CODE in active:
             result.findings.append(_finding(
                 SYNTAX_CODE, path, line, col, line, col,
-                f"syntax error, the file was not linted: {reason}"))
+                f"{'' if reason.startswith('the linter') else 'syntax error, '}the file was not linted: "
+                f"{reason}"))
         return result
     except (RecursionError, MemoryError, ValueError, Exception) as exc:  # libcst internal limits
         if SYNTAX_CODE in active:

@@ -557,6 +557,12 @@ class Evaluation:
     def mode_matters(self, model: str) -> bool:
         """False only when the model is built here from layers that behave the same in train and
         eval mode (no Dropout, BatchNorm, InstanceNorm, dropout-carrying RNN/Transformer layers)."""
+        memo = self.__dict__.setdefault("_mode_matters", {})  # rules ask per loop: scan once
+        if model not in memo:
+            memo[model] = self._mode_matters(model)
+        return memo[model]
+
+    def _mode_matters(self, model: str) -> bool:
         p = self.program
         local = False
         for a in p.assignments:
