@@ -291,8 +291,8 @@ def too_deep_for_parser(text: str) -> tuple[int, int, str] | None:
         return 1, 1, (f"it is nested {depth} levels deep, more than the linter's parser handles "
                       f"({MAX_PARSE_DEPTH}; libcst's time and memory grow with the square of it)")
     if nodes > MAX_PARSE_NODES:
-        return 1, 1, (f"it has {nodes} syntax nodes, more than the linter's parser handles "
-                      f"in bounded memory ({MAX_PARSE_NODES})")
+        return 1, 1, (f"it has more than {MAX_PARSE_NODES} syntax nodes, more than the linter's "
+                      "parser handles in bounded memory")
     return None
 
 
@@ -309,12 +309,15 @@ def _ast_size(tree) -> tuple[int, int]:
 
     children = ast.iter_child_nodes
     nodes = depth = 0
+    limit = MAX_PARSE_NODES
     stack = [(tree, 1)]
     pop, extend = stack.pop, stack.extend
     If = ast.If
     while stack:
         node, d = pop()
         nodes += 1
+        if nodes > limit:  # enough to say no: stop counting
+            break
         if d > depth:
             depth = d
         if type(node) is If and len(node.orelse) == 1 and type(node.orelse[0]) is If:

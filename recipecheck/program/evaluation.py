@@ -557,7 +557,7 @@ class Evaluation:
     def mode_matters(self, model: str) -> bool:
         """False only when the model is built here from layers that behave the same in train and
         eval mode (no Dropout, BatchNorm, InstanceNorm, dropout-carrying RNN/Transformer layers)."""
-        memo = self.__dict__.setdefault("_mode_matters", {})  # rules ask per loop: scan once
+        memo = self.__dict__.setdefault("_mode_matters_memo", {})  # rules ask per loop: scan once
         if model not in memo:
             memo[model] = self._mode_matters(model)
         return memo[model]

@@ -886,8 +886,8 @@ class ProgramModel:
         return any(cs.qualname and cs.qualname.startswith(tn.TRANSFORMER_MARKERS) for cs in self.calls)
 
 
-_EXPAND_FACTOR = 8
-_EXPAND_MIN = 2000
+_EXPAND_FACTOR = 4
+_EXPAND_MIN = 200
 
 
 def expansion_budget(program: "ProgramModel") -> int:
