@@ -147,8 +147,8 @@ def _mask(cell: _Cell, counter: list[int]) -> list[str]:
     if lines and lines[-1] == "":
         lines.pop()
 
-    def placeholder(i: int, keep_indent: bool = True) -> str:
-        line = lines[i]
+    def placeholder(i: int, keep_indent: bool = True, like: int | None = None) -> str:
+        line = lines[i if like is None else like]
         indent = line[: len(line) - len(line.lstrip(" \t"))] if keep_indent else ""
         n = counter[0]
         counter[0] += 1
@@ -174,9 +174,10 @@ def _mask(cell: _Cell, counter: list[int]) -> list[str]:
                 stripped.startswith(("%", "!")) or _HELP_RE.match(lines[i])
                 or _ASSIGN_MAGIC_RE.match(lines[i])):
             out[i] = placeholder(i)
+            first = i
             while lines[i].rstrip().endswith("\\") and i + 1 < len(lines):
                 i += 1
-                out[i] = placeholder(i)
+                out[i] = placeholder(i, like=first)  # continuation lines: the first one's indent
         else:
             scan.feed(lines[i])
         i += 1
@@ -319,6 +320,24 @@ def lint_notebook(source: str | bytes, path: str, rules, *, ignore=(), max_file_
     source = nb.source
     broken: list[Finding] = []
     blanked: set[int] = set()
+    # IPython runs each cell on its own: a cell that does not parse alone is reported and
+    # blanked first (an unclosed bracket must not be blamed on the next cell)
+    program_lines = source.split("\n")
+    for c in nb.cells:
+        cell_text = "\n".join(program_lines[c.start - 1:c.start - 1 + c.n_lines])
+        try:
+            compile(cell_text, path, "exec", flags=_ONLY_AST | _TOP_LEVEL_AWAIT, dont_inherit=True)
+        except SyntaxError as exc:
+            blanked.add(c.index)
+            source = _blank_cell(source, c)
+            if active:
+                line = c.start + max(exc.lineno or 1, 1) - 1
+                col = max(exc.offset or 1, 1)
+                broken.append(_finding(SYNTAX_CODE, path, line, col, line, col,
+                                       f"syntax error in this cell, the cell was not linted: "
+                                       f"{exc.msg} (RC900)"))
+        except (ValueError, RecursionError, MemoryError):
+            pass  # too deep or odd: the whole-program lint reports it
     while True:
         res = lint_source(source, path, rules, ignore=ignore, max_file_size=size_limit)
         if res.syntax_error is None or len(blanked) >= _MAX_BROKEN_CELLS:
@@ -341,6 +360,8 @@ def lint_notebook(source: str | bytes, path: str, rules, *, ignore=(), max_file_
 
 
 _MAX_BROKEN_CELLS = 20  # each one costs a parse of the whole program
+_ONLY_AST = 0x400
+_TOP_LEVEL_AWAIT = 0x2000  # notebooks may `await` at the top level
 
 
 def _blank_cell(source: str, cell: _Cell) -> str:
