@@ -173,7 +173,9 @@ def recipe_command(path, fmt, color):
     if text.startswith("\ufeff"):
         text = text[1:]
     try:
-        recipe = build_recipe(text, path)
+        from recipecheck.engine import run_deep  # the large-stack thread lint uses
+
+        recipe = run_deep(build_recipe, text, path)
     except Exception as exc:  # an internal error: one line, exit 2, like `lint`
         _fail(f"internal error while reading the recipe of {path}: {type(exc).__name__}: {exc}")
     if fmt == "json":

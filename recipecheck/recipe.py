@@ -1087,6 +1087,11 @@ def extract(source: str, path: str, module: cst.Module | None = None) -> Recipe:
     """The recipe of one script (no advice)."""
     recipe = Recipe(path=path)
     if module is None:
+        from recipecheck.engine import too_deep_for_parser
+
+        if too_deep_for_parser(source) is not None:  # libcst would overflow: RC900 says why
+            recipe.parsed = False
+            return recipe
         try:
             module = cst.parse_module(source)
         except Exception:  # RC900 explains why, in the advice
@@ -1395,7 +1400,11 @@ def advise(source: str, path: str, recipe: Recipe, findings=None) -> list[Advice
                              f.line, f.extra.get("cell")))
     advice.sort(key=lambda a: (_SEV_RANK[a.severity], a.cell or 0, a.line or 0, a.code or ""))
     try:
-        p = getattr(recipe, "_program", None) or build_program(cst.parse_module(source))
+        p = getattr(recipe, "_program", None)
+        if p is None:
+            if not recipe.parsed:  # too deep or a syntax error: never handed to libcst again
+                raise ValueError("not parsed")
+            p = build_program(cst.parse_module(source))
         conv = any(cs.qualname and tn.last(cs.qualname).startswith("Conv") and
                    cs.qualname.startswith("torch.nn") for cs in p.calls)
         transformer = p.uses_transformer()

@@ -219,3 +219,12 @@ def test_an_untraversable_cache_is_skipped(tmp_path, monkeypatch):
     monkeypatch.setattr(Path, "mkdir", lambda *a, **k: (_ for _ in ()).throw(PermissionError(13, "denied")))
     res = run_job(Job(str(src), RuleSet(ALL_CODES), (), 5_000_000))
     assert res.errors == [] and "RC509" in _codes(res)
+
+
+def test_recipe_of_a_too_deep_file_reports_rc900(tmp_path):
+    p = tmp_path / "deep.py"
+    p.write_text(stress.long_sum(8000))
+    proc = subprocess.run([sys.executable, "-m", "recipecheck", "recipe", "--format", "json", str(p)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr  # "not parsed"; was 139 (segfault) or a hang
+    assert "RC900" in proc.stdout
