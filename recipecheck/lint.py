@@ -62,8 +62,10 @@ def collect_jobs(opts: LintOptions, describe_fixes: bool = True,
             raise ConfigError(f"{raw}: no such file or directory")
     root_settings = {raw: settings_for(Path(raw), override) for raw in opts.paths}
 
+    explicit = [Path(raw) for raw in opts.paths]
+
     def excluded(p: Path) -> bool:
-        return settings_for(p, override).is_excluded(p)
+        return settings_for(p, override).is_excluded(p, explicit)
 
     for path in iter_files(opts.paths, excluded, notices):
         s = settings_for(path, override)
@@ -181,7 +183,8 @@ def _check_output_file(output_file: str) -> str | None:
 
 
 def run_lint(opts: LintOptions, fmt: str = "text", output_file: str | None = None,
-             statistics: bool = False, color: bool | None = None) -> int:
+             statistics: bool = False, color: bool | None = None,
+             output_format: str | None = None) -> int:
     if output_file:
         why = _check_output_file(output_file)
         if why is not None:
@@ -200,6 +203,7 @@ def run_lint(opts: LintOptions, fmt: str = "text", output_file: str | None = Non
 
     errors: list[str] = []
     notices: list[str] = []
+    unchecked: list[str] = []
     if opts.fix is not None:
         # a diff next to a machine-readable report goes to stderr: stdout stays valid JSON/SARIF
         findings, notices, changed = _fix_files(
@@ -212,29 +216,34 @@ def run_lint(opts: LintOptions, fmt: str = "text", output_file: str | None = Non
         for r in results:
             findings += r.findings
             errors += r.errors
+            if r.errors:
+                unchecked.append(r.path)
             if r.notice:
                 notices.append(f"{r.path}: skipped: {r.notice}")
     findings.sort(key=Finding.sort_key)
     for n in [*collect_notices, *notices]:
         click.echo(f"recipecheck: {n}", err=True)
+    for e in errors:  # before the report, so that its summary can point "above"
+        click.echo(f"recipecheck: internal error: {e}", err=True)
+    hidden = sum(1 for f in findings if f.fix is not None and f.fix.safety == "unsafe") \
+        if opts.fix == "safe" else 0
+    if opts.diff and hidden:
+        click.echo(f"recipecheck: {hidden} unsafe fix{'es' if hidden != 1 else ''} not shown: "
+                   "add --unsafe-fixes to include them (review each one).", err=True)
 
+    if not jobs and (fmt != "text" or statistics):  # the text summary says it on stdout
+        click.echo("recipecheck: no Python files were found (nothing was checked).", err=True)
+    summary = output.Summary(n_files=len(jobs), unchecked=unchecked,
+                             hidden_unsafe=0 if opts.diff else hidden)
     try:
         stream = open(output_file, "w", encoding="utf-8") if output_file else sys.stdout
     except OSError as exc:
         click.echo(f"recipecheck: error: cannot write {output_file}: {exc.strerror or exc}", err=True)
         return 2
     try:
-        if statistics:
-            output.render_statistics(findings, stream, color)
-        elif fmt == "json":
-            stream.write(output.to_json(findings) + "\n")
-        elif fmt == "sarif":
-            stream.write(output.to_sarif(findings) + "\n")
-        elif fmt == "github":
-            stream.write(output.to_github(findings))
-        elif not (opts.diff and opts.fix):
-            output.render_text(findings, stream, color)
-            output.render_summary(findings, len(jobs), stream, color)
+        if not (opts.diff and opts.fix and fmt == "text" and not statistics):
+            output.write_report(findings, stream, fmt=fmt, statistics_only=statistics, color=color,
+                                output_format=output_format, summary=summary)
         stream.flush()
     except OSError as exc:  # a full disk, /dev/full: the report is lost, say so
         click.echo(f"recipecheck: error: cannot write the report"
@@ -248,8 +257,6 @@ def run_lint(opts: LintOptions, fmt: str = "text", output_file: str | None = Non
                 pass
 
     if errors:
-        for e in errors:
-            click.echo(f"recipecheck: internal error: {e}", err=True)
         return 2
     failing = [f for f in findings
                if severity_at_least(f, settings_by_path.get(f.path, _default()).fail_on)]

@@ -72,7 +72,7 @@ def test_naming_a_fifo_or_a_device_is_an_error(tmp_path, command):
         proc = cli(command, target, timeout=120)
         assert proc.returncode == 2, (target, proc.stdout, proc.stderr)
         assert proc.stderr.count("\n") == 1 and "error" in proc.stderr
-        assert "FIFO" in proc.stderr or "device" in proc.stderr
+        assert "FIFO" in proc.stderr or "device" in proc.stderr or "regular file" in proc.stderr
 
 
 # --------------------------------------------------------------------------- item 6
