@@ -468,11 +468,14 @@ class LayerAnalysis:
         return self._list_memo[key]
 
     # -- resolution of module expressions
-    def resolve_module(self, expr: cst.BaseExpression, f: FunctionInfo) -> list[Construction]:
+    def resolve_module(self, expr: cst.BaseExpression, f: FunctionInfo,
+                       _depth: int = 0) -> list[Construction]:
         """What a module expression (`self.bn`, `nn.ReLU()`, a local name) was built from."""
+        if _depth > 8:  # `net = net.cuda()` rebinds a name to a call on itself
+            return []
         if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and \
                 expr.func.attr.value in _MODULE_PASSTHROUGH:
-            return self.resolve_module(expr.func.value, f)
+            return self.resolve_module(expr.func.value, f, _depth + 1)
         if isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Attribute):
             # self.transformer.drop: an entry of an nn.ModuleDict(dict(drop=...)) attribute
             key = expr.attr.value
@@ -486,7 +489,7 @@ class LayerAnalysis:
         if objs:
             return objs
         d = dotted_name(expr)
-        return self._resolve_moved(f, d, 0) if d else []
+        return self._resolve_moved(f, d, _depth) if d else []
 
     def _resolve_moved(self, f: FunctionInfo, d: str, depth: int) -> list[Construction]:
         """`model` bound to `Net().to(device)` (the program model sees only the `.to` call)."""
@@ -497,7 +500,7 @@ class LayerAnalysis:
             v = a.value
             if isinstance(v, cst.Call) and isinstance(v.func, cst.Attribute) and \
                     v.func.attr.value in _MODULE_PASSTHROUGH:
-                out += self.resolve_module(v.func.value, fn)
+                out += self.resolve_module(v.func.value, fn, depth + 1)
         if not out and "." not in d:
             scope: FunctionInfo | None = f
             while scope is not None and d not in scope.params and not scope.bindings(d):
