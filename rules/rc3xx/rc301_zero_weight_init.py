@@ -1,5 +1,5 @@
 from recipecheck.finding import Severity
-from recipecheck.program.init import init_model
+from recipecheck.program.init import init_model, outside_premise, zeroes_forward_path
 from recipecheck.rule import Context, Rule
 
 
@@ -75,6 +75,65 @@ class ZeroWeightInit(Rule):
     MESSAGE = "a layer weight is initialized to zero"
     STATIC_TWIN = "RT109"
     VALID = (
+        # timm-style init: zero-init of the classifier head selected by name
+        (
+        'import torch.nn as nn\n'
+        '\n'
+        'class Mixer(nn.Module):\n'
+        '    def __init__(self, dim, num_classes):\n'
+        '        super().__init__()\n'
+        '        self.blocks = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, dim))\n'
+        '        self.head = nn.Linear(dim, num_classes)\n'
+        '\n'
+        'def init_weights(module, name="", head_bias=0.0):\n'
+        '    if isinstance(module, nn.Linear):\n'
+        '        if name.startswith("head"):\n'
+        '            nn.init.zeros_(module.weight)\n'
+        '            nn.init.constant_(module.bias, head_bias)\n'
+        '        else:\n'
+        '            nn.init.xavier_uniform_(module.weight)\n'
+        '            if module.bias is not None:\n'
+        '                nn.init.zeros_(module.bias)\n'
+        ),
+        # differential attention: scalar lambda gates start at zero
+        (
+        'import torch\n'
+        'import torch.nn as nn\n'
+        '\n'
+        'class DiffAttention(nn.Module):\n'
+        '    def __init__(self, dim, num_heads=8):\n'
+        '        super().__init__()\n'
+        '        self.qkv = nn.Linear(dim, dim * 3)\n'
+        '        self.proj = nn.Linear(dim, dim)\n'
+        '        self.lambda_a = nn.Parameter(torch.empty(()))\n'
+        '        self.lambda_b = nn.Parameter(torch.empty(()))\n'
+        '        self.reset_parameters()\n'
+        '\n'
+        '    def reset_parameters(self):\n'
+        '        nn.init.zeros_(self.lambda_a)\n'
+        '        nn.init.zeros_(self.lambda_b)\n'
+        ),
+        # a FiLM initialized to identity: x * (1 + gamma) + beta
+        (
+        'import torch.nn as nn\n'
+        '\n'
+        'class FiLM(nn.Module):\n'
+        '    def __init__(self, dim):\n'
+        '        super().__init__()\n'
+        '        self.proj = nn.Linear(dim, dim * 2)\n'
+        '        nn.init.zeros_(self.proj.weight)\n'
+        '        nn.init.zeros_(self.proj.bias)\n'
+        '\n'
+        '    def forward(self, tokens, cond):\n'
+        '        gamma, beta = self.proj(cond).chunk(2, dim=-1)\n'
+        '        return tokens * (1 + gamma) + beta\n'
+        '\n'
+        'class Block(nn.Module):\n'
+        '    def __init__(self, dim):\n'
+        '        super().__init__()\n'
+        '        self.film = FiLM(dim)\n'
+        '        self.ff = nn.Sequential(nn.Linear(dim, dim * 4), nn.GELU(), nn.Linear(dim * 4, dim))\n'
+        ),
         # biases and BatchNorm shifts at zero, BatchNorm scale at one (torchvision ResNet)
         "import torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
         "        self.conv = nn.Conv2d(3, 16, 3)\n        self.bn = nn.BatchNorm2d(16)\n"
@@ -114,6 +173,32 @@ class ZeroWeightInit(Rule):
         "import torch\nW = torch.zeros(784, 10, requires_grad=True)\nb = torch.zeros(10, requires_grad=True)\n",
     )
     INVALID = (
+        # a FiLM with gamma and beta both zero and no residual: the block outputs zeros
+        (
+        'import torch\n'
+        'import torch.nn as nn\n'
+        '\n'
+        'class FiLM(nn.Module):\n'
+        '    def __init__(self, dim):\n'
+        '        super().__init__()\n'
+        '        self.proj = nn.Linear(dim, dim * 2)\n'
+        '        nn.init.zeros_(self.proj.weight)  # expect: RC301\n'
+        '        nn.init.zeros_(self.proj.bias)\n'
+        '\n'
+        '    def forward(self, tokens, cond):\n'
+        '        gamma, beta = self.proj(cond).chunk(2, dim=-1)\n'
+        '        return tokens * gamma + beta\n'
+        '\n'
+        'class Block(nn.Module):\n'
+        '    def __init__(self, dim):\n'
+        '        super().__init__()\n'
+        '        self.film = FiLM(dim)\n'
+        '        self.ff = nn.Sequential(nn.Linear(dim, dim * 4), nn.GELU(), nn.Linear(dim * 4, dim))\n'
+        '\n'
+        '    def forward(self, x, cond):\n'
+        '        x = self.film(x, cond)\n'
+        '        return x + self.ff(x)\n'
+        ),
         "import torch.nn as nn\nclass MLP(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
         "        self.fc1 = nn.Linear(784, 256)\n        self.fc2 = nn.Linear(256, 10)\n"
         "        nn.init.zeros_(self.fc1.weight)  # expect: RC301\n",
@@ -143,7 +228,18 @@ class ZeroWeightInit(Rule):
         for s in im.sites:
             if s.role != "weight" or s.placeholder or s.kind not in ("zeros", "constant") or s.value != 0:
                 continue
-            if im.is_output_layer(s):
+            if outside_premise(s, ctx.path, ctx.module):
+                continue  # a gain, gate, token, input, test tensor or zero-init head
+            path_zeroed = zeroes_forward_path(s)
+            if path_zeroed is False or (path_zeroed is None and im.is_output_layer(s)):
+                continue  # zero-init of a head or a residual branch's last layer: a technique
+            if path_zeroed:
+                ctx.report(s.node, (
+                    f"{ctx.code(s.node)} zeroes {s.target_text or 'this layer'}, and "
+                    f"{s.cls.name}.forward returns only terms multiplied by its output (no "
+                    "residual): the block outputs zeros at init and the layers after it get no "
+                    "signal; initialize to identity (`x * (1 + gamma) + beta`) or add the "
+                    "input back (RC301)"))
                 continue
             what = s.target_text or "this parameter"
             if s.whole_model and s.owner is None:

@@ -1,5 +1,5 @@
 from recipecheck.finding import Severity
-from recipecheck.program.init import init_model
+from recipecheck.program.init import init_model, outside_premise
 from recipecheck.rule import Context, Rule
 
 
@@ -60,6 +60,18 @@ class ConstantWeightInit(Rule):
     MESSAGE = "a layer weight is initialized to one constant"
     STATIC_TWIN = "RT109"
     VALID = (
+        # DINO head: the weight-norm gain starts at 1
+        (
+        'import torch.nn as nn\n'
+        '\n'
+        'class DINOHead(nn.Module):\n'
+        '    def __init__(self, in_dim, out_dim, hidden_dim=2048, bottleneck_dim=256):\n'
+        '        super().__init__()\n'
+        '        self.mlp = nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, bottleneck_dim))\n'
+        '        self.last_layer = nn.utils.weight_norm(nn.Linear(bottleneck_dim, out_dim, bias=False))\n'
+        '        self.last_layer.weight_g.data.fill_(1)\n'
+        '        self.last_layer.weight_g.requires_grad = False\n'
+        ),
         # norm scales at one: correct
         "import torch.nn as nn\ndef init_fn(m):\n    if isinstance(m, nn.Linear):\n"
         "        nn.init.xavier_uniform_(m.weight)\n        nn.init.zeros_(m.bias)\n"
@@ -90,6 +102,8 @@ class ConstantWeightInit(Rule):
                 continue
             if s.value is None or s.value == 0 or im.weight_layer_count() <= 1:
                 continue
+            if outside_premise(s, ctx.path, ctx.module):
+                continue  # a gain, gate, token, input, test tensor or zero-init head
             what = s.target_text or "this parameter"
             if s.whole_model and s.owner is None:
                 what = f"every weight ({what})"
