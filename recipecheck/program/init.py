@@ -948,7 +948,7 @@ def _zero_term(expr: cst.BaseExpression, zero: set[str], attrs: set[str]) -> boo
     return False
 
 
-def zeroes_forward_path(site: InitSite) -> bool | None:
+def zeroes_forward_path(site: InitSite, program: ProgramModel | None = None) -> bool | None:
     """For a zeroed layer of a module class: True when the class's forward returns only terms
     that the zero init makes zero (`tokens * gamma + beta` with gamma, beta from the zeroed
     projection and no residual), False when the zeroed output is added to something else (a
@@ -982,7 +982,24 @@ def zeroes_forward_path(site: InitSite) -> bool | None:
         if not (_calls_attr(r, attrs) or any(isinstance(n, cst.Name) and n.value in zero
                                              for n in walk(r))):
             continue
-        verdicts.append(all(_zero_term(t, zero, attrs) for t in _terms(r)))
-    if not verdicts:
-        return None
+        zt = [_zero_term(t, zero, attrs) for t in _terms(r)]
+        verdicts.append(True if all(zt) else False if any(zt) else None)
+    if not verdicts or None in verdicts:
+        return None  # the zeroed output feeds further layers inside the block
+    if all(verdicts) and program is not None and not _used_as_submodule(program, cls):
+        return None  # the model's own output (a zero-init head): the loss still reaches it
     return all(verdicts)
+
+
+def _used_as_submodule(program: ProgramModel, cls: ClassInfo) -> bool:
+    """Another module class builds `cls` (its output feeds further layers)."""
+    for other in program.classes.values():
+        if other is cls or not other.is_module:
+            continue
+        for m in other.methods.values():
+            for a in m.assignments:
+                if a.value is not None and any(
+                        isinstance(n, cst.Call) and dotted_name(n.func) == cls.name
+                        for n in walk(a.value)):
+                    return True
+    return False

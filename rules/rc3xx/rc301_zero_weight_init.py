@@ -230,7 +230,7 @@ class ZeroWeightInit(Rule):
                 continue
             if outside_premise(s, ctx.path, ctx.module):
                 continue  # a gain, gate, token, input, test tensor or zero-init head
-            path_zeroed = zeroes_forward_path(s)
+            path_zeroed = zeroes_forward_path(s, ctx.program)
             if path_zeroed is False or (path_zeroed is None and im.is_output_layer(s)):
                 continue  # zero-init of a head or a residual branch's last layer: a technique
             if path_zeroed:
