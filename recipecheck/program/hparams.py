@@ -270,7 +270,8 @@ def small_model_context(program: ProgramModel, c: Construction) -> str | None:
                  and cs.node.args[0].value.value == "False" for cs in p.calls) or \
         any(a.target.endswith(".requires_grad") and isinstance(a.value, cst.Name) and
             a.value.value == "False" for a in p.assignments)
-    if owner and _PROBE_OWNER.search(leaf) and (frozen or owner != leaf):
+    if owner and _PROBE_OWNER.search(leaf) and (frozen or owner != leaf or "probe" in leaf.lower()
+                                                or "linear_classifier" in leaf.lower()):
         return "a linear probe on frozen features"
     if owner == "self":
         f = c.function

@@ -172,7 +172,7 @@ def _adversarial(opts) -> bool:
 def _short_fine_tune(p) -> bool:
     """A pretrained model trained for at most a few epochs (a fine-tune)."""
     from recipecheck.program.hparams import number
-    pretrained = any((cs.qualname or cs.dotted or "").endswith(("from_pretrained", "load_state_dict"))
+    pretrained = any((cs.qualname or cs.dotted or "").endswith("from_pretrained")
                      or any(a.keyword is not None and a.keyword.value in ("pretrained", "weights")
                             for a in cs.node.args)
                      for cs in p.calls)
