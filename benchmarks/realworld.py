@@ -144,7 +144,8 @@ def _pct(p: float | None) -> str:
     return "   -" if p is None else f"{100 * p:4.0f}%"
 
 
-def render(per_rule, severity, groups, unjudged, stale, out=sys.stdout) -> None:
+def render(per_rule, severity, groups, unjudged, stale, out=None) -> None:
+    out = out or sys.stdout
     head = f"{'rule':<7} {'sev':<13} {'findings':>8} {'TP':>4} {'FP':>4} {'debat':>5} " \
            f"{'unjudged':>8} {'precision':>9}"
     print(head, file=out)
