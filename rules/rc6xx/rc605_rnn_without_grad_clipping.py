@@ -19,7 +19,7 @@ _SEQ_NAME = re.compile(r"^(bptt|seq_?len|seq_?length|sequence_?length|max_?len|m
                        r"max_seq_len|block_?size|num_?steps|n_?steps|time_?steps|window|context_?len)$",
                        re.I)
 _STATE_NAME = re.compile(r"^(hidden|hiddens|h|c|hx|cx|h0|c0|state|states|hc|memory)$", re.I)
-_LOSS_CALL = re.compile(r"(loss|criterion|cross_entropy|nll)", re.I)
+_LOSS_CALL = re.compile(r"(loss|crit|cross_entropy|nll)", re.I)
 
 
 def _sequence_length(p) -> float | None:
