@@ -874,6 +874,21 @@ _HEAD_STRING = re.compile(r"^(head|heads|classifier|fc|last|final|output|out|log
                           r"([._]|$)", re.I)
 
 
+_HEADS_NAME = re.compile(r"^(heads|num_heads|n_heads|nhead|n_head|num_attention_heads)$", re.I)
+
+
+def _over_heads_only(node: cst.CSTNode) -> bool:
+    """`nn.Parameter(torch.randn(heads, heads))`: every dimension is a number of attention
+    heads, a fan-in of a few units, where N(0, 1) is within a small factor of calibrated."""
+    for n in walk(node):
+        if isinstance(n, cst.Call) and (dotted_name(n.func) or "").rsplit(".", 1)[-1] in (
+                "randn", "rand", "normal", "empty", "zeros", "ones", "full"):
+            dims = [a.value for a in n.args if a.keyword is None]
+            return bool(dims) and all(
+                _HEADS_NAME.match((dotted_name(d) or "").rsplit(".", 1)[-1]) for d in dims)
+    return False
+
+
 def _strings_in(expr: cst.CSTNode) -> list[str]:
     out = []
     for n in walk(expr):
@@ -916,6 +931,8 @@ def outside_premise(site: InitSite, path: str = "", module: cst.Module | None = 
             return "learned token"
     if site.source == "parameter" and leaf and _INPUT_NAME.match(leaf):
         return "input tensor"
+    if site.source == "parameter" and _over_heads_only(site.node):
+        return "a mixing matrix over a few attention heads"
     for test, positive in site.conds:
         if positive and any(_HEAD_STRING.match(t) for t in _strings_in(test)):
             return "classifier head"
@@ -1001,5 +1018,50 @@ def _used_as_submodule(program: ProgramModel, cls: ClassInfo) -> bool:
                 if a.value is not None and any(
                         isinstance(n, cst.Call) and dotted_name(n.func) == cls.name
                         for n in walk(a.value)):
+                    return True
+    return False
+
+
+def _mentions(expr: cst.CSTNode, names: set[str], attrs: set[str]) -> bool:
+    for n in walk(expr):
+        if isinstance(n, cst.Name) and n.value in names:
+            return True
+        if isinstance(n, cst.Attribute) and dotted_name(n) in attrs:
+            return True
+    return False
+
+
+def added_to_identity(site: InitSite) -> bool:
+    """A zero-initialized parameter whose contribution is added to the method's input (a
+    residual) or to a parameter initialized to ones or the identity (`dynamic + static_alpha`
+    with `static_alpha` built from `torch.eye`): a zero correction on top of an identity, as
+    in ReZero, adaLN-Zero or hyper-connections."""
+    cls = site.cls
+    text = site.target_text or ""
+    if cls is None or not (text.startswith("self.") and text.count(".") == 1):
+        return False
+    identity_attrs = set()
+    for m in cls.methods.values():
+        for a in m.assignments:
+            if a.target.startswith("self.") and a.value is not None and any(
+                    isinstance(n, cst.Call) and (dotted_name(n.func) or "").rsplit(".", 1)[-1]
+                    in ("eye", "ones", "ones_like") for n in walk(a.value)):
+                identity_attrs.add(a.target)
+    for m in cls.methods.values():
+        if not isinstance(m.node, cst.FunctionDef):
+            continue
+        zero: set[str] = set()
+        for _ in range(3):
+            for st in walk(m.node.body):
+                if isinstance(st, cst.Assign) and _mentions(st.value, zero, {text}):
+                    for t in st.targets:
+                        zero |= {n.value for n in walk(t.target) if isinstance(n, cst.Name)}
+        inputs = set(m.params) - {"self"}
+        for n in walk(m.node.body):
+            if not (isinstance(n, cst.BinaryOperation) and isinstance(n.operator, cst.Add)):
+                continue
+            for a, b in ((n.left, n.right), (n.right, n.left)):
+                if _mentions(a, zero, {text}) and not _mentions(b, zero, {text}) and \
+                        _mentions(b, inputs, identity_attrs):
                     return True
     return False

@@ -1,5 +1,6 @@
 from recipecheck.finding import Severity
-from recipecheck.program.init import init_model, outside_premise, zeroes_forward_path
+from recipecheck.program.init import (added_to_identity, init_model, outside_premise,
+                                      zeroes_forward_path)
 from recipecheck.rule import Context, Rule
 
 
@@ -75,6 +76,24 @@ class ZeroWeightInit(Rule):
     MESSAGE = "a layer weight is initialized to zero"
     STATIC_TWIN = "RT109"
     VALID = (
+        # hyper-connections: a zero dynamic term added to an identity static term
+        (
+        'import torch\n'
+        'import torch.nn as nn\n'
+        '\n'
+        'class HyperConnection(nn.Module):\n'
+        '    def __init__(self, dim, num_streams):\n'
+        '        super().__init__()\n'
+        '        self.norm = nn.RMSNorm(dim)\n'
+        '        self.static_alpha = nn.Parameter(torch.eye(num_streams))\n'
+        '        self.dynamic_alpha_fn = nn.Parameter(torch.zeros(dim, num_streams))\n'
+        '        self.proj = nn.Linear(dim, dim)\n'
+        '\n'
+        '    def forward(self, residuals):\n'
+        '        dynamic = (self.norm(residuals) @ self.dynamic_alpha_fn).tanh()\n'
+        '        alpha = dynamic + self.static_alpha\n'
+        '        return self.proj(alpha @ residuals)\n'
+        ),
         # timm-style init: zero-init of the classifier head selected by name
         (
         'import torch.nn as nn\n'
@@ -231,7 +250,8 @@ class ZeroWeightInit(Rule):
             if outside_premise(s, ctx.path, ctx.module):
                 continue  # a gain, gate, token, input, test tensor or zero-init head
             path_zeroed = zeroes_forward_path(s, ctx.program)
-            if path_zeroed is False or (path_zeroed is None and im.is_output_layer(s)):
+            if path_zeroed is False or (path_zeroed is None and (im.is_output_layer(s) or
+                                                                 added_to_identity(s))):
                 continue  # zero-init of a head or a residual branch's last layer: a technique
             if path_zeroed:
                 ctx.report(s.node, (

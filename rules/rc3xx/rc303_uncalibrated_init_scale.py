@@ -69,6 +69,19 @@ class UncalibratedInitScale(Rule):
     MESSAGE = "weights drawn with a fixed scale that ignores fan-in"
     STATIC_TWIN = "RT108"
     VALID = (
+        # talking heads: a heads x heads mixing matrix has a fan-in of a few heads
+        (
+        'import torch\n'
+        'import torch.nn as nn\n'
+        '\n'
+        'class TalkingHeadsAttention(nn.Module):\n'
+        '    def __init__(self, dim, heads=8):\n'
+        '        super().__init__()\n'
+        '        self.heads = heads\n'
+        '        self.to_qkv = nn.Linear(dim, dim * 3, bias=False)\n'
+        '        self.mix_heads_pre_attn = nn.Parameter(torch.randn(heads, heads))\n'
+        '        self.to_out = nn.Linear(dim, dim)\n'
+        ),
         # learned queries, slots and register tokens (scaled or normalized where used)
         (
         'import torch\n'
