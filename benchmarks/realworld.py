@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 VERDICTS = ("TP", "FP", "debatable")
+_SEV_ORDER = ["error", "warning", "info"]
 LINE_RE = re.compile(
     r"^(?P<path>.+?):(?P<line>\d+):(?P<code>RC\d{3})\s*->\s*(?P<verdict>TP|FP|debatable)\b"
     r"\s*,?\s*(?P<why>.*)$")
@@ -119,7 +120,7 @@ def compare(items: list[Item], verdicts: dict[tuple[str, int, str], Verdict], ro
     """Rows per rule and per severity group, the unjudged findings, the stale verdicts."""
     per_rule: dict[str, Row] = defaultdict(Row)
     groups = {"error+warning": Row(), "error": Row(), "info": Row()}
-    severity: dict[str, str] = {}
+    severity: dict[str, str] = {}  # "error", or "warning/info" when a rule lowered some
     unjudged: list[Item] = []
     seen = set()
     for it in items:
@@ -128,7 +129,8 @@ def compare(items: list[Item], verdicts: dict[tuple[str, int, str], Verdict], ro
         v = verdicts.get(key)
         verdict = v.verdict if v else None
         per_rule[it.code].add(verdict)
-        severity[it.code] = it.severity
+        sevs = set(severity.get(it.code, "").split("/")) - {""}
+        severity[it.code] = "/".join(sorted(sevs | {it.severity}, key=_SEV_ORDER.index))
         if it.severity in ("error", "warning"):
             groups["error+warning"].add(verdict)
         if it.severity in ("error", "info"):
