@@ -175,3 +175,19 @@ def test_rc602_rc603_linear_probe_on_frozen_features_is_info():
            "optimizer = torch.optim.Adam(linear_classifier.parameters(), lr=0.1, weight_decay=0.05)\n")
     assert found(src, "RC602") == [(5, "info")]
     assert found(src, "RC603") == [(5, "info")]
+
+
+def test_rebinding_a_model_to_a_call_on_itself_does_not_recurse():
+    # `generator = generator.cuda()` once sent module resolution (RC509) into endless recursion
+    src = ("import torch\nimport torch.nn as nn\n"
+           "class Generator(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+           "        self.net = nn.Sequential(nn.Linear(100, 128), nn.BatchNorm1d(128), nn.ReLU())\n"
+           "    def forward(self, z):\n        return self.net(z)\n"
+           "generator = Generator()\nif cuda:\n    generator = generator.cuda()\n"
+           "opt = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999))\n"
+           "loader = torch.utils.data.DataLoader(ds, batch_size=4, shuffle=True)\n"
+           "for epoch in range(10):\n    for x, _ in loader:\n        opt.zero_grad()\n"
+           "        generator(torch.randn(4, 100)).mean().backward()\n        opt.step()\n")
+    res = lint_source(src, "gan.py", ALL)
+    assert res.errors == []
+    assert [f.line for f in res.findings if f.code == "RC509"] == [13]
