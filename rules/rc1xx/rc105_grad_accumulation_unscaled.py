@@ -37,6 +37,8 @@ class GradAccumulationUnscaled(Rule):
     unscaled loop is k times the scaled one's.
 
     ## Known problems
+    Averaging the accumulated gradients explicitly (`p.grad.div_(n)`, `p.grad.mul_(1 / n)`,
+    `_foreach_div_`) or a loss helper of the file that divides the loss counts as scaled.
     A loss scaled inside another function, or a criterion built with `reduction="sum"` on
     purpose, is not recognised; suppress with `# noqa: RC105`.
 

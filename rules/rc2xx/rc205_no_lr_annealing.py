@@ -40,6 +40,9 @@ class NoLrAnnealing(Rule):
     end below the constant-LR run on the same problem.
 
     ## Known problems
+    Not reported on GAN recipes (optimizers for a generator and a discriminator keep a constant
+    Adam LR by design) nor on short fine-tunes (a `from_pretrained`/`pretrained=True` model
+    trained for at most 5 epochs).
     Schedules applied by a framework the file does not show (a YAML config, a Trainer built
     elsewhere) are not seen. Off by default (info).
 

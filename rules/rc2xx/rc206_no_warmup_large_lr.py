@@ -99,6 +99,9 @@ class NoWarmupLargeLr(Rule):
     (Goyal et al., 2017).
 
     ## Known problems
+    Only transformers trained from scratch in this file: not an RNN with an attention layer or a
+    graph attention network, not a pretrained model, not an optimizer factory
+    (`configure_optimizers`) in a file without a training loop, not a linear probe.
     A warmup implemented elsewhere (a config file, a Trainer in another module) is not seen.
     Off by default (info).
 

@@ -27,6 +27,12 @@ class ZeroWeightInit(Rule):
     the default init reaches 0.94.
 
     ## Known problems
+    Not reported: weight-norm gains, scalar or per-channel gates (`lambda_*`, layer scale), learned
+    tokens/queries/slots, inputs, files of tests, a classifier head selected by name
+    (`if name.startswith("head")`), and a zero term added to a residual or an identity
+    (ReZero, adaLN-Zero, hyper-connections, `x * (1 + gamma) + beta`). A block whose forward
+    returns only terms the zero init cancels (a FiLM `x * gamma + beta` with both zeroed) is
+    reported even when the zeroed layer is its last one.
     Zero-initializing the *output* layer is a deliberate, harmless technique (logistic
     regression, a classifier head, the "zero-init residual" / Fixup / adaLN-Zero schemes that
     zero the last projection of a residual branch such as `out_proj`, `c_proj`, `to_out`):

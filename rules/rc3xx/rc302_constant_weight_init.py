@@ -25,6 +25,8 @@ class ConstantWeightInit(Rule):
     accuracy trails by more than 0.2.
 
     ## Known problems
+    Weight-norm gains (`weight_g`), gates, learned tokens, inputs and files of tests are not
+    weights of a linear map and are not reported.
     A constant that is not a literal (`constant_(w, args.c)`) is not evaluated. When the file
     has a single weight layer (no hidden units to keep apart) the rule is silent.
 

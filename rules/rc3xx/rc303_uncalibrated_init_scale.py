@@ -29,6 +29,8 @@ class UncalibratedInitScale(Rule):
     initial loss is far above ln(C) (RT101).
 
     ## Known problems
+    Learned tokens/queries/slots/registers, gates, inputs, files of tests and head-mixing
+    matrices (`randn(heads, heads)`, a fan-in of a few heads) are not reported.
     Small fixed scales are a deliberate convention and are not flagged: GPT-2/BERT/DCGAN draw
     weights from N(0, 0.02), the word-language-model example uses U(-0.1, 0.1). Embedding
     tables (whose PyTorch default is N(0, 1)), position embeddings and tokens are not weights

@@ -68,6 +68,8 @@ class TrainLoaderNotShuffled(Rule):
     `shuffle=True`, same seed and LR.
 
     ## Known problems
+    Not reported for random synthetic datasets (`TensorDataset(torch.randn(...), ...)`,
+    `FakeData`), one-batch loaders (`batch_size=len(ds)`) and single-pass runs with no epoch loop.
     A dataset that shuffles itself (an `IterableDataset` with an internal buffer, a
     pre-shuffled index list reshuffled every epoch in code the linter cannot see) looks
     unshuffled: the rule skips datasets it can see are iterable (an `IterableDataset`

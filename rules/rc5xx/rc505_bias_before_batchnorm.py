@@ -21,6 +21,9 @@ class BiasBeforeBatchNorm(Rule):
     torchvision models use `bias=False` before BatchNorm.
 
     ## Known problems
+    Only where BatchNorm normalizes the layer's own channels: Linear into BatchNorm1d, ConvNd into
+    BatchNormNd (same literal channel count). `Linear -> view -> BatchNorm2d` keeps a bias that
+    varies within each channel and is not reported.
     Advice only (off by default): the model trains the same either way. torchvision's
     `vgg*_bn` keep the bias, and checkpoints saved with it need it to load.
 

@@ -31,6 +31,8 @@ class LearningRateOutOfRange(Rule):
     to Adam (`Adam(lr=0.1)`) after switching optimizers is the usual cause.
 
     ## Known problems
+    For a reinforcement-learning policy, a linear probe on frozen features or a layer trained by
+    its own optimizer (forward-forward), where such LRs are published and work, it reports at `info`.
     Values computed at run time (`lr = base_lr * world_size`) are not checked. An optimizer
     driven by OneCycleLR/CyclicLR (which set the LR themselves) or by LambdaLR/MultiplicativeLR
     (whose factor makes the base LR a scale, as in the Noam schedule `Adam(lr=1.0)` times

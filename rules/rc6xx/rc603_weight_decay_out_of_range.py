@@ -76,6 +76,8 @@ class WeightDecayOutOfRange(Rule):
     (0.05) given to SGD or Adam, or a penalty coefficient written as a fraction.
 
     ## Known problems
+    For a reinforcement-learning policy, a linear probe on frozen features or a layer trained by
+    its own optimizer, it reports at `info`.
     Values computed at run time are not checked; penalty terms are recognized by their shape
     (a parameter norm times a number added to a loss).
 

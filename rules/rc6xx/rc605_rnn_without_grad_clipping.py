@@ -98,6 +98,10 @@ class RnnWithoutGradClipping(Rule):
     spikes and diverges without clipping, and trains stably with `clip_grad_norm_(1.0)`.
 
     ## Known problems
+    Reported as a warning for language-model style training: truncated BPTT (the hidden state
+    carried across batches and detached) or a per-time-step loss (`output.view(-1, ntokens)`)
+    over sequences of 100 steps or more (or of unknown length). Short sequences, classifiers of
+    whole sequences and LBFGS (which bounds its steps by a line search) are reported at `info`.
     Clipping done in another file is not seen; an RNN built but frozen is still reported.
 
     ## Example

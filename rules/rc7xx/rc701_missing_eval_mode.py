@@ -86,8 +86,14 @@ class MissingEvalMode(Rule):
     Mode changes the linter cannot see (a callback framework, `model.apply(fn)`, a helper in
     another file) are not taken into account. A conditional `model.eval()` counts as reached.
     A model built in the file only from layers that behave the same in both modes (no
-    Dropout, BatchNorm, InstanceNorm, RNN/Transformer layers) is not reported, since the mode
-    changes nothing; a custom layer branching on `self.training` is not recognized.
+    Dropout, BatchNorm, InstanceNorm, RNN/attention/Transformer layers with dropout > 0) is
+    reported at `info`: no effect today, wrong once such a layer is added; a model the linter
+    cannot see into (imported, a library model) counts as mode-dependent. A custom layer
+    branching on `self.training` is not recognized. Not evaluation loops: `eval()` on a parent
+    module covers its submodules (`model.eval()` then `model.decoder(x)`), `eval()` set in the
+    owning class's constructor or as the first statement of the loop counts, an out-of-memory
+    retry loop (`while batch_size: try: ...`) is looked through, and a loop whose model output
+    feeds its next input (autoregressive decoding, sampling, an RL rollout) is not reported.
     Models loaded with `from_pretrained` (already in eval mode) are only checked after training.
 
     ## Example

@@ -91,6 +91,8 @@ class ModelSelectionOnTestSet(Rule):
     once, at the end.
 
     ## Known problems
+    A best metric read back from a checkpoint (`best_acc = ckpt["best_acc"]`) is resuming, not
+    selection, and is not reported.
     Metrics are recognized by names (`test_acc`, `X_test`, `test_loader`) and by the loader the
     computing call or loop gets; a test metric renamed on the way (`score = metrics[2]`) is not
     followed. Scripts that call their validation split "test" are reported: rename the split.
