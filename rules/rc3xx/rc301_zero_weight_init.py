@@ -1,6 +1,9 @@
+import libcst as cst
+
 from recipecheck.finding import Severity
 from recipecheck.program.init import (added_to_identity, init_model, outside_premise,
                                       zeroes_forward_path)
+from recipecheck.program.nodes import walk
 from recipecheck.rule import Context, Rule
 
 
@@ -271,7 +274,10 @@ class ZeroWeightInit(Rule):
             if s.whole_model and s.owner is None:
                 what = f"every weight ({what})"
             elif s.whole_model and s.layer:
-                what = f"the weight of every {s.layer} ({what})"
+                named = [t for t, pos in s.conds if pos and any(
+                    isinstance(n, cst.SimpleString) for n in walk(t))]
+                what = (f"the weight of the {s.layer} layers selected by `{ctx.code(named[0])}` "
+                        f"({what})" if named else f"the weight of every {s.layer} ({what})")
             ctx.report(s.node, (
                 f"{ctx.code(s.node)} initializes {what} to zero: all units of the layer compute the "
                 "same thing and get the same gradient (behind a ReLU none at all), so they never "

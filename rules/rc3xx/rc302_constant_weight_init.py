@@ -1,5 +1,8 @@
+import libcst as cst
+
 from recipecheck.finding import Severity
 from recipecheck.program.init import init_model, outside_premise
+from recipecheck.program.nodes import walk
 from recipecheck.rule import Context, Rule
 
 
@@ -110,7 +113,10 @@ class ConstantWeightInit(Rule):
             if s.whole_model and s.owner is None:
                 what = f"every weight ({what})"
             elif s.whole_model and s.layer:
-                what = f"the weight of every {s.layer} ({what})"
+                named = [t for t, pos in s.conds if pos and any(
+                    isinstance(n, cst.SimpleString) for n in walk(t))]
+                what = (f"the weight of the {s.layer} layers selected by `{ctx.code(named[0])}` "
+                        f"({what})" if named else f"the weight of every {s.layer} ({what})")
             ctx.report(s.node, (
                 f"{ctx.code(s.node)} sets {what} to the constant {_fmt(s.value)}: every unit starts "
                 "identical and gets the same gradient, so the units never differentiate; use a random "
