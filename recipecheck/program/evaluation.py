@@ -369,7 +369,7 @@ class Evaluation:
         self.roots: list[Root] = []
         for f in program.roots:
             root = Root(function=f)
-            root.children = self._expand(f.items, None, (), {}, (f.key,), _decorator_withs(program, f), root)
+            root.children = self._expand(f.items, None, (), {}, (id(f),), _decorator_withs(program, f), root)
             self.roots.append(root)
         self._modesets: dict[int, list[ModeSet]] = {}
         self._all_nodes = [n for r in self.roots for c in r.children for n in (c, *c.walk())]
@@ -396,11 +396,11 @@ class Evaluation:
                 continue
             callee = item.callee
             if item.kind == "call" and callee is not None and mode_call(item) is None:
-                if callee.key in stack or len(stack) > _MAX_DEPTH:
+                if id(callee) in stack or len(stack) > _MAX_DEPTH:
                     continue
                 sub_names = _param_names(self.program, item, callee, names)
                 sub_withs = withs + item.withs + _decorator_withs(self.program, callee)
-                out += self._expand(callee.items, parent, (*chain, item), sub_names, (*stack, callee.key),
+                out += self._expand(callee.items, parent, (*chain, item), sub_names, (*stack, id(callee)),
                                     sub_withs, root)
                 continue
             out.append(Node(parent=parent, chain=chain, names=names, withs=withs + item.withs, event=item,
@@ -704,7 +704,10 @@ class Evaluation:
         if not local:
             return True
         if "sensitive" not in self.__dict__:
-            self.__dict__["sensitive"] = any(_mode_sensitive(cs.qualname, cs.node) for cs in p.calls)
+            # model classes of other project modules count with their layers
+            progs = [p, *(p.link.programs.values() if getattr(p, "link", None) else ())]
+            self.__dict__["sensitive"] = any(_mode_sensitive(cs.qualname, cs.node)
+                                             for q in progs for cs in q.calls)
         return self.__dict__["sensitive"]
 
     def owner_keys(self, el: EvalLoop, model: str) -> list[str]:
