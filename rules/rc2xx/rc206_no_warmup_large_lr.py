@@ -66,7 +66,10 @@ def _pretrained(p) -> bool:
 def is_transformer_program(p) -> bool:
     if p.uses_transformer():
         return True
-    return any(_TRANSFORMER_CLASS.search(name) and c.is_module for name, c in p.classes.items())
+    names = [name for name, c in p.classes.items() if c.is_module]
+    # a transformer has attention: `TransformerNet` of fast neural style is a CNN
+    return any(_TRANSFORMER_CLASS.search(n) for n in names) and \
+        any(re.search(r"attention|attn", n, re.I) for n in names)
 
 
 def linear_scaled_lr(expr: cst.CSTNode | None) -> bool:
