@@ -103,6 +103,10 @@ class NoWarmupLargeLr(Rule):
     2020). Large-batch SGD with a linearly scaled LR needs a gradual warmup to stay stable
     (Goyal et al., 2017).
 
+    Measured (`recipecheck validate RC206`, seeds 0-4): training loss after 150 steps (2-layer
+    transformer, d=32): 0.209 [0.0679, 0.381] with Adam lr=1e-2, no warmup vs 0.128 [0.0268,
+    0.186] with 50-step linear warmup (mean [min, max]); the claim held on 4 of 5 seeds.
+
     ## Known problems
     Only transformers trained from scratch in this file: not an RNN with an attention layer or a
     graph attention network, not a pretrained model, not an optimizer factory

@@ -75,6 +75,10 @@ class WeightDecayOutOfRange(Rule):
     the network underfits and the loss plateaus high. The usual cause is an AdamW-sized value
     (0.05) given to SGD or Adam, or a penalty coefficient written as a fraction.
 
+    Measured (`recipecheck validate RC603`, seeds 0-4): training accuracy after 200 SGD steps:
+    0.53 [0.487, 0.587] with weight_decay=0.1 vs 0.88 [0.867, 0.89] with weight_decay=5e-4 (mean
+    [min, max]); the claim held on 5 of 5 seeds.
+
     ## Known problems
     For a reinforcement-learning policy, a linear probe on frozen features or a layer trained by
     its own optimizer, it reports at `info`.

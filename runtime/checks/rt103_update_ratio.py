@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from ..stats import Every, FirstK, fmt_sci, median
+from ..stats import Every, FirstK, LogSpaced, fmt_sci, median
 from .base import Check
 
 
@@ -15,7 +15,9 @@ class UpdateRatioOff(Check):
     name = "update-ratio-off"
     severity = "warning"
     static_twin = "RC602"
-    schedule = FirstK(1) | Every(100)
+    # the first 16 steps and powers of two too: short runs get curves in the report at no
+    # steady-state cost (rt-report, issue 10 item 10)
+    schedule = FirstK(16) | LogSpaced() | Every(100)
     low = 1e-5
     high = 1e-1
     min_steps_low = 150  # "many steps"

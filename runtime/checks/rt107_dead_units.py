@@ -69,7 +69,8 @@ class DeadOrSaturatedUnits(Check):
                 o = out.float().reshape(-1)
                 mm = torch.aminmax(o)
                 hist = torch.histc(o, bins=self.bins)
-                mon.defer(self, (layer, "hist"), torch.cat([torch.stack([mm.min, mm.max]), hist]))
+                mon.defer(self, (layer, "hist", type(module).__name__),  # type: the report's title
+                          torch.cat([torch.stack([mm.min, mm.max]), hist]))
 
     def on_values(self, mon, step, key, values):
         if key[1] == "hist":
@@ -78,7 +79,8 @@ class DeadOrSaturatedUnits(Check):
             if hi <= lo:
                 hi = lo + 1e-12
             w = (hi - lo) / len(counts)
-            data = {"edges": [lo + i * w for i in range(len(counts) + 1)], "counts": counts, "step": step}
+            data = {"edges": [lo + i * w for i in range(len(counts) + 1)], "counts": counts, "step": step,
+                    "module": key[2] if len(key) > 2 else None}
             if layer not in self._first_hist:
                 self._first_hist.add(layer)
                 mon.series.set(f"activations/{layer}/first", data)
