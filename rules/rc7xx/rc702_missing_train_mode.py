@@ -125,8 +125,7 @@ class MissingTrainMode(Rule):
                     continue
                 forwards[key] = n
             for model, fwd in forwards.items():
-                if not ev.mode_matters(model):
-                    continue
+                matters = ev.mode_matters(model)  # no Dropout/BatchNorm: no effect today
                 for sc in ev.scenarios(fwd, model):
                     if sc.wrap is None or not sc.states or any(s.mode != "eval" for s in sc.states):
                         continue
@@ -138,11 +137,19 @@ class MissingTrainMode(Rule):
                         done.add(id(node))
                         fix = self._fix(ev, batch, fwd, s)
                         name = fwd.event.callee_text
-                        ctx.report(node, (
-                            f"{ctx.code(node)} switches {name} to eval mode inside the training loop and "
-                            f"nothing calls {name}.train() before the next training pass: later epochs "
-                            "train with Dropout off and frozen BatchNorm statistics; call "
-                            f"{name}.train() before training resumes (RC702)"), fix=fix)
+                        if matters:
+                            ctx.report(node, (
+                                f"{ctx.code(node)} switches {name} to eval mode inside the training "
+                                f"loop and nothing calls {name}.train() before the next training pass: "
+                                "later epochs train with Dropout off and frozen BatchNorm statistics; "
+                                f"call {name}.train() before training resumes (RC702)"), fix=fix)
+                        else:
+                            ctx.report(node, (
+                                f"{ctx.code(node)} switches {name} to eval mode inside the training "
+                                f"loop and nothing calls {name}.train() again: no effect today ({name} "
+                                "has no Dropout/BatchNorm), but later epochs will train in eval mode "
+                                f"once one is added; call {name}.train() before training resumes "
+                                "(RC702)"), fix=fix, severity=Severity.INFO)
 
     @staticmethod
     def _fix(ev, batch, fwd, ms):

@@ -96,6 +96,8 @@ class ModelSelectionOnTestSet(Rule):
     [min, max]); the claim held on 3 of 5 seeds.
 
     ## Known problems
+    A best metric read back from a checkpoint (`best_acc = ckpt["best_acc"]`) is resuming, not
+    selection, and is not reported.
     Metrics are recognized by names (`test_acc`, `X_test`, `test_loader`) and by the loader the
     computing call or loop gets; a test metric renamed on the way (`score = metrics[2]`) is not
     followed. Scripts that call their validation split "test" are reported: rename the split.
@@ -137,6 +139,30 @@ class ModelSelectionOnTestSet(Rule):
         "def fit(model, val_set, test_set):\n    val_acc = evaluate(model, val_set)\n"
         "    test_acc = evaluate(model, test_set)\n    print(val_acc, test_acc)\n"
         "    val_loader = test_loader\n    return val_acc\n",
+        # resuming: best_acc read back from a checkpoint is not a selection
+        (
+        'import torch\n'
+        '\n'
+        'model = Net()\n'
+        'optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)\n'
+        'to_restore = {"epoch": 0, "best_acc": 0.0}\n'
+        'restart_from_checkpoint("checkpoint.pth", run_variables=to_restore, state_dict=model)\n'
+        'start_epoch = to_restore["epoch"]\n'
+        'best_acc = to_restore["best_acc"]\n'
+        'for epoch in range(start_epoch, 100):\n'
+        '    model.train()\n'
+        '    for x, y in train_loader:\n'
+        '        optimizer.zero_grad()\n'
+        '        loss_fn(model(x), y).backward()\n'
+        '        optimizer.step()\n'
+        '    torch.save({"model": model.state_dict(), "epoch": epoch + 1, "best_acc": best_acc}, "checkpoint.pth")\n'
+        'model.eval()\n'
+        'correct = 0\n'
+        'with torch.no_grad():\n'
+        '    for x, y in test_loader:\n'
+        '        correct += (model(x).argmax(1) == y).sum().item()\n'
+        'print(f"test accuracy {correct / len(test_loader.dataset):.3f}")\n'
+        ),
         "best_val, test_at_best = 0.0, 0.0\nfor epoch in range(10):\n"
         "    val_acc = evaluate(model, val_loader)\n    test_acc = evaluate(model, test_loader)\n"
         "    if val_acc > best_val:\n        best_val = val_acc\n        best_test_acc = test_acc\n",
@@ -212,6 +238,8 @@ class ModelSelectionOnTestSet(Rule):
         for a in p.assignments:
             if not _BEST.search(a.target.rsplit(".", 1)[-1]) or a.value is None or not isinstance(a.value, cst.CSTNode):
                 continue
+            if _restored(a.value):
+                continue  # `best_acc = checkpoint["best_acc"]`: resuming, not selecting
             if split_kind(a.target) == "test" and not (
                     isinstance(a.value, cst.Call) and dotted_name(a.value.func) in ("max", "min")):
                 continue  # `best_test_acc = test_acc` under a validation check records, not selects
@@ -319,3 +347,28 @@ def _selects_on_validation(p, f) -> bool:
         if (plateau or stopper) and any(val_side(arg.value) for arg in e.call.args):
             return True
     return False
+
+
+_RESTORE_BASE = re.compile(r"ckpt|checkpoint|restore|resume|state|saved|loaded|snapshot", re.I)
+
+
+def _restored(value: cst.BaseExpression) -> bool:
+    """A value read back from a checkpoint: `ckpt["best_acc"]`, `to_restore["best_acc"]`,
+    `checkpoint.get("best_acc1", 0)`, `torch.load(path)["best_acc"]`."""
+    key = base = None
+    if isinstance(value, cst.Subscript) and len(value.slice) == 1 and \
+            isinstance(value.slice[0].slice, cst.Index) and \
+            isinstance(value.slice[0].slice.value, cst.SimpleString):
+        key, base = value.slice[0].slice.value.evaluated_value, value.value
+    elif isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and \
+            value.func.attr.value == "get" and value.args and \
+            isinstance(value.args[0].value, cst.SimpleString):
+        key, base = value.args[0].value.evaluated_value, value.func.value
+    if not isinstance(key, str) or base is None:
+        return False
+    if _BEST.search(key):
+        return True
+    if isinstance(base, cst.Call):
+        return dotted_name(base.func) in ("torch.load", "load")
+    d = dotted_name(base) or ""
+    return bool(_RESTORE_BASE.search(d))
