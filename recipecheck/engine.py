@@ -81,8 +81,9 @@ def _rule_meta(code: str):
 def _finding(code: str, path: str, line: int, col: int, end_line: int, end_col: int, message: str,
              fix: Fix | None = None, severity: Severity | None = None) -> Finding:
     r = _rule_meta(code)
-    # the code is shown beside every message: drop a redundant trailing "(RC201)"
-    message = message.removesuffix(f" ({code})").rstrip()
+    # the code is shown beside every message: drop a redundant trailing "(RC201)", and the
+    # code inside a trailing "(RC602, runtime twin RT103)"
+    message = message.removesuffix(f" ({code})").rstrip().replace(f"({code}, ", "(")
     return Finding(code=code, name=r.NAME, severity=severity or r.SEVERITY, path=path, line=line, column=col,
                    end_line=end_line, end_column=end_col, message=message, fix=fix)
 
