@@ -918,6 +918,8 @@ class Monitor:
 
     def _after_backward(self) -> None:
         if self._manual_state == "watch":
+            if self._n_backward == 1:
+                self._init_cut = len(self._init_vals)
             self._set_watch()
         elif self._manual_state == "on":
             # end of backward k: the update of step k-1 is done, the gradients of step k are here
@@ -934,18 +936,20 @@ class Monitor:
         for root in list(self._cand_roots) + self.models:
             for p in root.parameters():
                 if p.requires_grad and p.grad is not None:
-                    self._watch = (weakref.ref(p), weakref.ref(p.grad), p._version)
+                    self._watch = (weakref.ref(p), weakref.ref(p.grad), p._version, p.grad._version)
                     return
 
     def _updated_since_watch(self) -> bool:
         """Between two backward calls and without any optimizer step: the gradients were reset or
         the parameters changed in place, i.e. the script updates its parameters by hand."""
-        pref, gref, version = self._watch
+        pref, gref, version, gversion = self._watch
         p = pref()
         if p is None:
             return False
         g = p.grad
-        return g is None or g is not gref() or p._version != version
+        # nothing touches the gradients between the micro-batches of an accumulation; a manual loop
+        # resets them (None / new tensor / zero_), clips them in place, or updates p in place
+        return g is None or g is not gref() or p._version != version or g._version != gversion
 
     def _enter_manual(self) -> None:
         params, seen = [], set()
@@ -959,10 +963,13 @@ class Monitor:
             self._manual_state = "off"
             return
         self._manual_state = "on"
+        # losses computed after the first update are not initial losses
+        del self._init_vals[getattr(self, "_init_cut", len(self._init_vals)):]
         P = self._manual_opt = _ManualUpdates(params)
         self.notes.append("no optimizer: parameters are updated by hand; each backward() is one step")
         self._on_pre_step(P, (), {})
         self._assign_pending(P, True)  # the first backward's loss is step 1
+        self._init_open = False
         self._manual_open = True
 
     def _plan_for(self, step: int):
@@ -1467,8 +1474,9 @@ def _find_root_modules(params) -> list:
         return []
     owners, parent = [], {}
     try:
+        Module = torch.nn.Module
         for obj in gc.get_objects():
-            if isinstance(obj, torch.nn.Module):
+            if issubclass(type(obj), Module):  # type(), not isinstance: no __class__ property runs
                 d = obj.__dict__
                 for child in (d.get("_modules") or {}).values():
                     if child is not None:

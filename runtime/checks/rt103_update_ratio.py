@@ -49,7 +49,7 @@ class UpdateRatioOff(Check):
             after = [p.detach() for p in params]
             delta = torch._foreach_sub(after, before)
             dn = torch._foreach_norm(delta)
-            wn = torch._foreach_norm(after)
+            wn = torch._foreach_norm(before)  # ||dw|| / ||w|| before the update (a huge step saturates at 1 otherwise)
             dev = dn[0].device
             vals = torch.cat([torch.stack([t.to(dev, torch.float32) for t in dn]),
                               torch.stack([t.to(dev, torch.float32) for t in wn])])

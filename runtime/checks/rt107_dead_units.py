@@ -29,7 +29,7 @@ class DeadOrSaturatedUnits(Check):
     static_twin = "RC304"
     activation_types = _RELU + _TANH + _SIGMOID
     activation_schedule = FirstK(2) | Every(200)
-    schedule = FirstK(3) | Every(200)  # gradient rows (step 1 is not judged: zero-initialized layers)
+    schedule = FirstK(3) | Every(100)  # gradient rows (step 1 is not judged: zero-initialized layers)
     max_row_layers = 32
     dead_threshold = 0.95  # fraction of zero ReLU outputs
     saturated_threshold = 0.9  # fraction of saturated tanh/sigmoid outputs
@@ -49,7 +49,8 @@ class DeadOrSaturatedUnits(Check):
     def on_model(self, mon, model):
         for name, m in model.named_modules():
             if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)) and isinstance(m.weight, torch.Tensor):
-                self._row_params[id(m.weight)] = mon.param_name(m.weight, name)
+                pname = mon.param_name(m.weight, name + ".weight")
+                self._row_params[id(m.weight)] = pname[: -len(".weight")] if pname.endswith(".weight") else pname
 
     def on_pre_step(self, mon, opt):
         if mon.step <= 1:
@@ -107,10 +108,10 @@ class DeadOrSaturatedUnits(Check):
             if streak >= self.confirmations:
                 dead.append((name, frac))
         if dead:
-            layers = ", ".join(f"{n} ({f:.0%})" for n, f in dead[:4]) + (f" and {len(dead) - 4} more" if len(dead) > 4 else "")
-            self.emit(mon, f"Units that receive exactly zero gradient for the whole batch at {self.confirmations} "
-                           f"sampled steps in a row up to step {step}: {layers} of the output units of these "
-                           f"layers. A unit whose activation (ReLU, also F.relu) is never positive gets no gradient "
+            layers = ", ".join(f"{f:.0%} of {n}" for n, f in dead[:4]) + (f" and {len(dead) - 4} more layers" if len(dead) > 4 else "")
+            self.emit(mon, f"Dead units: {layers}'s output units received exactly zero gradient for the whole "
+                           f"batch at {self.confirmations} sampled steps in a row up to step {step}. A unit whose "
+                           f"activation (ReLU, also F.relu) is never positive gets no gradient "
                            f"and never recovers. Fix: lower the learning rate, use Kaiming init and no large "
                            f"negative biases, or LeakyReLU/GELU.{self.twin_note()}", step=step, where=dead[0][0],
                       key="rows")

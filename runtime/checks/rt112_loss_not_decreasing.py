@@ -31,8 +31,8 @@ class LossNotDecreasing(Check):
     recent_window = 50
     min_drop = 0.03  # relative drop expected after the warm-up
     diverge_factor = 2.0
-    chance_tol = 0.02  # "stuck at chance": within 2% of the chance level...
-    chance_steps = 100  # ...over this many steps after the first `early_window`
+    chance_tol = 0.05  # "stuck at chance": within 5% of the chance level...
+    chance_steps = 200  # ...for this many steps in a row after the first `early_window`
     withdraw_drop = 0.1  # a flagged loss that later falls 10% below its level was a slow start
 
     def setup(self, mon):
@@ -43,7 +43,8 @@ class LossNotDecreasing(Check):
         st = self._s.get(name)
         if st is None:
             st = self._s[name] = {"early": [], "recent": deque(maxlen=self.recent_window), "best": math.inf,
-                                  "best_step": None, "since": 10, "near": 0, "first_step": None}
+                                  "best_step": None, "since": 10, "tail": deque(maxlen=self.chance_steps),
+                                  "first_step": None}
         return st
 
     def on_read(self, mon, losses):
@@ -62,8 +63,8 @@ class LossNotDecreasing(Check):
                 st["first_step"] = step
             if len(st["early"]) < self.early_window:
                 st["early"].append(v)
-            elif ch is not None:
-                st["near"] = st["near"] + 1 if abs(v - ch[0]) <= self.chance_tol * ch[0] else 0
+            else:
+                st["tail"].append(v)
             st["recent"].append((step, v))
             st["since"] += 1
             if len(st["recent"]) >= 20 and st["since"] >= 10:
@@ -76,10 +77,14 @@ class LossNotDecreasing(Check):
         early = median(st["early"])
         step = st["recent"][-1][0]
         label = "The loss" if name == "loss" else f"The loss of {name[len('loss/'):]}"
-        if ch is not None and st["near"] >= self.chance_steps:
+        at_chance = False
+        if ch is not None and st["tail"]:
+            tail_med = median(st["tail"])
+            at_chance = abs(tail_med - ch[0]) <= self.chance_tol * ch[0]
+        if at_chance and len(st["tail"]) >= self.chance_steps:
             chance, desc = ch
-            f = self.emit(mon, f"{label} is stuck at the chance level: {st['recent'][-1][1]:.4g} for the last "
-                               f"{st['near']} steps up to step {step}, {desc}: the model predicts the class "
+            f = self.emit(mon, f"{label} is stuck at the chance level: median {tail_med:.4g} over the last "
+                               f"{len(st['tail'])} steps up to step {step}, {desc}: the model predicts the class "
                                f"frequencies and learns nothing from the inputs (often a learning rate so high "
                                f"that it killed the network, or inputs that do not reach the model). Fix: "
                                f"{self._advice(mon, 'lower the learning rate, check that the inputs and labels are paired')}.",
@@ -90,7 +95,9 @@ class LossNotDecreasing(Check):
             return
         recent = median(v for _, v in st["recent"])
         last20 = median(v for _, v in list(st["recent"])[-20:])
-        if step >= self._warmup(mon) and early > 1e-3 and recent >= (1 - self.min_drop) * early and \
+        if at_chance:
+            pass  # judged above as "stuck at chance" (a sharper diagnosis) once the window is full
+        elif step >= self._warmup(mon) and early > 1e-3 and recent >= (1 - self.min_drop) * early and \
                 recent <= self.diverge_factor * early:
             f = self.emit(mon, f"{label} has not decreased after {step} steps: median {recent:.4g} over the last "
                                f"{len(st['recent'])} steps vs. {early:.4g} over the first {self.early_window}. Fix: "
