@@ -11,18 +11,35 @@ Two ways in:
               mon.log_val(loss=val_loss, acc=val_acc)
       mon.findings  # list of RuntimeFinding
 
-  The monitor attaches only to the objects it is given: step pre/post hooks on the
-  optimizer(s), one forward pre-hook on the model, a forward hook on the criterion (the loss of
-  each step; without a criterion call ``mon.observe_loss(loss)``), and, only during sampled
-  steps, forward hooks on activation modules. It never uses full-backward module hooks (they
-  break ``ReLU(inplace=True)``).
+  The monitor attaches only to the objects it is given: step post-hooks on the optimizer(s)
+  (pre-hooks only before sampled steps), a *call tap* on the model and on the criterion (the loss
+  of each step; without a criterion call ``mon.observe_loss(loss)``), and, only during sampled
+  steps, call taps on activation modules. A call tap is the instance attribute
+  ``_compiled_call_impl`` that ``Module.__call__`` uses when set; ``Module.__getstate__`` drops it,
+  so ``torch.save(model)``, pickling, ``copy.deepcopy`` (EMA, best-model copies), ``torch.jit``
+  and ``torch.export`` behave exactly as without the monitor and copies carry no monitor state.
+  The monitor never registers module hooks (full-backward hooks would break
+  ``ReLU(inplace=True)``; forward hooks would be pickled with the model).
 
 * ``recipecheck run train.py ...`` (see :mod:`recipecheck.runtime.launcher`) builds a
   ``Monitor(global_hooks=True, patch_backward=True, patch_dataloader=True)``: torch's global
-  optimizer step hooks find the optimizers, global module forward hooks (only until the model
-  of each optimizer is known) find the model(s) and criterion, and two documented, reversible
-  patches, active only inside that command, give the loss (the tensor ``backward()`` is called
-  on) and the training loader's passes (``DataLoader.__iter__``).
+  optimizer step hooks find the optimizers, global module forward hooks (only until the first
+  optimizer step) find the model(s) and criterion, and documented, reversible patches, active only
+  inside that command, give the loss (the tensor ``backward()`` is called on), the loss type and
+  class count of functional losses (``F.cross_entropy``, ``F.nll_loss``, ``F.binary_cross_entropy*``)
+  and the training loader's passes (``DataLoader.__iter__``). A script that updates its parameters
+  by hand (no optimizer: ``p.data.add_(p.grad, alpha=-lr)``) is recognized when the gradients are
+  reset or the parameters change between two ``backward()`` calls: each backward is then a step.
+
+Losses. A loss belongs to the next optimizer step of any optimizer: the step's loss is the sum of
+the tensors ``backward()`` was called on since that optimizer's previous step (the micro-batches of
+gradient accumulation, what the script optimizes; a GAN discriminator's real and fake losses), or
+the mean of a given criterion's outputs. The step-counting optimizer's losses are the series
+``loss``; every other optimizer's are ``loss/<label>`` (e.g. ``loss/opt1-Generator``).
+
+At exit ``run["observed"]`` says what was seen and ``run["checks_ran"]`` /
+``run["checks_skipped"]`` (code -> reason) which checks could judge the run; the summary prints
+both, and says so plainly when nothing was observed.
 
 Every hook handle and patch is owned by the monitor and removed on exit, also when the training
 raises. Hooks return None, never modify tensors and never touch the global RNG. Statistics stay
@@ -400,8 +417,9 @@ class Monitor:
             steps = f"{obs['optimizer_steps']} optimizer step(s) of {', '.join(obs['optimizers']) or '?'}"
         src = {"backward": "the tensor backward() was called on", "criterion": "the loss module's output",
                "explicit": "mon.observe_loss()"}.get(obs["loss_source"] or "", "none observed")
-        lines = [f"recipecheck: observed {steps}, {obs['epochs_seen']} epoch(s) "
-                 f"({'boundaries from ' + obs['epoch_source'] if obs['epoch_source'] else 'boundaries unknown'}), "
+        epochs = (f"{obs['epochs_seen']} epoch(s) (boundaries from {obs['epoch_source']})" if obs["epoch_source"]
+                  else "epoch boundaries unknown (no DataLoader pass, log_val or next_epoch)")
+        lines = [f"recipecheck: observed {steps}, {epochs}, "
                  f"loss from {src} ({obs['losses']} value(s)); checks run: {', '.join(self.run.get('checks_ran') or []) or 'none'}"]
         for code, why in skipped.items():
             lines.append(f"  {code} skipped: {why}")

@@ -21,6 +21,7 @@ class UpdateRatioOff(Check):
     early_steps = 4  # "far out of band" is judged on these first steps already...
     early_high = 1.0  # ...an update larger than the weights themselves (median tensor) at 2 of them
     early_low = 1e-7  # ...or weights that do not move at all (every tensor, every early step)
+    early_blowup = 10.0  # one early update 10x larger than the weights is enough
     min_steps_low = 150  # "many steps"
     min_steps_high = 100
     max_params = 64
@@ -83,13 +84,13 @@ class UpdateRatioOff(Check):
         steps = sorted(self._early)
         med = {s: median(r for _, r in self._early[s]) for s in steps}
         high = [s for s in steps if med[s] > self.early_high]
-        if len(high) >= 2:
+        if len(high) >= 2 or (high and med[high[0]] > self.early_blowup):
             s0 = high[0]
             worst = max(self._early[s0], key=lambda x: x[1])
             self.emit(mon, f"update/weight is {fmt_sci(med[s0])} (median over {len(self._early[s0])} weight tensors; "
-                           f"{worst[0]} {fmt_sci(worst[1])}) at step {s0} and above 1 at steps "
-                           f"{', '.join(map(str, high))}: each update is larger than the weights themselves, "
-                           f"healthy is about 1e-3, so the learning rate is likely ~{med[s0] / 1e-3:.0f}x too high "
+                           f"{worst[0]} {fmt_sci(worst[1])}) at step {s0} (above 1 at step(s) "
+                           f"{', '.join(map(str, high))}): the update is larger than the weights themselves, "
+                           f"healthy is about 1e-3, so the learning rate is likely ~{fmt_sci(med[s0] / 1e-3)}x too high "
                            f"and the network is being destroyed in its first steps. Fix: lower the learning rate "
                            f"(an LR range test finds a good one) or add warmup.{self.twin_note()}",
                       where=worst[0], key="high", step=s0)

@@ -31,6 +31,7 @@ class LossNotDecreasing(Check):
     recent_window = 50
     min_drop = 0.03  # relative drop expected after the warm-up
     diverge_factor = 2.0
+    blowup_factor = 10.0  # the step-counting loss vs. its first values (not for a GAN generator's loss)
     chance_tol = 0.05  # "stuck at chance": within 5% of the chance level...
     chance_steps = 200  # ...for this many steps in a row after the first `early_window`
     withdraw_drop = 0.1  # a flagged loss that later falls 10% below its level was a slow start
@@ -105,6 +106,14 @@ class LossNotDecreasing(Check):
                           step=step, where=name, key=(name, "flat"))
             if f is not None:
                 self._emitted.append((f, name, recent))
+        elif name == "loss" and len(st["early"]) >= 3 and min(st["early"][:3]) > 0 and \
+                last20 > self.blowup_factor * min(st["early"][:3]):
+            start = min(st["early"][:3])
+            self.emit(mon, f"{label} is diverging (it blew up): median {last20:.4g} over the last 20 steps up to step {step} is "
+                           f"{last20 / start:.0f}x its value at the start ({start:.4g}) and it never came back: "
+                           f"the first updates destroyed what the initialization gave. Fix: "
+                           f"{self._advice(mon, 'lower the learning rate (an LR range test finds a good one), add warmup or gradient clipping')}.",
+                      step=step, where=name, key=(name, "diverge"))
         elif last20 > self.diverge_factor * st["best"] and last20 > early * 1.2 and st["best"] < math.inf:
             self.emit(mon, f"{label} is diverging: median {last20:.4g} over the last 20 steps up to step {step} "
                            f"is {last20 / max(st['best'], 1e-30):.1f}x its best ({st['best']:.4g} around step "
