@@ -214,6 +214,7 @@ class Monitor:
         self._manual_open = False
         self._watch = None
         self._output_watchers: list = []
+        self._scaled = None  # (weakref to scaler.scale(loss)'s result, the unscaled loss)
         self.notes: list[str] = []
         self._loss_cap = 4 * self.read_every + 16
         self.lr_every = 10  # LR series: every step for the first 16, then every 10th
@@ -290,6 +291,12 @@ class Monitor:
                 self._start_discovery()
             if self.patch_backward:
                 self._patch(torch.Tensor, "backward", _make_backward_patch(self, torch.Tensor.backward))
+                try:  # `scaler.scale(loss).backward()`: record the loss, not loss * 65536
+                    from torch.amp.grad_scaler import GradScaler
+
+                    self._patch(GradScaler, "scale", _make_scale_patch(self, GradScaler.__dict__["scale"]))
+                except Exception:
+                    pass
                 F = torch.nn.functional
                 for fname, kind in _FUNCTIONAL_LOSSES.items():
                     if callable(F.__dict__.get(fname)):
@@ -932,6 +939,10 @@ class Monitor:
             self._enter_manual()
         if tensor.requires_grad and tensor.numel() == 1:
             self.loss_source = "backward"
+            scaled = self._scaled
+            if scaled is not None and scaled[0]() is tensor:
+                tensor = scaled[1]  # the loss before GradScaler.scale (the scale changes over time)
+            self._scaled = None
             self._record_loss(tensor)
 
     def _after_backward(self) -> None:
@@ -1445,6 +1456,23 @@ def _make_iter_patch(mon: Monitor, original):
     __iter__.__wrapped__ = original
     __iter__.__recipecheck_dead__ = False
     return __iter__
+
+
+def _make_scale_patch(mon: Monitor, original):
+    def scale(self, outputs):
+        out = scale.__wrapped__(self, outputs)
+        if mon._active and not scale.__recipecheck_dead__ and isinstance(outputs, torch.Tensor) \
+                and out is not outputs and isinstance(out, torch.Tensor):
+            try:
+                mon._scaled = (weakref.ref(out), outputs.detach())
+            except Exception:
+                pass
+        return out
+
+    scale.__doc__ = original.__doc__
+    scale.__wrapped__ = original
+    scale.__recipecheck_dead__ = False
+    return scale
 
 
 def _make_functional_loss_patch(mon: Monitor, kind: str, original):

@@ -697,3 +697,26 @@ def test_torch_compile_and_jit_script_during_a_recipecheck_run(tmp_path):
     '''
     code, data = _run(tmp_path, src)
     assert code == 0 and data["run"]["steps"] == 12 and not data["run"]["check_errors"]
+
+
+def test_gradscaler_scaled_loss_is_recorded_unscaled(tmp_path):
+    src = '''
+    import torch
+    from torch import nn
+    torch.manual_seed(0)
+    x = torch.randn(256, 10); y = torch.randint(0, 4, (256,))
+    model = nn.Sequential(nn.Linear(10, 16), nn.ReLU(), nn.Linear(16, 4))
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 16, growth_interval=5)
+    for i in range(40):
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(model(x[i % 8 * 32:(i % 8 + 1) * 32]), y[i % 8 * 32:(i % 8 + 1) * 32])
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+    '''
+    code, data = _run(tmp_path, src)
+    assert code == 0 and data["run"]["steps"] == 40
+    values = data["series"]["loss"]["value"]
+    assert max(values) < 3 and _first(data["series"]["loss"]) == pytest.approx(math.log(4), abs=0.4)
+    assert not {"RT101", "RT106", "RT112"} & set(_codes(data)), data["findings"]  # (RT110: unshuffled, rightly)
