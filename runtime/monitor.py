@@ -53,6 +53,7 @@ disabled, the error is recorded in ``run["check_errors"]``, and training goes on
 
 from __future__ import annotations
 
+import bisect
 import gc
 import json
 import os
@@ -216,6 +217,7 @@ class Monitor:
         self._output_watchers: list = []
         self._scaled = None  # (weakref to scaler.scale(loss)'s result, the unscaled loss)
         self.notes: list[str] = []
+        self._epoch_steps: list[int] = []  # the first step of epoch 1, 2, ... (epoch_at)
         self._loss_cap = 4 * self.read_every + 16
         self.lr_every = 10  # LR series: every step for the first 16, then every 10th
         self._opt_ids: set[int] = set()
@@ -483,7 +485,7 @@ class Monitor:
 
     def _tap(self, mod: torch.nn.Module) -> "_Tap":
         tap = self._taps.get(id(mod))
-        if tap is not None and tap.mod() is mod:
+        if tap is not None and tap.mod is mod:
             return tap
         tap = _Tap(self, mod, mod.__dict__.get("_compiled_call_impl"))
         # Module.__getstate__ drops `_compiled_call_impl`: pickling, torch.save, deepcopy and copy of
@@ -609,7 +611,7 @@ class Monitor:
         if step is None:
             step = self.step
         if epoch is None:
-            epoch = self.epoch
+            epoch = self.epoch_at(step) if step < self.step and self._epoch_steps else self.epoch
         f = RuntimeFinding(check.code, check.name, check.severity, message, step=step, epoch=epoch,
                            where=where, static_twin=check.static_twin)
         self.findings.append(f)
@@ -1146,8 +1148,13 @@ class Monitor:
 
     # epochs --------------------------------------------------------------------------------
 
+    def epoch_at(self, step: int) -> int:
+        """The epoch (0-based) that optimizer step ``step`` belonged to, as far as boundaries are known."""
+        return bisect.bisect_right(self._epoch_steps, step)
+
     def _begin_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+        self._epoch_steps.append(self.step)  # this step is the first of the new epoch
         self._steps_since_epoch = 0
         for chk, fn in self._callbacks("on_epoch"):
             self._call(chk, fn, epoch)
@@ -1308,12 +1315,9 @@ def _safe_traceback(exc: BaseException) -> str:
         return ""
 
 
-def _observing() -> bool:
-    """False while torch.jit traces or torch.compile/export traces: those calls are not training."""
-    try:
-        return not (torch._C._is_tracing() or torch.compiler.is_compiling())
-    except Exception:
-        return True
+# torch.jit.trace and torch.compile/export tracing call modules too: those calls are not training
+_is_tracing = getattr(torch._C, "_is_tracing", lambda: False)
+_is_compiling = getattr(getattr(torch, "compiler", None), "is_compiling", lambda: False)
 
 
 class _Tap:
@@ -1330,20 +1334,19 @@ class _Tap:
     __slots__ = ("mon", "mod", "inner", "model", "criterion", "act", "__weakref__")
 
     def __init__(self, mon: "Monitor", mod, inner):
-        self.mon = weakref.ref(mon)
-        self.mod = weakref.ref(mod)
+        # strong references, dropped by _untap at exit (the monitor holds the module anyway):
+        # the tap runs at every call of the module, a weakref call there is measurable
+        self.mon = mon
+        self.mod = mod
         self.inner = inner
         self.model = False
         self.criterion = False
         self.act = None  # (layer name, checks) while activation sampling is armed
 
     def __call__(self, *args, **kwargs):
-        mod = self.mod()
+        mod, mon = self.mod, self.mon
         call = self.inner if self.inner is not None else mod._call_impl
-        mon = self.mon()
-        if mon is None or not mon._active or mon._suspended or not (self.model or self.criterion or self.act):
-            return call(*args, **kwargs)
-        if not _observing():
+        if mon is None or not mon._active or mon._suspended or _is_tracing() or _is_compiling():
             return call(*args, **kwargs)
         if self.model:
             try:
@@ -1351,31 +1354,35 @@ class _Tap:
             except Exception:  # the monitor must never break the user's forward
                 pass
         if self.criterion:
-            mon._in_crit += 1
+            mon._in_crit += 1  # F.cross_entropy inside a loss module is that module's call
             try:
                 out = call(*args, **kwargs)
             finally:
                 mon._in_crit -= 1
+            try:
+                mon._on_criterion(mod, args, out)
+            except Exception:
+                pass
         else:
             out = call(*args, **kwargs)
-        try:
-            if self.criterion:
-                mon._on_criterion(mod, args, out)
-            if self.act is not None and mod.training and torch.is_grad_enabled() and isinstance(out, torch.Tensor):
-                name, checks = self.act
-                for chk in checks:
-                    mon._call(chk, chk.on_activation, name, mod, out)
-            if self.model and mon._output_watchers:
-                for chk in mon._output_watchers:
-                    mon._call(chk, chk.on_model_output, mod, out)
-        except Exception:
-            pass
+        if self.act is not None or (self.model and mon._output_watchers):
+            try:
+                if self.act is not None and mod.training and torch.is_grad_enabled() and isinstance(out, torch.Tensor):
+                    name, checks = self.act
+                    for chk in checks:
+                        mon._call(chk, chk.on_activation, name, mod, out)
+                if self.model and mon._output_watchers:
+                    for chk in mon._output_watchers:
+                        mon._call(chk, chk.on_model_output, mod, out)
+            except Exception:
+                pass
         return out
 
 
 def _untap(tap: _Tap) -> None:
     """Remove ``tap`` from its module, also when another tap was installed over it later."""
-    mod = tap.mod()
+    mod = tap.mod
+    tap.mon = None  # from now on a pass-through (if something keeps calling it)
     if mod is None:
         return
     d = mod.__dict__

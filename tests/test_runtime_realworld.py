@@ -720,3 +720,86 @@ def test_gradscaler_scaled_loss_is_recorded_unscaled(tmp_path):
     values = data["series"]["loss"]["value"]
     assert max(values) < 3 and _first(data["series"]["loss"]) == pytest.approx(math.log(4), abs=0.4)
     assert not {"RT101", "RT106", "RT112"} & set(_codes(data)), data["findings"]  # (RT110: unshuffled, rightly)
+
+
+MNIST = '''
+import argparse, torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+from torch.optim.lr_scheduler import StepLR
+
+p = argparse.ArgumentParser()
+p.add_argument("--lr", type=float, default=1.0)
+p.add_argument("--epochs", type=int, default=3)
+a = p.parse_args()
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 8, 3, 1)
+        self.conv2 = nn.Conv2d(8, 16, 3, 1)
+        self.dropout1 = nn.Dropout(0.25)
+        self.fc1 = nn.Linear(16 * 4 * 4, 32)
+        self.fc2 = nn.Linear(32, 10)
+    def forward(self, x):
+        x = F.relu(self.conv1(x))
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = self.dropout1(torch.flatten(x, 1))
+        x = F.relu(self.fc1(x))
+        return F.log_softmax(self.fc2(x), dim=1)
+
+torch.manual_seed(1)
+g = torch.Generator().manual_seed(0)
+protos = torch.randn(10, 1, 12, 12, generator=g)
+y = torch.randint(0, 10, (1280,), generator=g)
+x = protos[y] + 0.5 * torch.randn(1280, 1, 12, 12, generator=g)
+train_loader = DataLoader(TensorDataset(x[:1024], y[:1024]), batch_size=32, shuffle=True)
+test_loader = DataLoader(TensorDataset(x[1024:], y[1024:]), batch_size=64)
+model = Net()
+optimizer = torch.optim.Adadelta(model.parameters(), lr=a.lr)
+scheduler = StepLR(optimizer, step_size=1, gamma=0.7)
+for epoch in range(1, a.epochs + 1):
+    model.train()
+    for data, target in train_loader:
+        optimizer.zero_grad()
+        loss = F.nll_loss(model(data), target)
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for data, target in test_loader:
+            correct += model(data).argmax(1).eq(target).sum().item()
+    print("epoch", epoch, "acc", correct / 256)
+    scheduler.step()
+'''
+
+
+def test_mnist_shape_healthy_is_quiet_and_functional_loss_is_seen(tmp_path):
+    code, data = _run(tmp_path, MNIST)
+    assert code == 0
+    assert _codes(data) == [], data["findings"]
+    assert data["run"]["observed"]["criterion"] == "NLLLoss"
+    assert {"RT101", "RT105", "RT107", "RT110", "RT111"} <= set(data["run"]["checks_ran"])
+
+
+def test_mnist_shape_lr_x100_is_caught(tmp_path):
+    code, data = _run(tmp_path, MNIST, ["--lr", "100", "--epochs", "4"])
+    assert code == 0
+    found = set(_codes(data))
+    assert "RT103" in found, data["findings"]  # far out of band at the first steps
+    assert found & {"RT107", "RT108", "RT112"}, data["findings"]  # dead units / zero gradients / stuck
+
+
+def test_gradient_reset_observers_do_not_accumulate_handles():
+    torch.manual_seed(0)
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    x, y = make_data(256)
+    with monitor(model, opt, report=None, summary=False, checks=["RT104"]) as mon:
+        train(model, opt, x, y, mon=mon, epochs=5)
+        n1 = len(mon._handles)
+        train(model, opt, x, y, mon=mon, epochs=20)
+        assert len(mon._handles) == n1  # observers are removed at the next step, not kept until exit
+    assert sum(len(p._post_accumulate_grad_hooks or {}) for p in model.parameters()) == 0

@@ -53,18 +53,19 @@ class GradientsNotReset(Check):
             self._arm(mon, opt)
 
     def _arm(self, mon, opt):
-        named = [(n, p) for n, p in mon.params(opt) if p.grad is not None and not p.grad.is_sparse]
-        if not named:
+        params = [p for g in opt.param_groups for p in g["params"]
+                  if p.requires_grad and p.grad is not None and not p.grad.is_sparse]
+        if not params:
             return
-        picks = {0, len(named) // 2, len(named) - 1}
+        picks = {0, len(params) // 2, len(params) - 1}
         watched = []
         for i in sorted(picks)[: self.watch]:
-            name, p = named[i]
+            p = params[i]
             g = p.grad
-            st = {"name": name, "grad": weakref.ref(g), "version": g._version, "n": 0, "pure": True}
-            handle = p.register_post_accumulate_grad_hook(_Observer(st))
-            st["handle"] = handle
-            mon.own(handle)
+            st = {"name": mon.param_name(p, f"param{i}"), "grad": weakref.ref(g), "version": g._version, "n": 0,
+                  "pure": True}
+            # removed at the optimizer's next step, or in release() at exit
+            st["handle"] = p.register_post_accumulate_grad_hook(_Observer(st))
             watched.append((weakref.ref(p), st))
         self._armed[id(opt)] = watched
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..stats import Every, FirstK
+from ..stats import Every, FirstK, LogSpaced
 from .base import Check
 
 _RELU = (nn.ReLU, nn.ReLU6)
@@ -29,7 +29,7 @@ class DeadOrSaturatedUnits(Check):
     static_twin = "RC304"
     activation_types = _RELU + _TANH + _SIGMOID
     activation_schedule = FirstK(2) | Every(200)
-    schedule = FirstK(3) | Every(100)  # gradient rows (step 1 is not judged: zero-initialized layers)
+    schedule = FirstK(3) | LogSpaced() | Every(100)  # gradient rows (step 1 is not judged: zero-initialized layers)
     max_row_layers = 32
     dead_threshold = 0.95  # fraction of zero ReLU outputs
     saturated_threshold = 0.9  # fraction of saturated tanh/sigmoid outputs

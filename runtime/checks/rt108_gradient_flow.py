@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from ..stats import Every, FirstK, median
+from ..stats import Every, FirstK, LogSpaced, median
 from .base import Check
 
 
@@ -22,7 +22,7 @@ class GradientFlow(Check):
     name = "vanishing-or-exploding-gradients"
     severity = "warning"
     static_twin = "RC510"
-    schedule = FirstK(3) | Every(100)
+    schedule = FirstK(3) | LogSpaced() | Every(100)  # log-spaced: a dead network is confirmed by step 64
     depth_ratio = 1e3  # first vs last layer relative gradient
     growth = 1e3  # total gradient norm vs its start
     min_layers = 3
