@@ -8,23 +8,36 @@ for position metadata.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import io
 import json
 import os
+import sys
 import tokenize
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
-
 from recipecheck import __version__
 from recipecheck.finding import Finding, Fix, Severity
-from recipecheck.program.model import build_program
 from recipecheck.rule import Context, FixSpec, Report, Rule, all_rules, options_for
 from recipecheck.suppression import find_noqa, has_skip_file
+
+
+class _Lazy:
+    """A module imported on first attribute use: a one-file lint that hits the cache never
+    pays for libcst and the program model (~0.3 s)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str):
+        return getattr(importlib.import_module(self._name), attr)
+
+
+cst = _Lazy("libcst")
+_cst_metadata = _Lazy("libcst.metadata")
+_program_model = _Lazy("recipecheck.program.model")
 
 SYNTAX_CODE = "RC900"
 UNUSED_NOQA_CODE = "RC901"
@@ -66,6 +79,8 @@ def _rule_meta(code: str):
 def _finding(code: str, path: str, line: int, col: int, end_line: int, end_col: int, message: str,
              fix: Fix | None = None) -> Finding:
     r = _rule_meta(code)
+    # the code is shown beside every message: drop a redundant trailing "(RC201)"
+    message = message.removesuffix(f" ({code})").rstrip()
     return Finding(code=code, name=r.NAME, severity=r.SEVERITY, path=path, line=line, column=col,
                    end_line=end_line, end_column=end_col, message=message, fix=fix)
 
@@ -172,7 +187,8 @@ class _Positions:
                         if peer is node:
                             return self._span(occ[k], text)
         if self._meta is None:
-            self._meta = MetadataWrapper(self.module, unsafe_skip_copy=True).resolve(PositionProvider)
+            self._meta = _cst_metadata.MetadataWrapper(self.module, unsafe_skip_copy=True).resolve(
+                _cst_metadata.PositionProvider)
         rng = self._meta[node]
         return rng.start.line, rng.start.column + 1, rng.end.line, rng.end.column + 1
 
@@ -231,7 +247,7 @@ def lint_source(source: str | bytes, path: str, rules: list[Rule], *, ignore: It
     if has_skip_file(text):
         return result
     try:
-        module = cst.parse_module(text)
+        module = _known_parse(path, text) or cst.parse_module(text)
     except cst.ParserSyntaxError as exc:
         if SYNTAX_CODE in active:
             line, col = exc.raw_line, exc.raw_column + 1
@@ -264,7 +280,7 @@ def lint_source(source: str | bytes, path: str, rules: list[Rule], *, ignore: It
 
 def _run_rules(module, text, path, rules, active, ignore, result, fix_mode, describe_fixes=True):
     try:
-        program = build_program(module)
+        program = _project_program(module, text, path)
     except RecursionError:
         result.errors.append(f"{path}: the file is nested too deeply to analyse")
         return [], None
@@ -284,7 +300,7 @@ def _run_rules(module, text, path, rules, active, ignore, result, fix_mode, desc
     positions = _Positions(module, text, program)
     findings: list[Finding] = []
     reports_by_finding: list[tuple[Finding, Report]] = []
-    for rep in ctx.reports:
+    for rep in _own_reports(module, program, ctx.reports):
         try:
             line, col, end_line, end_col = positions.of(rep.node)
         except Exception as exc:
@@ -298,6 +314,7 @@ def _run_rules(module, text, path, rules, active, ignore, result, fix_mode, desc
         findings.append(f)
         reports_by_finding.append((f, rep))
 
+    _release_project(program)
     noqa = find_noqa(text)
     kept = []
     for f in findings:
@@ -329,6 +346,78 @@ def _run_rules(module, text, path, rules, active, ignore, result, fix_mode, desc
         fixed_source = _apply_one_fix(module, [(f, r) for f, r in reports_by_finding if f in kept],
                                       fix_mode)
     return kept, fixed_source
+
+
+# --------------------------------------------------------------------------- project plumbing
+# (the project link itself lives in recipecheck.program.link; these only connect it to linting)
+
+PROJECT_ENV = "RECIPECHECK_NO_PROJECT"  # set to 1 to lint every file on its own
+
+
+def _project_program(module, text: str, path: str):
+    """The file's program model, linked with the project modules it imports."""
+    if os.environ.get(PROJECT_ENV) == "1":
+        return _program_model.build_program(module)
+    from recipecheck.program.link import build_linked
+
+    return build_linked(module, path, text)
+
+
+def _known_parse(path: str, text: str):
+    """The parse of this content made earlier in the process, when the file was read as another
+    file's import (the project link keeps them by content hash)."""
+    if os.environ.get(PROJECT_ENV) == "1" or "recipecheck.program.link" not in sys.modules:
+        return None
+    from recipecheck.program.link import known_parse
+
+    return known_parse(path, text)
+
+
+def _release_project(program) -> None:
+    if getattr(program, "link", None) is not None:
+        from recipecheck.program.link import release
+
+        release(program)
+
+
+def _own_reports(module, program, reports):
+    """Reports on the linted file's own nodes: other modules only inform the analysis."""
+    if not reports or getattr(program, "link", None) is None or not program.link.programs:
+        return reports
+    # cheap first: the nodes the model recorded for the file itself
+    fast = {id(c.node) for c in program.calls}
+    fast.update(id(a.node) for a in program.assignments)
+    for f in program.functions.values():
+        fast.update(id(e.node) for e in f.events)
+        fast.update(id(lp.node) for lp in f.loops)
+    if all(id(r.node) in fast for r in reports):
+        return reports
+    from recipecheck.program.nodes import iter_children
+
+    own: set[int] = set()
+    stack = [module]
+    while stack:
+        n = stack.pop()
+        own.add(id(n))
+        stack.extend(iter_children(n))
+    return [r for r in reports if id(r.node) in own]
+
+
+def _project_key(data: bytes, path: str) -> str:
+    """The neighbours' contents, for the cache key (a cached result is stale when they change)."""
+    if os.environ.get(PROJECT_ENV) == "1":
+        return ""
+    from recipecheck.program.project import dependency_digest
+
+    try:
+        text = data.decode("utf-8", "replace")
+        if path.endswith(".ipynb"):  # the code cells import the local modules
+            from recipecheck.notebook import parse_notebook
+
+            text = parse_notebook(text).source
+        return dependency_digest(path, text)
+    except Exception:  # a broken file is linted (and reported) anyway; the key just skips it
+        return ""
 
 
 def _matches(code: str, selectors: tuple[str, ...]) -> bool:
@@ -427,6 +516,7 @@ class Job:
 
 def _cache_key(data: bytes, job: Job) -> str:
     h = hashlib.sha256()
+    h.update(_project_key(data, job.path).encode())
     h.update(__version__.encode())
     h.update(job.ruleset.key().encode())
     h.update(",".join(job.ignore).encode())
@@ -492,6 +582,8 @@ def run_jobs(jobs: list[Job], n_jobs: int = 1, use_cache: bool = True) -> list[F
     n_jobs = min(n_jobs, len(jobs))
     chunks = max(1, len(jobs) // (n_jobs * 4))
     try:
+        from concurrent.futures import ProcessPoolExecutor  # multiprocessing: only when parallel
+
         with ProcessPoolExecutor(max_workers=n_jobs) as pool:
             return list(pool.map(fn, jobs, chunksize=chunks))
     except (OSError, RuntimeError):  # no process support (sandbox): fall back to one process

@@ -58,8 +58,10 @@ def collect_jobs(opts: LintOptions, describe_fixes: bool = True) -> tuple[list[J
             raise ConfigError(f"{raw}: no such file or directory")
     root_settings = {raw: settings_for(Path(raw), override) for raw in opts.paths}
 
+    explicit = [Path(raw) for raw in opts.paths]
+
     def excluded(p: Path) -> bool:
-        return settings_for(p, override).is_excluded(p)
+        return settings_for(p, override).is_excluded(p, explicit)
 
     for path in iter_files(opts.paths, excluded):
         s = settings_for(path, override)
@@ -128,7 +130,8 @@ def _fix_files(jobs: list[Job], opts: LintOptions) -> tuple[list[Finding], list[
 
 
 def run_lint(opts: LintOptions, fmt: str = "text", output_file: str | None = None,
-             statistics: bool = False, color: bool | None = None) -> int:
+             statistics: bool = False, color: bool | None = None,
+             output_format: str | None = None) -> int:
     try:
         jobs, settings_by_path = collect_jobs(opts, describe_fixes=fmt in ("json", "sarif"))
     except ConfigError as exc:
@@ -140,6 +143,7 @@ def run_lint(opts: LintOptions, fmt: str = "text", output_file: str | None = Non
 
     errors: list[str] = []
     notices: list[str] = []
+    unchecked: list[str] = []
     if opts.fix is not None:
         findings, notices, changed = _fix_files(jobs, opts)
         if not opts.diff:
@@ -150,32 +154,35 @@ def run_lint(opts: LintOptions, fmt: str = "text", output_file: str | None = Non
         for r in results:
             findings += r.findings
             errors += r.errors
+            if r.errors:
+                unchecked.append(r.path)
             if r.notice:
                 notices.append(f"{r.path}: skipped: {r.notice}")
     findings.sort(key=Finding.sort_key)
     for n in notices:
         click.echo(f"recipecheck: {n}", err=True)
+    for e in errors:  # before the report, so that its summary can point "above"
+        click.echo(f"recipecheck: internal error: {e}", err=True)
+    hidden = sum(1 for f in findings if f.fix is not None and f.fix.safety == "unsafe") \
+        if opts.fix == "safe" else 0
+    if opts.diff and hidden:
+        click.echo(f"recipecheck: {hidden} unsafe fix{'es' if hidden != 1 else ''} not shown: "
+                   "add --unsafe-fixes to include them (review each one).", err=True)
 
+    if not jobs and (fmt != "text" or statistics):  # the text summary says it on stdout
+        click.echo("recipecheck: no Python files were found (nothing was checked).", err=True)
+    summary = output.Summary(n_files=len(jobs), unchecked=unchecked,
+                             hidden_unsafe=0 if opts.diff else hidden)
     stream = open(output_file, "w", encoding="utf-8") if output_file else sys.stdout
     try:
-        if statistics:
-            output.render_statistics(findings, stream, color)
-        elif fmt == "json":
-            stream.write(output.to_json(findings) + "\n")
-        elif fmt == "sarif":
-            stream.write(output.to_sarif(findings) + "\n")
-        elif fmt == "github":
-            stream.write(output.to_github(findings))
-        elif not (opts.diff and opts.fix):
-            output.render_text(findings, stream, color)
-            output.render_summary(findings, len(jobs), stream, color)
+        if not (opts.diff and opts.fix and fmt == "text" and not statistics):
+            output.write_report(findings, stream, fmt=fmt, statistics_only=statistics, color=color,
+                                output_format=output_format, summary=summary)
     finally:
         if output_file:
             stream.close()
 
     if errors:
-        for e in errors:
-            click.echo(f"recipecheck: internal error: {e}", err=True)
         return 2
     failing = [f for f in findings
                if severity_at_least(f, settings_by_path.get(f.path, _default()).fail_on)]

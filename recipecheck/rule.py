@@ -7,13 +7,14 @@ import pkgutil
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable, ClassVar
-
-import libcst as cst
-from pydantic import BaseModel, ConfigDict
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from recipecheck.finding import Severity
-from recipecheck.program.model import ProgramModel
+
+if TYPE_CHECKING:  # libcst and the program model cost ~0.2 s to import: not on a cache hit
+    import libcst as cst
+
+    from recipecheck.program.model import ProgramModel
 
 MANUAL_HEADINGS = (
     "What it does", "Why is this bad?", "Known problems", "Example", "Use instead",
@@ -22,10 +23,25 @@ MANUAL_HEADINGS = (
 CODE_RE = re.compile(r"^RC\d{3}$")
 
 
-class RuleOptions(BaseModel):
-    """Base for a rule's options: unknown keys are an error."""
+@lru_cache(maxsize=1)
+def _rule_options_base() -> type:
+    from pydantic import BaseModel, ConfigDict
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+    class RuleOptions(BaseModel):
+        """Base for a rule's options: unknown keys are an error."""
+
+        model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    RuleOptions.__module__ = __name__
+    return RuleOptions
+
+
+def __getattr__(name: str) -> Any:
+    # RuleOptions is a pydantic model; pydantic (~0.07 s) is imported only when a rule module
+    # that declares options is imported, never on a lint that hits the result cache
+    if name == "RuleOptions":
+        return _rule_options_base()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -87,7 +103,7 @@ class Rule:
     MESSAGE: ClassVar[str]  # a one-line summary, used when a report gives no specific message
     DEFAULT_ENABLED: ClassVar[bool | None] = None  # None: on unless SEVERITY is info
     FIX: ClassVar[str | None] = None  # "safe" | "unsafe" | None
-    Options: ClassVar[type[RuleOptions] | None] = None
+    Options: ClassVar[type | None] = None
     VALID: ClassVar[tuple[str, ...]] = ()
     INVALID: ClassVar[tuple[str, ...]] = ()
     STATIC_TWIN: ClassVar[str | None] = None  # the RT code that sees the same pitfall at runtime
@@ -111,7 +127,9 @@ class Rule:
         import inspect
 
         doc = inspect.cleandoc(cls.__doc__ or "")
-        return f"{cls.CODE} ({cls.NAME}) [{cls.SEVERITY.value}]\n\n{doc}\n"
+        twin = f"\nRuntime twin: {cls.STATIC_TWIN} (`recipecheck explain {cls.STATIC_TWIN}`)." \
+            if cls.STATIC_TWIN else ""
+        return f"{cls.CODE} ({cls.NAME}) [{cls.SEVERITY.value}]{twin}\n\n{doc}\n"
 
 
 @lru_cache(maxsize=1)
@@ -138,13 +156,112 @@ def rule_by_code(code: str) -> type[Rule] | None:
     return None
 
 
-def select_rules(select: list[str] | None, ignore: list[str], extend_select: list[str]) -> list[type[Rule]]:
+@dataclass(frozen=True)
+class RuleMeta:
+    """What selection, `rules` and the outputs need of a rule, without importing it."""
+
+    CODE: str
+    NAME: str
+    SEVERITY: Severity
+    DEFAULT: bool
+    FIX: str | None
+    MESSAGE: str
+    STATIC_TWIN: str | None
+
+    def enabled_by_default(self) -> bool:
+        return self.DEFAULT
+
+    @classmethod
+    def of(cls, r: type[Rule]) -> "RuleMeta":
+        return cls(r.CODE, r.NAME, r.SEVERITY, r.enabled_by_default(), r.FIX, r.MESSAGE,
+                   r.STATIC_TWIN)
+
+
+def _rules_fingerprint() -> str | None:
+    """Digest of the rule package's files (names, sizes, mtimes): changes when a rule does."""
+    import hashlib
+    import os
+    from importlib.util import find_spec
+
+    from recipecheck import __version__
+
+    try:
+        spec = find_spec("recipecheck.rules")
+        roots = list(spec.submodule_search_locations or []) if spec else []
+    except (ImportError, ValueError):
+        return None
+    if not roots:
+        return None
+    h = hashlib.sha256(__version__.encode())
+    try:  # the base class decides defaults too
+        st = os.stat(__file__)
+        h.update(f"{st.st_size}:{st.st_mtime_ns}\0".encode())
+    except OSError:
+        return None
+    for root in sorted(roots):
+        for d, dirs, files in os.walk(root):
+            dirs[:] = sorted(x for x in dirs if x != "__pycache__")
+            for name in sorted(files):
+                if name.endswith(".py"):
+                    try:
+                        st = os.stat(os.path.join(d, name))
+                    except OSError:
+                        return None
+                    h.update(f"{os.path.relpath(os.path.join(d, name), root)}:{st.st_size}:"
+                             f"{st.st_mtime_ns}\0".encode())
+    return h.hexdigest()[:20]
+
+
+@lru_cache(maxsize=1)
+def rule_index() -> tuple[RuleMeta, ...]:
+    """Every rule's metadata, sorted by code.
+
+    Importing every rule module pulls in libcst and the program model (most of the start-up
+    time of a one-file lint that hits the result cache), so the metadata is kept in the user
+    cache directory, keyed by the rule files' fingerprint; discovery still walks the package
+    whenever a rule file changes.
+    """
+    import json
+    import os
+
+    fp = _rules_fingerprint()
+    cfile = None
+    if fp is not None:
+        try:
+            from recipecheck.engine import cache_dir
+
+            cfile = cache_dir() / "rule-index" / f"{fp}.json"
+            raw = json.loads(cfile.read_text(encoding="utf-8"))
+            return tuple(RuleMeta(d["code"], d["name"], Severity(d["severity"]), bool(d["default"]),
+                                  d["fix"], d["message"], d["static_twin"]) for d in raw)
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    metas = tuple(RuleMeta.of(r) for r in all_rules())
+    if cfile is not None:
+        try:
+            cfile.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cfile.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps([{"code": m.CODE, "name": m.NAME, "severity": m.SEVERITY.value,
+                                        "default": m.DEFAULT, "fix": m.FIX, "message": m.MESSAGE,
+                                        "static_twin": m.STATIC_TWIN} for m in metas]),
+                           encoding="utf-8")
+            os.replace(tmp, cfile)
+        except OSError:
+            pass
+    return metas
+
+
+def known_codes() -> frozenset[str]:
+    return frozenset(m.CODE for m in rule_index())
+
+
+def select_rules(select: list[str] | None, ignore: list[str], extend_select: list[str]) -> list[RuleMeta]:
     """Resolve codes, prefixes (RC2) and ALL into the active rule set."""
 
     def matches(code: str, selectors: list[str]) -> bool:
         return any(s == "ALL" or code.startswith(s) for s in selectors)
 
-    rules = all_rules()
+    rules = rule_index()
     if select is None:
         active = [r for r in rules if r.enabled_by_default()]
     else:
@@ -154,12 +271,28 @@ def select_rules(select: list[str] | None, ignore: list[str], extend_select: lis
 
 
 def validate_selector(s: str) -> str:
+    """A code, a prefix of at least one rule's code, or ALL; anything else is a usage error.
+
+    An unknown code would otherwise switch every rule off (`--select RC999`) or silently do
+    nothing (`--ignore RC999`).
+    """
+    raw = s
     s = s.strip().upper()
-    if s == "ALL" or re.fullmatch(r"RC\d{0,3}", s):
+    if not s:
+        raise ValueError("empty rule code (expected a code like RC201, a prefix like RC2, or ALL)")
+    if s == "ALL":
         return s
-    raise ValueError(f"{s!r} is not a rule code, a code prefix like RC2, or ALL")
-
-
+    if re.fullmatch(r"RT\d{0,3}", s):
+        raise ValueError(f"{raw!r} is a runtime check code (found by `recipecheck run`); "
+                         "lint selects RC codes")
+    if not re.fullmatch(r"RC\d{0,3}", s):
+        raise ValueError(f"{raw!r} is not a rule code, a code prefix like RC2, or ALL")
+    codes = known_codes()
+    if not any(c.startswith(s) for c in codes):
+        near = [c for c in sorted(codes) if len(s) == 5 and c[:4] == s[:4]]
+        hint = f" (did you mean {near[0]}?)" if len(near) == 1 else ""
+        raise ValueError(f"{raw!r}: no rule has this code{hint}; see `recipecheck rules`")
+    return s
 def options_for(rule: type[Rule], raw: dict[str, Any] | None) -> RuleOptions | None:
     if rule.Options is None:
         if raw:

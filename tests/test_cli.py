@@ -211,7 +211,15 @@ def test_fail_on_error_ignores_warnings(tmp_path):
 
 
 @pytest.mark.parametrize("body,needle", [
-    ('[tool.recipecheck]\nselct = ["RC1"]\n', "'selct': unknown key"),
+    ('[tool.recipecheck]\nselct = ["RC1"]\n', "unknown key 'selct' (did you mean 'select'?)"),
+    ('[tool.recipecheck]\nignor = ["RC1"]\n', "did you mean 'ignore'?"),
+    ('[tool.recipecheck]\nselect = ["RC999"]\n', "'select': 'RC999': no rule has this code"),
+    ('[tool.recipecheck]\nignore = [""]\n', "'ignore': empty rule code"),
+    ('[tool.recipecheck]\nmax-file-size = true\n', "'max-file-size' must be a whole number"),
+    ('[tool.recipecheck]\nmax-file-size = 0\n', "'max-file-size'"),
+    ('tool = 5\nname = "recipecheck"\n', "'tool' must be a table"),
+    ('[tool]\nrecipecheck = 5\n', "must be a table of settings"),
+    ('[tool.recipecheck.per-file-ignores]\n"a/*" = ["RC99"]\n', "per-file-ignores.a/*"),
     ('[tool.recipecheck]\nfail-on = "fatal"\n', "'fail-on'"),
     ('[tool.recipecheck]\nselect = ["BOGUS"]\n', "'select"),
     ('[tool.recipecheck]\nselect = "RC1"\n', "'select'"),

@@ -1,4 +1,4 @@
-"""Packaging guards, rule metadata, manuals and agreement with the catalog (shared/RULES.md)."""
+"""Packaging guards, rule metadata, manuals and agreement with the catalog (docs/catalog.md)."""
 
 import re
 import tomllib
@@ -10,7 +10,7 @@ from recipecheck.finding import Severity
 from recipecheck.rule import MANUAL_HEADINGS, all_rules
 
 ROOT = Path(__file__).resolve().parent.parent
-CATALOG = ROOT.parent / "shared" / "RULES.md"
+CATALOG = ROOT / "docs" / "catalog.md"
 
 
 def test_every_mapped_package_is_listed_in_pyproject():
@@ -50,18 +50,28 @@ def test_codes_unique_and_in_their_block():
 def _catalog() -> dict[str, tuple[str, str]]:
     out = {}
     for line in CATALOG.read_text().splitlines():
-        m = re.match(r"\|\s*(RC\d{3})\s*\|\s*([a-z0-9-]+)\s*\|\s*(error|warning|info)\s*\|", line)
+        m = re.match(r"\|\s*(R[CT]\d{3})\s*\|\s*([a-z0-9-]+)\s*\|\s*(error|warning|info)\s*\|", line)
         if m:
             out[m.group(1)] = (m.group(2), m.group(3))
     return out
 
 
-@pytest.mark.skipif(not CATALOG.exists(), reason="shared/RULES.md is not beside the checkout")
 def test_rules_agree_with_catalog():
     catalog = _catalog()
     for r in all_rules():
         assert r.CODE in catalog, f"{r.CODE} is not in the catalog"
         assert (r.NAME, r.SEVERITY.value) == catalog[r.CODE], r.CODE
+
+
+def test_runtime_checks_agree_with_catalog():
+    from recipecheck.catalog import runtime_checks
+
+    catalog = _catalog()
+    checks = runtime_checks()
+    assert {c.code for c in checks} == {c for c in catalog if c.startswith("RT")}
+    for c in checks:
+        assert (c.name, c.severity) == catalog[c.code], c.code
+        assert c.summary and c.fix, f"{c.code} has no manual text or remedy"
 
 
 @pytest.mark.parametrize("rule", all_rules(), ids=lambda r: r.CODE)

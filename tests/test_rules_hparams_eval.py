@@ -77,7 +77,9 @@ def test_rc204_fix_picks_the_metric_matching_the_mode():
      "from torch.optim import *\nopt = AdamW("),
 ])
 def test_rc601_fix_keeps_the_import_style(src, expected):
-    out, _ = fix_source(src, "t.py", ALL)
+    # the fix changes the effective regularization, so it is unsafe: never applied by plain --fix
+    assert fix_source(src, "t.py", ALL, mode="safe")[0] == src
+    out, _ = fix_source(src, "t.py", ALL, mode="unsafe")
     assert expected in out
     cst.parse_module(out)
 

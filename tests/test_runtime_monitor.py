@@ -297,12 +297,11 @@ def test_checks_are_discovered_and_match_the_catalog():
 
     codes = {c.code: c for c in all_check_classes()}
     assert set(codes) == {f"RT1{n:02d}" for n in (1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13)}
-    rules = Path(__file__).resolve().parents[2] / "shared" / "RULES.md"
-    if rules.exists():
-        table = dict((m.group(1), (m.group(2), m.group(3)))
-                     for m in re.finditer(r"^\| (RT\d{3}) \| ([\w-]+) \| (\w+) \|", rules.read_text(), re.M))
-        for code, cls in codes.items():
-            assert table[code] == (cls.name, cls.severity), code
+    rules = Path(__file__).resolve().parents[1] / "docs" / "catalog.md"
+    table = dict((m.group(1), (m.group(2), m.group(3)))
+                 for m in re.finditer(r"^\| (RT\d{3}) \| ([\w-]+) \| (\w+) \|", rules.read_text(), re.M))
+    for code, cls in codes.items():
+        assert table[code] == (cls.name, cls.severity), code
 
 
 def test_checks_option_selects_and_removes():

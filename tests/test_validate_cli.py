@@ -32,6 +32,7 @@ def test_table_output_and_plot(tmp_path):
     result = CliRunner().invoke(validate_command, ["RC303", "--no-progress", "--plot", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "RC303" in result.output and "pass" in result.output
+    assert "1 experiment in" in result.output and "1 experiments" not in result.output
     assert len(list(tmp_path.glob("*.png"))) == 1
 
 

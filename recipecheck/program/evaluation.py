@@ -241,7 +241,7 @@ class Evaluation:
         self.roots: list[Root] = []
         for f in program.roots:
             root = Root(function=f)
-            root.children = self._expand(f.items, None, (), {}, (f.key,), _decorator_withs(program, f), root)
+            root.children = self._expand(f.items, None, (), {}, (id(f),), _decorator_withs(program, f), root)
             self.roots.append(root)
         self._modesets: dict[int, list[ModeSet]] = {}
         self._all_nodes = [n for r in self.roots for c in r.children for n in (c, *c.walk())]
@@ -268,11 +268,11 @@ class Evaluation:
                 continue
             callee = item.callee
             if item.kind == "call" and callee is not None and mode_call(item) is None:
-                if callee.key in stack or len(stack) > _MAX_DEPTH:
+                if id(callee) in stack or len(stack) > _MAX_DEPTH:
                     continue
                 sub_names = _param_names(self.program, item, callee, names)
                 sub_withs = withs + item.withs + _decorator_withs(self.program, callee)
-                out += self._expand(callee.items, parent, (*chain, item), sub_names, (*stack, callee.key),
+                out += self._expand(callee.items, parent, (*chain, item), sub_names, (*stack, id(callee)),
                                     sub_withs, root)
                 continue
             out.append(Node(parent=parent, chain=chain, names=names, withs=withs + item.withs, event=item,
@@ -556,8 +556,12 @@ class Evaluation:
         for a in p.assignments:
             if model_key(a.target) != model or a.augmented is not None or not isinstance(a.value, cst.Call):
                 continue
-            d = dotted_name(a.value.func)
-            q = p.imports.resolve(a.value.func)
+            call = a.value
+            while isinstance(call.func, cst.Attribute) and call.func.attr.value in ("to", "cuda", "cpu") \
+                    and isinstance(call.func.value, cst.Call):
+                call = call.func.value  # `Net(...).to(device)` is the Net
+            d = dotted_name(call.func)
+            q = p.imports.resolve(call.func)
             if (d is not None and d in p.classes and p.classes[d].is_module) or q == "torch.nn.Sequential":
                 local = True
             else:
@@ -565,7 +569,9 @@ class Evaluation:
         if not local:
             return True
         if "sensitive" not in self.__dict__:
-            self.__dict__["sensitive"] = any(_mode_sensitive(cs.qualname) for cs in p.calls)
+            # model classes of other project modules count with their layers
+            progs = [p, *(p.link.programs.values() if getattr(p, "link", None) else ())]
+            self.__dict__["sensitive"] = any(_mode_sensitive(cs.qualname) for q in progs for cs in q.calls)
         return self.__dict__["sensitive"]
 
     def training_loops(self) -> list[Node]:

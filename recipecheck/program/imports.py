@@ -48,16 +48,21 @@ class ImportMap:
     def __init__(self) -> None:
         self.aliases: dict[str, str] = {}
         self.star_modules: list[str] = []
+        # local names bound to modules of the user's project (recipecheck.program.project):
+        # they stay unresolved here, like the file's own names, and the project link follows them
+        self.project: dict = {}
 
     def add(self, node: cst.Import | cst.ImportFrom) -> None:
         if isinstance(node, cst.Import):
             for alias in node.names:
                 full = _module_name(alias.name)
                 if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
-                    self.aliases[alias.asname.name.value] = full
+                    if alias.asname.name.value not in self.project:
+                        self.aliases[alias.asname.name.value] = full
                 else:
                     top = full.split(".", 1)[0]
-                    self.aliases.setdefault(top, top)
+                    if top not in self.project:
+                        self.aliases.setdefault(top, top)
             return
         if node.relative:  # relative imports refer to the user's own package
             return
@@ -70,6 +75,8 @@ class ImportMap:
             local = name
             if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
                 local = alias.asname.name.value
+            if local in self.project:
+                continue
             self.aliases[local] = f"{module}.{name}" if module else name
 
     def resolve_dotted(self, dotted: str | None) -> str | None:

@@ -503,7 +503,7 @@ class LayerAnalysis:
             while scope is not None and d not in scope.params and not scope.bindings(d):
                 scope = scope.parent
             if scope is not None and d in scope.params and not scope.bindings(d):
-                for caller, arg in self.p._param_args.get((scope.key, d), []):
+                for caller, arg in self.p.param_args(scope, d):
                     ad = dotted_name(arg)
                     out += self.p.evaluate(caller, arg) or (
                         self._resolve_moved(caller, ad, depth + 1) if ad else [])

@@ -170,6 +170,7 @@ class FunctionInfo:
     returns: list[cst.BaseExpression] = field(default_factory=list)
     nested: dict[str, "FunctionInfo"] = field(default_factory=dict)
     callers: list[Event] = field(default_factory=list)
+    program: "ProgramModel | None" = None  # the module's model (another module's, once linked)
 
     def bindings(self, target: str) -> list[Assignment]:
         return [a for a in self.assignments if a.target == target and a.augmented is None]
@@ -338,7 +339,8 @@ class _Builder:
             key = name
         params = [p.name.value for p in (*node.params.posonly_params, *node.params.params,
                                           *node.params.kwonly_params)]
-        info = FunctionInfo(key=key, name=name, node=node, cls=cls, parent=parent, params=params)
+        info = FunctionInfo(key=key, name=name, node=node, cls=cls, parent=parent, params=params,
+                            program=self.p)
         if cls is not None and parent is self.p.module_function:
             cls.methods.setdefault(name, info)
         elif parent is not self.p.module_function:
@@ -525,7 +527,7 @@ class ProgramModel:
         self.module = module
         self.imports = ImportMap()
         self.module_function = FunctionInfo(key=MODULE_KEY, name=MODULE_KEY, node=module, cls=None,
-                                            parent=None)
+                                            parent=None, program=self)
         self.functions: dict[str, FunctionInfo] = {MODULE_KEY: self.module_function}
         self.classes: dict[str, ClassInfo] = {}
         self.calls: list[CallSite] = []
@@ -533,9 +535,14 @@ class ProgramModel:
         self._param_args: dict[tuple[str, str], list[tuple[FunctionInfo, cst.BaseExpression]]] = {}
         self._eval_memo: dict[tuple[int, str], list[Construction]] = {}
         self._call_memo: dict[tuple[int, int, int], list[Construction]] = {}
+        # project link (recipecheck.program.link): the other modules this one imports
+        self.path: str | None = None
+        self.link = None
+        self.foreign_classes: set[str] = set()
 
     # -- linking
     def _link(self) -> None:
+        self.map_constructor_args(self.calls)
         for f in list(self.functions.values()):
             for ev in f.events:
                 if ev.kind != "call" or ev.callee_text is None:
@@ -544,20 +551,47 @@ class ProgramModel:
                 if callee is None or callee is f:
                     continue
                 ev.callee = callee
-                callee.callers.append(ev)
+                if callee.program is self or callee.program is None:
+                    callee.callers.append(ev)
                 self._map_params(f, ev, callee)
         # calls of local classes' methods through an instance: trainer.fit()
-        for f in list(self.functions.values()):
+        self.link_instance_calls(list(self.functions.values()))
+
+    def link_instance_calls(self, functions: list[FunctionInfo], undo: list | None = None) -> int:
+        """Link `obj.meth()` / `obj()` calls whose `obj` evaluates to an instance of a project
+        class; returns how many were linked (the project link repeats until none is)."""
+        linked = 0
+        for f in functions:
             for ev in f.events:
-                if ev.kind == "call" and ev.callee is None and ev.callee_text and "." in ev.callee_text:
+                if ev.kind == "call" and ev.callee is None and ev.callee_text and (
+                        "." in ev.callee_text or self.link is not None):
                     obj, _, meth = ev.callee_text.rpartition(".")
+                    if not obj:  # calling an instance: `loss_scaler(loss, optimizer)` runs __call__
+                        obj, meth = ev.callee_text, "__call__"
                     for c in self.evaluate_dotted(f, obj):
                         cls = self.classes.get(c.qualname[6:]) if c.qualname.startswith("local:") else None
-                        if cls is not None and meth in cls.methods:
-                            ev.callee = cls.methods[meth]
-                            ev.callee.callers.append(ev)
+                        m = self.class_method(cls, meth) if cls is not None else None
+                        if m is not None:
+                            ev.callee = m
+                            if undo is not None and f.program is not self:
+                                undo.append(ev)  # a shared neighbour's event: undone after the lint
+                            if m.program is self or m.program is None:
+                                m.callers.append(ev)
                             self._map_params(f, ev, ev.callee)
+                            linked += 1
                             break
+        return linked
+
+    def class_method(self, cls: ClassInfo, meth: str) -> "FunctionInfo | None":
+        """`meth` of `cls` or of its first base class that defines it (bases in any module)."""
+        seen: set[int] = set()
+        while cls is not None and id(cls) not in seen:
+            seen.add(id(cls))
+            if meth in cls.methods:
+                return cls.methods[meth]
+            cls = next((self.classes[b.rsplit(".", 1)[-1]] for b in cls.bases
+                        if b.rsplit(".", 1)[-1] in self.classes), None)
+        return None
 
     def _resolve_callee(self, f: FunctionInfo, text: str) -> FunctionInfo | None:
         if "." not in text:
@@ -566,25 +600,37 @@ class ProgramModel:
                 if text in scope.nested:
                     return scope.nested[text]
                 scope = scope.parent
-            fn = self.functions.get(text)
+            prog = f.program or self
+            fn = prog.functions.get(text)
             if fn is not None and fn.cls is None:
                 return fn
-            return None
+            return self._project_function(f, text)
         head, _, meth = text.partition(".")
         if head == "self" and "." not in meth:
             cls = f.cls or (f.parent.cls if f.parent else None)
-            while cls is not None:
-                if meth in cls.methods:
-                    return cls.methods[meth]
-                cls = next((self.classes[b] for b in cls.bases if b in self.classes), None)
-        return None
+            return self.class_method(cls, meth) if cls is not None else None
+        return self._project_function(f, text)
+
+    def _project_function(self, f: FunctionInfo, text: str) -> "FunctionInfo | None":
+        """A function or static-style method of another project module: `engine.train_one_epoch`."""
+        if self.link is None:
+            return None
+        target = self.link.lookup(f.program or self, text)
+        return target if isinstance(target, FunctionInfo) else None
+
+    def param_args(self, f: FunctionInfo, name: str) -> list[tuple[FunctionInfo, cst.BaseExpression]]:
+        """(caller, argument) pairs passed to parameter `name` of `f`, from any linked module."""
+        args = self._param_args.get((id(f), name), [])
+        if f.program is not None and f.program is not self:
+            args = args + f.program._param_args.get((id(f), name), [])
+        return args
 
     def _map_params(self, caller: FunctionInfo, ev: Event, callee: FunctionInfo) -> None:
         call = ev.call
         if call is None or not isinstance(callee.node, cst.FunctionDef):
             return
         for name, value in bind_arguments(call, callee.params, callee.cls is not None):
-            self._param_args.setdefault((callee.key, name), []).append((caller, value))
+            self._param_args.setdefault((id(callee), name), []).append((caller, value))
 
     # -- value resolution
     def evaluate(self, f: FunctionInfo, expr, depth: int = 0) -> list[Construction]:
@@ -601,8 +647,14 @@ class ProgramModel:
                 hit = self._evaluate_call(f, expr, depth)
                 self._call_memo[key] = hit
             return hit
+        if isinstance(expr, cst.IfExp):  # either branch may run
+            return self.evaluate(f, expr.body, depth + 1) + self.evaluate(f, expr.orelse, depth + 1)
         d = dotted_name(expr)
         if d is not None:
+            if d.endswith(".module") and d.count(".") >= 1:  # DDP/DataParallel's wrapped model
+                inner = self.evaluate_dotted(f, d[: -len(".module")], depth + 1)
+                if inner:
+                    return inner
             return self.evaluate_dotted(f, d, depth + 1)
         return []
 
@@ -616,12 +668,16 @@ class ProgramModel:
                             out += self.evaluate(fn, r.elements[expr.index].value, depth + 1)
             return out
         if isinstance(expr, cst.Call):
-            qual = self.imports.resolve(expr.func)
+            qual = (f.program or self).imports.resolve(expr.func)
             if qual is not None:
                 return [Construction(qualname=qual, node=expr, function=f)]
             d = dotted_name(expr.func)
             if d is not None and d in self.classes:
                 return [Construction(qualname=f"local:{d}", node=expr, function=f)]
+            if d is not None and self.link is not None:
+                target = self.link.lookup(f.program or self, d)
+                if isinstance(target, ClassInfo) and target.name in self.classes:
+                    return [Construction(qualname=f"local:{target.name}", node=expr, function=f)]
             out = []
             for fn in self._callees_of(f, expr):
                 for r in fn.returns:
@@ -632,6 +688,14 @@ class ProgramModel:
     def _callees_of(self, f: FunctionInfo, call: cst.Call) -> list[FunctionInfo]:
         d = dotted_name(call.func)
         fn = self._resolve_callee(f, d) if d else None
+        if fn is None and d and "." in d and not d.startswith("self."):
+            # a method of a project class through an instance: model.configure_optimizers()
+            obj, _, meth = d.rpartition(".")
+            for c in self.evaluate_dotted(f, obj):
+                cls = self.classes.get(c.qualname[6:]) if c.qualname.startswith("local:") else None
+                m = self.class_method(cls, meth) if cls is not None else None
+                if m is not None:
+                    return [m]
         return [fn] if fn is not None else []
 
     def evaluate_dotted(self, f: FunctionInfo, dotted: str, depth: int = 0) -> list[Construction]:
@@ -653,7 +717,7 @@ class ProgramModel:
                 for a in binds:
                     out += self._with_target(self.evaluate(scope, a.value, depth + 1), dotted)
                 if not binds and dotted in scope.params:
-                    for caller, arg in self._param_args.get((scope.key, dotted), []):
+                    for caller, arg in self.param_args(scope, dotted):
                         out += self.evaluate(caller, arg, depth + 1)
                     break
                 if binds:
@@ -714,6 +778,9 @@ class ProgramModel:
         """For a step event that steps an optimizer: a key naming that optimizer, else None."""
         if ev.kind != "step":
             return None
+        inner = self.delegate(ev) if self.link is not None else None
+        if inner is not None:
+            return self.optimizer_step_target(inner)
         role = self.role_of(ev.function, ev.receiver)
         if role == "optimizer":
             objs = [o for o in self.objects(ev, ev.receiver) if o.role == "optimizer"]
@@ -733,6 +800,9 @@ class ProgramModel:
             return "all"
         if ev.kind != "zero_grad":
             return None
+        inner = self.delegate(ev) if self.link is not None else None
+        if inner is not None:
+            return self.reset_scope(inner)
         role = self.role_of(ev.function, ev.receiver)
         if role == "optimizer":
             objs = [o for o in self.objects(ev, ev.receiver) if o.role == "optimizer"]
@@ -778,6 +848,56 @@ class ProgramModel:
                 return c
         return None
 
+    # -- project queries (the file's own functions and those of other modules they call)
+    @cached_property
+    def reachable_functions(self) -> list[FunctionInfo]:
+        """The file's functions and every function of any module reached through linked calls."""
+        out: list[FunctionInfo] = list(self.functions.values())
+        seen = {id(f) for f in out}
+        i = 0
+        while i < len(out):
+            for ev in out[i].events:
+                c = ev.callee
+                if c is not None and id(c) not in seen:
+                    seen.add(id(c))
+                    out.append(c)
+            i += 1
+        return out
+
+    def map_constructor_args(self, calls: list[CallSite]) -> None:
+        """`Wrapper(optim.Adam(...), ...)`: the arguments flow into `Wrapper.__init__`'s parameters,
+        so `self._optimizer` inside the class evaluates to the Adam construction."""
+        for cs in calls:
+            if cs.qualname is not None or cs.dotted is None:
+                continue
+            cls = self.classes.get(cs.dotted)
+            if cls is None and self.link is not None:
+                t = self.link.lookup(cs.function.program or self, cs.dotted)
+                cls = t if isinstance(t, ClassInfo) else None
+            init = self.class_method(cls, "__init__") if cls is not None else None
+            if init is None or not isinstance(init.node, cst.FunctionDef):
+                continue
+            for name, value in bind_arguments(cs.node, init.params, True):
+                self._param_args.setdefault((id(init), name), []).append((cs.function, value))
+
+    def delegate(self, ev: Event) -> "Event | None":
+        """For `wrapper.zero_grad()` / `wrapper.step()` on an instance of a project class that
+        defines that method: the same kind of event inside the method (`self._optimizer.step()`)."""
+        if ev.kind not in ("zero_grad", "step") or not ev.receiver:
+            return None
+        meth = "zero_grad" if ev.kind == "zero_grad" else "step"
+        for c in self.evaluate_dotted(ev.function, ev.receiver):
+            if not c.qualname.startswith("local:"):
+                continue
+            m = self.class_method(self.classes.get(c.qualname[6:]), meth) if \
+                c.qualname[6:] in self.classes else None
+            if m is None:
+                continue
+            for inner in m.events:
+                if inner.kind == ev.kind and inner is not ev:
+                    return inner
+        return None
+
     # -- whole-file queries
     @cached_property
     def all_constructions(self) -> list[Construction]:
@@ -811,7 +931,7 @@ class ProgramModel:
         """Top-level expanded loops of every root function (calls inlined)."""
         out: list[XLoop] = []
         for f in self.roots:
-            for item in self._expand_items(f.items, None, (), (f.key,), False):
+            for item in self._expand_items(f.items, None, (), (id(f),), False):
                 if isinstance(item, XLoop):
                     out.append(item)
         return out
@@ -825,9 +945,9 @@ class ProgramModel:
                 out.append(xl)
             elif item.kind == "call":
                 callee = item.callee
-                if callee is None or callee.key in stack or len(stack) > _MAX_INLINE_DEPTH:
+                if callee is None or id(callee) in stack or len(stack) > _MAX_INLINE_DEPTH:
                     continue
-                out += self._expand_items(callee.items, parent, (*chain, item), (*stack, callee.key),
+                out += self._expand_items(callee.items, parent, (*chain, item), (*stack, id(callee)),
                                           cond or item.conditional)
             else:
                 out.append(XEvent(event=item, chain=chain, conds=cond or item.conditional))

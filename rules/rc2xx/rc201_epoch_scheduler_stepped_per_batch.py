@@ -159,11 +159,22 @@ class EpochSchedulerSteppedPerBatch(Rule):
                     continue  # e.g. `if i == len(loader) - 1:` steps once per epoch
                 node = e.event.node
                 s = scheds[0]
-                loader = xl.loop.iter_text or "the loader"
+                pace = f"len({xl.loop.iter_text}) times faster than intended" if xl.loop.iter_text \
+                    else "as many times faster than intended as there are batches per epoch"
+                if ev.function.program is not None and ev.function.program is not p and \
+                        s.function.program in (p, None):
+                    # stepped by a class of another module (`Trainer(lr_scheduler=...)`): report
+                    # the scheduler this file builds and hands over
+                    where = ev.function.key
+                    ctx.report(s.node, (
+                        f"{s.name} is handed to `{where}()` (another module), which steps it once "
+                        f"per batch: the LR schedule advances {pace}; use a per-step scheduler "
+                        "there, or step this one per epoch"))
+                    continue
                 ctx.report(node, (
                     f"{ctx.code(node)} on {s.name} runs once per batch: the LR schedule advances "
-                    f"len({loader}) times faster than intended; step it once per epoch, after the "
-                    "batch loop (RC201)"), fix=self._fix(ctx, xl, e))
+                    f"{pace}; step it once per epoch, after the "
+                    "batch loop"), fix=self._fix(ctx, xl, e))
 
     @staticmethod
     def _fix(ctx: Context, xl, e) -> FixSpec | None:

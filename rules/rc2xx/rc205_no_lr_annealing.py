@@ -11,7 +11,7 @@ def lr_changes_anywhere(p) -> bool:
     """Anything in the file that could change the LR during training."""
     if p.constructions("scheduler"):
         return True
-    if any(ev.kind == "lr_set" for f in p.functions.values() for ev in f.events):
+    if any(ev.kind == "lr_set" for f in p.reachable_functions for ev in f.events):
         return True
     for cs in p.calls:
         d = cs.dotted or ""

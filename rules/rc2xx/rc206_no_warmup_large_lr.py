@@ -2,6 +2,8 @@ import re
 
 import libcst as cst
 
+from recipecheck.program.imports import dotted_name
+
 from recipecheck.program.nodes import iter_children
 
 from recipecheck.finding import Severity
@@ -26,7 +28,7 @@ def _names(node: cst.CSTNode) -> list[str]:
 def has_warmup(p) -> bool:
     if any(c.name in tn.WARMUP_SCHEDULERS for c in p.constructions("scheduler")):
         return True
-    if any(ev.kind == "lr_set" for f in p.functions.values() for ev in f.events):
+    if any(ev.kind == "lr_set" for f in p.reachable_functions for ev in f.events):
         return True  # a hand-written schedule: nanoGPT's get_lr() has its own warmup
     if any(_WARMUP.search(a.target) for a in p.assignments):
         return True
@@ -126,6 +128,12 @@ class NoWarmupLargeLr(Rule):
         opts = p.constructions("optimizer")
         if not opts or has_warmup(p):
             return
+        if not p.batch_loops:
+            # a factory (`configure_optimizers`) returns the optimizer: its caller, in another
+            # file, decides the schedule and the warmup
+            opts = [o for o in opts if not any(
+                r is o.node or (o.target is not None and dotted_name(r) == o.target)
+                for r in o.function.returns)]
         transformer = None
         for opt in opts:
             if opt.name in tn.ADAPTIVE_OPTIMIZERS:

@@ -206,6 +206,9 @@ class SoftmaxBeforeCrossEntropy(Rule):
             return None
         last = unit.last_op()
         if last is not None and last.kind in ("softmax", "log_softmax", "sigmoid") and not last.conditional:
+            if unit.name in getattr(p, "foreign_classes", ()):  # the class is in another module:
+                return expr, last.kind, (f"{last.describe()}, the last layer of `{unit.name}` "
+                                         "(defined in another module),")  # report the call here
             return last.node, last.kind, f"{last.describe()}, the last layer of `{unit.name}`,"
         return None
 

@@ -1,6 +1,4 @@
 import libcst as cst
-from libcst.codemod import CodemodContext
-from libcst.codemod.visitors import AddImportsVisitor
 
 from recipecheck.finding import Severity
 from recipecheck.program.hparams import dict_value, is_torch_optimizer, number, opt_arg, param_groups
@@ -69,10 +67,12 @@ class AdamL2WeightDecay(Rule):
     None.
 
     ## Fix safety
-    Safe for `Adam`: the class is renamed to `AdamW` keeping the import style (`optim.Adam` ->
-    `optim.AdamW`; `from torch.optim import Adam` gets `AdamW` added to the import). All
-    arguments are accepted unchanged. AdamW's decoupled decay is multiplied by the LR, so the
-    same number regularizes less: retune it (typical values 1e-2 to 1e-1). No fix for RMSprop
+    Unsafe (applied only with `--unsafe-fixes`): for `Adam` the class is renamed to `AdamW`
+    keeping the import style (`optim.Adam` -> `optim.AdamW`; `from torch.optim import Adam`
+    gets `AdamW` added to the import), all arguments unchanged. AdamW's decoupled decay is
+    multiplied by the LR, so the same number changes the effective regularization by orders of
+    magnitude (1e-4 as L2 is not 1e-4 decoupled): retune it after the fix (typical values 1e-2
+    to 1e-1). No fix for RMSprop
     and Adagrad (no decoupled counterpart in torch.optim), nor for aliased imports.
 
     ## References
@@ -84,7 +84,7 @@ class AdamL2WeightDecay(Rule):
     NAME = "adam-l2-weight-decay"
     SEVERITY = Severity.WARNING
     MESSAGE = "Adam/RMSprop/Adagrad weight_decay is L2 regularization, not decoupled weight decay"
-    FIX = "safe"
+    FIX = "unsafe"
     VALID = (
         "import torch\nopt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)\n",
         "import torch\nopt = torch.optim.Adam(model.parameters(), lr=1e-3)\n",
@@ -121,14 +121,14 @@ class AdamL2WeightDecay(Rule):
             ctx.report(c.node, (
                 f"{c.name}(weight_decay={positive[0]:g}) adds L2 to the gradient, which the adaptive step "
                 f"then rescales: weights are not decayed uniformly; use {alt}, whose decay is decoupled "
-                "(RC601)"), fix=fix)
+                ), fix=fix)
 
     @staticmethod
     def _fix(ctx: Context, c) -> FixSpec | None:
         func = c.node.func
         if isinstance(func, cst.Attribute) and func.attr.value == "Adam":
             new = func.with_changes(attr=cst.Name("AdamW"))
-            return FixSpec("safe", "use AdamW (decoupled weight decay)", old=func, new=new)
+            return FixSpec("unsafe", "use AdamW (decoupled weight decay)", old=func, new=new)
         if isinstance(func, cst.Name) and func.value == "Adam":
             imports = ctx.program.imports
             if imports.resolve_dotted("Adam") != "torch.optim.Adam":
@@ -146,9 +146,13 @@ class AdamL2WeightDecay(Rule):
                 appended = _append_to_import(m)
                 if appended is not None:
                     return appended
+                # libcst.codemod pulls in libcst.matchers (about half a second): only when fixing
+                from libcst.codemod import CodemodContext
+                from libcst.codemod.visitors import AddImportsVisitor
+
                 cctx = CodemodContext()
                 AddImportsVisitor.add_needed_import(cctx, "torch.optim", "AdamW")
                 return AddImportsVisitor(cctx).transform_module(m)
 
-            return FixSpec("safe", "use AdamW (decoupled weight decay)", transform=transform)
+            return FixSpec("unsafe", "use AdamW (decoupled weight decay)", transform=transform)
         return None

@@ -70,7 +70,7 @@ def _table(results: list[tuple[Experiment, Result]], total: float, details: bool
     from rich.table import Table
 
     console = Console(width=None if sys.stdout.isatty() else 160)
-    table = Table(title=f"recipecheck validate: {len(results)} experiments in {total:.1f} s", show_lines=True)
+    table = Table(title=f"recipecheck validate: {len(results)} experiment{'s' if len(results) != 1 else ''} in {total:.1f} s", show_lines=True)
     table.add_column("rule", no_wrap=True)
     table.add_column("claim", ratio=4)
     table.add_column("metric", ratio=1, overflow="fold")

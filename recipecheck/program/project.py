@@ -1,0 +1,250 @@
+"""Project resolution: which files of the user's project a linted file imports.
+
+Stage 2 of the pipeline (see DESIGN.md, "The project, not the file"). The project root is the
+nearest directory above the file holding pyproject.toml, setup.py, setup.cfg or .git (else the
+file's own directory). Imports are resolved against the file's directory, the root and the
+root's ``src/`` folder; relative imports against the file's package. Third-party modules are not
+found there and stay symbolic.
+
+Imports are read by a text scan, not a parse, so that a warm cache lookup (which must know the
+neighbours' contents to build its key) never pays for libcst. The same scan decides which files
+the linker reads, so the cache key and the analysis always agree on the neighbour set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+ROOT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
+MAX_MODULES = 256  # neighbour modules read for one linted file (the whole import closure)
+
+_FROM_RE = re.compile(
+    r"^[ \t]*from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^#\n]*(?:\\\n[^#\n]*)*)", re.M)
+_IMPORT_RE = re.compile(r"^[ \t]*import[ \t]+([^#\n]+)", re.M)
+
+
+@dataclass(frozen=True)
+class ImportRef:
+    """One imported name: `import a.b as m` -> ("a.b", 0, None, "m");
+    `from .x import y as z` -> ("x", 1, "y", "z")."""
+
+    module: str
+    level: int
+    name: str | None
+    local: str
+
+
+def scan_imports(text: str) -> list[ImportRef]:
+    out: list[ImportRef] = []
+    for m in _FROM_RE.finditer(text):
+        dots, module, names = m.group(1), m.group(2), m.group(3)
+        names = names.strip().strip("()").replace("\\\n", " ")
+        for part in names.split(","):
+            part = part.strip()
+            if not part or part == "*":
+                continue
+            bits = part.split()
+            name = bits[0]
+            local = bits[2] if len(bits) == 3 and bits[1] == "as" else name
+            if name.isidentifier() and local.isidentifier():
+                out.append(ImportRef(module, len(dots), name, local))
+    for m in _IMPORT_RE.finditer(text):
+        for part in m.group(1).split(";")[0].split(","):
+            bits = part.strip().split()
+            if not bits:
+                continue
+            module = bits[0]
+            if not all(p.isidentifier() for p in module.split(".")):
+                continue
+            local = bits[2] if len(bits) == 3 and bits[1] == "as" else module.split(".")[0]
+            out.append(ImportRef(module, 0, None, local))
+    return out
+
+
+@lru_cache(maxsize=4096)
+def find_root(directory: str) -> str:
+    """The nearest directory at or above `directory` with a project marker, else `directory`."""
+    d = Path(directory).resolve()
+    for cand in (d, *d.parents):
+        if any((cand / m).exists() for m in ROOT_MARKERS):
+            return str(cand)
+    return str(d)
+
+
+def _module_file(base: Path, parts: list[str]) -> Path | None:
+    got = _module_file_str(str(base), tuple(parts))
+    return Path(got) if got is not None else None
+
+
+@lru_cache(maxsize=65536)
+def _module_file_str(base: str, parts: tuple[str, ...]) -> str | None:
+    # plain os.path: pathlib's object churn dominated import resolution in large projects
+    p = os.path.join(base, *parts)
+    if parts:
+        f = p + ".py"
+        if os.path.isfile(f):
+            return f
+    init = os.path.join(p, "__init__.py")
+    return init if os.path.isfile(init) else None
+
+
+@dataclass(frozen=True)
+class Target:
+    """What an imported local name stands for: a project module, or an attribute of one."""
+
+    path: str  # the module's file
+    attr: str | None  # None: the name is the module itself
+
+
+class Project:
+    """Import resolution for the files under one root."""
+
+    def __init__(self, root: str) -> None:
+        self.root = Path(root)
+
+    def _bases(self, file: Path) -> list[Path]:
+        out = [file.parent, self.root]
+        src = self.root / "src"
+        if src.is_dir():
+            out.append(src)
+        seen: list[Path] = []
+        for b in out:
+            if b not in seen:
+                seen.append(b)
+        return seen
+
+    def _inside(self, f: Path) -> bool:
+        rp = os.path.realpath(f)
+        root = str(self.root)
+        return (rp == root or rp.startswith(root.rstrip(os.sep) + os.sep)) and "site-packages" not in rp
+
+    def resolve(self, ref: ImportRef, file: Path) -> Target | None:
+        """The project target of one import, or None (third party, missing)."""
+        mod_parts = [p for p in ref.module.split(".") if p]
+        if ref.level:
+            base = file.parent
+            for _ in range(ref.level - 1):
+                base = base.parent
+            bases = [base]
+        else:
+            bases = self._bases(file)
+        for base in bases:
+            if ref.name is None:
+                # `import a.b.c` binds `a`; `import a.b.c as m` binds the leaf module
+                full = _module_file(base, mod_parts)
+                if full is None:
+                    continue
+                if ref.local == mod_parts[0] and len(mod_parts) > 1:
+                    top = _module_file(base, mod_parts[:1])
+                    if top is None:  # namespace package: bind the leaf through a pseudo path
+                        return self._ok(Target(str(full), None), full)
+                    return self._ok(Target(str(top), None), top)
+                return self._ok(Target(str(full), None), full)
+            sub = _module_file(base, [*mod_parts, ref.name])
+            if sub is not None:
+                return self._ok(Target(str(sub), None), sub)
+            mod = _module_file(base, mod_parts)
+            if mod is not None:
+                return self._ok(Target(str(mod), ref.name), mod)
+        return None
+
+    def _ok(self, t: Target, f: Path) -> Target | None:
+        if not self._inside(f):
+            return None
+        return t
+
+    def submodule(self, package_file: str, name: str) -> str | None:
+        """`pkg/__init__.py` + `name` -> the file of `pkg.name`, if there is one."""
+        p = Path(package_file)
+        if p.name != "__init__.py":
+            return None
+        f = _module_file(p.parent, [name])
+        return str(f) if f is not None and self._inside(f) else None
+
+
+@lru_cache(maxsize=64)
+def project_for(root: str) -> Project:
+    return Project(root)
+
+
+def project_of(path: str) -> Project | None:
+    """The project of a file on disk (None for a path that is not a file: an in-memory source)."""
+    p = Path(path)
+    if not p.is_file():
+        return None
+    return project_for(find_root(os.path.dirname(os.path.abspath(path))))
+
+
+def read_text(path: str) -> str | None:
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+_BINDINGS: dict[tuple[str, str, int], dict[str, Target]] = {}
+
+
+def bindings(project: Project, path: str, text: str) -> dict[str, Target]:
+    """Local name -> project target for every project import in one file (memoized by content)."""
+    key = (str(project.root), os.path.abspath(path), hash(text))
+    got = _BINDINGS.get(key)
+    if got is None:
+        if len(_BINDINGS) > 8192:
+            _BINDINGS.clear()
+        got = _BINDINGS[key] = _bindings(project, path, text)
+    return got
+
+
+def _bindings(project: Project, path: str, text: str) -> dict[str, Target]:
+    out: dict[str, Target] = {}
+    file = Path(os.path.abspath(path))  # targets are absolute: the link keys modules by them
+    for ref in scan_imports(text):
+        t = project.resolve(ref, file)
+        if t is not None and os.path.abspath(t.path) != os.path.abspath(path):
+            out[ref.local] = t
+    return out
+
+
+def neighbours(path: str, text: str) -> list[str]:
+    """Project files read to analyse `path`, breadth first (imports of imports included)."""
+    project = project_of(path)
+    if project is None:
+        return []
+    me = os.path.abspath(path)
+    seen: dict[str, int] = {}
+    queue = [(path, text, 0)]
+    while queue:
+        cur, cur_text, depth = queue.pop(0)
+        for t in bindings(project, cur, cur_text).values():
+            p = os.path.abspath(t.path)
+            if p == me or p in seen or len(seen) >= MAX_MODULES:
+                continue
+            seen[p] = depth + 1
+            nt = read_text(p)
+            if nt is not None:
+                queue.append((p, nt, depth + 1))
+    return list(seen)
+
+
+def dependency_digest(path: str, text: str) -> str:
+    """A digest of the neighbours' paths and contents: part of the lint cache key."""
+    h = hashlib.sha256()
+    for n in sorted(neighbours(path, text)):
+        h.update(n.encode())
+        h.update(b"\0")
+        try:
+            h.update(Path(n).read_bytes())
+        except OSError:
+            h.update(b"<missing>")
+        h.update(b"\0")
+    return h.hexdigest()[:16]

@@ -1,0 +1,454 @@
+"""Values: what an expression may be, as a small set of possibilities with provenance.
+
+Stage 4 of the pipeline (DESIGN.md, "The project, not the file"). :func:`value_of` follows
+literals and arithmetic, names through every binding in scope (both branches of an ``if``, an
+augmented assignment under a condition keeps the value before it as a possibility), parameters
+to the arguments of every call site (in any linked module), ``args.x`` to argparse defaults,
+``config.x`` to dataclass fields and ``C.x = v`` assignments, conditional expressions to both
+branches, calls of project functions to their returns, and module globals of a script that
+``exec``s a configuration file to their value with the note that it may be overridden.
+
+Anything else is ``unknown`` with the reason, so that a caller can say *why* it does not know
+instead of pretending a default applies.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import libcst as cst
+
+from recipecheck.program.imports import dotted_name
+from recipecheck.program.model import FunctionInfo, ProgramModel
+
+_MAX_DEPTH = 10
+_MAX_POSSIBILITIES = 8
+
+
+@dataclass(frozen=True)
+class Possibility:
+    value: object  # float | int | str | bool | tuple
+    source: str  # how it was found: "literal", "argparse default of --lr", "GPTConfig.n_layer", ...
+    condition: str | None = None  # the branch it holds under, as code
+
+
+@dataclass
+class Value:
+    """The possibilities of an expression; empty with `unknown` set when it cannot be known."""
+
+    possibilities: list[Possibility] = field(default_factory=list)
+    unknown: str | None = None  # why (a part of) it is unknown
+    overridable: str | None = None  # "may be overridden by configurator.py / the command line"
+
+    @property
+    def known(self) -> bool:
+        return bool(self.possibilities) and self.unknown is None
+
+    def single(self):
+        """The value when every possibility agrees (and nothing is unknown), else None."""
+        if not self.known:
+            return None
+        vals = {p.value for p in self.possibilities}
+        return self.possibilities[0].value if len(vals) == 1 else None
+
+    def number(self) -> float | None:
+        v = self.single()
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return None
+        return float(v)
+
+    def describe(self, fmt=repr) -> str:
+        parts = []
+        for p in self.possibilities:
+            t = fmt(p.value)
+            if p.condition:
+                t += f" if `{p.condition}`"
+            parts.append(t)
+        text = " or ".join(dict.fromkeys(parts))
+        if self.unknown:
+            text = (text + "; " if text else "") + f"unknown: {self.unknown}"
+        if self.overridable and text:
+            text += f" ({self.overridable})"
+        return text
+
+    def provenance(self) -> list[dict]:
+        out = [{"value": p.value if not isinstance(p.value, tuple) else list(p.value),
+                "source": p.source, **({"condition": p.condition} if p.condition else {})}
+               for p in self.possibilities]
+        if self.unknown:
+            out.append({"unknown": self.unknown})
+        if self.overridable:
+            out.append({"overridable": self.overridable})
+        return out
+
+
+def _code(node) -> str:
+    try:
+        return " ".join(cst.Module([]).code_for_node(node).split())
+    except Exception:
+        return "?"
+
+
+def _merge(values: list[Value]) -> Value:
+    out = Value()
+    for v in values:
+        for p in v.possibilities:
+            if p not in out.possibilities:
+                out.possibilities.append(p)
+        if v.unknown and not out.unknown:
+            out.unknown = v.unknown
+        if v.overridable and not out.overridable:
+            out.overridable = v.overridable
+    del out.possibilities[_MAX_POSSIBILITIES:]
+    return out
+
+
+def _unknown(why: str) -> Value:
+    return Value(unknown=why)
+
+
+def _const(v, source: str) -> Value:
+    return Value([Possibility(v, source)])
+
+
+_BINOPS = {
+    cst.Add: lambda a, b: a + b, cst.Subtract: lambda a, b: a - b,
+    cst.Multiply: lambda a, b: a * b, cst.Divide: lambda a, b: a / b,
+    cst.FloorDivide: lambda a, b: a // b, cst.Power: lambda a, b: a ** b,
+    cst.Modulo: lambda a, b: a % b,
+}
+
+
+_CMPOPS = {
+    cst.GreaterThan: lambda a, b: a > b, cst.LessThan: lambda a, b: a < b,
+    cst.GreaterThanEqual: lambda a, b: a >= b, cst.LessThanEqual: lambda a, b: a <= b,
+    cst.Equal: lambda a, b: a == b, cst.NotEqual: lambda a, b: a != b,
+    cst.Is: lambda a, b: a is b, cst.IsNot: lambda a, b: a is not b,
+}
+
+
+class Evaluator:
+    """Value evaluation over one (possibly linked) program model."""
+
+    def __init__(self, program: ProgramModel) -> None:
+        self.p = program
+        self._memo: dict[tuple[int, int], Value] = {}
+
+    # -- entry
+    def value(self, f: FunctionInfo | None, expr, depth: int = 0) -> Value:
+        if expr is None:
+            return _unknown("no expression")
+        if depth > _MAX_DEPTH:
+            return _unknown(f"`{_code(expr)}` is computed too indirectly")
+        key = (id(f), id(expr))
+        hit = self._memo.get(key)
+        if hit is not None:
+            return hit
+        self._memo[key] = _unknown(f"`{_code(expr)}` depends on itself")
+        v = self._value(f or self.p.module_function, expr, depth)
+        self._memo[key] = v
+        return v
+
+    def _value(self, f: FunctionInfo, expr, depth: int) -> Value:
+        if isinstance(expr, (cst.Integer, cst.Float)):
+            return _const(expr.evaluated_value, "literal")
+        if isinstance(expr, cst.SimpleString):
+            return _const(expr.evaluated_value, "literal")
+        if isinstance(expr, cst.Name) and expr.value in ("True", "False", "None"):
+            return _const({"True": True, "False": False, "None": None}[expr.value], "literal")
+        if isinstance(expr, cst.UnaryOperation):
+            inner = self.value(f, expr.expression, depth + 1)
+            if isinstance(expr.operator, cst.Minus):
+                return self._map(inner, lambda a: -a)
+            if isinstance(expr.operator, cst.Not):
+                return self._map(inner, lambda a: not a)
+            return inner
+        if isinstance(expr, cst.BinaryOperation):
+            op = _BINOPS.get(type(expr.operator))
+            if op is None:
+                return _unknown(f"`{_code(expr)}`")
+            return self._combine(self.value(f, expr.left, depth + 1),
+                                 self.value(f, expr.right, depth + 1), op)
+        if isinstance(expr, (cst.Tuple, cst.List)):
+            vals = [self.value(f, el.value, depth + 1).single() for el in expr.elements]
+            if any(v is None for v in vals):
+                return _unknown(f"`{_code(expr)}` has unresolved elements")
+            return _const(tuple(vals), "literal")
+        if isinstance(expr, cst.Comparison) and len(expr.comparisons) == 1:
+            op = _CMPOPS.get(type(expr.comparisons[0].operator))
+            if op is None:
+                return _unknown(f"`{_code(expr)}`")
+            return self._combine(self.value(f, expr.left, depth + 1),
+                                 self.value(f, expr.comparisons[0].comparator, depth + 1), op)
+        if isinstance(expr, cst.BooleanOperation):
+            op = (lambda a, b: a and b) if isinstance(expr.operator, cst.And) else (lambda a, b: a or b)
+            return self._combine(self.value(f, expr.left, depth + 1),
+                                 self.value(f, expr.right, depth + 1), op)
+        if isinstance(expr, cst.IfExp):
+            cond = _code(expr.test)
+            a = self._under(self.value(f, expr.body, depth + 1), cond)
+            b = self._under(self.value(f, expr.orelse, depth + 1), f"not ({cond})")
+            return _merge([a, b])
+        if isinstance(expr, cst.Name):
+            return self._name(f, expr.value, depth)
+        if isinstance(expr, cst.Attribute):
+            return self._attribute(f, expr, depth)
+        if isinstance(expr, cst.Call):
+            return self._call(f, expr, depth)
+        return _unknown(f"`{_code(expr)}`")
+
+    # -- helpers
+    @staticmethod
+    def _map(v: Value, fn) -> Value:
+        out = Value(unknown=v.unknown, overridable=v.overridable)
+        for p in v.possibilities:
+            try:
+                out.possibilities.append(Possibility(fn(p.value), p.source, p.condition))
+            except Exception:
+                out.unknown = out.unknown or "not a number"
+        return out
+
+    @staticmethod
+    def _combine(a: Value, b: Value, op) -> Value:
+        out = Value(unknown=a.unknown or b.unknown, overridable=a.overridable or b.overridable)
+        for pa in a.possibilities:
+            for pb in b.possibilities:
+                try:
+                    r = op(pa.value, pb.value)
+                except Exception:
+                    out.unknown = out.unknown or "arithmetic on a non-number"
+                    continue
+                if isinstance(r, float) and (math.isnan(r) or math.isinf(r)):
+                    continue
+                cond = " and ".join(c for c in (pa.condition, pb.condition) if c) or None
+                src = pa.source if pa.source == pb.source else f"{pa.source}, {pb.source}"
+                p = Possibility(r, src, cond)
+                if p not in out.possibilities:
+                    out.possibilities.append(p)
+        del out.possibilities[_MAX_POSSIBILITIES:]
+        return out
+
+    @staticmethod
+    def _under(v: Value, cond: str) -> Value:
+        if cond.startswith("not (") and cond.endswith(")") and cond[5:-1].isidentifier():
+            cond = "not " + cond[5:-1]
+        return Value([Possibility(p.value, p.source, p.condition or cond) for p in v.possibilities],
+                     v.unknown, v.overridable)
+
+    def _name(self, f: FunctionInfo, name: str, depth: int) -> Value:
+        scope: FunctionInfo | None = f
+        while scope is not None:
+            binds = [a for a in scope.assignments if a.target == name]
+            if binds:
+                return self._bindings(scope, name, binds, depth)
+            if name in scope.params:
+                return self._param(scope, name, depth)
+            scope = scope.parent
+        return _unknown(f"`{name}` is not assigned in the code analysed")
+
+    def _bindings(self, scope: FunctionInfo, name: str, binds, depth: int) -> Value:
+        vals: list[Value] = []
+        plain = [a for a in binds if a.augmented is None]
+        for a in plain:
+            v = self.value(a.function, a.value, depth + 1) if a.value is not None else _unknown(name)
+            cond = self._condition_of(a)
+            vals.append(self._under(v, cond) if cond and len(plain) > 1 else v)
+        out = _merge(vals) if vals else _unknown(f"`{name}` has no plain assignment")
+        ops = {"AddAssign": cst.Add, "SubtractAssign": cst.Subtract, "MultiplyAssign": cst.Multiply,
+               "DivideAssign": cst.Divide, "FloorDivideAssign": cst.FloorDivide}
+        for a in binds:
+            if a.augmented is None:
+                continue
+            op = _BINOPS.get(ops.get(a.augmented, type(None)))
+            if op is None or a.loop is not None:
+                out = Value(out.possibilities, out.unknown or f"`{name}` changes in a loop",
+                            out.overridable)
+                continue
+            rhs = self.value(a.function, a.value, depth + 1)
+            cond = self._condition_of(a)
+            if cond and not rhs.possibilities:
+                rhs = Value(unknown=f"`{_code(a.node)}` when `{cond}`")
+            changed = self._combine(out, rhs, op)
+            if cond:  # the value before the statement stays possible when the branch is not taken
+                changed = self._under(changed, cond)
+                out = _merge([self._under(out, f"not ({cond})"), changed])
+            else:
+                out = changed
+        if scope is self.p.module_function or scope.node is getattr(scope.program, "module", None):
+            override = _config_override(scope.program or self.p)
+            if override and out.possibilities:
+                out.overridable = override
+        return out
+
+    def _condition_of(self, a) -> str | None:
+        for ev_cond in _conds_of_assignment(a):
+            return _code(ev_cond)
+        return None
+
+    def _param(self, scope: FunctionInfo, name: str, depth: int) -> Value:
+        sites = self.p.param_args(scope, name)
+        if not sites:
+            default = _param_default(scope, name)
+            if default is not None:
+                v = self.value(scope, default, depth + 1)
+                return Value([Possibility(p.value, f"default of parameter `{name}`", p.condition)
+                              for p in v.possibilities], v.unknown, v.overridable)
+            return _unknown(f"`{name}` is a parameter of `{scope.name}()` and no call passes it")
+        return _merge([self.value(caller, arg, depth + 1) for caller, arg in sites])
+
+    def _attribute(self, f: FunctionInfo, expr: cst.Attribute, depth: int) -> Value:
+        d = dotted_name(expr)
+        if d is None:
+            return _unknown(f"`{_code(expr)}`")
+        leaf = d.rsplit(".", 1)[-1]
+        progs = [self.p, *(self.p.link.programs.values() if self.p.link is not None else ())]
+        # argparse defaults: `args.lr`
+        from recipecheck.program import hparams as hp
+
+        for prog in progs:
+            defaults = hp._argparse_defaults(prog).get(leaf)
+            if defaults:
+                flag = _store_flag_default(prog, leaf)
+                vals = [self.value(prog.module_function, v, depth + 1) if v is not None else
+                        (_const(flag, "literal") if flag is not None else _const(None, "literal"))
+                        for v in defaults]
+                m = _merge(vals)
+                return Value([Possibility(p.value, f"argparse default of --{leaf}", p.condition)
+                              for p in m.possibilities], m.unknown,
+                             m.overridable or "may be overridden on the command line")
+        # config objects: `C.trainer.batch_size = 64`, dataclass fields, `self.x = v`
+        vals: list[Value] = []
+        tail = d.split(".", 1)[1] if "." in d else d
+        for prog in progs:
+            for a in prog.assignments:
+                if a.augmented is None and (a.target == d or (a.target.endswith("." + leaf) and
+                                                              _same_tail(a.target, tail))):
+                    vals.append(self.value(a.function, a.value, depth + 1))
+            if prog is self.p and vals:
+                break  # the linted script sets it: that overrides the defaults of other modules
+            fields = hp._class_fields(prog).get(leaf)
+            if fields:
+                for v in fields:
+                    vals.append(self.value(prog.module_function, v, depth + 1))
+        if vals:
+            m = _merge(vals)
+            return Value([Possibility(p.value, f"`{leaf}` set in a config object", p.condition)
+                          for p in m.possibilities], m.unknown, m.overridable)
+        return _unknown(f"`{d}` is not set in the code analysed")
+
+    def _call(self, f: FunctionInfo, call: cst.Call, depth: int) -> Value:
+        d = dotted_name(call.func)
+        if d in ("int", "float") and call.args:
+            return self._map(self.value(f, call.args[0].value, depth + 1),
+                             int if d == "int" else float)
+        if d in ("min", "max") and len(call.args) >= 2:
+            vals = [self.value(f, a.value, depth + 1) for a in call.args]
+            out = vals[0]
+            for v in vals[1:]:
+                out = self._combine(out, v, min if d == "min" else max)
+            return out
+        callees = self.p._callees_of(f, call) if d else []
+        if callees:
+            fn = callees[0]
+            if fn.returns:
+                return _merge([self.value(fn, r, depth + 1) for r in fn.returns])
+        return _unknown(f"`{_code(call)}` is computed at run time")
+
+
+def _store_flag_default(prog: ProgramModel, leaf: str) -> bool | None:
+    """False for `add_argument('--use-optimizer', action='store_true')` (True for store_false)."""
+    for cs in prog.calls:
+        if not cs.dotted or not cs.dotted.endswith(".add_argument"):
+            continue
+        names = [a.value.evaluated_value for a in cs.node.args
+                 if a.keyword is None and isinstance(a.value, cst.SimpleString)]
+        if not any(isinstance(n, str) and n.lstrip("-").replace("-", "_") == leaf for n in names):
+            continue
+        for a in cs.node.args:
+            if a.keyword is not None and a.keyword.value == "action" and isinstance(a.value, cst.SimpleString):
+                act = a.value.evaluated_value
+                if act == "store_true":
+                    return False
+                if act == "store_false":
+                    return True
+    return None
+
+
+def _same_tail(target: str, tail: str) -> bool:
+    """`C.trainer.batch_size` matches `config.batch_size` (the leaf) and `trainer.batch_size`."""
+    t = target.split(".")
+    s = tail.split(".")
+    return t[-len(s):] == s or t[-1] == s[-1]
+
+
+def _param_default(fn: FunctionInfo, name: str):
+    node = fn.node
+    if not isinstance(node, cst.FunctionDef):
+        return None
+    for prm in (*node.params.posonly_params, *node.params.params, *node.params.kwonly_params):
+        if prm.name.value == name:
+            return prm.default
+    return None
+
+
+def _conds_of_assignment(a) -> list:
+    """The `if` tests an assignment sits under (the model records them for events only)."""
+    return conditions_of(a.function, a.node)
+
+
+def conditions_of(fn: FunctionInfo, target) -> list:
+    """The `if` tests `target` sits under in `fn`, as expressions (`not t` for an `else`)."""
+    out: list = []
+
+    def visit(node, conds) -> bool:
+        if node is target:
+            out.extend(conds)
+            return True
+        if isinstance(node, cst.If):
+            if visit(node.body, conds + [node.test]):
+                return True
+            if node.orelse is not None:
+                return visit(node.orelse, conds + [cst.UnaryOperation(cst.Not(), node.test)])
+            return False
+        if isinstance(node, (cst.FunctionDef, cst.ClassDef)) and node is not fn.node:
+            return False
+        from recipecheck.program.nodes import iter_children
+
+        return any(visit(c, conds) for c in iter_children(node))
+
+    visit(fn.node, [])
+    return out
+
+
+def _config_override(prog: ProgramModel) -> str | None:
+    """Module globals of a script that execs a configuration file may be overridden by it."""
+    cached = getattr(prog, "_config_override", 0)
+    if cached != 0:
+        return cached
+    text = None
+    for cs in prog.calls:
+        if cs.dotted == "exec" and cs.function is prog.module_function and cs.node.args:
+            code = _code(cs.node.args[0].value)
+            text = f"may be overridden by `{code}`: config files, command line"
+            import re
+
+            m = re.search(r"['\"]([\w./-]+\.py)['\"]", code)
+            if m:
+                text = f"may be overridden via {m.group(1)}: config files, command line"
+            break
+    prog._config_override = text  # type: ignore[attr-defined]
+    return text
+
+
+def evaluator(program: ProgramModel) -> Evaluator:
+    ev = getattr(program, "_values", None)
+    if ev is None:
+        ev = Evaluator(program)
+        program._values = ev  # type: ignore[attr-defined]
+    return ev
+
+
+def value_of(program: ProgramModel, f: FunctionInfo | None, expr) -> Value:
+    """The possible values of `expr` evaluated in function `f` of `program` (any linked module)."""
+    return evaluator(program).value(f, expr)
