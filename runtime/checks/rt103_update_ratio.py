@@ -1,4 +1,10 @@
-"""RT103 update-ratio-off: ||dw||/||w|| stays far from ~1e-3 for many steps."""
+"""RT103 update-ratio-off: ||dw||/||w|| stays far from ~1e-3 for many steps, or is far out of band in the first steps.
+
+``||w||`` is the weight norm before the update. Early (steps 1-4): an update larger than the
+weights themselves (median weight matrix) at two steps, or 10x larger at one, is reported at once
+(a learning rate that destroys the network); weights that do not move at all are reported too.
+Later: a ratio below 1e-5 for 150 steps or above 1e-1 for 100 steps.
+"""
 
 from __future__ import annotations
 

@@ -4,7 +4,8 @@ At sampled steps the per-parameter gradient norms (shared with other checks thro
 ``mon.grad_norms``) and the weight norms of the weight matrices are read. Across depth, the
 relative gradient ``||g||/||w||`` of the first weight matrix (in parameter order, the input side)
 is compared with the last one's; over time, the total gradient norm is compared with its value
-at the start.
+at the start. Gradients that are exactly zero in most weight matrices at two sampled steps in a
+row (after step 1) mean a dead network (e.g. every ReLU killed by a too-large update).
 """
 
 from __future__ import annotations
