@@ -320,6 +320,7 @@ class Monitor:
         self._closed = True
         try:
             if self._manual_open and self._manual_opt is not None:
+                self._pre_ran = self._manual_opt  # closes the current step, does not start one
                 self._on_post_step(self._manual_opt, (), {})  # the update after the last backward
         except Exception as exc:
             self._note_error("monitor", exc)

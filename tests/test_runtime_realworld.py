@@ -803,3 +803,26 @@ def test_gradient_reset_observers_do_not_accumulate_handles():
         train(model, opt, x, y, mon=mon, epochs=20)
         assert len(mon._handles) == n1  # observers are removed at the next step, not kept until exit
     assert sum(len(p._post_accumulate_grad_hooks or {}) for p in model.parameters()) == 0
+
+
+def test_torch_compile_of_a_monitored_model_trains_identically():
+    def run(watch):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(10, 16), nn.ReLU(), nn.Linear(16, 3))
+        opt = torch.optim.SGD(model.parameters(), lr=0.05)
+        crit = nn.CrossEntropyLoss()
+        x, y = torch.randn(64, 10), torch.randint(0, 3, (64,))
+        mon = Monitor(model, opt, criterion=crit, report=None, summary=False) if watch else None
+        if mon:
+            mon.attach()
+        compiled = torch.compile(model, backend="eager")
+        for _ in range(12):
+            opt.zero_grad()
+            crit(compiled(x), y).backward()
+            opt.step()
+        if mon:
+            mon.close()
+            assert mon.step == 12 and not mon.run["check_errors"] and len(mon.series["loss"]["step"]) == 12
+        return [p.detach().clone() for p in model.parameters()]
+
+    assert all(torch.equal(a, b) for a, b in zip(run(False), run(True)))
