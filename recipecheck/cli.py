@@ -286,7 +286,9 @@ def recipe_command(paths, fmt, color):
         if text.startswith("\ufeff"):
             text = text[1:]
         try:
-            recipes.append(build_recipe(text, str(path)))
+            from recipecheck.engine import run_deep  # the large-stack thread lint uses
+
+            recipes.append(run_deep(build_recipe, text, str(path)))
         except Exception as exc:  # an internal error: one line, exit 2, like `lint`
             _fail(f"internal error while reading the recipe of {path}: {type(exc).__name__}: {exc}")
     if fmt == "json":

@@ -13,6 +13,7 @@ import io
 import json
 import os
 import sys
+import threading
 import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +68,7 @@ class FileResult:
     notice: str | None = None  # the file was skipped: why
     errors: list[str] = field(default_factory=list)  # internal errors (a rule crashed)
     fixed_source: str | None = None
+    syntax_error: tuple[int, int, str] | None = None  # (line, column, reason): not parsed
 
 
 def _rule_meta(code: str):
@@ -106,6 +108,10 @@ class _Positions:
         self.program = program
         self._meta = None
         self._excluded: list[tuple[int, int]] | None = None
+        # first line of each node's code, and each call node's dotted callee: a text repeated
+        # in many places is matched against every peer, each generated once
+        self._first: dict[int, str] = {}
+        self._dotted: dict[int, str | None] | None = None
 
     def _excluded_ranges(self) -> list[tuple[int, int]]:
         """Offsets of string and comment tokens (text found there is not code)."""
@@ -148,7 +154,11 @@ class _Positions:
             return None
         if isinstance(node, cst.Call):
             # cheap pre-filter on the callee's dotted name before generating any code
-            dotted = next((c.dotted for c in p.calls if c.node is node), None)
+            if self._dotted is None:
+                self._dotted = {}
+                for c in p.calls:
+                    self._dotted.setdefault(id(c.node), c.dotted)
+            dotted = self._dotted.get(id(node))
             cands = [c.node for c in p.calls if c.dotted == dotted]
         elif isinstance(node, (cst.Assign, cst.AugAssign, cst.AnnAssign)):
             targets = {a.target for a in p.assignments if a.node is node}
@@ -156,7 +166,13 @@ class _Positions:
             cands = [c for i, c in enumerate(cands) if i == 0 or c is not cands[i - 1]]
         else:
             return None
-        return [c for c in cands if type(c) is type(node) and _first_line(self.module.code_for_node(c)) == key]
+        return [c for c in cands if type(c) is type(node) and self._first_line_of(c) == key]
+
+    def _first_line_of(self, node: cst.CSTNode) -> str:
+        got = self._first.get(id(node))
+        if got is None:
+            got = self._first[id(node)] = _first_line(self.module.code_for_node(node))
+        return got
 
     def _span(self, offset: int, text: str) -> tuple[int, int, int, int]:
         line, col = _offset_to_pos(self.source, offset)
@@ -197,6 +213,137 @@ def _first_line(text: str) -> str:
     return text.strip().split("\n", 1)[0].rstrip()
 
 
+# --------------------------------------------------------------------------- deep input
+
+# libcst's native parser and its code generation recurse once per nesting level, on the C stack
+# of the calling thread. Every lint runs in one worker thread with a large stack (virtual memory:
+# only the pages a deep file touches are committed) and a matching recursion limit, after
+# CPython's own parser has accepted the file: what CPython rejects as too deep is never handed
+# to libcst, and what it accepts (nesting depth below about 3000) fits in this stack.
+_DEEP_STACK_BYTES = 512 * 1024 * 1024
+_DEEP_RECURSION_LIMIT = 60_000
+_CPYTHON_RECURSION_LIMIT = 1000  # the limit CPython's parser is checked with (its default)
+_deep_local = threading.local()
+_deep_pool: tuple[int, object] | None = None
+
+
+def _deep_executor():
+    global _deep_pool
+    from concurrent.futures import ThreadPoolExecutor
+
+    if _deep_pool is None or _deep_pool[0] != os.getpid():  # a forked worker has no threads
+        old = threading.stack_size()
+        try:
+            threading.stack_size(_DEEP_STACK_BYTES)
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recipecheck-deep")
+            pool.submit(lambda: None).result()  # start the thread while the size is set
+        except (ValueError, RuntimeError):  # the platform refuses the size: run inline
+            pool = None
+        finally:
+            threading.stack_size(old)
+        _deep_pool = (os.getpid(), pool)
+    return _deep_pool[1]
+
+
+def _in_deep(fn, *args, **kw):
+    _deep_local.active = True
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, _DEEP_RECURSION_LIMIT))
+    try:
+        return fn(*args, **kw)
+    finally:
+        sys.setrecursionlimit(old)
+        _deep_local.active = False
+
+
+def run_deep(fn, *args, **kw):
+    """Run `fn` in the large-stack lint thread (directly when already there)."""
+    if getattr(_deep_local, "active", False):
+        return fn(*args, **kw)
+    pool = _deep_executor()
+    if pool is None:
+        return fn(*args, **kw)
+    return pool.submit(_in_deep, fn, *args, **kw).result()
+
+
+_TOO_DEEP_MESSAGES = ("too many nested parentheses", "too many levels of indentation",
+                      "too many statically nested blocks", "too complex", "too many nested")
+
+
+def too_deep_for_parser(text: str) -> tuple[int, int, str] | None:
+    """(line, column, reason) when CPython's parser rejects `text` for its nesting depth.
+
+    CPython's parser (C, with its default limits) is several times faster than libcst's and
+    has explicit depth limits; libcst's has none and overflows the stack instead, so this
+    check runs first. Other syntax errors return None: libcst reports those itself.
+    """
+    old = sys.getrecursionlimit()
+    try:
+        sys.setrecursionlimit(_CPYTHON_RECURSION_LIMIT)
+    except RecursionError:  # called from deep inside a stack: check with the current limit
+        old = None
+    try:
+        tree = compile(text, "<recipecheck>", "exec", flags=0x400, dont_inherit=True)  # PyCF_ONLY_AST
+    except RecursionError:
+        return 1, 1, "it is nested too deeply for Python's parser (maximum recursion depth exceeded)"
+    except MemoryError:
+        return 1, 1, "it is too large or nested too deeply for Python's parser (out of memory)"
+    except SyntaxError as exc:
+        msg = str(exc.msg or "")
+        if any(m in msg for m in _TOO_DEEP_MESSAGES):
+            return exc.lineno or 1, max(exc.offset or 1, 1), f"Python's parser rejects it: {msg}"
+        return None
+    except (ValueError, TypeError):
+        return None
+    finally:
+        if old is not None:
+            sys.setrecursionlimit(old)
+    if len(text) < _MIN_DEEP_TEXT:
+        return None
+    nodes, depth = _ast_size(tree)
+    if depth > MAX_PARSE_DEPTH:
+        return 1, 1, (f"it is nested {depth} levels deep, more than the linter's parser handles "
+                      f"({MAX_PARSE_DEPTH}; libcst's time and memory grow with the square of it)")
+    if nodes > MAX_PARSE_NODES:
+        return 1, 1, (f"it has more than {MAX_PARSE_NODES} syntax nodes, more than the linter's "
+                      "parser handles in bounded memory")
+    return None
+
+
+# Beyond these, libcst's parse alone takes over a gigabyte (nested ternaries: memory grows with
+# the square of the depth; about 3.5 KB per syntax node otherwise) or minutes (chains).
+MAX_PARSE_DEPTH = 1200
+MAX_PARSE_NODES = 200_000
+_MIN_DEEP_TEXT = 2 * MAX_PARSE_DEPTH  # a shorter text cannot nest that deep
+
+
+def _ast_size(tree) -> tuple[int, int]:
+    """(number of nodes, depth) of a CPython AST, iteratively."""
+    import ast
+
+    children = ast.iter_child_nodes
+    nodes = depth = 0
+    limit = MAX_PARSE_NODES
+    stack = [(tree, 1)]
+    pop, extend = stack.pop, stack.extend
+    If = ast.If
+    while stack:
+        node, d = pop()
+        nodes += 1
+        if nodes > limit:  # enough to say no: stop counting
+            break
+        if d > depth:
+            depth = d
+        if type(node) is If and len(node.orelse) == 1 and type(node.orelse[0]) is If:
+            # an `elif` is a sibling branch to libcst (cheap at any length), not a level
+            extend((c, d + 1) for c in children(node) if c is not node.orelse[0])
+            stack.append((node.orelse[0], d))
+            continue
+        d += 1
+        extend((c, d) for c in children(node))
+    return nodes, depth
+
+
 def decode_source(data: bytes) -> tuple[str | None, Finding | None, str | None]:
     """(text, RC900 finding, skip notice): exactly one of them is set."""
     if b"\x00" in data:
@@ -226,15 +373,25 @@ def lint_source(source: str | bytes, path: str, rules: list[Rule], *, ignore: It
     `describe_fixes=False` skips computing each fix's text edit (it costs a code generation of
     the file); the finding still says whether a fix exists and how safe it is.
     """
+    return run_deep(_lint_source, source, path, rules, ignore=ignore, max_file_size=max_file_size,
+                    fix=fix, describe_fixes=describe_fixes)
+
+
+def _lint_source(source, path, rules, *, ignore, max_file_size, fix, describe_fixes) -> FileResult:
     result = FileResult(path=path)
-    data = source.encode("utf-8") if isinstance(source, str) else source
-    if len(data) > max_file_size:
-        result.notice = f"file is larger than max-file-size ({len(data)} > {max_file_size} bytes)"
+    size = len(source.encode("utf-8", "surrogatepass")) if isinstance(source, str) else len(source)
+    if size > max_file_size:
+        result.notice = f"file is larger than max-file-size ({size} > {max_file_size} bytes)"
         return result
     ignored = tuple(ignore)
     rules = [r for r in rules if not _matches(r.CODE, ignored)]
     active = {r.CODE for r in rules}
-    text, bad, notice = decode_source(data)
+    if isinstance(source, str):  # already decoded (with the file's own encoding): never again
+        text, bad, notice = source.removeprefix("\ufeff"), None, None
+        if "\x00" in text:
+            notice = "binary file (contains NUL bytes)"
+    else:
+        text, bad, notice = decode_source(source)
     if notice:
         result.notice = notice
         return result
@@ -246,23 +403,34 @@ def lint_source(source: str | bytes, path: str, rules: list[Rule], *, ignore: It
     assert text is not None
     if has_skip_file(text):
         return result
+    deep = too_deep_for_parser(text)
+    if deep is not None:
+        if SYNTAX_CODE in active:
+            line, col, why = deep
+            result.findings.append(_finding(SYNTAX_CODE, path, line, col, line, col,
+                                            f"the file was not linted: {why} (RC900)"))
+        return result
     try:
         module = _known_parse(path, text) or cst.parse_module(text)
     except cst.ParserSyntaxError as exc:
+        line, col = exc.raw_line, exc.raw_column + 1
+        reason = str(exc.message).strip().splitlines()[0] if exc.message else "invalid syntax"
+        try:  # CPython's parser gives the more precise position and message
+            compile(text, path, "exec", dont_inherit=True, flags=0x400)  # PyCF_ONLY_AST
+            # Python accepts it: a limit of libcst's parser (e.g. thousands of joined strings)
+            reason = f"the linter's parser (libcst) cannot read it although Python accepts it: {reason}"
+        except SyntaxError as py_exc:
+            if py_exc.lineno:
+                line, col = py_exc.lineno, max(py_exc.offset or 1, 1)
+                reason = py_exc.msg
+        except (ValueError, RecursionError, MemoryError):
+            pass
+        result.syntax_error = (line, col, reason)
         if SYNTAX_CODE in active:
-            line, col = exc.raw_line, exc.raw_column + 1
-            reason = str(exc.message).strip().splitlines()[0] if exc.message else "invalid syntax"
-            try:  # CPython's parser gives the more precise position and message
-                compile(text, path, "exec", dont_inherit=True, flags=0x400)  # PyCF_ONLY_AST
-            except SyntaxError as py_exc:
-                if py_exc.lineno:
-                    line, col = py_exc.lineno, max(py_exc.offset or 1, 1)
-                    reason = py_exc.msg
-            except (ValueError, RecursionError, MemoryError):
-                pass
             result.findings.append(_finding(
                 SYNTAX_CODE, path, line, col, line, col,
-                f"syntax error, the file was not linted: {reason}"))
+                f"{'' if reason.startswith('the linter') else 'syntax error, '}the file was not linted: "
+                f"{reason}"))
         return result
     except (RecursionError, MemoryError, ValueError, Exception) as exc:  # libcst internal limits
         if SYNTAX_CODE in active:
@@ -529,6 +697,26 @@ def _cache_key(data: bytes, job: Job) -> str:
 _RULE_CACHE: dict[str, list[Rule]] = {}
 
 
+def _read_cache(cfile: Path, path: str) -> FileResult | None:
+    """A cached result, or None when there is none or it cannot be trusted (any damage)."""
+    try:
+        if not cfile.is_file():
+            return None
+        cached = json.loads(cfile.read_text(encoding="utf-8"))
+        notice = cached["notice"]
+        raw = cached["findings"]
+        if not (notice is None or isinstance(notice, str)) or not isinstance(raw, list):
+            return None
+        findings = [Finding.from_json({**d, "path": path}) for d in raw]
+        for f in findings:
+            if not (isinstance(f.code, str) and isinstance(f.message, str)
+                    and all(type(v) is int for v in (f.line, f.column, f.end_line, f.end_column))):
+                return None
+        return FileResult(path=path, notice=notice, findings=findings)
+    except Exception:  # noqa: BLE001 - corrupt, crafted or unreadable: lint the file again
+        return None
+
+
 def run_job(job: Job, use_cache: bool = True) -> FileResult:
     try:
         data = Path(job.path).read_bytes()
@@ -536,14 +724,10 @@ def run_job(job: Job, use_cache: bool = True) -> FileResult:
         return FileResult(path=job.path, notice=f"cannot read file: {exc.strerror or exc}")
     key = _cache_key(data, job) if use_cache else None
     cfile = cache_dir() / __version__ / key[:2] / f"{key}.json" if key else None
-    if cfile is not None and cfile.is_file():
-        try:
-            cached = json.loads(cfile.read_text())
-            return FileResult(path=job.path, notice=cached["notice"],
-                              findings=[Finding.from_json({**d, "path": job.path})
-                                        for d in cached["findings"]])
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
+    if cfile is not None:
+        hit = _read_cache(cfile, job.path)
+        if hit is not None:
+            return hit
     rk = job.ruleset.key()
     if rk not in _RULE_CACHE:
         _RULE_CACHE[rk] = job.ruleset.instantiate()
@@ -556,14 +740,19 @@ def run_job(job: Job, use_cache: bool = True) -> FileResult:
         res = lint_source(data, job.path, _RULE_CACHE[rk], ignore=job.ignore,
                           max_file_size=job.max_file_size, describe_fixes=job.describe_fixes)
     if cfile is not None and not res.errors:
+        tmp = None
         try:
             cfile.parent.mkdir(parents=True, exist_ok=True)
             tmp = cfile.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(json.dumps({"notice": res.notice,
                                        "findings": [f.to_json() for f in res.findings]}))
             os.replace(tmp, cfile)
-        except OSError:
-            pass
+        except OSError:  # an unusable cache is skipped, never an error
+            if tmp is not None:
+                try:
+                    tmp.unlink()
+                except OSError:
+                    pass
     return res
 
 
@@ -575,19 +764,89 @@ def _run_job_cache(job: Job) -> FileResult:
     return run_job(job, use_cache=True)
 
 
+def _run_chunk(fn, jobs: list[Job]) -> list[FileResult]:
+    return [fn(j) for j in jobs]
+
+
+def _crashed(job: Job, detail: str) -> FileResult:
+    res = FileResult(path=job.path)
+    if SYNTAX_CODE in job.ruleset.codes and not _matches(SYNTAX_CODE, job.ignore):
+        res.findings.append(_finding(
+            SYNTAX_CODE, job.path, 1, 1, 1, 1,
+            f"the parser crashed on this file ({detail}): it was not linted (RC900)"))
+    return res
+
+
+def _isolated(fn, job: Job) -> FileResult:
+    """Lint one file in its own process: if the process dies, only this file is lost."""
+    import multiprocessing
+
+    try:
+        ctx = multiprocessing.get_context("fork")
+        reader, writer = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_isolated_child, args=(fn, job, writer), daemon=True)
+        proc.start()
+    except (OSError, ValueError, RuntimeError):
+        return _crashed(job, "it could not be linted in a separate process")
+    writer.close()
+    result = None
+    try:
+        result = reader.recv()
+    except (EOFError, OSError):
+        pass
+    finally:
+        reader.close()
+        proc.join()
+    if isinstance(result, FileResult):
+        return result
+    code = proc.exitcode
+    detail = f"signal {-code}" if code is not None and code < 0 else f"exit status {code}"
+    return _crashed(job, f"the lint process died: {detail}")
+
+
+def _isolated_child(fn, job: Job, writer) -> None:
+    try:
+        writer.send(fn(job))
+    finally:
+        writer.close()
+
+
 def run_jobs(jobs: list[Job], n_jobs: int = 1, use_cache: bool = True) -> list[FileResult]:
     fn = _run_job_cache if use_cache else _run_job_nocache
     if n_jobs <= 1 or len(jobs) < 4:
         return [fn(j) for j in jobs]
     n_jobs = min(n_jobs, len(jobs))
-    chunks = max(1, len(jobs) // (n_jobs * 4))
-    try:
-        from concurrent.futures import ProcessPoolExecutor  # multiprocessing: only when parallel
+    size = max(1, len(jobs) // (n_jobs * 4))
+    chunks = [jobs[i:i + size] for i in range(0, len(jobs), size)]
+    results: list[list[FileResult] | None] = [None] * len(chunks)
+    started = False
+    # multiprocessing: imported only when parallel
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
+    try:
         with ProcessPoolExecutor(max_workers=n_jobs) as pool:
-            return list(pool.map(fn, jobs, chunksize=chunks))
-    except (OSError, RuntimeError):  # no process support (sandbox): fall back to one process
-        return [fn(j) for j in jobs]
+            futures: list = []
+            for c in chunks:
+                try:
+                    futures.append(pool.submit(_run_chunk, fn, c))
+                    started = True
+                except BrokenProcessPool:
+                    futures.append(None)
+            for i, fut in enumerate(futures):
+                try:
+                    results[i] = fut.result() if fut is not None else None
+                except BrokenProcessPool:
+                    pass  # a worker died (a parser crash): its chunks are redone one file each
+    except BrokenProcessPool:
+        pass
+    except (OSError, RuntimeError):  # no process support (sandbox): one process
+        if not started:
+            return [fn(j) for j in jobs]
+    out: list[FileResult] = []
+    for chunk, got in zip(chunks, results):
+        out += got if got is not None else [_isolated(fn, j) for j in chunk]
+    return out
 
 
 def severity_at_least(f: Finding, threshold: Severity) -> bool:

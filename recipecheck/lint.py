@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import codecs
 import difflib
+import io
 import os
 import sys
-import tempfile
+import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,10 +15,11 @@ import click
 
 from recipecheck import output
 from recipecheck.config import ConfigError, Settings, load_file, settings_for
-from recipecheck.engine import (Job, RuleSet, fix_source, lint_source, run_jobs,
+from recipecheck.engine import (Job, RuleSet, decode_source, fix_source, lint_source, run_jobs,
                                 severity_at_least)
 from recipecheck.finding import Finding
 from recipecheck.files import iter_files
+from recipecheck.writing import WriteSkipped, write_fixed
 from recipecheck.rule import select_rules, validate_selector
 
 
@@ -47,7 +50,8 @@ def _ruleset(settings: Settings, opts: LintOptions) -> RuleSet:
     return RuleSet(codes=codes, options={c: o for c, o in cfg.options.items() if c in codes})
 
 
-def collect_jobs(opts: LintOptions, describe_fixes: bool = True) -> tuple[list[Job], dict[str, Settings]]:
+def collect_jobs(opts: LintOptions, describe_fixes: bool = True,
+                 notices: list[str] | None = None) -> tuple[list[Job], dict[str, Settings]]:
     override = Path(opts.config_file) if opts.config_file else None
     if override is not None:
         load_file(override)  # fail early on a bad explicit config
@@ -63,7 +67,7 @@ def collect_jobs(opts: LintOptions, describe_fixes: bool = True) -> tuple[list[J
     def excluded(p: Path) -> bool:
         return settings_for(p, override).is_excluded(p, explicit)
 
-    for path in iter_files(opts.paths, excluded):
+    for path in iter_files(opts.paths, excluded, notices):
         s = settings_for(path, override)
         _ = root_settings
         rs = _ruleset(s, opts)
@@ -74,36 +78,60 @@ def collect_jobs(opts: LintOptions, describe_fixes: bool = True) -> tuple[list[J
     return jobs, by_path
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
+def _line_ending(text: str) -> str:
+    for end in ("\r\n", "\n", "\r"):
+        if text.endswith(end):
+            return end
+    return ""
+
+
+def _keep_ending(old: str, new: str) -> str:
+    """libcst normalizes a file's final line ending (a lone final CR is dropped): keep the
+    original one."""
+    a, b = _line_ending(old), _line_ending(new)
+    if a == b:
+        return new
+    return new[:len(new) - len(b)] + a
+
+
+def _decode_for_fix(job: Job, data: bytes) -> tuple[str, str] | None:
+    """(text, encoding) of a file to fix; None when it is not text we can write back."""
+    if job.path.endswith(".ipynb"):
         try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+            return data.decode("utf-8-sig" if data.startswith(codecs.BOM_UTF8) else "utf-8"), \
+                "utf-8-sig" if data.startswith(codecs.BOM_UTF8) else "utf-8"
+        except UnicodeDecodeError:
+            return None
+    text, _, _ = decode_source(data)
+    if text is None:
+        return None
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError:
+        return None
+    return text, encoding
 
 
-def _fix_files(jobs: list[Job], opts: LintOptions) -> tuple[list[Finding], list[str], int]:
+def _fix_files(jobs: list[Job], opts: LintOptions, diff_stream=None) -> tuple[list[Finding], list[str], int]:
     """Apply fixes (or print a diff); return the remaining findings, notices, files changed."""
     findings: list[Finding] = []
     notices: list[str] = []
     changed = 0
+    diff_stream = diff_stream or sys.stdout
     for job in jobs:
         path = Path(job.path)
         try:
             data = path.read_bytes()
-            text = data.decode("utf-8")
-        except (OSError, UnicodeDecodeError):
+        except OSError:
+            data = None
+        decoded = _decode_for_fix(job, data) if data is not None else None
+        if decoded is None:
             res = run_jobs([job], 1, use_cache=False)[0]
             findings += res.findings
             if res.notice:
                 notices.append(f"{job.path}: skipped: {res.notice}")
             continue
+        text, encoding = decoded
         rules = job.ruleset.instantiate()
         fixer, linter = fix_source, lint_source
         if job.path.endswith(".ipynb"):  # fixes rewrite only the changed cells' source
@@ -113,27 +141,59 @@ def _fix_files(jobs: list[Job], opts: LintOptions) -> tuple[list[Finding], list[
         if res.notice:
             notices.append(f"{job.path}: skipped: {res.notice}")
         if new_text != text:
-            changed += 1
+            new_text = _keep_ending(text, new_text)
+        if new_text != text:
             if opts.diff:
                 if job.path.endswith(".ipynb"):
                     from recipecheck.notebook import cell_diff
-                    sys.stdout.write(cell_diff(text, new_text, job.path))
+                    diff_stream.write(cell_diff(text, new_text, job.path))
                 else:
-                    sys.stdout.write("".join(difflib.unified_diff(
+                    diff_stream.write("".join(difflib.unified_diff(
                         text.splitlines(keepends=True), new_text.splitlines(keepends=True),
                         fromfile=f"a/{job.path}", tofile=f"b/{job.path}")))
+                changed += 1
                 findings += linter(text, job.path, rules, ignore=job.ignore).findings
                 continue
-            _atomic_write(path, new_text)
+            try:
+                write_fixed(job.path, data, new_text.encode(encoding))
+            except (WriteSkipped, UnicodeEncodeError, LookupError) as exc:
+                why = str(exc) if isinstance(exc, WriteSkipped) else \
+                    f"the fixed text cannot be written in the file's encoding ({encoding})"
+                notices.append(f"{job.path}: not fixed: {why}")
+                findings += linter(text, job.path, rules, ignore=job.ignore).findings
+                continue
+            changed += 1
         findings += res.findings
     return findings, notices, changed
+
+
+def _check_output_file(output_file: str) -> str | None:
+    """Why the report cannot be written to `output_file` (checked before linting)."""
+    parent = os.path.dirname(os.path.abspath(output_file))
+    if os.path.isdir(output_file):
+        return f"{output_file}: is a directory"
+    if not os.path.isdir(parent):
+        return f"{output_file}: the directory {parent} does not exist"
+    if os.path.exists(output_file):
+        if not os.access(output_file, os.W_OK):
+            return f"{output_file}: permission denied"
+    elif not os.access(parent, os.W_OK | os.X_OK):
+        return f"{output_file}: permission denied (cannot create a file in {parent})"
+    return None
 
 
 def run_lint(opts: LintOptions, fmt: str = "text", output_file: str | None = None,
              statistics: bool = False, color: bool | None = None,
              output_format: str | None = None) -> int:
+    if output_file:
+        why = _check_output_file(output_file)
+        if why is not None:
+            click.echo(f"recipecheck: error: {why}", err=True)
+            return 2
+    collect_notices: list[str] = []
     try:
-        jobs, settings_by_path = collect_jobs(opts, describe_fixes=fmt in ("json", "sarif"))
+        jobs, settings_by_path = collect_jobs(opts, describe_fixes=fmt in ("json", "sarif"),
+                                              notices=collect_notices)
     except ConfigError as exc:
         click.echo(f"recipecheck: error: {exc}", err=True)
         return 2
@@ -145,7 +205,9 @@ def run_lint(opts: LintOptions, fmt: str = "text", output_file: str | None = Non
     notices: list[str] = []
     unchecked: list[str] = []
     if opts.fix is not None:
-        findings, notices, changed = _fix_files(jobs, opts)
+        # a diff next to a machine-readable report goes to stderr: stdout stays valid JSON/SARIF
+        findings, notices, changed = _fix_files(
+            jobs, opts, diff_stream=sys.stderr if fmt != "text" and not output_file else sys.stdout)
         if not opts.diff:
             click.echo(f"recipecheck: fixed {changed} file{'s' if changed != 1 else ''}.", err=True)
     else:
@@ -159,7 +221,7 @@ def run_lint(opts: LintOptions, fmt: str = "text", output_file: str | None = Non
             if r.notice:
                 notices.append(f"{r.path}: skipped: {r.notice}")
     findings.sort(key=Finding.sort_key)
-    for n in notices:
+    for n in [*collect_notices, *notices]:
         click.echo(f"recipecheck: {n}", err=True)
     for e in errors:  # before the report, so that its summary can point "above"
         click.echo(f"recipecheck: internal error: {e}", err=True)
@@ -173,14 +235,26 @@ def run_lint(opts: LintOptions, fmt: str = "text", output_file: str | None = Non
         click.echo("recipecheck: no Python files were found (nothing was checked).", err=True)
     summary = output.Summary(n_files=len(jobs), unchecked=unchecked,
                              hidden_unsafe=0 if opts.diff else hidden)
-    stream = open(output_file, "w", encoding="utf-8") if output_file else sys.stdout
+    try:
+        stream = open(output_file, "w", encoding="utf-8") if output_file else sys.stdout
+    except OSError as exc:
+        click.echo(f"recipecheck: error: cannot write {output_file}: {exc.strerror or exc}", err=True)
+        return 2
     try:
         if not (opts.diff and opts.fix and fmt == "text" and not statistics):
             output.write_report(findings, stream, fmt=fmt, statistics_only=statistics, color=color,
                                 output_format=output_format, summary=summary)
+        stream.flush()
+    except OSError as exc:  # a full disk, /dev/full: the report is lost, say so
+        click.echo(f"recipecheck: error: cannot write the report"
+                   f"{' to ' + output_file if output_file else ''}: {exc.strerror or exc}", err=True)
+        return 2
     finally:
         if output_file:
-            stream.close()
+            try:
+                stream.close()
+            except OSError:
+                pass
 
     if errors:
         return 2

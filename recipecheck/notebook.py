@@ -147,8 +147,8 @@ def _mask(cell: _Cell, counter: list[int]) -> list[str]:
     if lines and lines[-1] == "":
         lines.pop()
 
-    def placeholder(i: int, keep_indent: bool = True) -> str:
-        line = lines[i]
+    def placeholder(i: int, keep_indent: bool = True, like: int | None = None) -> str:
+        line = lines[i if like is None else like]
         indent = line[: len(line) - len(line.lstrip(" \t"))] if keep_indent else ""
         n = counter[0]
         counter[0] += 1
@@ -163,17 +163,79 @@ def _mask(cell: _Cell, counter: list[int]) -> list[str]:
             out[first] = placeholder(first)
         else:  # the body is not Python (%%bash, %%writefile, %%html, ...)
             return [placeholder(i, False) if l.strip() else l for i, l in enumerate(lines)]
+    # Only a line that starts a logical line can be IPython syntax (IPython's own transformer
+    # decides the same way from its tokens): `% (a, b)` inside an open bracket is the
+    # formatting operator, `!` inside a string is text.
+    scan = _LineScanner()
     i = 0
     while i < len(lines):
         stripped = lines[i].lstrip()
-        if out[i] is lines[i] and (stripped.startswith(("%", "!")) or _HELP_RE.match(lines[i])
-                                   or _ASSIGN_MAGIC_RE.match(lines[i])):
+        if out[i] is lines[i] and scan.at_logical_start() and (
+                stripped.startswith(("%", "!")) or _HELP_RE.match(lines[i])
+                or _ASSIGN_MAGIC_RE.match(lines[i])):
             out[i] = placeholder(i)
+            first = i
             while lines[i].rstrip().endswith("\\") and i + 1 < len(lines):
                 i += 1
-                out[i] = placeholder(i)
+                out[i] = placeholder(i, like=first)  # continuation lines: the first one's indent
+        else:
+            scan.feed(lines[i])
         i += 1
     return out
+
+
+class _LineScanner:
+    """Tracks open brackets, open triple-quoted strings and backslash continuations line by
+    line, like Python's tokenizer but never failing on the unbalanced input a cell may hold."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.quote: str | None = None  # the open triple quote
+        self.continued = False
+
+    def at_logical_start(self) -> bool:
+        return self.depth == 0 and self.quote is None and not self.continued
+
+    def feed(self, line: str) -> None:
+        i, n = 0, len(line)
+        self.continued = False
+        while i < n:
+            if self.quote is not None:
+                j = line.find(self.quote, i)
+                while j > 0 and _escaped(line, j):
+                    j = line.find(self.quote, j + 1)
+                if j < 0:
+                    return
+                i = j + 3
+                self.quote = None
+                continue
+            c = line[i]
+            if c == "#":
+                return
+            if c in "\"'":
+                if line.startswith(c * 3, i):
+                    self.quote = c * 3
+                    i += 3
+                    continue
+                j = i + 1
+                while j < n and (line[j] != c or _escaped(line, j)):
+                    j += 1
+                i = j + 1  # an unterminated one-line string ends with the line
+                continue
+            if c in "([{":
+                self.depth += 1
+            elif c in ")]}":
+                self.depth = max(0, self.depth - 1)
+            elif c == "\\" and i == n - 1:
+                self.continued = True
+            i += 1
+
+
+def _escaped(line: str, j: int) -> bool:
+    k = j - 1
+    while k >= 0 and line[k] == "\\":
+        k -= 1
+    return (j - 1 - k) % 2 == 1
 
 
 def _build_source(nb: Notebook) -> None:
@@ -254,9 +316,59 @@ def lint_notebook(source: str | bytes, path: str, rules, *, ignore=(), max_file_
         return _error_result(path, exc, active)
     if not _is_python(nb.data):
         return FileResult(path=path, notice="not a Python notebook (kernel language)")
-    res = lint_source(nb.source, path, rules, ignore=ignore, max_file_size=max(max_file_size, len(nb.source) + 1))
+    size_limit = max(max_file_size, len(nb.source) + 1)
+    source = nb.source
+    broken: list[Finding] = []
+    blanked: set[int] = set()
+    # IPython runs each cell on its own: a cell that does not parse alone is reported and
+    # blanked first (an unclosed bracket must not be blamed on the next cell)
+    program_lines = source.split("\n")
+    for c in nb.cells:
+        cell_text = "\n".join(program_lines[c.start - 1:c.start - 1 + c.n_lines])
+        try:
+            compile(cell_text, path, "exec", flags=_ONLY_AST | _TOP_LEVEL_AWAIT, dont_inherit=True)
+        except SyntaxError as exc:
+            blanked.add(c.index)
+            source = _blank_cell(source, c)
+            if active:
+                line = c.start + max(exc.lineno or 1, 1) - 1
+                col = max(exc.offset or 1, 1)
+                broken.append(_finding(SYNTAX_CODE, path, line, col, line, col,
+                                       f"syntax error in this cell, the cell was not linted: "
+                                       f"{exc.msg} (RC900)"))
+        except (ValueError, RecursionError, MemoryError):
+            pass  # too deep or odd: the whole-program lint reports it
+    while True:
+        res = lint_source(source, path, rules, ignore=ignore, max_file_size=size_limit)
+        if res.syntax_error is None or len(blanked) >= _MAX_BROKEN_CELLS:
+            break
+        # A cell that does not parse costs that cell only: blank it (its lines stay, empty,
+        # so every other cell keeps its line numbers) and lint the rest again.
+        line, col, reason = res.syntax_error
+        cell = next((c for c in nb.cells if c.start <= line < c.start + max(c.n_lines, 1)), None)
+        if cell is None or cell.index in blanked:
+            break
+        blanked.add(cell.index)
+        source = _blank_cell(source, cell)
+        if active:
+            broken.append(_finding(SYNTAX_CODE, path, line, col, line, col,
+                                   f"syntax error in this cell, the cell was not linted: {reason} (RC900)"))
+    if broken:
+        res.findings = [f for f in res.findings if f.code != SYNTAX_CODE or res.syntax_error] + broken
     res.findings = sorted((_to_cell(nb, f) for f in res.findings), key=lambda f: f.sort_key())
     return res
+
+
+_MAX_BROKEN_CELLS = 20  # each one costs a parse of the whole program
+_ONLY_AST = 0x400
+_TOP_LEVEL_AWAIT = 0x2000  # notebooks may `await` at the top level
+
+
+def _blank_cell(source: str, cell: _Cell) -> str:
+    lines = source.split("\n")
+    for k in range(cell.start - 1, min(cell.start - 1 + cell.n_lines, len(lines))):
+        lines[k] = ""
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- fix
@@ -310,15 +422,6 @@ def _split_program(nb: Notebook, program: str) -> dict[int, str] | None:
     return out
 
 
-def _dump(nb: Notebook, data: dict) -> str:
-    text = json.dumps(data, indent=nb.indent, ensure_ascii=False)
-    return text + ("\n" if nb.trailing_newline else "")
-
-
-def _as_source(text: str, as_list: bool):
-    return text.splitlines(keepends=True) if as_list else text
-
-
 def fix_notebook(source: str, path: str, rules, *, mode: str = "safe", **kw) -> tuple[str, FileResult]:
     """Apply fixes to the code cells; return the new notebook JSON text (unchanged when no fix
     applies or the result cannot be mapped back safely) and the findings that remain."""
@@ -334,17 +437,105 @@ def fix_notebook(source: str, path: str, rules, *, mode: str = "safe", **kw) -> 
     new_cells = _split_program(nb, fixed)
     if new_cells is None:
         return source, lint_notebook(source, path, rules, **kw)
-    data = json.loads(json.dumps(nb.data))  # a copy with the same key order
-    for c in nb.cells:
-        new_text = new_cells[c.index]
-        if new_text != c.text:
-            data["cells"][c.index]["source"] = _as_source(new_text, c.as_list)
-    new_source = _dump(nb, data)
+    text = _decode(source)
+    new_source = _splice_sources(text, {c.index: (new_cells[c.index], c.as_list) for c in nb.cells
+                                        if new_cells[c.index] != c.text})
+    if new_source is None:
+        return source, lint_notebook(source, path, rules, **kw)
     try:  # never write a notebook whose program does not parse
         cst.parse_module(parse_notebook(new_source).source)
     except (NotebookError, cst.ParserSyntaxError, Exception):
         return source, lint_notebook(source, path, rules, **kw)
     return new_source, lint_notebook(new_source, path, rules, **kw)
+
+
+_WS = " \t\r\n"
+
+
+def _skip_ws(text: str, i: int) -> int:
+    while i < len(text) and text[i] in _WS:
+        i += 1
+    return i
+
+
+def _members(text: str, i: int, decoder: json.JSONDecoder):
+    """(key, value start, value end) of the JSON object starting at text[i]; the values are
+    skipped with the decoder (the caller already knows the text is valid JSON)."""
+    i = _skip_ws(text, i)
+    if text[i] != "{":
+        raise ValueError("not an object")
+    i = _skip_ws(text, i + 1)
+    while text[i] != "}":
+        key, i = decoder.raw_decode(text, i)
+        i = _skip_ws(text, i)
+        i = _skip_ws(text, i + 1)  # the colon
+        start = i
+        _, i = decoder.raw_decode(text, i)
+        yield key, start, i
+        i = _skip_ws(text, i)
+        if text[i] == ",":
+            i = _skip_ws(text, i + 1)
+
+
+def _source_spans(text: str) -> dict[int, tuple[int, int]]:
+    """{cell index: (start, end)} of each cell's `source` value in the notebook's JSON text."""
+    decoder = json.JSONDecoder()
+    spans: dict[int, tuple[int, int]] = {}
+    for key, start, _ in _members(text, 0, decoder):
+        if key != "cells":
+            continue
+        i = _skip_ws(text, start + 1)  # after "["
+        index = 0
+        while text[i] != "]":
+            end = i
+            for k, vs, ve in _members(text, i, decoder):
+                if k == "source":
+                    spans[index] = (vs, ve)
+                end = ve
+            i = _skip_ws(text, text.index("}", end) + 1)
+            if text[i] == ",":
+                i = _skip_ws(text, i + 1)
+            index += 1
+    return spans
+
+
+def _splice_sources(text: str, changes: dict[int, tuple[str, bool]]) -> str | None:
+    """The notebook text with only the changed cells' `source` values rewritten: everything
+    else (indentation, tabs, CRLF, `\\u` escapes, number spellings like 1e400) stays byte for
+    byte. The new values follow the old value's layout. None when the text cannot be mapped."""
+    try:
+        spans = _source_spans(text)
+    except (ValueError, IndexError, json.JSONDecodeError):
+        return None
+    if any(i not in spans for i in changes):
+        return None
+    ascii_only = text.isascii() and "\\u" in text
+    out = []
+    pos = 0
+    for index in sorted(changes):
+        start, end = spans[index]
+        new_text, as_list = changes[index]
+        old = text[start:end]
+        if as_list and old.startswith("["):
+            parts = [json.dumps(line, ensure_ascii=ascii_only)
+                     for line in new_text.splitlines(keepends=True)]
+            inner = old[1:-1]
+            if "\n" in inner:  # one element per line: reuse the old indentation and newline
+                newline = "\r\n" if "\r\n" in inner else "\n"
+                first = inner[:len(inner) - len(inner.lstrip(_WS))]
+                indent = first.rsplit("\n", 1)[-1]
+                closing = inner[len(inner.rstrip(_WS)):].rsplit("\n", 1)[-1]
+                value = "[" + (newline + indent + ("," + newline + indent).join(parts) + newline
+                               + closing if parts else "") + "]"
+            else:
+                value = "[" + ", ".join(parts) + "]"
+        else:
+            value = json.dumps(new_text, ensure_ascii=ascii_only)
+        out.append(text[pos:start])
+        out.append(value)
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def cell_diff(old: str, new: str, path: str) -> str:

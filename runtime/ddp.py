@@ -14,18 +14,66 @@ import torch
 
 
 class DistContext:
-    """Rank-awareness of the monitor; a no-op outside torch.distributed."""
+    """Rank-awareness of the monitor; a no-op outside torch.distributed.
 
-    def __init__(self, enabled: bool, rank: int = 0, world_size: int = 1):
-        self.enabled = enabled
-        self.rank = rank
-        self.world_size = world_size
+    Under ``recipecheck run`` launched by torchrun the monitor starts before the script calls
+    ``init_process_group``: a context detected then is *pending* and turns itself on at the first
+    use after the group exists (rank and world size are then fixed, so that a group destroyed
+    before the monitor closes still leaves only rank 0 writing the report). Collectives check
+    that the group still exists and fall back to the local values otherwise."""
+
+    def __init__(self, enabled: bool, rank: int = 0, world_size: int = 1, pending: bool = False):
+        self._enabled = enabled
+        self._rank = rank
+        self._world_size = world_size
+        self._pending = pending and not enabled
+
+    def _resolve(self) -> None:
+        if self._pending:
+            dist = torch.distributed
+            if dist.is_available() and dist.is_initialized():
+                self._enabled, self._rank, self._world_size = True, dist.get_rank(), dist.get_world_size()
+                self._pending = False
+
+    @property
+    def enabled(self) -> bool:
+        self._resolve()
+        return self._enabled
+
+    @enabled.setter
+    def enabled(self, value: bool) -> None:
+        self._enabled, self._pending = bool(value), False
+
+    @property
+    def rank(self) -> int:
+        self._resolve()
+        return self._rank
+
+    @rank.setter
+    def rank(self, value: int) -> None:
+        self._rank = int(value)
+
+    @property
+    def world_size(self) -> int:
+        self._resolve()
+        return self._world_size
+
+    @world_size.setter
+    def world_size(self, value: int) -> None:
+        self._world_size = int(value)
+
+    @staticmethod
+    def _live() -> bool:
+        dist = torch.distributed
+        return dist.is_available() and dist.is_initialized()
 
     @classmethod
     def detect(cls, distributed: Optional[bool] = None) -> "DistContext":
         dist = torch.distributed
-        if distributed is False or not (dist.is_available() and dist.is_initialized()):
+        if distributed is False or not dist.is_available():
             return cls(False)
+        if not dist.is_initialized():
+            return cls(False, pending=distributed is None)
         return cls(True, dist.get_rank(), dist.get_world_size())
 
     def _comm_device(self, t: torch.Tensor) -> torch.device:
@@ -40,7 +88,7 @@ class DistContext:
     def mean_if_aligned(self, values: torch.Tensor) -> torch.Tensor:
         """Mean over ranks of ``values`` (a 1-d tensor), or ``values`` itself when the ranks
         disagree on its length (uneven inputs)."""
-        if not self.enabled or self.world_size == 1:
+        if not self.enabled or self.world_size == 1 or not self._live():
             return values
         dist = torch.distributed
         dev = self._comm_device(values)
@@ -54,7 +102,7 @@ class DistContext:
 
     def gather_findings(self, findings: list) -> list:
         """All ranks' findings on rank 0 (deduplicated by code and place; where gets the rank)."""
-        if not self.enabled or self.world_size == 1:
+        if not self.enabled or self.world_size == 1 or not self._live():
             return findings
         dist = torch.distributed
         gathered: list[Any] = [None] * self.world_size

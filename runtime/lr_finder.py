@@ -53,6 +53,7 @@ class LRRangeResult:
     raw_losses: list[float] = field(default_factory=list)
     min_loss_lr: Optional[float] = None
     diverged_at: Optional[float] = None  # the LR at which the run stopped for divergence
+    stopped_early: bool = False  # the time budget ran out before the end of the LR range
 
     def to_series(self) -> dict[str, Any]:
         """The ``"lr_range_test"`` series of report.json."""
@@ -64,9 +65,14 @@ class LRRangeResult:
             "steepest_region": list(self.steepest_region) if self.steepest_region else None,
             "min_loss_lr": self.min_loss_lr,
             "diverged_at": self.diverged_at,
+            "stopped_early": self.stopped_early,
         }
 
     def advice(self) -> str:
+        if self.stopped_early:
+            upto = f" (up to lr {self.lrs[-1]:.2g})" if self.lrs else ""
+            return (f"LR range test inconclusive: its time budget ran out after {len(self.lrs)} iterations{upto}; "
+                    "run lr_range_test on a GPU or with a smaller batch.")
         if self.suggested_lr is None:
             return "LR range test inconclusive: the loss never decreased over the tested range."
         lo, hi = self.steepest_region or (self.suggested_lr, self.suggested_lr)
@@ -129,14 +135,20 @@ def lr_range_test(
     smooth: float = 0.05,
     diverge_factor: float = 4.0,
     generator: Optional[torch.Generator] = None,
+    time_budget: Optional[float] = None,
+    progress: Optional[Callable[[int, int], None]] = None,
 ) -> LRRangeResult:
     """Run the LR range test on a copy of ``model`` (see the module docstring).
 
     ``loader_or_batches`` is a DataLoader, a list of ``(inputs, targets)`` batches (cycled when
     shorter than ``num_iters``), a one-shot iterator of batches, or a single ``(inputs, targets)``
     batch. ``optimizer_factory(params)`` builds the optimizer; every param group's LR is set to
-    the current test LR at each iteration.
+    the current test LR at each iteration. After ``time_budget`` seconds the test stops
+    (``stopped_early``) and suggests nothing: the low end of the range alone is no evidence.
     """
+    import time
+
+    t_start = time.perf_counter()
     if not (0 < start_lr < end_lr):
         raise ValueError("need 0 < start_lr < end_lr")
     if num_iters < 2:
@@ -155,9 +167,15 @@ def lr_range_test(
     avg = 0.0
     best = math.inf
     diverged_at = None
+    stopped_early = False
     with preserve_rng(_seed_from(generator)), isolated():
         it = iter(fresh())
         for i in range(num_iters):
+            if progress is not None:
+                progress(i, num_iters)
+            if time_budget is not None and i and time.perf_counter() - t_start > time_budget:
+                stopped_early = True
+                break
             try:
                 batch = next(it)
             except StopIteration:
@@ -191,5 +209,7 @@ def lr_range_test(
             torch.autograd.backward(loss)  # not Tensor.backward: a monitor may have patched it
             opt.step()
     suggested, region, min_lr = suggest_lr(lrs, smoothed)
+    if stopped_early:  # only the low end of the range was seen: its steepest part says nothing
+        suggested, region = None, None
     return LRRangeResult(lrs=lrs, losses=smoothed, suggested_lr=suggested, steepest_region=region,
-                         raw_losses=raw, min_loss_lr=min_lr, diverged_at=diverged_at)
+                         raw_losses=raw, min_loss_lr=min_lr, diverged_at=diverged_at, stopped_early=stopped_early)

@@ -273,14 +273,19 @@ def _group_series(series: Mapping[str, Any]) -> dict[str, list[tuple[str, Any]]]
 _e = html.escape
 
 _CSS = """
-body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em;color:#222;max-width:1200px}
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:1.5em 2em;color:#222}
 h1{font-size:1.6em}h2{font-size:1.25em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
 table{border-collapse:collapse;margin:.5em 0;font-size:.9em}
 th,td{border:1px solid #ddd;padding:.25em .5em;text-align:left;vertical-align:top}
 th{background:#f3f3f3}
 tr.error td.sev{color:#b00020;font-weight:bold}tr.warning td.sev{color:#b36b00;font-weight:bold}
 tr.info td.sev{color:#1f5fa8}
-figure.plot{margin:1em 0}figure.plot img{max-width:100%;border:1px solid #eee}
+figure.plot{margin:1em 0}figure.plot img{width:100%;height:auto;border:1px solid #eee}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:0 1.5em}
+table.findings,table.sanity{width:100%}table.sanity td.status{font-weight:bold}
+tr.sanity.ok td.status{color:#1b7f1b}tr.sanity.FAILED td.status,tr.sanity.crashed td.status{color:#b00020}
+tr.sanity.warning td.status{color:#b36b00}.overview{color:#444}
+nav.toc{position:sticky;top:0;background:#fff;padding:.4em 0;border-bottom:1px solid #eee;z-index:1}
 figcaption{font-size:.9em;color:#555}
 details{margin:.3em 0 1em 0}.muted{color:#777}.ok{color:#1b7f1b;font-weight:bold}
 code{background:#f6f6f6;padding:0 .2em}
@@ -346,8 +351,9 @@ def _run_table(run: Mapping[str, Any]) -> str:
     rows = "".join(
         f"<tr><th>{_e(str(k))}</th><td>{_e(v if isinstance(v, str) else json.dumps(v, default=str))}</td></tr>"
         for k, v in run.items()
+        if k not in ("sanity", "lr_advice")  # shown as the sanity table above
     )
-    return f'<h2>Run</h2><table class="run">{rows}</table>'
+    return f'<h2 id="run">Run</h2><table class="run">{rows}</table>'
 
 
 def _rows_sampled(n: int, limit: int = _MAX_TABLE_ROWS) -> list[int]:
@@ -403,8 +409,14 @@ def _fig_png(fig) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _new_axes(Figure, title: str, xlabel: str, ylabel: str):
-    fig = Figure(figsize=(8, 3.6))
+_WIDE = (15, 4.2)  # full page width: loss, learning rate, per-layer series
+_NARROW = (7.5, 3.6)  # small multiples in a grid: metrics, histograms
+_SEV_COLORS = {"error": "#b00020", "warning": "#c77700", "info": "#1f5fa8"}
+_GROUPS = 4  # depth groups when a plot would have too many lines to label
+
+
+def _new_axes(Figure, title: str, xlabel: str, ylabel: str, size=_NARROW):
+    fig = Figure(figsize=size)
     ax = fig.subplots()
     ax.set_title(title)
     ax.set_xlabel(xlabel)
@@ -419,46 +431,152 @@ def _positive(ys: list) -> bool:
 
 
 def _legend(ax, n: int) -> None:
-    if 0 < n <= _MAX_LEGEND and ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize="small", loc="best")
+    if 0 < n <= _MAX_LEGEND + 4 and ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
 
 
-def _plot_lines(Figure, items, title, ylabel, log=False, band=None):
-    fig, ax = _new_axes(Figure, title, "step", ylabel)
-    all_pos = True
+def finding_markers(findings: Sequence[Mapping[str, Any]]) -> list[tuple[int, str, str]]:
+    """(step, code, severity) of the findings that happened at a training step, one per code and
+    step, in step order: the marks drawn on the step plots."""
+    seen, out = set(), []
+    for f in findings:
+        step = f.get("step")
+        if isinstance(step, bool) or not isinstance(step, int) or step < 1:
+            continue
+        key = (step, str(f.get("code")))
+        if key not in seen:
+            seen.add(key)
+            out.append((step, str(f.get("code")), str(f.get("severity") or "info")))
+    return sorted(out)
+
+
+def _mark_findings(ax, markers: Sequence[tuple[int, str, str]], xs: Sequence[Any]) -> None:
+    """Dashed vertical lines with the finding's code at the step where it was reported."""
+    finite = [x for x in xs if isinstance(x, (int, float)) and math.isfinite(x)]
+    if not markers or not finite:
+        return
+    lo, hi = min(finite), max(finite)
+    span = max(1, hi - lo)
+    levels: dict[int, int] = {}
+    for step, code, sev in markers:
+        if not (lo - 0.02 * span <= step <= hi + 0.02 * span):
+            continue
+        color = _SEV_COLORS.get(sev, "#555")
+        ax.axvline(step, color=color, linestyle=":", linewidth=1.2, alpha=0.9)
+        bucket = int((step - lo) / span * 40)  # stagger labels of nearby findings
+        level = levels.get(bucket, 0)
+        levels[bucket] = level + 1
+        ax.text(step, 0.98 - 0.08 * (level % 4), f" {code}", transform=ax.get_xaxis_transform(), color=color,
+                fontsize="small", fontweight="bold", va="top", ha="left", gid=f"finding-{code}")
+
+
+def _depth_groups(items: list) -> list[tuple[str, list]]:
+    """Contiguous groups of series in model order (input side first), labelled by their names."""
+    n = len(items)
+    k = min(_GROUPS, n)
+    bounds = [round(i * n / k) for i in range(k + 1)]
+    out = []
+    for g in range(k):
+        chunk = items[bounds[g]:bounds[g + 1]]
+        if not chunk:
+            continue
+        first, last = chunk[0][0].split("/", 1)[-1], chunk[-1][0].split("/", 1)[-1]
+        where = "input side" if g == 0 else "output side" if g == k - 1 else f"depth group {g + 1}"
+        label = f"{where}: {first}" + (f" .. {last}" if len(chunk) > 1 else "") + f" ({len(chunk)})"
+        out.append((label, chunk))
+    return out
+
+
+def _plot_many(ax, items, steps_style: bool = False) -> None:
+    """Too many lines to label: per depth group, the median line and the min..max band; the
+    series with the highest and the lowest last value are drawn and labelled on their own."""
+    colors = ["tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink"]
+    per_series = []
     for name, data in items:
-        xs, ys = _stride(*_xy(data))
-        ys = [_float(y) for y in ys]
+        xs, ys = _xy(data)
+        pts = {x: _float(y) for x, y in zip(xs, ys) if math.isfinite(_float(y))}
+        per_series.append((name, pts))
+    for gi, (label, chunk) in enumerate(_depth_groups(per_series)):
+        steps = sorted({x for _, pts in chunk for x in pts})
+        med, lo, hi, sx = [], [], [], []
+        for x in steps:
+            vals = sorted(pts[x] for _, pts in chunk if x in pts)
+            if not vals:
+                continue
+            sx.append(x)
+            med.append(vals[len(vals) // 2] if len(vals) % 2 else 0.5 * (vals[len(vals) // 2 - 1] + vals[len(vals) // 2]))
+            lo.append(vals[0])
+            hi.append(vals[-1])
+        sx, med = _stride(sx, med)
+        c = colors[gi % len(colors)]
+        ax.plot(sx, med, color=c, linewidth=1.6, label=f"{label}, median", marker="o" if len(sx) < 40 else None,
+                markersize=3)
+        if len(lo) > 1:
+            bx, blo = _stride(sorted({x for _, pts in chunk for x in pts}), lo)
+            _, bhi = _stride(sorted({x for _, pts in chunk for x in pts}), hi)
+            ax.fill_between(bx, blo, bhi, color=c, alpha=0.15, linewidth=0)
+    last = [(name, pts[max(pts)]) for name, pts in per_series if pts]
+    if len(last) >= 2:
+        top = max(last, key=lambda t: t[1])
+        bottom = min(last, key=lambda t: t[1])
+        for (name, _), style, tag in ((top, "--", "highest"), (bottom, ":", "lowest")):
+            pts = dict(per_series)[name]
+            xs = sorted(pts)
+            ax.plot(xs, [pts[x] for x in xs], color="black", linestyle=style, linewidth=1.0,
+                    label=f"{tag}: {name.split('/', 1)[-1]}")
+
+
+def _plot_lines(Figure, items, title, ylabel, log=False, band=None, markers=(), steps_style=False, size=_WIDE):
+    fig, ax = _new_axes(Figure, title, "step", ylabel, size=size)
+    all_pos = True
+    xs_all: list = []
+    for _, data in items:
+        xs, ys = _xy(data)
+        xs_all += xs
         all_pos = all_pos and _positive(ys)
-        ax.plot(xs, ys, label=name, linewidth=1.2, marker="o" if len(xs) < 40 else None, markersize=3)
+    if len(items) > _MAX_LEGEND:
+        _plot_many(ax, items)
+        n_labels = 2 * _GROUPS
+    else:
+        for name, data in items:
+            xs, ys = _stride(*_xy(data))
+            ys = [_float(y) for y in ys]
+            ax.plot(xs, ys, label=name.split("/", 1)[-1] if "/" in name else name, linewidth=1.2,
+                    marker="o" if len(xs) < 40 else None, markersize=3,
+                    drawstyle="steps-post" if steps_style else "default")
+        n_labels = len(items)
     if band is not None:
         lo, mid, hi = band
         ax.axhspan(lo, hi, color="tab:green", alpha=0.12, label="healthy band")
         ax.axhline(mid, color="tab:green", linestyle="--", linewidth=1)
     if log and (all_pos or band is not None):
         ax.set_yscale("log")
-    _legend(ax, len(items) + (1 if band is not None else 0))
+    _mark_findings(ax, markers, xs_all)
+    _legend(ax, n_labels + (1 if band is not None else 0))
     return fig
 
 
-def _plot_loss(Figure, items):
-    fig, ax = _new_axes(Figure, "Loss", "step", "loss")
+def _plot_loss(Figure, items, markers=()):
+    fig, ax = _new_axes(Figure, "Loss", "step", "loss", size=_WIDE)
+    xs_all: list = []
     for name, data in items:
         xs, ys = _xy(data)
+        xs_all += xs
         ys = [_float(y) for y in ys]
         ma = moving_average(ys)
         sx, sy = _stride(xs, ys)
-        ax.plot(sx, sy, label=name, linewidth=0.8, alpha=0.45)
+        ax.plot(sx, sy, label=name, linewidth=0.8, alpha=0.45, marker="o" if len(sx) < 40 else None, markersize=3)
         mx, my = _stride(xs, [math.nan if v is None else v for v in ma])
         ax.plot(mx, my, label=f"{name} (moving average)", linewidth=1.8)
         finite = [v for v in ys if math.isfinite(v)]
         if finite and min(finite) > 0 and max(finite) / min(finite) > 1e3:
             ax.set_yscale("log")  # a loss spanning many decades reads better on a log axis
+    _mark_findings(ax, markers, xs_all)
     _legend(ax, 2 * len(items))
     return fig
 
 
-def _plot_metrics(Figure, items):
+def _plot_metrics(Figure, items, markers=()):
     metrics: dict[str, list[tuple[str, Any]]] = {}
     for name, data in items:
         split, metric = name.split("/", 1)
@@ -466,15 +584,19 @@ def _plot_metrics(Figure, items):
     figs = []
     for metric, curves in sorted(metrics.items()):
         fig, ax = _new_axes(Figure, f"{metric}: train vs validation", "step", metric)
+        xs_all: list = []
         for split, data in sorted(curves):
             xs, ys = _stride(*_xy(data))
+            xs_all += xs
             ax.plot(xs, [_float(y) for y in ys], label=split, marker="o" if len(xs) < 40 else None, markersize=3)
-        _legend(ax, len(curves))
+        _mark_findings(ax, [m for m in markers if m[1] == "RT113"], xs_all)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="small", loc="best")
         figs.append((metric, fig))
     return figs
 
 
-def _plot_activations(Figure, items):
+def _activation_layers(items) -> dict[str, dict[str, Any]]:
     layers: dict[str, dict[str, Any]] = {}
     for name, data in items:
         body = name[len("activations/"):]
@@ -482,9 +604,24 @@ def _plot_activations(Figure, items):
         if not layer:
             layer, which = body, "histogram"
         layers.setdefault(layer, {})[which] = data
+    return layers
+
+
+def activation_title(layer: str, hists: Mapping[str, Any]) -> str:
+    """``features.3 (ReLU)``: the module's qualified name in the model and, when the series
+    carries it, its type; a bare index ("3", a Sequential child) says which module it is."""
+    module = next((d.get("module") for d in hists.values() if isinstance(d, Mapping) and d.get("module")), None)
+    name = layer if layer else "model"
+    if name.replace(".", "").isdigit():
+        name = f"model[{']['.join(name.split('.'))}]"
+    return f"{name} ({module})" if module else name
+
+
+def _plot_activations(Figure, items):
     figs = []
-    for layer, hists in sorted(layers.items()):
-        fig, ax = _new_axes(Figure, f"activations of {layer}", "activation value", "count")
+    for layer, hists in sorted(_activation_layers(items).items()):
+        title = activation_title(layer, hists)
+        fig, ax = _new_axes(Figure, f"activations of {title}", "activation value", "count")
         for which in sorted(hists, key=lambda w: {"first": 0, "last": 1}.get(w, 2)):
             data = hists[which]
             if not isinstance(data, Mapping):
@@ -492,29 +629,39 @@ def _plot_activations(Figure, items):
             edges = [_float(x) for x in data.get("edges") or []]
             counts = [_float(x) for x in data.get("counts") or []]
             if len(edges) == len(counts) + 1 and counts:
-                ax.stairs(counts, edges, label=which, fill=which == "first", alpha=0.5 if which == "first" else 1.0)
-        _legend(ax, len(hists))
-        figs.append((layer, fig))
+                label = which if data.get("step") is None else f"{which} (step {data.get('step')})"
+                ax.stairs(counts, edges, label=label, fill=which == "first", alpha=0.5 if which == "first" else 1.0)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="small", loc="best")
+        figs.append((layer, title, fig))
     return figs
 
 
-def _plot_lr_range(Figure, data):
-    fig, ax = _new_axes(Figure, "LR range test", "learning rate", "loss")
+def _plot_lr_range(Figure, data, train_lr: Optional[float] = None):
+    fig, ax = _new_axes(Figure, "LR range test", "learning rate (log scale)", "loss", size=(11, 4))
     lrs = [_float(x) for x in data.get("lr") or []]
     losses = [_float(x) for x in data.get("loss") or []]
     n = min(len(lrs), len(losses))
-    ax.plot(lrs[:n], losses[:n], label="loss (smoothed)")
+    pts = [(a, b) for a, b in zip(lrs[:n], losses[:n]) if a > 0 and math.isfinite(a)]
+    ax.plot([a for a, _ in pts], [b for _, b in pts], label="loss (smoothed)")
     raw = data.get("raw_loss")
     if raw:
-        ax.plot(lrs[: len(raw)], [_float(x) for x in raw][:n], alpha=0.3, linewidth=0.8, label="loss (raw)")
+        rp = [(a, _float(b)) for a, b in zip(lrs, raw) if a > 0 and math.isfinite(a)]
+        ax.plot([a for a, _ in rp], [b for _, b in rp], alpha=0.3, linewidth=0.8, label="loss (raw)")
+    finite = [b for _, b in pts if math.isfinite(b)]
+    if finite:  # the divergence at the end would squash the interesting part
+        lo, first = min(finite), finite[0]
+        ax.set_ylim(lo - 0.1 * max(abs(first - lo), 1e-6), first + 0.5 * max(abs(first - lo), 1e-6))
     region = data.get("steepest_region")
-    if region and len(region) == 2 and all(isinstance(v, (int, float)) for v in region):
+    if region and len(region) == 2 and all(isinstance(v, (int, float)) and v > 0 for v in region):
         ax.axvspan(region[0], region[1], color="tab:green", alpha=0.12, label="steepest descent")
     sug = data.get("suggested_lr")
     if isinstance(sug, (int, float)) and math.isfinite(sug) and sug > 0:
         ax.axvline(sug, color="tab:red", linestyle="--", label=f"suggested lr = {sug:.3g}")
-    if lrs and all(v > 0 for v in lrs[:n] if math.isfinite(v)):
-        ax.set_xscale("log")
+    if isinstance(train_lr, (int, float)) and math.isfinite(train_lr) and train_lr > 0:
+        ax.axvline(train_lr, color="black", linestyle=":", label=f"the script's lr = {train_lr:.3g}")
+    if pts:
+        ax.set_xscale("log")  # the test sweeps LRs exponentially: a linear axis hides all but the end
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize="small", loc="best")
     return fig
@@ -532,43 +679,63 @@ def _figure_html(kind: str, label: str, fig=None, png: Optional[str] = None, tab
     return f'<figure class="plot" data-kind="{_e(kind)}">{img}{cap}{details}</figure>'
 
 
-def _render_kind(Figure, kind: str, items: list[tuple[str, Any]]) -> str:
+def _train_lr(series: Mapping[str, Any]) -> Optional[float]:
+    data = series.get("lr/group0")
+    if isinstance(data, Mapping):
+        for v in data.get("value") or []:
+            f = _float(v)
+            if math.isfinite(f) and f > 0:
+                return f
+    return None
+
+
+def _render_kind(Figure, kind: str, items: list[tuple[str, Any]], markers=(), series=None) -> str:
     """HTML for all series of one kind: plots (when matplotlib works) plus data tables."""
     tables_all = "".join(_series_table(n, d) for n, d in items)
     if Figure is None:
         return _figure_html(kind, _KIND_TITLES[kind], tables=tables_all, note="matplotlib not installed: tables only")
+    grouped = len(items) > _MAX_LEGEND
+    many = (f" - {len(items)} tensors: median and min..max band per depth group, highest and lowest labelled"
+            if grouped else "")
     try:
         if kind == "loss":
-            return _figure_html(kind, "loss with moving average", png=_fig_png(_plot_loss(Figure, items)), tables=tables_all)
+            return _figure_html(kind, "loss with moving average; dotted lines: findings at their step",
+                                png=_fig_png(_plot_loss(Figure, items, markers)), tables=tables_all)
         if kind == "lr":
-            fig = _plot_lines(Figure, items, "Learning rate", "lr", log=True)
-            return _figure_html(kind, "learning rate per step", png=_fig_png(fig), tables=tables_all)
+            fig = _plot_lines(Figure, items, "Learning rate", "lr", log=True, markers=markers, steps_style=True)
+            return _figure_html(kind, "learning rate per step (drawn as steps: a schedule's drops are jumps)",
+                                png=_fig_png(fig), tables=tables_all)
         if kind == "update_ratio":
-            fig = _plot_lines(Figure, items, "Update/weight ratio ||dw||/||w||", "ratio", log=True, band=(1e-4, 1e-3, 1e-2))
-            return _figure_html(kind, "update/weight ratio (band: 1e-4..1e-2, dashed: 1e-3)", png=_fig_png(fig), tables=tables_all)
+            fig = _plot_lines(Figure, items, "Update/weight ratio ||dw||/||w||", "ratio", log=True,
+                              band=(1e-4, 1e-3, 1e-2), markers=markers)
+            return _figure_html(kind, "update/weight ratio (band: 1e-4..1e-2, dashed: 1e-3)" + many,
+                                png=_fig_png(fig), tables=tables_all)
         if kind == "grad_norm":
-            fig = _plot_lines(Figure, items, "Gradient norm per layer", "||grad||", log=True)
-            return _figure_html(kind, "per-layer gradient norms", png=_fig_png(fig), tables=tables_all)
+            fig = _plot_lines(Figure, items, "Gradient norm per layer", "||grad||", log=True, markers=markers)
+            return _figure_html(kind, "per-layer gradient norms" + many, png=_fig_png(fig), tables=tables_all)
         if kind == "metrics":
             parts = []
             by_metric: dict[str, list] = {}
             for n, d in items:
                 by_metric.setdefault(n.split("/", 1)[1], []).append((n, d))
-            for metric, fig in _plot_metrics(Figure, items):
+            for metric, fig in _plot_metrics(Figure, items, markers):
                 tables = "".join(_series_table(n, d) for n, d in by_metric.get(metric, []))
                 parts.append(_figure_html(kind, f"{metric}: train vs validation", png=_fig_png(fig), tables=tables))
-            return "".join(parts)
+            return '<div class="grid">' + "".join(parts) + "</div>"
         if kind == "activations":
             parts = []
-            for layer, fig in _plot_activations(Figure, items):
+            for layer, title, fig in _plot_activations(Figure, items):
                 tables = "".join(
                     _series_table(n, d) for n, d in items if n[len("activations/"):].rpartition("/")[0] == layer
                 )
-                parts.append(_figure_html(kind, f"activations of {layer}: first vs last sampled step", png=_fig_png(fig), tables=tables))
-            return "".join(parts)
+                parts.append(_figure_html(kind, f"activations of {title}: first vs last sampled step",
+                                          png=_fig_png(fig), tables=tables))
+            return '<div class="grid">' + "".join(parts) + "</div>"
         if kind == "lr_range_test":
+            train_lr = _train_lr(series or {})
             return "".join(
-                _figure_html(kind, "LR range test: loss vs learning rate", png=_fig_png(_plot_lr_range(Figure, d)), tables=_series_table(n, d))
+                _figure_html(kind, "LR range test: loss vs learning rate (log axis)",
+                             png=_fig_png(_plot_lr_range(Figure, d, train_lr)), tables=_series_table(n, d))
                 for n, d in items
                 if isinstance(d, Mapping)
             )
@@ -580,7 +747,7 @@ def _render_kind(Figure, kind: str, items: list[tuple[str, Any]]) -> str:
         for n, d in plottable:
             prefixes.setdefault(n.split("/", 1)[0], []).append((n, d))
         for prefix, group in sorted(prefixes.items()):
-            fig = _plot_lines(Figure, group, prefix, "value")
+            fig = _plot_lines(Figure, group, prefix, "value", markers=markers)
             parts.append(_figure_html(kind, prefix, png=_fig_png(fig), tables="".join(_series_table(n, d) for n, d in group)))
         if rest:
             parts.append(_figure_html(kind, "other data", tables="".join(_series_table(n, d) for n, d in rest)))
@@ -597,8 +764,9 @@ def render_html(findings: Sequence[Any], series: Mapping[str, Any], run: Mapping
     Figure = _import_matplotlib()
     counts = _severity_counts(fdicts)
     title = "recipecheck runtime report"
-    if run.get("script"):
-        title += f": {run['script']}"
+    if run.get("script") or run.get("module"):
+        title += f": {run.get('script') or '-m ' + str(run.get('module'))}"
+    nav_slot = "<!-- nav -->"  # links to the sections present, filled in at the end
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -606,9 +774,13 @@ def render_html(findings: Sequence[Any], series: Mapping[str, Any], run: Mapping
         f"<title>{_e(str(title))}</title><style>{_CSS}</style></head><body>",
         f"<h1>{_e(str(title))}</h1>",
         f'<p class="summary">{_e(_counts_line(counts, len(fdicts)))}</p>',
-        "<h2>Findings</h2>",
+        _overview(run),
+        nav_slot,
+        '<h2 id="findings">Findings</h2>',
         _findings_table(fdicts),
+        _sanity_html(run),
     ]
+    markers = finding_markers(fdicts)
     groups = _group_series(series)
     if groups:
         if Figure is None:
@@ -616,10 +788,167 @@ def render_html(findings: Sequence[Any], series: Mapping[str, Any], run: Mapping
         for kind in _KIND_ORDER:
             if kind in groups:
                 parts.append(f'<h2 id="{kind}">{_e(_KIND_TITLES[kind])}</h2>')
-                parts.append(_render_kind(Figure, kind, groups[kind]))
+                parts.append(_render_kind(Figure, kind, groups[kind], markers, series))
     parts.append(_run_table(run))
     parts.append('<p class="muted">Generated by recipecheck.</p></body></html>')
+    links = [("findings", "Findings")] + ([("sanity", "Sanity checks")] if isinstance(run.get("sanity"), Mapping) else [])
+    links += [(k, _KIND_TITLES[k]) for k in _KIND_ORDER if k in groups] + ([("run", "Run")] if run else [])
+    parts[parts.index(nav_slot)] = ('<nav class="toc">' + " | ".join(f'<a href="#{k}">{_e(t)}</a>' for k, t in links)
+                                    + "</nav>")
     return "\n".join(p for p in parts if p)
+
+
+def _overview(run: Mapping[str, Any]) -> str:
+    """One line: steps, epochs, duration, device, exit code, ranks."""
+    bits = []
+    for key, label in (("steps", "optimizer steps"), ("epochs", "epochs"), ("duration_s", "seconds"),
+                       ("device", "device"), ("world_size", "ranks"), ("exit_code", "exit code")):
+        v = run.get(key)
+        if v is None or (key == "world_size" and v == 1):
+            continue
+        bits.append(f"{label} {v}" if key in ("device", "exit_code") else f"{v} {label}")
+    return f'<p class="overview">{_e(" · ".join(str(b) for b in bits))}</p>' if bits else ""
+
+
+# --------------------------------------------------------------------------------------------
+# sanity suite results (run["sanity"])
+# --------------------------------------------------------------------------------------------
+
+_SANITY_ORDER = (("initial_loss", "RT101", "initial loss vs chance"),
+                 ("gradient_check", "RT102", "gradient check (float64)"),
+                 ("overfit", "RT114", "overfit a tiny batch"),
+                 ("regularization", "RT115", "regularization raises the loss"))
+_SANITY_STATUS = {"great": "ok", "ok": "ok", "warn": "warning", "fail": "FAILED", "error": "FAILED",
+                  "skipped": "skipped", "crashed": "crashed", "unavailable": "skipped",
+                  "inconclusive": "inconclusive"}
+
+
+def _g(v: Any, spec: str = ".4g") -> str:
+    return format(v, spec) if isinstance(v, (int, float)) and not isinstance(v, bool) else "?"
+
+
+def _sanity_result(key: str, d: Mapping[str, Any]) -> str:
+    status = d.get("status")
+    if status == "crashed":
+        return f"the check itself failed: {d.get('error')}"
+    if status == "skipped":
+        return str(d.get("reason") or "skipped")
+    if key == "initial_loss":
+        return (f"loss {_g(d.get('loss'))} vs chance {_g(d.get('chance'))} ({d.get('formula')}), "
+                f"tolerance {_g(d.get('tolerance'), '.3g')}")
+    if key == "gradient_check":
+        text = (f"max relative error {_g(d.get('max_rel_error'), '.2g')} over {d.get('checked')} coordinates in "
+                f"{d.get('tensors_checked', '?')} of {d.get('parameter_tensors', '?')} parameter tensors, "
+                f"{d.get('examples')} examples")
+        if d.get("kink_coordinates"):
+            text += f"; {d['kink_coordinates']} on a ReLU-type kink (not counted)"
+        if d.get("kinks_possible"):
+            text += "; the model has kinks (ReLU-type, max, clamp): errors up to 1e-2 are finite-difference artifacts"
+        if d.get("budget_exhausted"):
+            text += f"; time budget of {_g(d.get('budget_s'), 'g')} s reached after {d.get('checked')} of {d.get('planned')}"
+        return text
+    if key == "overfit":
+        text = (f"loss {_g(d.get('initial_loss'))} -> {_g(d.get('final_loss'))} on {d.get('examples')} examples "
+                f"(target {_g(d.get('target_loss'), '.3g')})")
+        if d.get("reached_at_step") is not None:
+            text += f", reached at step {d['reached_at_step']}"
+        elif d.get("steps") is not None:
+            text += f", not reached in {d['steps']} steps"
+        if d.get("reason"):
+            text += f": {d['reason']}"
+        return text
+    if key == "regularization":
+        if d.get("mode") == "regularizer":
+            objective = ", ".join(_g(v) for v in d.get("objective") or [])
+            return (f"loss + s*penalty = {objective} for s = {d.get('strengths')}; penalty has a gradient: "
+                    f"{d.get('penalty_has_gradient')}")
+        wd = d.get("weight_decay")
+        return (f"weight decay {wd} raised 10x, data gradient zero: dw.w = {_g(d.get('update_dot_weight'), '.3g')} "
+                f"({'toward zero' if (d.get('update_dot_weight') or 0) < 0 else 'not toward zero'})")
+    return json.dumps(d, default=str)[:300]
+
+
+def sanity_rows(sanity: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The rows of the sanity results table: check, what it tests, status, result, seconds."""
+    rows = []
+    if not isinstance(sanity, Mapping):
+        return rows
+    for key, code, title in _SANITY_ORDER:
+        d = sanity.get(key)
+        if not isinstance(d, Mapping):
+            continue
+        try:
+            result = _sanity_result(key, d)
+        except Exception:  # odd details never break the table
+            result = json.dumps(d, default=str)[:300]
+        rows.append({"code": code, "check": title, "status": _SANITY_STATUS.get(str(d.get("status")), str(d.get("status"))),
+                     "result": result, "seconds": _fmt(d.get("seconds")) if d.get("seconds") is not None else ""})
+    return rows
+
+
+def sanity_text(sanity: Mapping[str, Any], lr_advice: Optional[str] = None) -> str:
+    """Plain-text sanity results (CI logs)."""
+    if isinstance(sanity, Mapping) and sanity.get("status") in ("skipped", "unavailable"):
+        return f"recipecheck sanity: skipped ({sanity.get('reason') or sanity.get('status')})\n"
+    lines = ["recipecheck sanity results:"]
+    for r in sanity_rows(sanity):
+        secs = f" [{r['seconds']} s]" if r["seconds"] else ""
+        lines.append(f"  {r['code']} {r['check']}: {r['status']}{secs} - {r['result']}")
+    if isinstance(sanity, Mapping) and sanity.get("user_hooks_left_out"):
+        lines.append(f"  ({sanity['user_hooks_left_out']} module hook(s) of the script were left out of the copies)")
+    if lr_advice:
+        lines.append(f"  {lr_advice}")
+    return "\n".join(lines) + "\n"
+
+
+def render_sanity(sanity: Mapping[str, Any], lr_advice: Optional[str] = None, console: Any = None) -> str:
+    """Print the sanity results (a rich table on a terminal, plain text otherwise) on stderr."""
+    text = sanity_text(sanity, lr_advice)
+    if console is None:
+        try:
+            from rich.console import Console
+
+            console = Console(stderr=True)
+        except Exception:
+            sys.stderr.write(text)
+            return text
+    if not getattr(console, "is_terminal", False):
+        file = getattr(console, "file", None) or sys.stderr
+        file.write(text)
+        return text
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title="recipecheck sanity results", show_lines=False)
+    for col in ("check", "", "status", "result", "s"):
+        table.add_column(col, overflow="fold")
+    styles = {"ok": "green", "warning": "yellow", "FAILED": "bold red", "crashed": "bold red", "skipped": "dim"}
+    for r in sanity_rows(sanity):
+        table.add_row(r["code"], r["check"], Text(r["status"], style=styles.get(r["status"], "")), r["result"], r["seconds"])
+    console.print(table)
+    if lr_advice:
+        console.print(Text(lr_advice))
+    return text
+
+
+def _sanity_html(run: Mapping[str, Any]) -> str:
+    sanity = run.get("sanity")
+    if not isinstance(sanity, Mapping):
+        return ""
+    if sanity.get("status") in ("skipped", "unavailable"):
+        return f'<h2 id="sanity">Sanity checks</h2><p class="muted">skipped: {_e(str(sanity.get("reason") or sanity.get("status")))}</p>'
+    rows = "".join(
+        f'<tr class="sanity {_e(r["status"])}"><td>{_e(r["code"])}</td><td>{_e(r["check"])}</td>'
+        f'<td class="status">{_e(r["status"])}</td><td>{_e(r["result"])}</td><td>{_e(r["seconds"])}</td></tr>'
+        for r in sanity_rows(sanity))
+    extra = ""
+    if sanity.get("user_hooks_left_out"):
+        extra += f'<p class="muted">{int(sanity["user_hooks_left_out"])} module hook(s) of the script were left out of the copies the checks ran on.</p>'
+    if run.get("lr_advice"):
+        extra += f"<p>{_e(str(run['lr_advice']))}</p>"
+    return ('<h2 id="sanity">Sanity checks (before training, on copies)</h2><table class="sanity"><thead><tr>'
+            "<th>code</th><th>check</th><th>status</th><th>result</th><th>seconds</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>{extra}")
 
 
 # --------------------------------------------------------------------------------------------

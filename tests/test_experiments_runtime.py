@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 
 from recipecheck.runtime.experiments import catalog  # noqa: E402
 from recipecheck.runtime.experiments.base import runtime_check_codes  # noqa: E402
-from recipecheck.runtime.reference.data import spiral  # noqa: E402
+from recipecheck.runtime.reference.data import blobs, spiral  # noqa: E402
 from recipecheck.runtime.reference.trainer import TrainConfig, mlp, parameter_vector, train  # noqa: E402
 
 EXPS = catalog()
@@ -22,6 +22,8 @@ EXPECTED = {
     "RC301": ("RT109",),
     "RC302": ("RT109",),
     "RC401": ("RT110",),
+    "RC510": ("RT108",),
+    "RC605": ("RT106",),
     "RC701": ("RT111",),
     "sanity:initial-loss": ("RT101",),
 }
@@ -80,3 +82,37 @@ def test_monitor_options_pass_through():
     assert h.rt_codes == []  # RT104 is not among the selected checks
     h, _ = _run({"checks": ["RT104"], "read_every": 5}, zero_grad="never")
     assert h.rt_codes == ["RT104"]
+
+
+# Twins that the experiments above do not run under the monitor: the static rule's bug, run for
+# real, makes its runtime check fire; the fixed recipe leaves it silent.
+def _monitored(model, X, y, cfg):
+    return train(model, X, y, cfg, seed=0, monitor=True, evaluate_every_epoch=False).rt_codes
+
+
+def test_twin_rc602_too_low_adam_lr_fires_rt103():
+    X, y = spiral(100, 3, seed=0)
+    cfg = dict(epochs=20, batch_size=30, optimizer="adam")
+    buggy = _monitored(mlp(2, 3, (64,), seed=0), X, y, TrainConfig(lr=1e-7, **cfg))  # RC602: Adam lr < 1e-6
+    fixed = _monitored(mlp(2, 3, (64,), seed=0), X, y, TrainConfig(lr=1e-3, **cfg))
+    assert "RT103" in buggy and "RT103" not in fixed
+
+
+def test_twin_rc102_zero_grad_before_step_fires_rt112():
+    # RC102's manual names RT103 as its twin, but with set_to_none the step skips every parameter, so
+    # RT103 sees no update to measure; the loss that never moves is what the monitor catches (RT112).
+    X, y = spiral(100, 3, seed=0)
+    cfg = dict(epochs=20, batch_size=30, optimizer="sgd", lr=0.1, momentum=0.9)
+    buggy = _monitored(mlp(2, 3, (64,), seed=0), X, y, TrainConfig(zero_grad="between_backward_and_step", **cfg))
+    fixed = _monitored(mlp(2, 3, (64,), seed=0), X, y, TrainConfig(**cfg))
+    assert "RT112" in buggy and "RT112" not in fixed and "RT104" not in buggy
+
+
+def test_twin_unscaled_init_in_tanh_net_fires_rt107():
+    # N(0, 1) weights (RC303) in a tanh network saturate the units; Xavier keeps them in range
+    X, y = blobs(100, 3, dim=20, center_scale=3.0, seed=0)
+    X = X * 3
+    cfg = TrainConfig(epochs=3, batch_size=30, optimizer="sgd", lr=0.1)
+    buggy = _monitored(mlp(20, 3, (64, 64), activation="tanh", init="normal", seed=0), X, y, cfg)
+    fixed = _monitored(mlp(20, 3, (64, 64), activation="tanh", init="xavier", seed=0), X, y, cfg)
+    assert "RT107" in buggy and "RT107" not in fixed

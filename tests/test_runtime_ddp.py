@@ -39,3 +39,25 @@ def test_ddp_two_ranks_gloo(tmp_path):
     rt111 = [f for f in report["findings"] if f["code"] == "RT111"]
     assert rt111 and rt111[0]["message"].startswith("[rank 1]")
     assert not r0["run"]["check_errors"] and not r1["run"]["check_errors"]
+
+
+def test_context_detected_before_the_process_group_turns_on_later(tmp_path, monkeypatch):
+    """Under torchrun the monitor starts before the script's init_process_group."""
+    import torch.distributed as dist
+
+    from recipecheck.runtime.ddp import DistContext
+
+    monkeypatch.setenv("GLOO_SOCKET_IFNAME", "lo")
+    ctx = DistContext.detect()
+    assert not ctx.enabled and ctx.rank == 0 and ctx.world_size == 1
+    assert not DistContext.detect(distributed=False).enabled
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        assert ctx.enabled and ctx.rank == 0 and ctx.world_size == 1
+    finally:
+        dist.destroy_process_group()
+    # rank and size stay fixed after the group is gone; collectives fall back to local values
+    assert ctx.enabled and ctx.rank == 0
+    ctx.world_size = 2  # as if a second rank had been there: no group left to reduce over
+    values = torch.tensor([1.0, 2.0])
+    assert ctx.mean_if_aligned(values) is values and ctx.gather_findings([]) == []

@@ -216,3 +216,123 @@ def test_summary_rich_table_on_a_terminal():
 def test_render_html_accepts_dicts():
     page = render_html([{"code": "RT999", "name": "x", "severity": "info", "message": "m"}], {}, {"k": [1, 2]})
     assert "RT999" in page and "[1, 2]" in page
+
+
+# ---------------------------------------------------------------- plots an engineer can read (issue 10 item 10)
+
+
+def _figure():
+    pytest.importorskip("matplotlib")
+    from recipecheck.runtime.report import _import_matplotlib
+
+    return _import_matplotlib()
+
+
+def _labels(fig):
+    return fig.axes[0].get_legend_handles_labels()[1]
+
+
+def test_many_lines_are_grouped_by_depth_with_extremes_labelled():
+    from recipecheck.runtime.report import _plot_lines
+
+    steps = list(range(1, 31))
+    items = [(f"update_ratio/layer{i // 4}.{i % 4}.conv.weight", {"step": steps, "value": [1e-3 * (1 + i)] * 30})
+             for i in range(40)]
+    fig = _plot_lines(_figure(), items, "u", "ratio", log=True)
+    labels = _labels(fig)
+    assert len(labels) <= 8  # 4 depth groups + highest + lowest, not 40 unlabelled lines
+    assert labels[0].startswith("input side: layer0.0.conv.weight .. ") and "(10)" in labels[0]
+    assert any(l.startswith("output side:") for l in labels)
+    assert "highest: layer9.3.conv.weight" in labels and "lowest: layer0.0.conv.weight" in labels
+    # a few lines stay individual lines, each labelled
+    fig = _plot_lines(_figure(), items[:3], "u", "ratio", log=True)
+    assert _labels(fig) == ["layer0.0.conv.weight", "layer0.1.conv.weight", "layer0.2.conv.weight"]
+
+
+def test_lr_is_drawn_as_steps_and_findings_are_marked():
+    from recipecheck.runtime.report import _plot_lines, finding_markers
+
+    steps = list(range(1, 17)) + list(range(20, 101, 10))
+    lr = {"step": steps, "value": [0.1 if s < 30 else 0.01 for s in steps]}
+    markers = finding_markers([{"code": "RT105", "severity": "error", "step": 40},
+                               {"code": "RT113", "severity": "info", "step": None},
+                               {"code": "RT104", "severity": "error", "step": 500}])  # outside the plot
+    assert markers == [(40, "RT105", "error"), (500, "RT104", "error")]
+    fig = _plot_lines(_figure(), [("lr/group0", lr)], "Learning rate", "lr", log=True, markers=markers,
+                      steps_style=True)
+    ax = fig.axes[0]
+    assert ax.get_lines()[0].get_drawstyle() == "steps-post"  # StepLR drops are jumps, not ramps
+    marks = [t for t in ax.texts if (t.get_gid() or "").startswith("finding-")]
+    assert [(t.get_gid(), t.get_position()[0]) for t in marks] == [("finding-RT105", 40)]
+
+
+def test_loss_plot_marks_findings_at_their_step():
+    from recipecheck.runtime.report import _plot_loss, finding_markers
+
+    markers = finding_markers([f.to_json() for f in _findings()])
+    fig = _plot_loss(_figure(), [("loss", _series(250)["loss"])], markers)
+    assert sorted(t.get_gid() for t in fig.axes[0].texts) == ["finding-RT103", "finding-RT104"]  # RT113: no step
+    fig = _plot_loss(_figure(), [("loss", _series(120)["loss"])], markers)
+    assert [t.get_gid() for t in fig.axes[0].texts] == ["finding-RT104"]  # step 200 is past this run
+
+
+def test_histograms_titled_by_module_name_and_type():
+    from recipecheck.runtime.report import _plot_activations, activation_title
+
+    assert activation_title("layer1.0.relu", {"first": {"module": "ReLU"}}) == "layer1.0.relu (ReLU)"
+    assert activation_title("3", {"first": {}}) == "model[3]"  # a Sequential child: say what it is
+    assert activation_title("features.3", {}) == "features.3"
+    items = [("activations/encoder.act/first", {"edges": [0, 1, 2], "counts": [3, 4], "module": "GELU", "step": 1}),
+             ("activations/encoder.act/last", {"edges": [0, 1, 2], "counts": [1, 6], "step": 200})]
+    [(layer, title, fig)] = _plot_activations(_figure(), items)
+    assert fig.axes[0].get_title() == "activations of encoder.act (GELU)"
+    assert _labels(fig) == ["first (step 1)", "last (step 200)"]
+
+
+def test_lr_range_test_on_a_log_axis_with_the_scripts_lr():
+    from recipecheck.runtime.report import _plot_lr_range
+
+    data = _series()["lr_range_test"]
+    data = {**data, "loss": data["loss"][:-1] + [float("inf")]}
+    fig = _plot_lr_range(_figure(), data, train_lr=0.1)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    labels = _labels(fig)
+    assert "suggested lr = 0.001" in labels and "the script's lr = 0.1" in labels
+
+
+def test_page_uses_the_width_and_shows_sanity_as_a_table(tmp_path):
+    run = {"script": "train.py", "steps": 30, "sanity": {
+        "initial_loss": {"status": "ok", "loss": 1.1, "chance": 1.0986, "formula": "ln C = ln 3", "tolerance": 0.3,
+                         "code": "RT101", "seconds": 0.01},
+        "gradient_check": {"status": "great", "max_rel_error": 3e-10, "checked": 72, "planned": 90,
+                           "tensors_checked": 24, "parameter_tensors": 80, "examples": 4, "budget_exhausted": True,
+                           "budget_s": 60.0, "coordinates": [{"param": "secret_raw_json_marker"}],
+                           "code": "RT102", "seconds": 60.2},
+        "overfit": {"status": "fail", "initial_loss": 1.1, "final_loss": 0.9, "target_loss": 0.055,
+                    "examples": 20, "steps": 200, "code": "RT114", "seconds": 3.0},
+        "regularization": {"status": "crashed", "error": "TypeError: boom", "code": "RT115", "seconds": 0.0}},
+        "lr_advice": "LR range test: suggested lr 1e-3"}
+    write_report(tmp_path, [], {"loss": {"step": [1, 2, 3], "value": [1.0, 0.9, 0.8]}}, run)
+    page = (tmp_path / "report.html").read_text()
+    assert "max-width:1200px" not in page and "grid-template-columns" in page
+    nav = re.search(r'<nav class="toc">(.*?)</nav>', page).group(1)
+    assert re.findall(r'href="#(\w+)"', nav) == ["findings", "sanity", "loss", "run"]
+    table = re.search(r'<table class="sanity">(.*?)</table>', page, re.S).group(1)
+    rows = re.findall(r'<tr class="sanity ([^"]+)"><td>(RT\d+)</td>', table)
+    assert rows == [("ok", "RT101"), ("ok", "RT102"), ("FAILED", "RT114"), ("crashed", "RT115")]
+    assert "time budget of 60 s reached after 72 of 90" in table
+    assert "72 coordinates in 24 of 80 parameter tensors" in table
+    assert "TypeError: boom" in table and "suggested lr 1e-3" in page
+    assert "secret_raw_json_marker" not in page  # not dumped as raw JSON in the run table
+
+
+def test_sanity_text_for_the_terminal():
+    from recipecheck.runtime.report import sanity_text
+
+    text = sanity_text({"overfit": {"status": "ok", "initial_loss": 1.1, "final_loss": 0.05, "target_loss": 0.055,
+                                    "examples": 20, "reached_at_step": 37, "seconds": 0.5},
+                        "user_hooks_left_out": 2}, "LR range test: suggested lr 0.01")
+    assert "RT114 overfit a tiny batch: ok [0.5 s] - loss 1.1 -> 0.05 on 20 examples" in text
+    assert "reached at step 37" in text and "2 module hook(s)" in text and "suggested lr 0.01" in text
+    assert "skipped (could not find" in sanity_text({"status": "skipped", "reason": "could not find a model"})

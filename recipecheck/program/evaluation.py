@@ -239,6 +239,11 @@ class Evaluation:
     def __init__(self, program: ProgramModel) -> None:
         self.program = program
         self.roots: list[Root] = []
+        # bounded like the program model's expanded view: helpers calling each other have
+        # exponentially many call paths
+        from recipecheck.program.model import expansion_budget
+
+        self._budget = expansion_budget(program)
         for f in program.roots:
             root = Root(function=f)
             root.children = self._expand(f.items, None, (), {}, (id(f),), _decorator_withs(program, f), root)
@@ -261,6 +266,7 @@ class Evaluation:
     def _expand(self, items, parent, chain, names, stack, withs, root) -> list[Node]:
         out: list[Node] = []
         for item in items:
+            self._budget -= 1
             if isinstance(item, LoopInfo):
                 n = Node(parent=parent, chain=chain, names=names, withs=withs + item.withs, loop=item, root=root)
                 n.children = self._expand(item.items, n, chain, names, stack, withs, root)
@@ -268,7 +274,7 @@ class Evaluation:
                 continue
             callee = item.callee
             if item.kind == "call" and callee is not None and mode_call(item) is None:
-                if id(callee) in stack or len(stack) > _MAX_DEPTH:
+                if id(callee) in stack or len(stack) > _MAX_DEPTH or self._budget < 0:
                     continue
                 sub_names = _param_names(self.program, item, callee, names)
                 sub_withs = withs + item.withs + _decorator_withs(self.program, callee)
@@ -551,6 +557,12 @@ class Evaluation:
     def mode_matters(self, model: str) -> bool:
         """False only when the model is built here from layers that behave the same in train and
         eval mode (no Dropout, BatchNorm, InstanceNorm, dropout-carrying RNN/Transformer layers)."""
+        memo = self.__dict__.setdefault("_mode_matters_memo", {})  # rules ask per loop: scan once
+        if model not in memo:
+            memo[model] = self._mode_matters(model)
+        return memo[model]
+
+    def _mode_matters(self, model: str) -> bool:
         p = self.program
         local = False
         for a in p.assignments:
@@ -580,9 +592,19 @@ class Evaluation:
                 any(c.event is not None and c.event.kind == "backward" for c in n.children)]
 
     def epoch_loops(self) -> list[Node]:
-        return [n for n in self._all_nodes if n.loop is not None and
-                any(c.loop is not None and any(g.event is not None and g.event.kind == "backward"
-                                               for g in c.children) for c in n.walk())]
+        """Loops that enclose a batch loop (computed once: rules query it per node)."""
+        got = self.__dict__.get("_epoch_loops")
+        if got is None:
+            batch = {id(n) for n in self.training_loops()}
+            outer: dict[int, Node] = {}
+            for n in self._all_nodes:
+                if id(n) in batch:
+                    for a in n.ancestors():
+                        if isinstance(a, Node) and a.loop is not None:
+                            outer[id(a)] = a
+            got = [n for n in self._all_nodes if id(n) in outer]
+            self.__dict__["_epoch_loops"] = got
+        return list(got)
 
 
 @dataclass(eq=False)

@@ -95,6 +95,7 @@ _BIAS_POSITION = {"Linear": 2, "Bilinear": 3, "LazyLinear": 1, "Conv1d": 7, "Con
                   "ConvTranspose1d": 8, "ConvTranspose2d": 8, "ConvTranspose3d": 8}
 _MAX_UNROLL = 16
 _MAX_DEPTH = 8
+_MAX_RESOLVE_DEPTH = 10  # resolve_module <-> _resolve_moved, counted together
 _MAX_CHAIN = 256  # ops kept in one value's history
 _MAX_STEPS = 4000  # steps recorded per unit
 _FILE_BUDGET = 60000
@@ -282,6 +283,7 @@ class LayerAnalysis:
         self._class_units: dict[str, Unit] = {}
         self._seq_units: dict[int, Unit] = {}
         self._list_memo: dict[tuple[int, str], list[_Elem] | None] = {}
+        self._moving: set[tuple[int, str]] = set()
         self._nested_containers: set[int] = set()
         self._module_classes = self._find_module_classes()
         self.budget = _BUDGET
@@ -468,15 +470,20 @@ class LayerAnalysis:
         return self._list_memo[key]
 
     # -- resolution of module expressions
-    def resolve_module(self, expr: cst.BaseExpression, f: FunctionInfo) -> list[Construction]:
-        """What a module expression (`self.bn`, `nn.ReLU()`, a local name) was built from."""
+    def resolve_module(self, expr: cst.BaseExpression, f: FunctionInfo, depth: int = 0) -> list[Construction]:
+        """What a module expression (`self.bn`, `nn.ReLU()`, a local name) was built from.
+
+        `depth` is shared with `_resolve_moved`, which calls back here: the bound holds across
+        the pair (`x = x.cuda()` would otherwise recurse forever)."""
+        if depth > _MAX_RESOLVE_DEPTH:
+            return []
         if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and \
                 expr.func.attr.value in _MODULE_PASSTHROUGH:
-            return self.resolve_module(expr.func.value, f)
+            return self.resolve_module(expr.func.value, f, depth + 1)
         if isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Attribute):
             # self.transformer.drop: an entry of an nn.ModuleDict(dict(drop=...)) attribute
             key = expr.attr.value
-            for c in self.resolve_module(expr.value, f):
+            for c in self.resolve_module(expr.value, f, depth + 1):
                 if c.qualname == "torch.nn.ModuleDict" and c.node.args:
                     entry = _dict_entry(c.node.args[0].value, key)
                     if entry is not None:
@@ -486,18 +493,26 @@ class LayerAnalysis:
         if objs:
             return objs
         d = dotted_name(expr)
-        return self._resolve_moved(f, d, 0) if d else []
+        return self._resolve_moved(f, d, depth + 1) if d else []
 
     def _resolve_moved(self, f: FunctionInfo, d: str, depth: int) -> list[Construction]:
         """`model` bound to `Net().to(device)` (the program model sees only the `.to` call)."""
-        if depth > 4:
+        key = (id(f), d)
+        if depth > _MAX_RESOLVE_DEPTH or key in self._moving:
             return []
+        self._moving.add(key)  # `x = x.cuda()`: a name resolved through itself is a cycle
+        try:
+            return self._resolve_moved_once(f, d, depth)
+        finally:
+            self._moving.discard(key)
+
+    def _resolve_moved_once(self, f: FunctionInfo, d: str, depth: int) -> list[Construction]:
         out: list[Construction] = []
         for fn, a in self._bindings(f, d):
             v = a.value
             if isinstance(v, cst.Call) and isinstance(v.func, cst.Attribute) and \
                     v.func.attr.value in _MODULE_PASSTHROUGH:
-                out += self.resolve_module(v.func.value, fn)
+                out += self.resolve_module(v.func.value, fn, depth + 1)
         if not out and "." not in d:
             scope: FunctionInfo | None = f
             while scope is not None and d not in scope.params and not scope.bindings(d):

@@ -54,8 +54,10 @@ def parse_cached(path: str, text: str) -> cst.Module | None:
     if key in _PARSED:
         _PARSED.move_to_end(key)
         return _PARSED[key]
-    try:
-        mod: cst.Module | None = cst.parse_module(text)
+    from recipecheck.engine import too_deep_for_parser
+
+    try:  # a neighbour too deep for libcst would crash the process: it informs nothing
+        mod: cst.Module | None = None if too_deep_for_parser(text) else cst.parse_module(text)
     except Exception:  # a broken neighbour only informs less
         mod = None
     _PARSED[key] = mod

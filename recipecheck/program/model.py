@@ -13,6 +13,8 @@ The *expanded* view inlines calls to the file's own functions, so a batch loop i
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Iterator, Union
@@ -204,23 +206,31 @@ class XLoop:
 
     def walk(self) -> Iterator[tuple[XEvent, tuple["XLoop", ...]]]:
         """Every event in one iteration, in order, with the loops nested inside this one."""
-        for item in self.items:
-            if isinstance(item, XEvent):
-                yield item, ()
+        stack: list = [(iter(self.items), ())]
+        while stack:
+            it, path = stack[-1]
+            item = next(it, None)
+            if item is None:
+                stack.pop()
+            elif isinstance(item, XEvent):
+                yield item, path
             else:
-                for ev, path in item.walk():
-                    yield ev, (item, *path)
+                stack.append((iter(item.items), (*path, item)))
 
     def direct(self) -> Iterator[XEvent]:
-        for ev, path in self.walk():
-            if not path:
-                yield ev
+        for item in self.items:
+            if isinstance(item, XEvent):
+                yield item
 
     def loops(self) -> Iterator["XLoop"]:
-        for item in self.items:
-            if isinstance(item, XLoop):
+        stack: list = [iter(self.items)]
+        while stack:
+            item = next(stack[-1], None)
+            if item is None:
+                stack.pop()
+            elif isinstance(item, XLoop):
                 yield item
-                yield from item.loops()
+                stack.append(iter(item.items))
 
     def ancestors(self) -> Iterator["XLoop"]:
         p = self.parent
@@ -262,26 +272,42 @@ class _Builder:
         self.cond_stack: list[list[cst.BaseExpression]] = [[]]
         self.with_stack: list[str] = []
 
-    def walk(self, node: cst.CSTNode) -> None:
-        t = type(node)
-        handlers = _HANDLERS.get(t)
-        if handlers is None:
-            handlers = (getattr(_Builder, f"visit_{t.__name__}", None),
-                        getattr(_Builder, f"leave_{t.__name__}", None))
-            _HANDLERS[t] = handlers
-        visit, leave = handlers
-        if visit is not None and visit(self, node) is False:
-            return
-        for name in child_fields(t):
-            value = getattr(node, name)
-            if isinstance(value, _CSTNode):
-                self.walk(value)
-            elif isinstance(value, (tuple, list)):
-                for v in value:
-                    if isinstance(v, _CSTNode):
-                        self.walk(v)
-        if leave is not None:
-            leave(self, node)
+    def walk(self, root: cst.CSTNode) -> None:
+        """Pre-order walk with an explicit stack (a 600-branch elif or a 1000-term sum must not
+        exhaust Python's recursion limit). The stack holds nodes and callables: a handler that
+        needs its own order (a loop's iterable before the loop) schedules them with `_then`."""
+        todo: list = [root]
+        self._todo = todo
+        while todo:
+            node = todo.pop()
+            if not isinstance(node, _CSTNode):
+                node()
+                continue
+            t = type(node)
+            handlers = _HANDLERS.get(t)
+            if handlers is None:
+                handlers = (getattr(_Builder, f"visit_{t.__name__}", None),
+                            getattr(_Builder, f"leave_{t.__name__}", None))
+                _HANDLERS[t] = handlers
+            visit, leave = handlers
+            if visit is not None and visit(self, node) is False:
+                continue
+            if leave is not None:
+                todo.append(functools.partial(leave, self, node))
+            start = len(todo)
+            for name in child_fields(t):
+                value = getattr(node, name)
+                if isinstance(value, _CSTNode):
+                    todo.append(value)
+                elif isinstance(value, (tuple, list)):
+                    for v in value:
+                        if isinstance(v, _CSTNode):
+                            todo.append(v)
+            todo[start:] = todo[start:][::-1]
+
+    def _then(self, *items) -> None:
+        """Run these nodes (walked) and callables next, in this order."""
+        self._todo.extend(i for i in reversed(items) if i is not None)
 
     # -- helpers
     @property
@@ -374,12 +400,9 @@ class _Builder:
         self.cond_stack.pop()
 
     def visit_For(self, node: cst.For) -> bool:
-        self.walk(node.iter)  # runs once, before the loop
-        self._enter_loop(node)
-        self.walk(node.body)
-        self._leave_loop()
-        if node.orelse is not None:
-            self.walk(node.orelse)
+        # the iterable runs once, before the loop
+        self._then(node.iter, lambda: self._enter_loop(node), node.body, self._leave_loop,
+                   node.orelse)
         return False
 
     def visit_While(self, node: cst.While) -> None:
@@ -389,12 +412,8 @@ class _Builder:
         self._leave_loop()
 
     def visit_If(self, node: cst.If) -> bool:
-        self.walk(node.test)
-        self.cond_stack[-1].append(node.test)
-        self.walk(node.body)
-        if node.orelse is not None:
-            self.walk(node.orelse)
-        self.cond_stack[-1].pop()
+        self._then(node.test, lambda: self.cond_stack[-1].append(node.test), node.body,
+                   node.orelse, lambda: self.cond_stack[-1].pop())
         return False
 
     def visit_Try(self, node: cst.Try) -> None:
@@ -408,10 +427,12 @@ class _Builder:
                 expr = expr.func
             q = self.p.imports.resolve(expr)
             names.append(q or dotted_name(expr) or "")
-            self.walk(item.item)
-        self.with_stack.extend(names)
-        self.walk(node.body)
-        del self.with_stack[len(self.with_stack) - len(names):]
+
+        def leave() -> None:
+            del self.with_stack[len(self.with_stack) - len(names):]
+
+        self._then(*(item.item for item in node.items), lambda: self.with_stack.extend(names),
+                   node.body, leave)
         return False
 
     def visit_Return(self, node: cst.Return) -> None:
@@ -930,6 +951,10 @@ class ProgramModel:
     def expanded(self) -> list[XLoop]:
         """Top-level expanded loops of every root function (calls inlined)."""
         out: list[XLoop] = []
+        # Inlining copies a helper's events once per call path: helpers that call each other
+        # have exponentially many paths. The expansion is capped at a multiple of the program's
+        # own size; past the cap, further calls stay opaque (their events are not inlined).
+        self._expand_budget = expansion_budget(self)
         for f in self.roots:
             for item in self._expand_items(f.items, None, (), (id(f),), False):
                 if isinstance(item, XLoop):
@@ -940,6 +965,7 @@ class ProgramModel:
         out: list = []
         for item in items:
             if isinstance(item, LoopInfo):
+                self._expand_budget -= 1
                 xl = XLoop(loop=item, parent=parent, chain=chain)
                 xl.items = self._expand_items(item.items, xl, chain, stack, False)
                 out.append(xl)
@@ -947,9 +973,13 @@ class ProgramModel:
                 callee = item.callee
                 if callee is None or id(callee) in stack or len(stack) > _MAX_INLINE_DEPTH:
                     continue
+                self._expand_budget -= 1
+                if self._expand_budget < 0:
+                    continue
                 out += self._expand_items(callee.items, parent, (*chain, item), (*stack, id(callee)),
                                           cond or item.conditional)
             else:
+                self._expand_budget -= 1
                 out.append(XEvent(event=item, chain=chain, conds=cond or item.conditional))
         return out
 
@@ -974,6 +1004,27 @@ class ProgramModel:
 
     def uses_transformer(self) -> bool:
         return any(cs.qualname and cs.qualname.startswith(tn.TRANSFORMER_MARKERS) for cs in self.calls)
+
+
+_EXPAND_FACTOR = 4
+_EXPAND_MIN = 200
+
+
+def expansion_budget(program: "ProgramModel") -> int:
+    """How many items an inlined (expanded) view of `program` may hold: a multiple of the
+    program's own size, so that every expansion stays linear in it."""
+    return _EXPAND_FACTOR * sum(_count_items(f.items) for f in program.functions.values()) + _EXPAND_MIN
+
+
+def _count_items(items) -> int:
+    n = 0
+    stack = list(items)
+    while stack:
+        item = stack.pop()
+        n += 1
+        if isinstance(item, LoopInfo):
+            stack.extend(item.items)
+    return n
 
 
 def build_program(module: cst.Module) -> ProgramModel:

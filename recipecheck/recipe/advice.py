@@ -65,7 +65,11 @@ def advise(source: str, path: str, recipe: Recipe, findings=None) -> list[Advice
                              f.line, f.extra.get("cell")))
     advice.sort(key=lambda a: (_SEV_RANK[a.severity], a.cell or 0, a.line or 0, a.code or ""))
     try:
-        p = getattr(recipe, "_program", None) or build_program(cst.parse_module(source))
+        p = getattr(recipe, "_program", None)
+        if p is None:
+            if not recipe.parsed:  # too deep or a syntax error: never handed to libcst again
+                raise ValueError("not parsed")
+            p = build_program(cst.parse_module(source))
         conv = any(cs.qualname and tn.last(cs.qualname).startswith("Conv") and
                    cs.qualname.startswith("torch.nn") for cs in p.calls)
         transformer = p.uses_transformer()

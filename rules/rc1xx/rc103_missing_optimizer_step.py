@@ -18,6 +18,10 @@ class MissingOptimizerStep(Rule):
     Gradients are computed and thrown away: the weights never change, every epoch costs a
     full forward and backward pass for nothing, and the loss curve is flat.
 
+    Measured (`recipecheck validate RC103`, seeds 0-4): drop of the training loss over 3 epochs:
+    0 [0, 0] with no optimizer.step() vs 0.375 [0.343, 0.4] with optimizer.step() (mean [min,
+    max]); the claim held on 5 of 5 seeds.
+
     ## Known problems
     A step performed by code in another module (a framework, a `Trainer` imported from
     elsewhere) is not seen; the rule only fires when the file builds or names an optimizer.

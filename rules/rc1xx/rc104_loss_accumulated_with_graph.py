@@ -51,6 +51,10 @@ class LossAccumulatedWithGraph(Rule):
     of every batch stay alive until the total is freed, so memory grows each step until the
     run dies with an out-of-memory error (a well-known PyTorch FAQ entry).
 
+    Measured (`recipecheck validate RC104`, seeds 0-4): bytes of activations still held after 40
+    evaluation batches: 4.96e+06 [4963360, 4963360] with total += loss vs 0 [0, 0] with total +=
+    loss.item() (mean [min, max]); the claim held on 5 of 5 seeds.
+
     ## Known problems
     Only the loss names that `backward()` is called on in the same function are tracked.
 

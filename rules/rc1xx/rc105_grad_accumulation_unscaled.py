@@ -33,8 +33,11 @@ class GradAccumulationUnscaled(Rule):
     ## Why is this bad?
     Accumulated gradients are summed, not averaged: the update is k times larger than the
     one of a real batch of k times the size, so the LR tuned for that batch is silently
-    multiplied by k. Measured (`recipecheck validate RC105`): the parameter update of the
-    unscaled loop is k times the scaled one's.
+    multiplied by k.
+
+    Measured (`recipecheck validate RC105`, seeds 0-4): update norm / the norm of the one
+    large-batch update it should equal (k=4): 4 [4, 4] with loss not / k vs 1 [1, 1] with loss /
+    k (mean [min, max]); the claim held on 5 of 5 seeds.
 
     ## Known problems
     A loss scaled inside another function, or a criterion built with `reduction="sum"` on

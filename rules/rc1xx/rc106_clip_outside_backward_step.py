@@ -15,6 +15,10 @@ class ClipOutsideBackwardStep(Rule):
     has no protection against exploding gradients although the code says it has. With AMP,
     call `scaler.unscale_(optimizer)` first, then clip, then `scaler.step(optimizer)`.
 
+    Measured (`recipecheck validate RC106`, seeds 0-4): largest update norm / (lr x max_norm)
+    over 30 SGD steps: 11.3 [8.61, 12.6] with clip after step() vs 1 [1, 1] with clip between
+    backward() and step() (mean [min, max]); the claim held on 5 of 5 seeds.
+
     ## Known problems
     Only clipping reached in the same loop iteration as the backward/step is analysed.
 

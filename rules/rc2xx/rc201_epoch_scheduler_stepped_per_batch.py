@@ -40,8 +40,11 @@ class EpochSchedulerSteppedPerBatch(Rule):
     The schedule advances len(loader) times per epoch instead of once: StepLR(step_size=30,
     gamma=0.1) reaches 1e-4 of the initial LR after 90 *batches* and the rest of the run
     trains at an LR of almost zero; a cosine schedule finishes its cycle within the first
-    epoch and then restarts. Measured (`recipecheck validate RC201`): after one epoch the
-    per-batch StepLR's LR is orders of magnitude below the intended one.
+    epoch and then restarts.
+
+    Measured (`recipecheck validate RC201`, seeds 0-4): LR after epoch 1 (base LR 0.5, StepLR(5,
+    0.5), 10 batches per epoch): 0.125 [0.125, 0.125] with step() per batch vs 0.5 [0.5, 0.5]
+    with step() per epoch (mean [min, max]); the claim held on 5 of 5 seeds.
 
     ## Known problems
     A scheduler with an epoch horizon that is deliberately stepped per iteration (an

@@ -15,9 +15,11 @@ class BatchSchedulerSteppedPerEpoch(Rule):
     ## Why is this bad?
     The schedule was sized for every optimizer step but advances once per epoch, so by the end
     of training it has covered 1/len(loader) of its horizon: OneCycleLR never reaches its
-    peak LR and never anneals, a warmup lasts thousands of epochs. Measured
-    (`recipecheck validate RC202`): after the whole run a per-epoch OneCycleLR is still at a
-    small fraction of max_lr.
+    peak LR and never anneals, a warmup lasts thousands of epochs.
+
+    Measured (`recipecheck validate RC202`, seeds 0-4): peak LR reached / max_lr (OneCycleLR):
+    0.265 [0.265, 0.265] with step() per epoch vs 1 [1, 1] with step() per batch (mean [min,
+    max]); the claim held on 5 of 5 seeds.
 
     ## Known problems
     A horizon held in a variable whose name does not say steps or epochs is not classified

@@ -15,6 +15,10 @@ class SchedulerBeforeOptimizerStep(Rule):
     step in, a StepLR decays one epoch early) and PyTorch warns "Detected call of
     `lr_scheduler.step()` before `optimizer.step()`".
 
+    Measured (`recipecheck validate RC203`, seeds 0-4): LR of the first epoch / base LR
+    (ExponentialLR(gamma=0.7)): 0.7 [0.7, 0.7] with scheduler.step() first vs 1 [1, 1] with
+    optimizer.step() first (mean [min, max]); the claim held on 5 of 5 seeds.
+
     ## Known problems
     Order is judged within one iteration of the loop; a scheduler stepped at the end of the
     previous iteration is fine and not reported.

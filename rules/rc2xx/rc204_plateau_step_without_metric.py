@@ -36,6 +36,10 @@ class PlateauStepWithoutMetric(Rule):
     Without it the call raises a TypeError at the end of the first epoch, after an epoch of
     compute is lost; wrappers that swallow the error leave the LR constant for the whole run.
 
+    Measured (`recipecheck validate RC204`, seeds 0-4): number of LR reductions in 40 epochs
+    (None: the call raised): - with sched.step() vs 4 [3, 6] with sched.step(val_loss) (mean
+    [min, max]); the claim held on 5 of 5 seeds.
+
     ## Known problems
     Only schedulers the linter can trace back to their construction are checked.
 

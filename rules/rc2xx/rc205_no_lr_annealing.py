@@ -34,8 +34,10 @@ class NoLrAnnealing(Rule):
     With a constant LR, SGD-type training stalls at a noise floor set by the LR: the loss
     stops improving long before the model is as good as it can be. Decaying the LR (step
     decay, cosine, linear, 1/t) is one of the most reliable improvements to a recipe.
-    Measured (`recipecheck validate sanity:schedules`): step decay, exponential and 1/t all
-    end below the constant-LR run on the same problem.
+
+    Measured (`recipecheck validate RC205`, seeds 0-4): training loss after 20 epochs (SGD
+    lr=0.3, momentum 0.9, batch 20, spiral): 0.181 [0.0831, 0.344] with constant LR vs 0.116
+    [0.103, 0.138] with cosine annealing (mean [min, max]); the claim held on 4 of 5 seeds.
 
     ## Known problems
     Schedules applied by a framework the file does not show (a YAML config, a Trainer built

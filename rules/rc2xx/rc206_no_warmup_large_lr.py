@@ -74,6 +74,10 @@ class NoWarmupLargeLr(Rule):
     2020). Large-batch SGD with a linearly scaled LR needs a gradual warmup to stay stable
     (Goyal et al., 2017).
 
+    Measured (`recipecheck validate RC206`, seeds 0-4): training loss after 150 steps (2-layer
+    transformer, d=32): 0.209 [0.0679, 0.381] with Adam lr=1e-2, no warmup vs 0.128 [0.0268,
+    0.186] with 50-step linear warmup (mean [min, max]); the claim held on 4 of 5 seeds.
+
     ## Known problems
     A warmup implemented elsewhere (a config file, a Trainer in another module) is not seen.
     Off by default (info).

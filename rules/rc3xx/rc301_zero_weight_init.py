@@ -20,10 +20,11 @@ class ZeroWeightInit(Rule):
     With a zero weight matrix every unit of the layer computes the same output and receives
     the same gradient: the units never become different (no symmetry breaking). Behind a ReLU
     it is worse: the layer's output and its gradient are exactly zero, so the weight never
-    moves at all and the layers before it receive no gradient. Measured (`recipecheck
-    validate RC301`): a 64-unit ReLU MLP on a 3-class spiral initialized with `zeros_` keeps a
-    hidden activation rank of 0 and ends at chance accuracy (0.33) after 200 SGD steps, while
-    the default init reaches 0.94.
+    moves at all and the layers before it receive no gradient.
+
+    Measured (`recipecheck validate RC301`, seeds 0-4): training accuracy after 200 SGD steps
+    (3-class spiral, chance 0.33): 0.333 [0.333, 0.333] with zeros_ init vs 0.95 [0.927, 0.967]
+    with default init (mean [min, max]); the claim held on 5 of 5 seeds.
 
     ## Known problems
     Zero-initializing the *output* layer is a deliberate, harmless technique (logistic

@@ -19,10 +19,11 @@ class ConstantWeightInit(Rule):
     Every unit of the layer starts with the same incoming weights, so all of them compute the
     same activation and receive the same gradient: they stay identical copies for the whole
     run (the layer has the capacity of a single unit). Random initialization exists to break
-    this symmetry. Measured (`recipecheck validate RC302`): with `constant_(w, 0.1)` the rows
-    of the hidden weight matrix of a ReLU MLP still differ by 0 after 200 SGD steps (rank-1
-    hidden activations; RT109 fires), against a spread of ~7 with the default init, and the
-    accuracy trails by more than 0.2.
+    this symmetry.
+
+    Measured (`recipecheck validate RC302`, seeds 0-4): largest difference between rows of the
+    hidden weight after 200 SGD steps: 0 [0, 0] with constant_(w, 0.1) vs 6.92 [4.99, 9.3] with
+    default init (mean [min, max]); the claim held on 5 of 5 seeds.
 
     ## Known problems
     A constant that is not a literal (`constant_(w, args.c)`) is not evaluated. When the file

@@ -23,10 +23,11 @@ class UncalibratedInitScale(Rule):
     A unit's pre-activation variance is fan_in x Var(w) x Var(x): with std 1 and 784 inputs it
     is ~800x the input's, so activations explode layer after layer (or saturate tanh/sigmoid
     units, whose gradients then vanish). Calibrated schemes set Var(w) = 2/fan_in (He, ReLU)
-    or 2/(fan_in + fan_out) (Glorot). Measured (`recipecheck validate RC303`): in a 10-layer,
-    width-256 ReLU MLP, N(0, 1) weights grow the activation std ~2e9x from the first to the
-    last layer (about sqrt(256/2) per layer) while fan-in-scaled init keeps it at ~0.7x; the
-    initial loss is far above ln(C) (RT101).
+    or 2/(fan_in + fan_out) (Glorot).
+
+    Measured (`recipecheck validate RC303`, seeds 0-4): activation std at layer 10 / at layer 1
+    (ReLU MLP, width 256): 2.37e+09 [1.72e+09, 2.84e+09] with normal_(w, 0, 1) vs 0.779 [0.568,
+    0.936] with N(0, 2/fan_in) (mean [min, max]); the claim held on 5 of 5 seeds.
 
     ## Known problems
     Small fixed scales are a deliberate convention and are not flagged: GPT-2/BERT/DCGAN draw

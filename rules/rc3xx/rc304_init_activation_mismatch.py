@@ -28,6 +28,10 @@ class InitActivationMismatch(Rule):
     saturated regime. Shallow or normalized (BatchNorm) models usually train anyway, hence
     advice only.
 
+    Measured (`recipecheck validate RC304`, seeds 0-4): activation std factor per layer (10 ReLU
+    layers of width 256): 0.687 [0.664, 0.702] with Xavier in a ReLU MLP vs 0.971 [0.939, 0.993]
+    with Kaiming in a ReLU MLP (mean [min, max]); the claim held on 5 of 5 seeds.
+
     ## Known problems
     Mixed models (ReLU and tanh, GELU/SiLU, attention, LSTM/GRU) are never reported: Xavier is
     the standard for transformers and RNNs. `gain=nn.init.calculate_gain("relu")` and

@@ -61,10 +61,11 @@ class TrainLoaderNotShuffled(Rule):
     Without shuffling every epoch presents the examples in the same order, often sorted by
     class or by source file. Mini-batches are then far from i.i.d. samples: the gradient is
     biased toward whatever block is current, the model forgets the previous blocks, and the
-    loss curve oscillates with the epoch structure. Measured (`recipecheck validate RC401`):
-    on five class-sorted Gaussian blobs an MLP trained 10 epochs without shuffling ends at
-    0.21 held-out accuracy (it predicts the last class it saw), against 0.98 with
-    `shuffle=True`, same seed and LR.
+    loss curve oscillates with the epoch structure.
+
+    Measured (`recipecheck validate RC401`, seeds 0-4): held-out accuracy after 10 epochs (5
+    class-sorted blobs): 0.279 [0.21, 0.4] with shuffle=False, sorted vs 0.904 [0.784, 0.982]
+    with shuffle=True (mean [min, max]); the claim held on 5 of 5 seeds.
 
     ## Known problems
     A dataset that shuffles itself (an `IterableDataset` with an internal buffer, a

@@ -23,10 +23,11 @@ class PreprocessingStatsBeforeSplit(Rule):
     data flows into the training inputs, and the held-out score is optimistic. The effect is
     largest for small datasets and for PCA/whitening, whose components are fitted to the
     test points. Fit every preprocessing step on the training split only and apply it
-    unchanged to the others. Measured (`recipecheck validate RC402`): on pure-noise data
-    (60 examples x 2000 features, labels independent), feature selection + z-scoring fitted
-    before a 5-fold split report 0.94 cross-validated accuracy; fitted inside each training
-    fold, 0.48 (chance is 0.5).
+    unchanged to the others.
+
+    Measured (`recipecheck validate RC402`, seeds 0-4): 5-fold cross-validated accuracy on pure
+    noise (truth 0.5): 0.941 [0.938, 0.948] with fit before split vs 0.485 [0.44, 0.528] with
+    fit on train fold (mean [min, max]); the claim held on 5 of 5 seeds.
 
     ## Known problems
     The flow is followed inside one function: statistics computed in a helper and returned,

@@ -25,6 +25,11 @@ class PreprocessingFitOnEvalData(Rule):
     a small test set the leak is large). Refitting on the test set also hides distribution
     shift between training and test data instead of measuring it.
 
+    Measured (`recipecheck validate RC403`, seeds 0-4): |test accuracy reported - accuracy on
+    2000 fresh examples| (30-example test set): 0.0633 [4.98e-04, 0.135] with scaler fitted on
+    the test set vs 0.0527 [4.98e-04, 0.155] with scaler fitted on the training set (mean [min,
+    max]); the claim held on 2 of 5 seeds.
+
     ## Known problems
     Names decide what is held-out data: an array called `X2` is not recognized. Per-sample
     statistics (`x.mean(axis=1)`) are not leakage and are skipped; so are `min`/`max` of

@@ -53,6 +53,10 @@ class NoInputNormalization(Rule):
     some directions and too small for others, and training is slower or diverges. Zero-mean,
     unit-variance inputs are the standard first preprocessing step.
 
+    Measured (`recipecheck validate RC404`, seeds 0-4): lowest training loss after 100 SGD steps
+    over the LR sweep 1e-5..1: 0.938 [0.734, 1.06] with raw inputs vs 0.0785 [3.48e-06, 0.185]
+    with standardized inputs (mean [min, max]); the claim held on 5 of 5 seeds.
+
     ## Known problems
     Autoencoders and models trained with `binary_cross_entropy` on pixels need inputs in
     [0, 1] and are skipped. Normalization done in code the linter cannot see (a custom dataset's `__getitem__`, a

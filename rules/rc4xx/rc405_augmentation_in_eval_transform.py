@@ -24,6 +24,11 @@ class AugmentationInEvalTransform(Rule):
     different score, add noise to model selection and early stopping, and systematically
     lower the measured accuracy (the augmented inputs are harder than the real ones).
 
+    Measured (`recipecheck validate RC405`, seeds 0-4): range of the test accuracy over 10
+    evaluations of the same model: 0.11 [0.0713, 0.138] with RandomCrop in the eval transform vs
+    0 [0, 0] with deterministic eval transform (mean [min, max]); the claim held on 5 of 5
+    seeds.
+
     ## Known problems
     Test-time augmentation (averaging predictions over several augmented views) is a
     deliberate technique: transforms or datasets named `tta` are skipped; otherwise add

@@ -27,6 +27,11 @@ class EvalOnTrainingData(Rule):
     generalization. Overfitting is invisible, and early stopping, checkpoint selection and
     hyperparameter search driven by that number pick the most overfitted model.
 
+    Measured (`recipecheck validate RC406`, seeds 0-4): reported accuracy minus accuracy on 900
+    fresh examples: 0.0472 [0.0294, 0.0607] with evaluated on the training set vs 0.005
+    [-0.0175, 0.0274] with evaluated on a held-out split (mean [min, max]); the claim held on 0
+    of 5 seeds.
+
     ## Known problems
     Deliberately measuring training accuracy is fine and is not flagged when the result or the
     loader says so (`train_acc`, `train_eval_loader`). Cross-validation helpers

@@ -16,10 +16,11 @@ class DropoutBeforeBatchNorm(Rule):
     During training BatchNorm accumulates its running variance from the dropped-out,
     rescaled activations; at evaluation dropout is off and the variance BatchNorm sees is
     different, so every normalized activation is shifted at test time ("variance shift",
-    Li et al. 2019) and accuracy drops. Measured (`recipecheck validate RC501`): in a
-    2x128 MLP with p=0.5, the last BatchNorm's running variance is at least 1.3x the variance
-    of its eval-time input with Dropout -> BN, against within 15% of 1 with Dropout placed
-    after the last BatchNorm.
+    Li et al. 2019) and accuracy drops.
+
+    Measured (`recipecheck validate RC501`, seeds 0-4): last BatchNorm's running variance / the
+    variance of its input at eval time: 3.78 [3.22, 5.41] with Dropout -> BN vs 1.01 [0.99,
+    1.04] with BN, Dropout after last BN (mean [min, max]); the claim held on 5 of 5 seeds.
 
     ## Known problems
     Models built dynamically (layers chosen by strings, `getattr`, registries) are not

@@ -19,6 +19,10 @@ class InconsistentBnActivationOrder(Rule):
     with the paper it reproduces. The original BatchNorm paper normalizes before the
     nonlinearity.
 
+    Measured (`recipecheck validate RC502`, seeds 0-4): training accuracy after 20 Adam epochs
+    (spiral, 2x64 BN MLP): 0.979 [0.957, 0.993] with mixed orders vs 0.981 [0.973, 0.993] with
+    Linear -> BN -> ReLU throughout (mean [min, max]); the claim held on 5 of 5 seeds.
+
     ## Known problems
     Advice only (off by default). Only models whose layer order is static are checked.
 

@@ -19,6 +19,11 @@ class DropoutOnInput(Rule):
     units; with a hidden-layer rate it usually underfits. Often it is a layer placed one
     position too early.
 
+    Measured (`recipecheck validate RC503`, seeds 0-4): training accuracy after 20 Adam epochs
+    (spiral, 2x128 MLP): 0.685 [0.633, 0.747] with Dropout(0.5) on the input vs 0.967 [0.947,
+    0.977] with Dropout(0.5) after the first layer (mean [min, max]); the claim held on 5 of 5
+    seeds.
+
     ## Known problems
     Advice only (off by default): input dropout at a low rate is a legitimate regularizer
     (denoising, the original dropout paper's MNIST networks).

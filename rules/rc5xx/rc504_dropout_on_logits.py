@@ -18,6 +18,11 @@ class DropoutOnLogits(Rule):
     to compensate, so training is noisier and slower for no regularization benefit. Dropout
     belongs on hidden units, before the final layer.
 
+    Measured (`recipecheck validate RC504`, seeds 0-4): training loss (eval mode) after 20 Adam
+    epochs (spiral, 2x128 MLP): 0.0951 [0.0782, 0.121] with Dropout(0.5) on the logits vs 0.0776
+    [0.0621, 0.0983] with Dropout(0.5) before the last Linear (mean [min, max]); the claim held
+    on 2 of 5 seeds.
+
     ## Known problems
     Models whose output is computed dynamically are not followed. A module of the file that
     is built and used only as a feature extractor for another model (whose output is not

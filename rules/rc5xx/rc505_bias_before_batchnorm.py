@@ -17,6 +17,11 @@ class BiasBeforeBatchNorm(Rule):
     shift (beta) plays the bias's role. This is why ResNet, the BatchNorm paper and
     torchvision models use `bias=False` before BatchNorm.
 
+    Measured (`recipecheck validate RC505`, seeds 0-4): gradient norm of the bias / gradient
+    norm of the weight: 4.83e-06 [1.58e-06, 1.14e-05] with Linear(bias=True) -> BN vs 0.788
+    [0.537, 1.08] with Linear(bias=True), no BN (mean [min, max]); the claim held on 4 of 5
+    seeds.
+
     ## Known problems
     Advice only (off by default): the model trains the same either way. torchvision's
     `vgg*_bn` keep the bias, and checkpoints saved with it need it to load.

@@ -32,10 +32,12 @@ class SoftmaxBeforeCrossEntropy(Rule):
     computes a "double softmax": the loss can barely move (its inputs differ by at most 1),
     gradients shrink several-fold and vanish for confident predictions, and the model
     learns far more slowly or stalls. The same holds for a sigmoid before
-    `BCEWithLogitsLoss`. Measured (`recipecheck validate RC506`): on a 5-class spiral the
-    gradient norm at initialization is at least 3x smaller with `CE(softmax(z))`, and final
-    accuracy is at least 0.1 lower after the same 200 SGD steps. (`log_softmax` before
-    CrossEntropyLoss is redundant rather than harmful; use `nn.NLLLoss` on log-probabilities.)
+    `BCEWithLogitsLoss`. (`log_softmax` before CrossEntropyLoss is redundant rather than
+    harmful; use `nn.NLLLoss` on log-probabilities.)
+
+    Measured (`recipecheck validate RC506`, seeds 0-4): gradient norm at initialization: 0.058
+    [0.0503, 0.0663] with CE(softmax(z)) vs 0.329 [0.299, 0.413] with CE(z) (mean [min, max]);
+    the claim held on 5 of 5 seeds.
 
     ## Known problems
     A model defined in another module is not followed. A forward() that returns

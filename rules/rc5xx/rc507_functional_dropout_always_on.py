@@ -18,9 +18,10 @@ class FunctionalDropoutAlwaysOn(Rule):
     `training` argument defaults to True, so dropout stays on at evaluation and inference.
     Validation metrics are computed on a randomly thinned network (noisy and pessimistic),
     predictions change from one call to the next, and model selection is driven by noise.
-    Measured (`recipecheck validate RC507`): ten `eval()` passes over the same inputs give
-    different outputs (mean output std at least 0.05) and different accuracies, while the
-    fixed model's outputs are identical every time.
+
+    Measured (`recipecheck validate RC507`, seeds 0-4): std of the outputs over 10 eval() passes
+    on the same inputs: 1.25 [1.17, 1.37] with F.dropout(h, p) vs 0 [0, 0] with
+    training=self.training (mean [min, max]); the claim held on 5 of 5 seeds.
 
     ## Known problems
     An explicit `training=True` is taken as deliberate (Monte Carlo dropout) and not

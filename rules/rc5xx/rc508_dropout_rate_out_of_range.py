@@ -28,6 +28,10 @@ class DropoutRateOutOfRange(Rule):
     hidden layers (0.5 in the original paper's fully connected layers, lower for
     convolutions and transformers).
 
+    Measured (`recipecheck validate RC508`, seeds 0-4): training accuracy after 20 Adam epochs
+    (spiral, 2x128 MLP): 0.698 [0.633, 0.803] with Dropout(0.8) vs 0.974 [0.95, 0.993] with
+    Dropout(0.2) (mean [min, max]); the claim held on 5 of 5 seeds.
+
     ## Known problems
     Rates computed at run time (argparse, config files) are not checked.
 

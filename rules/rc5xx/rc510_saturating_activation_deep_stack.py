@@ -24,6 +24,11 @@ class SaturatingActivationDeepStack(Rule):
     saturated units pass no gradient at all. ReLU-family activations, normalization layers
     or residual connections keep the gradient flowing.
 
+    Measured (`recipecheck validate RC510`, seeds 0-4): relative gradient ||g||/||w|| of the
+    first layer / the last hidden layer's, at init: 5.51e-07 [2.64e-07, 1.06e-06] with 8 x
+    (Linear -> Sigmoid) vs 1.03 [0.653, 1.3] with 8 x (Linear -> BN -> Sigmoid) (mean [min,
+    max]); the claim held on 5 of 5 seeds.
+
     ## Known problems
     Advice only (off by default). Recurrent cells (LSTM/GRU) use sigmoid/tanh gates by
     design and are not counted.

@@ -44,10 +44,12 @@ class AdamL2WeightDecay(Rule):
     history are barely regularized while rarely-updated weights are decayed hard. This is not
     the weight decay of SGD; Loshchilov and Hutter (2019) show that decoupling it (`AdamW`)
     regularizes as intended and generalizes better, and makes the best decay independent of
-    the learning rate. Measured (`recipecheck validate RC601`): under zero-mean gradient noise,
-    AdamW shrinks the weights by the closed form (1 - lr*wd)^T whatever the gradient scale,
-    while with Adam's L2 the weights with large gradients barely decay and those with tiny
-    gradients decay far faster.
+    the learning rate.
+
+    Measured (`recipecheck validate RC601`, seeds 0-4): share of the weight left after 500 steps
+    under gradient noise of scale 10 (closed form for decoupled decay: 0.606): 0.953 [0.951,
+    0.957] with Adam(weight_decay) vs 0.608 [0.606, 0.611] with AdamW(weight_decay) (mean [min,
+    max]); the claim held on 5 of 5 seeds.
 
     ## Known problems
     `Adam(..., decoupled_weight_decay=True)` (newer PyTorch) is AdamW and is not flagged.

@@ -30,6 +30,10 @@ class LearningRateOutOfRange(Rule):
     step. Below 1e-6 Adam barely moves and the run wastes its budget. An SGD-sized LR passed
     to Adam (`Adam(lr=0.1)`) after switching optimizers is the usual cause.
 
+    Measured (`recipecheck validate RC602`, seeds 0-4): training loss after 200 SGD steps (1e6:
+    non-finite): 2.15 [1.43, 3.64] with SGD lr=5 vs 0.272 [0.248, 0.295] with SGD lr=0.1 (mean
+    [min, max]); the claim held on 5 of 5 seeds.
+
     ## Known problems
     Values computed at run time (`lr = base_lr * world_size`) are not checked. An optimizer
     driven by OneCycleLR/CyclicLR (which set the LR themselves) or by LambdaLR/MultiplicativeLR

@@ -74,6 +74,10 @@ class WeightDecayOutOfRange(Rule):
     the network underfits and the loss plateaus high. The usual cause is an AdamW-sized value
     (0.05) given to SGD or Adam, or a penalty coefficient written as a fraction.
 
+    Measured (`recipecheck validate RC603`, seeds 0-4): training accuracy after 200 SGD steps:
+    0.53 [0.487, 0.587] with weight_decay=0.1 vs 0.88 [0.867, 0.89] with weight_decay=5e-4 (mean
+    [min, max]); the claim held on 5 of 5 seeds.
+
     ## Known problems
     Values computed at run time are not checked; penalty terms are recognized by their shape
     (a parameter norm times a number added to a loss).

@@ -20,6 +20,11 @@ class WeightDecayOnBiasAndNorm(Rule):
     Transformer recipes (BERT, GPT-2, nanoGPT) and "Bag of Tricks" (He et al. 2019) exclude
     biases and norm parameters from decay.
 
+    Measured (`recipecheck validate RC604`, seeds 0-4): mean BatchNorm gain after 20 epochs
+    (SGD, weight_decay=5e-3): 0.474 [0.457, 0.488] with decay on all parameters vs 0.998 [0.981,
+    1.03] with no decay on biases and norm gains (mean [min, max]); the claim held on 5 of 5
+    seeds.
+
     ## Known problems
     The rule does not check that the model has biases or normalization layers (almost all do).
     AdamW's implicit default `weight_decay=0.01` is not reported. Off by default (info).

@@ -41,8 +41,10 @@ class RnnWithoutGradClipping(Rule):
     time step: occasional gradient explosions are the norm, and one exploding step throws the
     weights far away (loss spikes, NaN). Clipping the global gradient norm (0.25 to 5 in the
     word-language-model and seq2seq recipes) removes the spikes at almost no cost.
-    Measured (`recipecheck validate RC605`): an Elman RNN on the adding problem shows loss
-    spikes and diverges without clipping, and trains stably with `clip_grad_norm_(1.0)`.
+
+    Measured (`recipecheck validate RC605`, seeds 0-4): largest loss after warm-up (1e6:
+    non-finite): 1.00e+06 [1.00e+06, 1.00e+06] with no clipping vs 0.363 [0.278, 0.485] with
+    clip_grad_norm_(1.0) (mean [min, max]); the claim held on 5 of 5 seeds.
 
     ## Known problems
     Clipping done in another file is not seen; an RNN built but frozen is still reported.

@@ -56,6 +56,10 @@ class PlainSgdNoMomentum(Rule):
     recipe (ResNet, VGG, word LM with SGD aside) uses it. Adam/AdamW are the other sensible
     default.
 
+    Measured (`recipecheck validate RC606`, seeds 0-4): SGD steps to a training loss of 0.5,
+    best over lr in {0.01, 0.1, 1} (301: never in 300): 299 [291, 301] with SGD, momentum=0 vs
+    93.8 [77, 113] with SGD, momentum=0.9 (mean [min, max]); the claim held on 5 of 5 seeds.
+
     ## Known problems
     Depth is estimated from the layers the file builds; a model imported from another file
     of the project is not counted. Recurrent language models (an RNN/LSTM/GRU in the file) are

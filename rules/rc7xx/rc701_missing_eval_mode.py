@@ -65,11 +65,12 @@ class MissingEvalMode(Rule):
     In training mode Dropout keeps dropping units and BatchNorm normalizes with the statistics
     of the evaluation batch (and updates its running averages with evaluation data). The
     reported metric is noisier and worse than the model's real quality, depends on the eval
-    batch size, and the BatchNorm running statistics drift towards the validation set.
-    Measured (`recipecheck validate RC701`): the same trained BatchNorm+Dropout network scores
-    lower and differently on every evaluation in training mode, and evaluating moves its
-    BatchNorm running statistics; in eval mode the score is the same every time. The runtime twin RT111 sees this while the
-    run executes.
+    batch size, and the BatchNorm running statistics drift towards the validation set. The
+    runtime twin RT111 sees this while the run executes.
+
+    Measured (`recipecheck validate RC701`, seeds 0-4): range of the validation accuracy over 10
+    evaluations: 0.0667 [0.037, 0.0815] with no model.eval() vs 0 [0, 0] with model.eval() (mean
+    [min, max]); the claim held on 5 of 5 seeds.
 
     ## Known problems
     Mode changes the linter cannot see (a callback framework, `model.apply(fn)`, a helper in

@@ -18,6 +18,10 @@ class MissingTrainMode(Rule):
     with different normalization than it was designed for. Training silently overfits or
     becomes unstable, and nothing crashes.
 
+    Measured (`recipecheck validate RC702`, seeds 0-4): share of training steps run in eval mode
+    (10 epochs, validation after each): 0.9 [0.9, 0.9] with model.train() never restored vs 0
+    [0, 0] with model.train() each epoch (mean [min, max]); the claim held on 5 of 5 seeds.
+
     ## Known problems
     Mode changes the linter cannot see (callbacks, `model.apply(fn)`, helpers in other files)
     are not taken into account. A model built in the file only from layers that behave the

@@ -28,6 +28,10 @@ class EvalWithoutNoGrad(Rule):
     memory (activations are kept until the output is freed) and time, so the evaluation batch
     size must be smaller than it could be. The metric itself is not wrong, hence info.
 
+    Measured (`recipecheck validate RC703`, seeds 0-4): bytes saved for backward during one
+    evaluation batch of 100 (2x256 MLP): 4.10e+05 [410400, 410400] with no torch.no_grad() vs 0
+    [0, 0] with torch.no_grad() (mean [min, max]); the claim held on 5 of 5 seeds.
+
     ## Known problems
     Gradients disabled another way (`torch.set_grad_enabled(False)` as a plain call,
     `requires_grad_(False)` on every parameter) are not seen. Off by default (info).

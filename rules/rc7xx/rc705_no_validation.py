@@ -50,6 +50,11 @@ class NoValidation(Rule):
     compare hyperparameters or trust the final model: the training loss keeps going down while
     the model gets worse. Every recipe's sanity checks start with a validation split.
 
+    Not measured (`recipecheck validate RC705`): protocol advice (train with a held-out split at
+    all): there is no buggy/fixed pair of training runs to compare; what a missing validation
+    split costs is what RC406 measures (the training metric's optimism over accuracy on new
+    data).
+
     ## Known problems
     Evaluation done by another file or by a framework callback is not seen. Scripts with
     several optimizers (GANs) and reinforcement-learning loops (`env.step`) are skipped: they

@@ -41,6 +41,10 @@ class GridOrLinearHparamSearch(Rule):
     multiplicatively: a linear range from 1e-5 to 1e-1 puts 90% of its points in the top
     decade and almost none where small values live. Sample them log-uniformly.
 
+    Measured (`recipecheck validate RC706`, seeds 0-4): best validation loss of 9 trials (lr in
+    [1e-3, 1], wd in [1e-6, 1e-2]): 0.862 [0.497, 1.16] with 3x3 log grid vs 0.912 [0.468, 1.22]
+    with 9 random log-uniform trials (mean [min, max]); the claim held on 2 of 5 seeds.
+
     ## Known problems
     Searches driven by a config file or a tuning library are not seen. Off by default (info).
 

@@ -13,6 +13,9 @@ class SyntaxErrorInFile(Rule):
     A training script that does not parse cannot run, and recipecheck cannot check anything in
     it: without this finding the file would silently pass.
 
+    Not measured (`recipecheck validate RC900`): a linter self-diagnostic (the file does not
+    parse): it makes no claim about training.
+
     ## Known problems
     Python 2 syntax is reported as an error.
 

@@ -13,6 +13,9 @@ class UnusedSuppression(Rule):
     A stale suppression hides the next real finding on that line: after the code is edited, a
     genuine scheduler or zero_grad bug there would go unreported.
 
+    Not measured (`recipecheck validate RC901`): about suppression comments (a noqa that
+    suppresses nothing): it makes no claim about training.
+
     ## Known problems
     Only rules that are enabled in the run are checked; a suppression for a rule switched off
     by configuration is not reported.

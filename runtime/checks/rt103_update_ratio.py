@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from ..stats import Every, FirstK, fmt_sci, median
+from ..stats import Every, FirstK, LogSpaced, fmt_sci, median
 from .base import Check
 
 
@@ -21,7 +21,9 @@ class UpdateRatioOff(Check):
     name = "update-ratio-off"
     severity = "warning"
     static_twin = "RC602"
-    schedule = FirstK(4) | Every(100)
+    # the first 16 steps and powers of two too: short runs get curves in the report at no
+    # steady-state cost (rt-report, issue 10 item 10)
+    schedule = FirstK(16) | LogSpaced() | Every(100)
     low = 1e-5
     high = 1e-1
     early_steps = 4  # "far out of band" is judged on these first steps already...

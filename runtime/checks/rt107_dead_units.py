@@ -96,7 +96,8 @@ class DeadOrSaturatedUnits(Check):
                 o = out.float().reshape(-1)
                 mm = torch.aminmax(o)
                 hist = torch.histc(o, bins=self.bins)
-                mon.defer(self, (layer, "hist"), torch.cat([torch.stack([mm.min, mm.max]), hist]))
+                mon.defer(self, (layer, "hist", type(module).__name__),  # type: the report's title
+                          torch.cat([torch.stack([mm.min, mm.max]), hist]))
 
     def _rows(self, mon, step, names, values):
         self._row_seen = True
@@ -122,7 +123,7 @@ class DeadOrSaturatedUnits(Check):
         return None
 
     def on_values(self, mon, step, key, values):
-        if key[0] == "rows":
+        if len(key) == 2 and key[0] == "rows" and isinstance(key[1], tuple):
             self._rows(mon, step, key[1], values)
             return
         if key[1] == "hist":
@@ -131,7 +132,8 @@ class DeadOrSaturatedUnits(Check):
             if hi <= lo:
                 hi = lo + 1e-12
             w = (hi - lo) / len(counts)
-            data = {"edges": [lo + i * w for i in range(len(counts) + 1)], "counts": counts, "step": step}
+            data = {"edges": [lo + i * w for i in range(len(counts) + 1)], "counts": counts, "step": step,
+                    "module": key[2] if len(key) > 2 else None}
             if layer not in self._first_hist:
                 self._first_hist.add(layer)
                 mon.series.set(f"activations/{layer}/first", data)

@@ -23,7 +23,9 @@ class GradientFlow(Check):
     name = "vanishing-or-exploding-gradients"
     severity = "warning"
     static_twin = "RC510"
-    schedule = FirstK(3) | LogSpaced() | Every(100)  # log-spaced: a dead network is confirmed by step 64
+    # the first 16 steps and powers of two too: short runs get curves in the report at no
+    # steady-state cost (rt-report, issue 10 item 10)
+    schedule = FirstK(16) | LogSpaced() | Every(100)
     depth_ratio = 1e3  # first vs last layer relative gradient
     growth = 1e3  # total gradient norm vs its start
     min_layers = 3

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Optional, Union
+from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
 import torch
 
@@ -37,6 +37,8 @@ class Result:
     series: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     monitor: Optional[dict[str, list[str]]] = None  # RT codes seen in the buggy / fixed run
     seconds: float = 0.0
+    # filled by Experiment.run_seeds: one {"seed", "buggy", "fixed", "verdict"} per seed (headline values)
+    per_seed: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -60,6 +62,7 @@ class Experiment:
     fixed_label: str = "fixed"
     slow: bool = False
     rt_codes: tuple[str, ...] = ()  # runtime checks the buggy run should trigger (item 7)
+    metric: str = ""  # the headline in words, for the manuals ("accuracy after 200 SGD steps")
 
     @property
     def name(self) -> str:
@@ -85,11 +88,113 @@ class Experiment:
         result.seconds = time.perf_counter() - start
         return result
 
+    def run_seeds(self, seeds: Sequence[int], device: Union[str, torch.device] = "cpu") -> Result:
+        """Run on every seed and aggregate: numeric metrics are averaged, ``per_seed`` keeps each
+        seed's headline values and verdict, and the verdict is ``pass`` only when the claim held
+        on every seed (a single seed is never evidence on its own; the spread is reported)."""
+        seeds = list(seeds)
+        if len(seeds) == 1:
+            res = self.run(seeds[0], device)
+            res.per_seed = [_seed_record(self, seeds[0], res)]
+            return res
+        runs = [(s, self.run(s, device)) for s in seeds]
+        if any(r.verdict == "skip" for _, r in runs):
+            return next(r for _, r in runs if r.verdict == "skip")
+        first = runs[0][1]
+        per_seed = [_seed_record(self, s, r) for s, r in runs]
+        held = sum(r.passed for _, r in runs)
+        monitor = None
+        if all(r.monitor is not None for _, r in runs):
+            # conservative: a code counts as fired on the buggy run only if every seed fired it,
+            # and as fired on the fixed run if any seed did
+            buggy = set.intersection(*(set(r.monitor.get("buggy", [])) for _, r in runs))
+            fixed = set.union(*(set(r.monitor.get("fixed", [])) for _, r in runs))
+            monitor = {"buggy": sorted(buggy), "fixed": sorted(fixed)}
+        agg = Result(
+            _mean_metrics([r.buggy for _, r in runs]),
+            _mean_metrics([r.fixed for _, r in runs]),
+            "pass" if held == len(runs) else ("weak" if 2 * held > len(runs) else "fail"),
+            f"{spread_text(self, per_seed)}. Seed {seeds[0]}: {first.details}",
+            first.series,
+            monitor,
+            sum(r.seconds for _, r in runs),
+            per_seed,
+        )
+        return agg
+
     def summary(self, result: Result) -> str:
         """One line of evidence: the headline metric buggy vs fixed, and the verdict."""
+        if len(result.per_seed) > 1:
+            b, f = (_spread(result.per_seed, k) for k in ("buggy", "fixed"))
+            held = sum(r["verdict"] == "pass" for r in result.per_seed)
+            how = "mean [min, max] over" if _all_numeric(result.per_seed) else "on each of"
+            return (f"{self.headline}: {b} ({self.buggy_label}) vs {f} ({self.fixed_label}), "
+                    f"{how} {len(result.per_seed)} seeds, held on {held} [{result.verdict}]")
         b = format_value(result.buggy.get(self.headline))
         f = format_value(result.fixed.get(self.headline))
         return f"{self.headline}: {b} ({self.buggy_label}) vs {f} ({self.fixed_label}) [{result.verdict}]"
+
+    def manual_sentence(self, result: Result) -> str:
+        """The evidence sentence quoted in the rule's manual (generated; see ``manuals.py``)."""
+        seeds = [r["seed"] for r in result.per_seed] or [0]
+        what = self.metric or f"`{self.headline}`"
+        if len(result.per_seed) > 1:
+            b, f = (_spread(result.per_seed, k) for k in ("buggy", "fixed"))
+            held = sum(r["verdict"] == "pass" for r in result.per_seed)
+            where = f"seeds {seeds[0]}-{seeds[-1]}"
+            how = "mean [min, max]" if _all_numeric(result.per_seed) else "on every seed"
+            nums = f"{what}: {b} with {self.buggy_label} vs {f} with {self.fixed_label} ({how})"
+            tail = f"the claim held on {held} of {len(seeds)} seeds."
+        else:
+            where = f"seed {seeds[0]}"
+            nums = (f"{what}: {format_value(result.buggy.get(self.headline))} with {self.buggy_label} vs "
+                    f"{format_value(result.fixed.get(self.headline))} with {self.fixed_label}")
+            tail = "the claim held." if result.passed else "the claim did not hold."
+        return f"Measured (`recipecheck validate {self.rule}`, {where}): {nums}; {tail}"
+
+
+def _seed_record(exp: "Experiment", seed: int, res: Result) -> dict[str, Any]:
+    return {"seed": seed, "buggy": res.buggy.get(exp.headline), "fixed": res.fixed.get(exp.headline),
+            "verdict": res.verdict}
+
+
+def _numeric(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _mean_metrics(dicts: list[Metrics]) -> Metrics:
+    out: Metrics = {}
+    for key, v0 in dicts[0].items():
+        vals = [d.get(key) for d in dicts]
+        if all(_numeric(v) for v in vals):
+            finite = [float(v) for v in vals]
+            out[key] = sum(finite) / len(finite)
+        else:
+            out[key] = v0
+    return out
+
+
+def _all_numeric(per_seed: list[dict[str, Any]]) -> bool:
+    """Whether a side has numbers on every seed (then shown as mean [min, max])."""
+    return any(all(_numeric(r[side]) for r in per_seed) for side in ("buggy", "fixed"))
+
+
+def _spread(per_seed: list[dict[str, Any]], side: str) -> str:
+    vals = [r[side] for r in per_seed]
+    if not all(_numeric(v) for v in vals):
+        shown = sorted({format_value(v) for v in vals})
+        return shown[0] if len(shown) == 1 else "/".join(shown) + " (varies by seed)"
+    mean = sum(vals) / len(vals)
+    return f"{format_value(mean)} [{format_value(min(vals))}, {format_value(max(vals))}]"
+
+
+def spread_text(exp: "Experiment", per_seed: list[dict[str, Any]]) -> str:
+    """``seeds 0-4: held on 5/5; buggy mean [min, max] vs fixed ...`` for ``details``."""
+    seeds = [r["seed"] for r in per_seed]
+    held = sum(r["verdict"] == "pass" for r in per_seed)
+    how = " (mean [min, max])" if _all_numeric(per_seed) else " (on every seed)"
+    return (f"seeds {seeds[0]}-{seeds[-1]}: claim held on {held}/{len(seeds)}; {exp.headline} "
+            f"{_spread(per_seed, 'buggy')} vs {_spread(per_seed, 'fixed')}{how}")
 
 
 def runtime_check_codes() -> frozenset[str]:
@@ -121,11 +226,12 @@ def experiment(
     fixed_label: str = "fixed",
     slow: bool = False,
     rt_codes: Iterable[str] = (),
+    metric: str = "",
 ) -> Callable[[Callable[[int, str], Result]], Experiment]:
     """Register ``fn(seed, device) -> Result`` as an experiment in the catalog."""
 
     def wrap(fn: Callable[[int, str], Result]) -> Experiment:
-        exp = Experiment(rule, claim, fn, headline, buggy_label, fixed_label, slow, tuple(rt_codes))
+        exp = Experiment(rule, claim, fn, headline, buggy_label, fixed_label, slow, tuple(rt_codes), metric)
         _CATALOG.append(exp)
         return exp
 
@@ -138,7 +244,7 @@ def catalog() -> list[Experiment]:
 
     for module in _MODULES:  # importing a module registers its experiments
         importlib.import_module(f"{__package__}.{module}")
-    return list(_CATALOG)
+    return sorted(_CATALOG, key=lambda e: (not e.rule.startswith("RC"), e.rule if e.rule.startswith("RC") else ""))
 
 
 _MODULES = ("rc1xx", "rc2xx", "rc3xx", "rc4xx", "rc5xx", "rc6xx", "rc7xx", "sanity")
@@ -156,6 +262,11 @@ def select(codes: Iterable[str] = ()) -> list[Experiment]:
 
 def verdict(ok: bool) -> str:
     return "pass" if ok else "fail"
+
+
+def mean(values: Iterable[float]) -> float:
+    values = list(values)
+    return sum(values) / len(values)
 
 
 def format_value(v: Any) -> str:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import torch
+import math
 
-from ..reference.data import blobs, class_sorted, make_generator, noise_features
+import torch
+from torch.nn import functional as F
+
+from ..reference.data import DataUnavailable, blobs, class_sorted, digits, make_generator, noise_features, spiral
 from ..reference.trainer import TrainConfig, mlp, train
-from .base import Result, experiment, verdict
+from .base import Result, Skipped, experiment, verdict
 
 
 @experiment(
@@ -17,6 +20,7 @@ from .base import Result, experiment, verdict
     buggy_label="shuffle=False, sorted",
     fixed_label="shuffle=True",
     rt_codes=("RT110",),
+    metric="held-out accuracy after 10 epochs (5 class-sorted blobs)",
 )
 def unshuffled_sorted(seed: int, device: str) -> Result:
     classes = 5
@@ -74,6 +78,7 @@ def _nearest_centroid_acc(Xtr, ytr, Xte, yte) -> float:
     "cv_accuracy",
     buggy_label="fit before split",
     fixed_label="fit on train fold",
+    metric="5-fold cross-validated accuracy on pure noise (truth 0.5)",
 )
 def preprocessing_before_split(seed: int, device: str) -> Result:
     n, d, k, folds, repeats = 60, 2000, 20, 5, 10
@@ -109,4 +114,173 @@ def preprocessing_before_split(seed: int, device: str) -> Result:
         f"{folds}-fold CV over {repeats} draws: {b['cv_accuracy']:.3f} fitted before the split vs "
         f"{f['cv_accuracy']:.3f} inside each fold (truth 0.5; margin >= 0.2 gap, fixed within 0.1 of chance)",
         {"cv_accuracy": {"buggy": accs["buggy"], "fixed": accs["fixed"]}},
+    )
+
+
+def _fresh_gap_runs(seed: int, device: str):
+    """A small, noisy training set that a 2x128 MLP overfits, a 90-example validation split and a
+    fresh 900-example held-out set standing for new data. Returns (model, splits, per-epoch curves)."""
+    X, y = spiral(340, 3, noise=0.35, seed=seed, device=device)
+    perm = torch.randperm(len(X), generator=make_generator(seed + 7)).to(device)
+    tr, va, fresh = perm[:30 * 3], perm[90:180], perm[180:]
+    model = mlp(2, 3, (128, 128), seed=seed)
+    cfg = TrainConfig(epochs=60, batch_size=30, optimizer="adam", lr=0.01)
+    hist = train(model, X[tr], y[tr], cfg, X_val=X[va], y_val=y[va], seed=seed, device=device)
+    return model, (X[tr], y[tr], X[va], y[va], X[fresh], y[fresh]), hist
+
+
+def _acc(model, X, y) -> float:
+    with torch.no_grad():
+        return float((model.eval()(X).argmax(1) == y).float().mean())
+
+
+@experiment(
+    "RC406",
+    "A 'validation' metric computed on the training data measures memorization, not "
+    "generalization: on a model that overfits it overstates the accuracy on new data by a wide "
+    "margin, while a held-out split estimates it.",
+    "optimism",
+    buggy_label="evaluated on the training set",
+    fixed_label="evaluated on a held-out split",
+    metric="reported accuracy minus accuracy on 900 fresh examples",
+)
+def eval_on_training_data(seed: int, device: str) -> Result:
+    model, (Xtr, ytr, Xva, yva, Xf, yf), _ = _fresh_gap_runs(seed, device)
+    fresh = _acc(model, Xf, yf)
+    b = {"optimism": _acc(model, Xtr, ytr) - fresh, "reported_acc": _acc(model, Xtr, ytr), "fresh_acc": fresh}
+    f = {"optimism": _acc(model, Xva, yva) - fresh, "reported_acc": _acc(model, Xva, yva), "fresh_acc": fresh}
+    ok = b["optimism"] >= 0.1 and abs(f["optimism"]) < b["optimism"] / 2
+    return Result(
+        b, f, verdict(ok),
+        f"spiral (noise 0.35), 90 training examples, 2x128 MLP, 60 Adam epochs: reported accuracy {b['reported_acc']:.3f} "
+        f"on the training set vs {f['reported_acc']:.3f} on a 90-example held-out split; on 900 fresh examples "
+        f"{fresh:.3f}: optimism {b['optimism']:+.3f} (margin >= 0.1) vs {f['optimism']:+.3f} (margin: under half of it)",
+    )
+
+
+@experiment(
+    "RC403",
+    "Normalization statistics fitted on the test set (instead of the training set) make the "
+    "evaluation see data transformed differently from how new data will be: the reported metric "
+    "no longer estimates the accuracy on new examples normalized with the training statistics.",
+    "abs_error",
+    buggy_label="scaler fitted on the test set",
+    fixed_label="scaler fitted on the training set",
+    metric="|test accuracy reported - accuracy on 2000 fresh examples| (30-example test set)",
+)
+def preprocessing_fit_on_eval_data(seed: int, device: str) -> Result:
+    g = make_generator(seed)
+    scale = torch.tensor([1.0, 10.0, 100.0, 1000.0])
+    offset = torch.tensor([0.0, 50.0, -300.0, 2000.0])
+    X, y = blobs(700, 3, dim=4, spread=1.5, center_scale=1.5, seed=seed)
+    X = X * scale + offset * 1.0
+    perm = torch.randperm(len(X), generator=g)
+    tr, te, fresh = perm[:60], perm[60:90], perm[90:]
+    mu, sd = X[tr].mean(0), X[tr].std(0)
+    model = mlp(4, 3, (32,), seed=seed)
+    train(model, ((X[tr] - mu) / sd).to(device), y[tr].to(device),
+          TrainConfig(epochs=30, batch_size=20, optimizer="sgd", lr=0.1, momentum=0.9), seed=seed, device=device,
+          evaluate_every_epoch=False)
+    model = model.cpu()
+    truth = _acc(model, (X[fresh] - mu) / sd, y[fresh])
+    mu_t, sd_t = X[te].mean(0), X[te].std(0)
+    reported_bug = _acc(model, (X[te] - mu_t) / sd_t, y[te])
+    reported_fix = _acc(model, (X[te] - mu) / sd, y[te])
+    b = {"abs_error": abs(reported_bug - truth), "reported_acc": reported_bug, "fresh_acc": truth}
+    f = {"abs_error": abs(reported_fix - truth), "reported_acc": reported_fix, "fresh_acc": truth}
+    ok = b["abs_error"] >= f["abs_error"] + 0.02
+    return Result(
+        b, f, verdict(ok),
+        f"4 Gaussian features in different units, 60 training / 30 test / 2000 fresh examples: test accuracy "
+        f"{b['reported_acc']:.3f} with test-fitted statistics vs {f['reported_acc']:.3f} with training statistics; "
+        f"fresh accuracy {truth:.3f}: error {b['abs_error']:.3f} vs {f['abs_error']:.3f} (margin: >= 0.02 larger)",
+    )
+
+
+@experiment(
+    "RC404",
+    "Inputs in raw units (features spanning 1 to 1000, with offsets) make the loss surface badly "
+    "conditioned: even at its best learning rate SGD converges far more slowly than on "
+    "standardized inputs.",
+    "best_final_loss",
+    buggy_label="raw inputs",
+    fixed_label="standardized inputs",
+    metric="lowest training loss after 100 SGD steps over the LR sweep 1e-5..1",
+)
+def no_input_normalization(seed: int, device: str) -> Result:
+    scale = torch.tensor([1.0, 10.0, 100.0, 1000.0])
+    offset = torch.tensor([0.0, 50.0, -300.0, 2000.0])
+    X, y = blobs(100, 3, dim=4, spread=1.0, center_scale=2.0, seed=seed)
+    X = X * scale + offset
+    Xn = (X - X.mean(0)) / X.std(0)
+    res = {}
+    for label, data in (("buggy", X), ("fixed", Xn)):
+        losses = {}
+        for lr in (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0):
+            model = mlp(4, 3, (32,), seed=seed)
+            h = train(model, data.to(device), y.to(device),
+                      TrainConfig(epochs=10, batch_size=30, optimizer="sgd", lr=lr, momentum=0.9),
+                      seed=seed, device=device, evaluate_every_epoch=False)
+            v = h.train_loss[-1]
+            losses[lr] = v if math.isfinite(v) else 1e6
+        best = min(losses, key=losses.get)
+        res[label] = {"best_final_loss": losses[best], "best_lr": best}
+    b, f = res["buggy"], res["fixed"]
+    ok = b["best_final_loss"] >= 1.5 * f["best_final_loss"]
+    return Result(
+        b, f, verdict(ok),
+        f"3 Gaussian blobs in 4 features scaled 1-1000 with offsets, 100 SGD steps (momentum 0.9), best over lr "
+        f"1e-5..1: loss {b['best_final_loss']:.3f} (lr {b['best_lr']:g}) raw vs {f['best_final_loss']:.3f} "
+        f"(lr {f['best_lr']:g}) standardized (margin: >= 1.5x)",
+    )
+
+
+def _random_shift(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """RandomCrop(8, padding=1) on 8x8 images: a random shift of up to one pixel each way."""
+    imgs = F.pad(x.reshape(-1, 1, 8, 8), (1, 1, 1, 1))
+    i, j = (int(v) for v in torch.randint(0, 3, (2,), generator=gen))
+    return imgs[:, :, i:i + 8, j:j + 8].reshape(len(x), 64)
+
+
+@experiment(
+    "RC405",
+    "Random augmentation in the evaluation transform makes the metric random and biased: "
+    "repeated evaluations of the same model on the same images disagree, and the augmented "
+    "inputs score lower than the real ones.",
+    "eval_acc_range",
+    buggy_label="RandomCrop in the eval transform",
+    fixed_label="deterministic eval transform",
+    metric="range of the test accuracy over 10 evaluations of the same model",
+)
+def augmentation_in_eval_transform(seed: int, device: str) -> Result:
+    try:
+        split = digits(seed=seed)
+    except DataUnavailable as exc:
+        raise Skipped(str(exc)) from exc
+    gen = make_generator(seed + 3)
+    model = mlp(64, 10, (64,), seed=seed)
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    for epoch in range(5):  # trained with the augmentation, as the recipe intends
+        order = torch.randperm(len(split.X_train), generator=gen)
+        for i in range(0, len(order), 64):
+            idx = order[i:i + 64]
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(model(_random_shift(split.X_train[idx], gen)), split.y_train[idx]).backward()
+            opt.step()
+    res = {}
+    for label, augment in (("buggy", True), ("fixed", False)):
+        eval_gen = make_generator(seed + 11)
+        accs = []
+        for _ in range(10):
+            batches = [split.X_val[i:i + 50] for i in range(0, len(split.X_val), 50)]
+            xs = torch.cat([_random_shift(b, eval_gen) if augment else b for b in batches])
+            accs.append(_acc(model, xs, split.y_val))
+        res[label] = {"eval_acc_range": max(accs) - min(accs), "eval_acc_mean": sum(accs) / len(accs)}
+    b, f = res["buggy"], res["fixed"]
+    ok = b["eval_acc_range"] >= 0.005 and f["eval_acc_range"] == 0.0 and b["eval_acc_mean"] < f["eval_acc_mean"]
+    return Result(
+        b, f, verdict(ok),
+        f"digits, MLP trained 5 epochs with RandomCrop(8, padding=1), 10 evaluations of 450 test images: accuracy "
+        f"range {b['eval_acc_range']:.3f} (margin >= 0.005) and mean {b['eval_acc_mean']:.3f} with the crop in the eval "
+        f"transform vs {f['eval_acc_range']:.3f} (must be 0) and {f['eval_acc_mean']:.3f} without (margin: lower mean)",
     )
