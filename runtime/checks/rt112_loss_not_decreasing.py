@@ -96,8 +96,8 @@ class LossNotDecreasing(Check):
             return
         recent = median(v for _, v in st["recent"])
         last20 = median(v for _, v in list(st["recent"])[-20:])
-        if at_chance:
-            pass  # judged above as "stuck at chance" (a sharper diagnosis) once the window is full
+        if ("RT112", (name, "chance")) in mon._emitted:
+            pass  # already reported as "stuck at chance" (the sharper diagnosis)
         elif step >= self._warmup(mon) and early > 1e-3 and recent >= (1 - self.min_drop) * early and \
                 recent <= self.diverge_factor * early:
             f = self.emit(mon, f"{label} has not decreased after {step} steps: median {recent:.4g} over the last "
