@@ -299,10 +299,7 @@ class Monitor:
                     self._patch(GradScaler, "scale", _make_scale_patch(self, GradScaler.__dict__["scale"]))
                 except Exception:
                     pass
-                F = torch.nn.functional
-                for fname, kind in _FUNCTIONAL_LOSSES.items():
-                    if callable(F.__dict__.get(fname)):
-                        self._patch(F, fname, _make_functional_loss_patch(self, kind, F.__dict__[fname]))
+
             if self.patch_dataloader:
                 from torch.utils.data import DataLoader
 
@@ -942,11 +939,40 @@ class Monitor:
             self._enter_manual()
         if tensor.requires_grad and tensor.numel() == 1:
             self.loss_source = "backward"
+            if self.criterion_info is None and self._fn_watch:
+                self._loss_kind_from_graph(tensor)
             scaled = self._scaled
             if scaled is not None and scaled[0]() is tensor:
                 tensor = scaled[1]  # the loss before GradScaler.scale (the scale changes over time)
             self._scaled = None
             self._record_loss(tensor)
+
+    def _loss_kind_from_graph(self, loss) -> None:
+        """A functional loss (F.cross_entropy, F.nll_loss, F.binary_cross_entropy*; no loss module):
+        its type and class count from the autograd graph of the tensor backward() is called on.
+        Shapes only (no device read), and nothing is patched that TorchScript could see."""
+        self._fn_watch = False  # looked at once
+        node = loss.grad_fn
+        for _ in range(6):  # through the scaling of an accumulation (/ n, * w, + reg)
+            if node is None:
+                return
+            name = type(node).__name__
+            if name.startswith("NllLoss"):
+                logp = getattr(node, "_saved_self", None)
+                target = getattr(node, "_saved_target", None)
+                nxt = node.next_functions[0][0] if node.next_functions else None
+                kind = "CrossEntropyLoss" if nxt is not None and type(nxt).__name__.startswith("LogSoftmax") else "NLLLoss"
+                self._note_criterion(None, logp, target)
+                red = getattr(node, "_saved_reduction", 1)
+                self.criterion_info.update(type=kind, functional=True,
+                                           reduction={0: "none", 1: "mean", 2: "sum"}.get(red, "mean"))
+                return
+            if name.startswith("BinaryCrossEntropy"):
+                self._note_criterion(None, None, None)
+                self.criterion_info.update(type="BCEWithLogitsLoss" if "Logits" in name else "BCELoss", functional=True)
+                return
+            nxt = [f for f, _ in node.next_functions if f is not None]
+            node = nxt[0] if nxt else None
 
     def _after_backward(self) -> None:
         if self._manual_state == "watch":
