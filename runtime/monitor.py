@@ -25,9 +25,10 @@ Two ways in:
   ``Monitor(global_hooks=True, patch_backward=True, patch_dataloader=True)``: torch's global
   optimizer step hooks find the optimizers, global module forward hooks (only until the first
   optimizer step) find the model(s) and criterion, and documented, reversible patches, active only
-  inside that command, give the loss (the tensor ``backward()`` is called on), the loss type and
-  class count of functional losses (``F.cross_entropy``, ``F.nll_loss``, ``F.binary_cross_entropy*``)
-  and the training loader's passes (``DataLoader.__iter__``). A script that updates its parameters
+  inside that command, give the loss (the tensor ``backward()`` is called on; before
+  ``GradScaler.scale``) and the training loader's passes (``DataLoader.__iter__``). The type and
+  class count of a functional loss (``F.cross_entropy``, ``F.nll_loss``, ``F.binary_cross_entropy*``)
+  are read from the autograd graph of that tensor (shapes only; TorchScript sees no patch). A script that updates its parameters
   by hand (no optimizer: ``p.data.add_(p.grad, alpha=-lr)``) is recognized when the gradients are
   reset or the parameters change between two ``backward()`` calls: each backward is then a step.
 
@@ -207,7 +208,7 @@ class Monitor:
         self._n_losses = 0
         self._taps: dict[int, "_Tap"] = {}
         self._in_crit = 0
-        self._fn_watch = True  # functional losses observed until the criterion info and step 1 are known
+        self._fn_watch = True  # the loss graph is inspected once for a functional loss's kind
         self._suspended = False  # True while the sanity suite runs its own forward/backward passes
         # manual update loops (no optimizer): "watch" until an optimizer step or a manual update is seen
         self._manual_state = "watch" if patch_backward else "off"
@@ -1070,25 +1071,6 @@ class Monitor:
             self.loss_source = "criterion"
             self._record_loss(output)
 
-    def _on_functional_loss(self, kind: str, args, kwargs, output) -> None:
-        """``recipecheck run``: F.cross_entropy & co. called outside a loss module (item: functional
-        losses must not blind RT101 or the chance-level test)."""
-        if not (isinstance(output, torch.Tensor) and output.requires_grad and torch.is_grad_enabled()):
-            return
-        if self.criterion_info is None:
-            logits = args[0] if args else kwargs.get("input")
-            target = args[1] if len(args) > 1 else kwargs.get("target")
-            self._note_criterion(None, logits, target)
-            self.criterion_info["type"] = kind
-            self.criterion_info["functional"] = True
-            self.criterion_info["reduction"] = kwargs.get("reduction", "mean")
-            self.criterion_info["label_smoothing"] = kwargs.get("label_smoothing", 0.0)
-            self.criterion_info["has_weight"] = kwargs.get("weight") is not None
-        if self._init_open and output.numel() == 1:
-            self._init_vals.append(output.detach())
-        elif not self._init_open:
-            self._fn_watch = False  # nothing more to learn from functional losses
-
     def _note_criterion(self, criterion, logits, target) -> None:
         info = {"type": type(criterion).__name__ if criterion is not None else None}
         if isinstance(logits, torch.Tensor):
@@ -1322,11 +1304,6 @@ class _StepPlan:
         getattr(self, attr).append(item)
 
 
-_FUNCTIONAL_LOSSES = {"cross_entropy": "CrossEntropyLoss", "nll_loss": "NLLLoss",
-                      "binary_cross_entropy_with_logits": "BCEWithLogitsLoss",
-                      "binary_cross_entropy": "BCELoss"}
-
-
 def _safe_str(exc: BaseException) -> str:
     """``Type: message`` that never raises (an exception's own __str__ may)."""
     try:
@@ -1507,25 +1484,6 @@ def _make_scale_patch(mon: Monitor, original):
     scale.__wrapped__ = original
     scale.__recipecheck_dead__ = False
     return scale
-
-
-def _make_functional_loss_patch(mon: Monitor, kind: str, original):
-    def loss_fn(*args, **kwargs):
-        out = loss_fn.__wrapped__(*args, **kwargs)
-        if mon._fn_watch and mon._active and not mon._in_crit and not mon._suspended \
-                and not loss_fn.__recipecheck_dead__:
-            try:
-                mon._on_functional_loss(kind, args, kwargs, out)
-            except Exception:
-                pass
-        return out
-
-    loss_fn.__name__ = getattr(original, "__name__", kind)
-    loss_fn.__qualname__ = getattr(original, "__qualname__", kind)
-    loss_fn.__doc__ = original.__doc__
-    loss_fn.__wrapped__ = original
-    loss_fn.__recipecheck_dead__ = False
-    return loss_fn
 
 
 def _steps_in(schedule, start: int, end: int) -> list:
