@@ -79,11 +79,11 @@ def _rule_meta(code: str):
 
 
 def _finding(code: str, path: str, line: int, col: int, end_line: int, end_col: int, message: str,
-             fix: Fix | None = None) -> Finding:
+             fix: Fix | None = None, severity: Severity | None = None) -> Finding:
     r = _rule_meta(code)
     # the code is shown beside every message: drop a redundant trailing "(RC201)"
     message = message.removesuffix(f" ({code})").rstrip()
-    return Finding(code=code, name=r.NAME, severity=r.SEVERITY, path=path, line=line, column=col,
+    return Finding(code=code, name=r.NAME, severity=severity or r.SEVERITY, path=path, line=line, column=col,
                    end_line=end_line, end_column=end_col, message=message, fix=fix)
 
 
@@ -478,7 +478,8 @@ def _run_rules(module, text, path, rules, active, ignore, result, fix_mode, desc
         if rep.fix is not None:
             fix = _describe_fix(module, positions, rep.fix) if describe_fixes else \
                 Fix(rep.fix.safety, rep.fix.description, None, None, None, None, None)
-        f = _finding(rep.rule.CODE, path, line, col, end_line, end_col, rep.message, fix)
+        f = _finding(rep.rule.CODE, path, line, col, end_line, end_col, rep.message, fix,
+                     rep.severity)
         findings.append(f)
         reports_by_finding.append((f, rep))
 

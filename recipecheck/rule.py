@@ -65,6 +65,7 @@ class Report:
     node: cst.CSTNode
     message: str
     fix: FixSpec | None = None
+    severity: Severity | None = None  # below the rule's SEVERITY where the premise is not shown
 
 
 class Context:
@@ -78,11 +79,16 @@ class Context:
         self.reports: list[Report] = []
         self._rule: Rule | None = None
 
-    def report(self, node: cst.CSTNode, message: str | None = None, fix: FixSpec | None = None) -> None:
+    def report(self, node: cst.CSTNode, message: str | None = None, fix: FixSpec | None = None,
+               severity: Severity | None = None) -> None:
+        """Report a finding; `severity` lowers it below the rule's SEVERITY (never raises it)."""
         assert self._rule is not None
         msg = message or self._rule.MESSAGE
+        if severity is not None and severity.rank >= self._rule.SEVERITY.rank:
+            severity = None
         if not any(r.node is node and r.rule.CODE == self._rule.CODE for r in self.reports):
-            self.reports.append(Report(rule=self._rule, node=node, message=msg, fix=fix))
+            self.reports.append(Report(rule=self._rule, node=node, message=msg, fix=fix,
+                                       severity=severity))
 
     def code(self, node: cst.CSTNode) -> str:
         """Source text of a node (one line, collapsed)."""

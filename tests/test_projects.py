@@ -68,9 +68,11 @@ _ALONE = [
 @pytest.mark.parametrize("project,rel,code", _ALONE)
 def test_single_file_model_gets_these_wrong(project, rel, code, monkeypatch):
     path = ROOT / project / rel
-    linked = {f.code for f in _lint(path).findings}
+    # default findings (error/warning): a rule may lower a finding to info where its premise
+    # does not hold (RC701 on a model without Dropout/BatchNorm)
+    linked = {f.code for f in _lint(path).findings if f.severity.value != "info"}
     monkeypatch.setenv("RECIPECHECK_NO_PROJECT", "1")
-    alone = {f.code for f in _lint(path).findings}
+    alone = {f.code for f in _lint(path).findings if f.severity.value != "info"}
     assert (code in linked) != (code in alone)
 
 
@@ -108,12 +110,15 @@ def test_cached_result_is_stale_when_a_neighbour_changes(tmp_path, monkeypatch):
     shutil.copytree(ROOT / "zero_grad_helper", proj)
     job = Job(path=str(proj / "train.py"), ruleset=RuleSet(codes=tuple(r.CODE for r in RULES)),
               ignore=(), max_file_size=5_000_000)
-    assert not run_job(job).findings
-    assert not run_job(job).findings  # from the cache
+    def default(res):  # error/warning findings (RC701 is at info here: no Dropout/BatchNorm)
+        return [f.code for f in res.findings if f.severity.value != "info"]
+
+    assert not default(run_job(job))
+    assert not default(run_job(job))  # from the cache
     helpers = proj / "helpers.py"
     helpers.write_text(helpers.read_text().replace("p.grad.zero_()", "pass"))
     helpers.write_text(helpers.read_text().replace("p.grad.detach_()", "pass"))
-    assert [f.code for f in run_job(job).findings] == ["RC101"]
+    assert default(run_job(job)) == ["RC101"]
 
 
 # ----------------------------------------------------------------------- project resolution

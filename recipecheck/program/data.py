@@ -569,6 +569,7 @@ class DataModel:
                     for e in n.elements:
                         if isinstance(e.value, cst.Name):
                             out += self.transform_calls(f, e.value, depth + 1)
+            out += self._list_argument_calls(f, expr, depth)
             return out
         if isinstance(expr, cst.Subscript) and expr.slice and isinstance(expr.slice[0].slice, cst.Index):
             key = _literal(expr.slice[0].slice.value)
@@ -585,6 +586,29 @@ class DataModel:
             for a in self._bindings(f, d):
                 if a.value is not None and not isinstance(a.value, _Unpacked):
                     out += self.transform_calls(a.function, a.value, depth + 1)
+                    if isinstance(a.value, (cst.List, cst.Tuple)):
+                        out += self._appended_calls(a.function, d, depth)
+        return out
+
+    def _list_argument_calls(self, f: FunctionInfo, call: cst.Call, depth: int) -> list[cst.Call]:
+        """`Compose(t)` where `t` names a list: the transforms in that list."""
+        out: list[cst.Call] = []
+        for a in call.args:
+            if isinstance(a.value, cst.Name):
+                out += self.transform_calls(f, a.value, depth + 1)
+        return out
+
+    def _appended_calls(self, f: FunctionInfo, name: str, depth: int) -> list[cst.Call]:
+        """Calls added to the list `name` in `f`: `t.append(T.RandomCrop(32))`, `t.extend([...])`,
+        `t += [...]` (transform lists built step by step, then composed)."""
+        out: list[cst.Call] = []
+        for cs in self.p.calls:
+            if cs.function is f and cs.dotted in (f"{name}.append", f"{name}.extend", f"{name}.insert"):
+                for a in cs.node.args:
+                    out += [n for n in _walk(a.value) if isinstance(n, cst.Call)]
+        for a in f.assignments:
+            if a.target == name and a.augmented == "AddAssign" and isinstance(a.value, cst.CSTNode):
+                out += [n for n in _walk(a.value) if isinstance(n, cst.Call)]
         return out
 
     def _bindings(self, f: FunctionInfo, dotted: str) -> list:

@@ -32,7 +32,7 @@ from typing import Iterator
 
 import libcst as cst
 
-from recipecheck.program.nodes import bind_arguments, iter_children
+from recipecheck.program.nodes import bind_arguments, iter_children, literal_number
 
 from recipecheck.program.imports import dotted_name
 from recipecheck.program.model import Event, FunctionInfo, LoopInfo, ProgramModel
@@ -56,14 +56,142 @@ _TRAIN_MODELS = ("torchvision.models", "timm.create_model", "timm.models")
 
 
 _SENSITIVE_LAYERS = re.compile(
-    r"^torch\.nn\.(Dropout\w*|AlphaDropout|FeatureAlphaDropout|\w*BatchNorm\w*|InstanceNorm\w*|"
-    r"Transformer\w*|MultiheadAttention|RNN|LSTM|GRU)$|"
+    r"^torch\.nn\.(Dropout\w*|AlphaDropout|FeatureAlphaDropout|\w*BatchNorm\w*|InstanceNorm\w*)$|"
     r"^torch\.nn\.functional\.(dropout\w*|alpha_dropout|feature_alpha_dropout|batch_norm|instance_norm)$|"
     r"^(torchvision\.models|timm|transformers)\.")
+# layers whose mode matters only through their `dropout` argument: (position, default)
+_DROPOUT_ARG = {"torch.nn.RNN": (5, 0.0), "torch.nn.LSTM": (5, 0.0), "torch.nn.GRU": (5, 0.0),
+                "torch.nn.MultiheadAttention": (2, 0.0), "torch.nn.Transformer": (6, 0.1),
+                "torch.nn.TransformerEncoderLayer": (3, 0.1),
+                "torch.nn.TransformerDecoderLayer": (3, 0.1)}
 
 
-def _mode_sensitive(qualname: str | None) -> bool:
-    return bool(qualname) and bool(_SENSITIVE_LAYERS.match(qualname))
+def _mode_sensitive(qualname: str | None, call: cst.Call | None = None) -> bool:
+    """A layer that computes differently in train and eval mode: Dropout, BatchNorm,
+    InstanceNorm, a library model, or an RNN/attention/Transformer layer with dropout > 0
+    (an `nn.LSTM` without `dropout=` is the same in both modes)."""
+    if not qualname:
+        return False
+    if _SENSITIVE_LAYERS.match(qualname):
+        return True
+    spec = _DROPOUT_ARG.get(qualname)
+    if spec is None:
+        return False
+    if call is None:
+        return True
+    from recipecheck.program.nodes import call_arg
+    arg = call_arg(call, "dropout", spec[0])
+    if arg is None:
+        return spec[1] > 0
+    v = literal_number(arg)
+    return v is None or v > 0
+
+
+# ------------------------------------------------------------------ loops that are not evaluation
+
+
+def _names_in(expr: cst.CSTNode | None) -> set[str]:
+    """Plain variable names an expression reads (`a.b[c]` reads a and c)."""
+    out: set[str] = set()
+    stack = [expr] if expr is not None else []
+    while stack:
+        n = stack.pop()
+        if isinstance(n, cst.Name):
+            out.add(n.value)
+        elif isinstance(n, cst.Attribute):
+            stack.append(n.value)
+        elif isinstance(n, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+            continue
+        else:
+            stack.extend(iter_children(n))
+    return out
+
+
+def is_retry_loop(loop: cst.For | cst.While) -> bool:
+    """`while batch_size: try: ...; return/break  except RuntimeError: batch_size //= 2`: a loop
+    that retries a run (out-of-memory back-off), not one that iterates data."""
+    if not isinstance(loop, cst.While) or not isinstance(loop.body, cst.IndentedBlock):
+        return False
+    for st in loop.body.body:
+        if not isinstance(st, cst.Try) or not st.handlers:
+            continue
+        caught = {d for h in st.handlers for d in _names_in(h.type)}
+        if "StopIteration" in caught:
+            return False  # `while True: try: next(it)`: pulling batches by hand
+        exits = [n for n in _walk_statements(st.body) if isinstance(n, (cst.Return, cst.Break))]
+        if exits:
+            return True
+    return False
+
+
+def _walk_statements(node: cst.CSTNode):
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        yield n
+        if isinstance(n, (cst.FunctionDef, cst.ClassDef, cst.Lambda, cst.For, cst.While)):
+            if n is not node:
+                continue
+        stack.extend(iter_children(n))
+
+
+_MOVES = {"to", "cuda", "cpu", "float", "double", "half", "bfloat16", "train", "eval", "to_empty"}
+_MUTATORS = {"append", "extend", "insert", "fill_", "copy_", "add_", "put", "push", "add", "store"}
+
+
+def is_feedback_loop(loop: cst.For | cst.While, model_calls: list[cst.Call]) -> bool:
+    """The model's output flows back into its own input within the loop, and the input does not
+    come from the loop variable: autoregressive decoding, sampling, an RL rollout
+    (`action = policy(obs); obs = env.step(action)`). Such a loop generates, it does not
+    evaluate held-out data."""
+    if not model_calls:
+        return False
+    flows: list[tuple[set[str], set[str]]] = []  # (names written, names read)
+    owners: list[set[str]] = []  # names written by each statement that calls the model
+    call_ids = {id(c) for c in model_calls}
+    for n in _walk_statements(loop.body):
+        targets: list[cst.CSTNode] = []
+        value = None
+        if isinstance(n, cst.Assign):
+            targets, value = [t.target for t in n.targets], n.value
+        elif isinstance(n, (cst.AugAssign, cst.AnnAssign)):
+            targets, value = [n.target], n.value
+        elif isinstance(n, cst.Call) and isinstance(n.func, cst.Attribute) and \
+                n.func.attr.value in _MUTATORS and not any(
+                    isinstance(a.value, cst.Call) and id(a.value) in call_ids for a in n.args):
+            targets, value = [n.func.value], n
+        if value is None:
+            continue
+        written = set().union(*(_names_in(t) for t in targets)) if targets else set()
+        read = _names_in(value)
+        flows.append((written, read))
+        if any(id(c) in call_ids for c in _walk_exprs(value)):
+            owners.append(written)
+    out: set[str] = set().union(*owners) if owners else set()
+    inputs: set[str] = set()
+    for c in model_calls:
+        for a in c.args:
+            inputs |= _names_in(a.value)
+    for _ in range(3):  # a few rounds reach a fixed point on real loops
+        for written, read in flows:
+            if read & out:
+                out |= written
+            if written & inputs:
+                inputs |= read
+    loop_vars = _names_in(loop.target) if isinstance(loop, cst.For) else set()
+    if inputs & loop_vars:
+        return False  # the input comes from the iterated data
+    return bool(inputs & out)
+
+
+def _walk_exprs(node: cst.CSTNode):
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        yield n
+        if isinstance(n, (cst.Lambda, cst.FunctionDef)):
+            continue
+        stack.extend(iter_children(n))
 
 
 # ------------------------------------------------------------------------ split names
@@ -427,6 +555,9 @@ class Evaluation:
                 if inside_eval:
                     visit(n.children, True)
                     continue
+                if is_retry_loop(n.loop.node):
+                    visit(n.children, False)  # the run it retries may hold the eval loop
+                    continue
                 ev = self._classify(n)
                 if ev is not None:
                     out.append(ev)
@@ -459,6 +590,9 @@ class Evaluation:
             reasons.append("function")
         if not reasons:
             return None
+        own = [c.event.call for c, _ in forwards if c.chain == n.chain and c.event.call is not None]
+        if not split and is_feedback_loop(n.loop.node, own):
+            return None  # decoding, sampling or a rollout: the model's output is its next input
         models = tuple(dict.fromkeys(k for _, k in forwards))
         return EvalLoop(node=n, reasons=tuple(reasons), split=split, models=models, forward=forwards[0][0])
 
@@ -568,13 +702,14 @@ class Evaluation:
         for a in p.assignments:
             if model_key(a.target) != model or a.augmented is not None or not isinstance(a.value, cst.Call):
                 continue
-            call = a.value
-            while isinstance(call.func, cst.Attribute) and call.func.attr.value in ("to", "cuda", "cpu") \
-                    and isinstance(call.func.value, cst.Call):
-                call = call.func.value  # `Net(...).to(device)` is the Net
-            d = dotted_name(call.func)
-            q = p.imports.resolve(call.func)
-            if (d is not None and d in p.classes and p.classes[d].is_module) or q == "torch.nn.Sequential":
+            value = a.value
+            while isinstance(value.func, cst.Attribute) and value.func.attr.value in _MOVES and \
+                    isinstance(value.func.value, cst.Call):
+                value = value.func.value  # Net().to(device)
+            d = dotted_name(value.func)
+            q = p.imports.resolve(value.func)
+            if (d is not None and d in p.classes and p.classes[d].is_module) or \
+                    (q is not None and q.startswith("torch.nn.") and q.count(".") == 2):
                 local = True
             else:
                 return True
@@ -583,8 +718,53 @@ class Evaluation:
         if "sensitive" not in self.__dict__:
             # model classes of other project modules count with their layers
             progs = [p, *(p.link.programs.values() if getattr(p, "link", None) else ())]
-            self.__dict__["sensitive"] = any(_mode_sensitive(cs.qualname) for q in progs for cs in q.calls)
+            self.__dict__["sensitive"] = any(_mode_sensitive(cs.qualname, cs.node)
+                                             for q in progs for cs in q.calls)
         return self.__dict__["sensitive"]
+
+    def owner_keys(self, el: EvalLoop, model: str) -> list[str]:
+        """Models that contain `model` as called in the loop: `model` for `model.decoder(x)`
+        (eval() on a parent module covers its submodules)."""
+        out: list[str] = []
+        for n in el.node.walk():
+            if n.event is None or self.is_model_call(n) != model:
+                continue
+            parts = (n.canon(n.event.callee_text) or "").split(".")[:-1]
+            for i in range(len(parts), 0, -1):
+                k = model_key(".".join(parts[:i]))
+                if k and k != "self" and k not in out:
+                    out.append(k)
+        return out
+
+    def eval_at_loop_start(self, el: EvalLoop, keys: list[str]) -> bool:
+        """`for x, y in loader: model.eval(); ...`: the loop's body sets eval mode before its
+        first model call."""
+        for n in el.node.walk():
+            ms = self._ms_by_node.get(id(n))
+            if ms is not None and ms.model in keys and not n.conds:
+                return ms.mode == "eval"
+            if n.event is not None and self.is_model_call(n):
+                return False
+        return False
+
+    def eval_in_constructor(self, el: EvalLoop, keys: list[str]) -> bool:
+        """`self.model.eval()` in the owning class's `__init__`, and no `self.model.train()`
+        anywhere in the class: every method sees the model in eval mode."""
+        f: FunctionInfo | None = el.node.loop.function
+        while f is not None and f.cls is None:
+            f = f.parent
+        if f is None or f.cls is None:
+            return False
+        found = False
+        for m in f.cls.methods.values():
+            for ev in m.events:
+                mc = mode_call(ev)
+                if mc is None or not mc[0].startswith("self.") or model_key(mc[0]) not in keys:
+                    continue
+                if mc[1] != "eval":
+                    return False
+                found = found or m.name == "__init__"
+        return found
 
     def training_loops(self) -> list[Node]:
         """Loops that run backward() directly (batch loops) in the mode view."""

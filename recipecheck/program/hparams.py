@@ -248,3 +248,36 @@ def is_lr_or_wd_name(name: str | None) -> bool:
     if not name:
         return False
     return bool(_LR_WD.match(name.rsplit(".", 1)[-1].lower()))
+
+
+_PROBE_OWNER = re.compile(r"(^|_)(head|fc|classifier|linear|probe|last_layer|linear_classifier)"
+                          r"(_|$|\d)", re.I)
+
+
+def small_model_context(program: ProgramModel, c: Construction) -> str | None:
+    """Why an optimizer trains something small, where LR and weight decay outside the usual
+    range for a deep network are common and published (None when no such context shows):
+    a reinforcement-learning policy, a linear probe on frozen features, or one layer that owns
+    its optimizer (forward-forward style local training)."""
+    p = program
+    if any((cs.qualname or "").startswith(("gym.", "gymnasium.", "torch.distributions."))
+           for cs in p.calls) or any((cs.dotted or "").endswith("env.step") for cs in p.calls):
+        return "a reinforcement-learning policy"
+    owner = c.params_owner
+    leaf = (owner or "").rsplit(".", 1)[-1]
+    frozen = any(isinstance(cs.node.func, cst.Attribute) and cs.node.func.attr.value == "requires_grad_"
+                 and cs.node.args and isinstance(cs.node.args[0].value, cst.Name)
+                 and cs.node.args[0].value.value == "False" for cs in p.calls) or \
+        any(a.target.endswith(".requires_grad") and isinstance(a.value, cst.Name) and
+            a.value.value == "False" for a in p.assignments)
+    if owner and _PROBE_OWNER.search(leaf) and (frozen or owner != leaf or "probe" in leaf.lower()
+                                                or "linear_classifier" in leaf.lower()):
+        return "a linear probe on frozen features"
+    if owner == "self":
+        f = c.function
+        while f is not None and f.cls is None:
+            f = f.parent
+        if f is not None and f.cls is not None and any(
+                b.rsplit(".", 1)[-1] in ("Linear", "Conv1d", "Conv2d", "Conv3d") for b in f.cls.bases):
+            return "one layer trained by its own optimizer"
+    return None

@@ -95,6 +95,7 @@ class InitSite:
     owner_class: ClassInfo | None = None  # local class of the owner's base (isinstance(m, Block))
     placeholder: bool = False  # re-initialized later in the same class/function
     whole_model: bool = False  # applied to every layer of a kind / every parameter
+    conds: list = field(default_factory=list)  # (if test, in its body) around the call
 
     @property
     def cls(self) -> ClassInfo | None:
@@ -417,6 +418,7 @@ class InitModel:
                 site = self._site(kind, cs, ctx)
                 if site is not None:
                     site.order = cs.order
+                    site.conds = list(ctx.conds)
                     site.branch = tuple((id(t), pos) for t, pos in ctx.conds) + \
                         tuple(id(lp) for lp in ctx.loops)
                     self.sites.append(site)
@@ -852,3 +854,214 @@ def activation_families(program: ProgramModel, site: InitSite) -> set[str]:
             fams.add("other")
     # a string nonlinearity passed to a layer (nn.RNN(nonlinearity="relu")) is not an activation
     return fams
+
+
+# ------------------------------------------------------------------------ premises of RC301-RC303
+
+_TEST_PATH = re.compile(r"(^|[/\\])(tests?|testing)[/\\]|(^|[/\\])(test_[^/\\]*|[^/\\]*_test|"
+                        r"conftest)\.py$")
+# per-channel or scalar gates and scales, learned tokens/queries/slots/memories
+_GATE_NAME = re.compile(r"^(lambda|lamb|lam|gate|gates|gating|alpha|beta|gamma|ls|layer_?scale|"
+                        r"res_?scale|skip_?scale|rezero|scale|temperature|temp|logit_scale)"
+                        r"(_\w+|\d+)?$|_(lambda|gate|gates|gating|scale|scales|alpha|gain)\d*$",
+                        re.I)
+_TOKEN_NAME = re.compile(r"(^|_)(quer(y|ies)|slots?|memor(y|ies)|registers?|latents?|tokens?|"
+                         r"prompts?|anchors?|codes|prototypes?|pos|positional|cls|dist)(_|$|\d)",
+                         re.I)
+_INPUT_NAME = re.compile(r"^(x|y|z|inp|input|inputs|data|sample|samples|batch|noise|target|"
+                         r"targets|img|imgs|image|images|grad_output|dy)(_\w+|\d+)?$", re.I)
+_HEAD_STRING = re.compile(r"^(head|heads|classifier|fc|last|final|output|out|logits?|lm_head)"
+                          r"([._]|$)", re.I)
+
+
+_HEADS_NAME = re.compile(r"^(heads|num_heads|n_heads|nhead|n_head|num_attention_heads)$", re.I)
+
+
+def _over_heads_only(node: cst.CSTNode) -> bool:
+    """`nn.Parameter(torch.randn(heads, heads))`: every dimension is a number of attention
+    heads, a fan-in of a few units, where N(0, 1) is within a small factor of calibrated."""
+    for n in walk(node):
+        if isinstance(n, cst.Call) and (dotted_name(n.func) or "").rsplit(".", 1)[-1] in (
+                "randn", "rand", "normal", "empty", "zeros", "ones", "full"):
+            dims = [a.value for a in n.args if a.keyword is None]
+            return bool(dims) and all(
+                _HEADS_NAME.match((dotted_name(d) or "").rsplit(".", 1)[-1]) for d in dims)
+    return False
+
+
+def _strings_in(expr: cst.CSTNode) -> list[str]:
+    out = []
+    for n in walk(expr):
+        if isinstance(n, cst.SimpleString):
+            try:
+                out.append(str(n.evaluated_value))
+            except Exception:  # pragma: no cover - odd literal
+                continue
+    return out
+
+
+def _assigned_name(module: cst.Module | None, node: cst.CSTNode) -> str:
+    """The attribute or name a statement assigns when `node` is buried in its value
+    (`self.slots = nn.ParameterList([nn.Parameter(torch.randn(n, d)) for n in sizes])`)."""
+    if module is None:
+        return ""
+    for st in walk(module):
+        if isinstance(st, cst.Assign) and len(st.targets) == 1 and \
+                any(n is node for n in walk(st.value)):
+            return dotted_name(st.targets[0].target) or ""
+    return ""
+
+
+def outside_premise(site: InitSite, path: str = "", module: cst.Module | None = None) -> str | None:
+    """Why an init site is not the weight of a linear map or convolution whose init matters
+    (None when it is): a file of tests or gradient checks, a weight-norm gain, a scalar or
+    per-channel gate, a learned token/query/slot, an input tensor, or a classifier head
+    selected by name (`if name.startswith("head")`: zero-init heads are a technique)."""
+    if path and _TEST_PATH.search(path.replace("\\", "/")):
+        return "test"
+    text = site.target_text or _assigned_name(module, site.node)
+    leaf = text.rsplit(".", 1)[-1]
+    owner_leaf = (site.owner or "").rsplit(".", 1)[-1]
+    if leaf in ("weight_g", "g") or (site.layer == "weight_norm" and leaf != "weight_v"):
+        return "weight-norm gain"
+    for name in (leaf, owner_leaf):
+        if name and _GATE_NAME.search(name):
+            return "gate or scale"
+        if name and _TOKEN_NAME.search(name):
+            return "learned token"
+    if site.source == "parameter" and leaf and _INPUT_NAME.match(leaf):
+        return "input tensor"
+    if site.source == "parameter" and _over_heads_only(site.node):
+        return "a mixing matrix over a few attention heads"
+    for test, positive in site.conds:
+        if positive and any(_HEAD_STRING.match(t) for t in _strings_in(test)):
+            return "classifier head"
+    return None
+
+
+def _calls_attr(expr: cst.CSTNode, attrs: set[str]) -> bool:
+    for n in walk(expr):
+        if isinstance(n, cst.Call) and dotted_name(n.func) in attrs:
+            return True
+    return False
+
+
+def _terms(expr: cst.BaseExpression) -> list[cst.BaseExpression]:
+    """The operands of a top-level sum (`a * g + b` -> [a * g, b])."""
+    if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, (cst.Add, cst.Subtract)):
+        return _terms(expr.left) + _terms(expr.right)
+    return [expr]
+
+
+def _zero_term(expr: cst.BaseExpression, zero: set[str], attrs: set[str]) -> bool:
+    """A term that is zero when the names in `zero` are: one of them, a call of the zeroed
+    layer, or a product with such a factor."""
+    if isinstance(expr, cst.Name):
+        return expr.value in zero
+    if isinstance(expr, cst.Call) and dotted_name(expr.func) in attrs:
+        return True
+    if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.Multiply):
+        return _zero_term(expr.left, zero, attrs) or _zero_term(expr.right, zero, attrs)
+    return False
+
+
+def zeroes_forward_path(site: InitSite, program: ProgramModel | None = None) -> bool | None:
+    """For a zeroed layer of a module class: True when the class's forward returns only terms
+    that the zero init makes zero (`tokens * gamma + beta` with gamma, beta from the zeroed
+    projection and no residual), False when the zeroed output is added to something else (a
+    residual, `1 + gamma`), None when this cannot be read."""
+    cls = site.cls
+    owner = site.owner or ""
+    if cls is None or not owner:
+        return None
+    attrs: set[str] = set()
+    if owner.startswith("self.") and owner.count(".") == 1:
+        attrs.add(owner)
+    elif "." not in owner:
+        # a local layer registered through a container: self.to_gamma_beta = nn.Sequential(proj, ...)
+        for m in cls.methods.values():
+            for a in m.assignments:
+                if a.target.startswith("self.") and a.value is not None and \
+                        any(isinstance(n, cst.Name) and n.value == owner for n in walk(a.value)):
+                    attrs.add(a.target)
+    fwd = cls.methods.get("forward")
+    if not attrs or fwd is None or not isinstance(fwd.node, cst.FunctionDef):
+        return None
+    zero: set[str] = set()
+    for st in walk(fwd.node.body):
+        if isinstance(st, cst.Assign) and _calls_attr(st.value, attrs):
+            for t in st.targets:
+                zero |= {n.value for n in walk(t.target) if isinstance(n, cst.Name)}
+    if not zero and not any(_calls_attr(r, attrs) for r in fwd.returns):
+        return None
+    verdicts = []
+    for r in fwd.returns:
+        if not (_calls_attr(r, attrs) or any(isinstance(n, cst.Name) and n.value in zero
+                                             for n in walk(r))):
+            continue
+        zt = [_zero_term(t, zero, attrs) for t in _terms(r)]
+        verdicts.append(True if all(zt) else False if any(zt) else None)
+    if not verdicts or None in verdicts:
+        return None  # the zeroed output feeds further layers inside the block
+    if all(verdicts) and program is not None and not _used_as_submodule(program, cls):
+        return None  # the model's own output (a zero-init head): the loss still reaches it
+    return all(verdicts)
+
+
+def _used_as_submodule(program: ProgramModel, cls: ClassInfo) -> bool:
+    """Another module class builds `cls` (its output feeds further layers)."""
+    for other in program.classes.values():
+        if other is cls or not other.is_module:
+            continue
+        for m in other.methods.values():
+            for a in m.assignments:
+                if a.value is not None and any(
+                        isinstance(n, cst.Call) and dotted_name(n.func) == cls.name
+                        for n in walk(a.value)):
+                    return True
+    return False
+
+
+def _mentions(expr: cst.CSTNode, names: set[str], attrs: set[str]) -> bool:
+    for n in walk(expr):
+        if isinstance(n, cst.Name) and n.value in names:
+            return True
+        if isinstance(n, cst.Attribute) and dotted_name(n) in attrs:
+            return True
+    return False
+
+
+def added_to_identity(site: InitSite) -> bool:
+    """A zero-initialized parameter whose contribution is added to the method's input (a
+    residual) or to a parameter initialized to ones or the identity (`dynamic + static_alpha`
+    with `static_alpha` built from `torch.eye`): a zero correction on top of an identity, as
+    in ReZero, adaLN-Zero or hyper-connections."""
+    cls = site.cls
+    text = site.target_text or ""
+    if cls is None or not (text.startswith("self.") and text.count(".") == 1):
+        return False
+    identity_attrs = set()
+    for m in cls.methods.values():
+        for a in m.assignments:
+            if a.target.startswith("self.") and a.value is not None and any(
+                    isinstance(n, cst.Call) and (dotted_name(n.func) or "").rsplit(".", 1)[-1]
+                    in ("eye", "ones", "ones_like") for n in walk(a.value)):
+                identity_attrs.add(a.target)
+    for m in cls.methods.values():
+        if not isinstance(m.node, cst.FunctionDef):
+            continue
+        zero: set[str] = set()
+        for _ in range(3):
+            for st in walk(m.node.body):
+                if isinstance(st, cst.Assign) and _mentions(st.value, zero, {text}):
+                    for t in st.targets:
+                        zero |= {n.value for n in walk(t.target) if isinstance(n, cst.Name)}
+        inputs = set(m.params) - {"self"}
+        for n in walk(m.node.body):
+            if not (isinstance(n, cst.BinaryOperation) and isinstance(n.operator, cst.Add)):
+                continue
+            for a, b in ((n.left, n.right), (n.right, n.left)):
+                if _mentions(a, zero, {text}) and not _mentions(b, zero, {text}) and \
+                        _mentions(b, inputs, identity_attrs):
+                    return True
+    return False

@@ -490,6 +490,11 @@ class LayerAnalysis:
                         return self.p.evaluate(c.function, entry)
             return []
         objs = self.p.evaluate(f, expr)
+        if len(objs) > 1:
+            # `nn.Dropout(p) if p > 0 else nn.Identity()`: an optional layer, present when on
+            present = [o for o in objs if o.qualname != "torch.nn.Identity"]
+            if len(present) == 1:
+                return present
         if objs:
             return objs
         d = dotted_name(expr)
@@ -513,6 +518,8 @@ class LayerAnalysis:
             if isinstance(v, cst.Call) and isinstance(v.func, cst.Attribute) and \
                     v.func.attr.value in _MODULE_PASSTHROUGH:
                 out += self.resolve_module(v.func.value, fn, depth + 1)
+            elif isinstance(v, cst.IfExp):
+                out += self._optional_layer(v, fn, depth + 1)
         if not out and "." not in d:
             scope: FunctionInfo | None = f
             while scope is not None and d not in scope.params and not scope.bindings(d):
@@ -523,6 +530,15 @@ class LayerAnalysis:
                     out += self.p.evaluate(caller, arg) or (
                         self._resolve_moved(caller, ad, depth + 1) if ad else [])
         return out
+
+    def _optional_layer(self, v: cst.IfExp, f: FunctionInfo, depth: int = 0) -> list[Construction]:
+        """`nn.Dropout(p) if p > 0 else None` (or `nn.Identity()`): the layer when it exists."""
+        arms = [v.body, v.orelse]
+        absent = [a for a in arms if _is_absent_layer(self.p, a)]
+        present = [a for a in arms if not _is_absent_layer(self.p, a)]
+        if len(absent) != 1 or len(present) != 1:
+            return []
+        return self.resolve_module(present[0], f, depth)
 
     def _bindings(self, f: FunctionInfo, d: str):
         if d.startswith("self.") and d.count(".") == 1:
@@ -932,6 +948,11 @@ class _ForwardWalker:
 
     def _if(self, s: cst.If, env, fn, returns, cond) -> None:
         self.eval(s.test, env, fn)
+        if s.orelse is None and self._optional_layer_test(s.test, fn):
+            # `if self.dropout is not None: x = self.dropout(x)`: the layer runs whenever the
+            # model has it; treat the branch as part of the model, not as a maybe
+            self._block(_block(s.body), env, fn, returns, cond)
+            return
         branches = [s.body]
         orelse = s.orelse
         while orelse is not None:
@@ -954,6 +975,21 @@ class _ForwardWalker:
                     merged[k] = v
         env.clear()
         env.update(merged)
+
+    def _optional_layer_test(self, test: cst.BaseExpression, fn: FunctionInfo) -> bool:
+        """`self.X is not None`, or a bare `self.X` holding a torch layer."""
+        target = None
+        if isinstance(test, cst.Comparison) and len(test.comparisons) == 1 and \
+                isinstance(test.comparisons[0].operator, cst.IsNot) and \
+                isinstance(test.comparisons[0].comparator, cst.Name) and \
+                test.comparisons[0].comparator.value == "None":
+            target = test.left
+        elif isinstance(test, cst.Attribute):
+            target = test
+        d = dotted_name(target) if target is not None else None
+        if d is None or not d.startswith("self.") or d.count(".") != 1 or d == "self.training":
+            return False
+        return any(nn_kind(c.qualname) is not None for c in self.a.resolve_module(target, fn))
 
     def _for(self, s: cst.For, env, fn, returns) -> None:
         it = s.iter
@@ -1198,3 +1234,10 @@ def _label(expr) -> str:
         return cst.Module([]).code_for_node(expr)[:40]
     except Exception:
         return "layer"
+
+
+def _is_absent_layer(p: ProgramModel, expr: cst.BaseExpression) -> bool:
+    """`None` or `nn.Identity()`: an optional layer switched off."""
+    if isinstance(expr, cst.Name) and expr.value == "None":
+        return True
+    return isinstance(expr, cst.Call) and p.imports.resolve(expr.func) == "torch.nn.Identity"

@@ -89,6 +89,11 @@ class LossAccumulatedWithGraph(Rule):
     VALID = (
         "for x, y in loader:\n    loss = crit(model(x), y)\n    loss.backward()\n"
         "    total += loss.item()\n",
+        # validation under no_grad: no graph is recorded
+        "import torch\nimport torch.nn.functional as F\n@torch.no_grad()\ndef evaluate(model, loader):\n"
+        "    total = 0\n    for x, y in loader:\n        total += F.cross_entropy(model(x), y)\n    return total\n"
+        "def validate(model, loader):\n    total = 0\n    with torch.no_grad():\n        for x, y in loader:\n"
+        "            loss = F.mse_loss(model(x), y)\n            total += loss\n    return total\n",
         "for x, y in loader:\n    loss = crit(model(x), y)\n    loss.backward()\n"
         "    total = total + loss.detach() * x.size(0)\n",
         # accumulate the loss, then one backward on the total
@@ -99,6 +104,9 @@ class LossAccumulatedWithGraph(Rule):
         "    loss = loss.item()\n    total += loss\n",
     )
     INVALID = (
+        # validation loss summed with autograd on: every batch's graph is kept
+        "import torch.nn as nn\ncriterion = nn.CrossEntropyLoss()\nmodel.eval()\nval_loss = 0\n"
+        "for x, y in val_loader:\n    val_loss += criterion(model(x), y)  # expect: RC104\n",
         "total_loss = 0\nfor x, y in loader:\n    loss = crit(model(x), y)\n    loss.backward()\n"
         "    total_loss += loss  # expect: RC104\n",
         "for x, y in loader:\n    loss = crit(model(x), y)\n    loss.backward()\n"
@@ -106,6 +114,10 @@ class LossAccumulatedWithGraph(Rule):
     )
 
     def check(self, ctx: Context) -> None:
+        self._check_training_totals(ctx)
+        _check_eval_totals(ctx)
+
+    def _check_training_totals(self, ctx: Context) -> None:
         p = ctx.program
         for f in p.functions.values():
             backward_names: set[str] = set()
@@ -142,3 +154,117 @@ class LossAccumulatedWithGraph(Rule):
             if a.target == name and a.order < order and a.augmented is None:
                 last = a
         return last is not None and _is_python_number(last.value)
+
+
+_LOSS_FUNCS = {"cross_entropy", "nll_loss", "mse_loss", "l1_loss", "binary_cross_entropy",
+               "binary_cross_entropy_with_logits", "kl_div", "smooth_l1_loss", "huber_loss",
+               "ctc_loss", "poisson_nll_loss", "gaussian_nll_loss", "triplet_margin_loss",
+               "cosine_embedding_loss", "margin_ranking_loss", "hinge_embedding_loss",
+               "multi_margin_loss", "multilabel_margin_loss", "soft_margin_loss",
+               "multilabel_soft_margin_loss"}
+_CRITERION_NAMES = {"criterion", "crit", "loss_fn", "loss_func", "loss_function", "lossfn"}
+
+
+def _check_eval_totals(ctx: Context) -> None:
+    """Running totals of a loss in evaluation loops (no backward) with autograd on."""
+    from recipecheck.program.evaluation import GRAD_CONTROL, _decorator_withs, analysis
+
+    p = ctx.program
+    eval_loops: set[int] | None = None  # computed on the first candidate (the mode view costs)
+    backward_names: set[str] = set()
+    for f in p.functions.values():
+        for e in f.events:
+            if e.kind == "backward" and isinstance(e.operand, cst.CSTNode):
+                backward_names |= _graph_names(e.operand)
+    for f in p.functions.values():
+        if any(w in GRAD_CONTROL for w in _decorator_withs(p, f)):
+            continue
+        if f.callers and all(any(w in GRAD_CONTROL for w in (*c.withs, *_decorator_withs(p, c.function)))
+                             for c in f.callers):
+            continue
+        for a in f.assignments:
+            if a.loop is None or not isinstance(a.value, cst.CSTNode) or a.target in backward_names:
+                continue
+            if a.augmented == "AddAssign":
+                value = a.value
+            elif a.augmented is None and isinstance(a.value, cst.BinaryOperation) and \
+                    isinstance(a.value.operator, cst.Add) and dotted_name(a.value.left) == a.target:
+                value = a.value.right
+            else:
+                continue
+            loop = a.loop
+            if not _loss_tensor(p, f, value, a.order, 0):
+                continue
+            if eval_loops is None:
+                eval_loops = {id(el.node.loop) for el in analysis(p).eval_loops}
+            outer = loop
+            while outer is not None and id(outer) not in eval_loops:
+                outer = outer.parent
+            if outer is None:
+                continue  # only evaluation loops (over a val/test loader, or in evaluate())
+            if any(w in GRAD_CONTROL for w in loop.withs) or _loop_backprops(loop):
+                continue
+            if _under_grad_control(p, f, a.node):
+                continue
+            ctx.report(a.node, (
+                f"`{ctx.code(a.node)}` sums loss tensors in a loop that never calls backward(), with "
+                "autograd on: every batch's graph (and its activations) stays in memory until the "
+                "total is freed; add `.item()` and run the loop under torch.no_grad() (RC104)"))
+
+
+def _loop_backprops(loop) -> bool:
+    stack = [loop]
+    while stack:
+        lp = stack.pop()
+        for it in lp.items:
+            if hasattr(it, "kind"):
+                if it.kind == "backward" or (it.kind == "call" and it.callee is not None and
+                                             any(e.kind == "backward" for e in it.callee.events)):
+                    return True
+            else:
+                stack.append(it)
+    return False
+
+
+def _under_grad_control(p, f, node: cst.CSTNode) -> bool:
+    """A `with torch.no_grad():` (or set_grad_enabled) of `f` around `node`."""
+    from recipecheck.program.evaluation import GRAD_CONTROL
+    from recipecheck.program.nodes import walk
+
+    for w in walk(f.node):
+        if not isinstance(w, cst.With):
+            continue
+        names = []
+        for item in w.items:
+            expr = item.item.func if isinstance(item.item, cst.Call) else item.item
+            names.append(p.imports.resolve(expr))
+        if not any(n in GRAD_CONTROL for n in names):
+            continue
+        if any(x is node for x in walk(w.body)):
+            return True
+    return False
+
+
+def _loss_tensor(p, f, expr, order: int, depth: int) -> bool:
+    if depth > 3 or expr is None:
+        return False
+    if isinstance(expr, cst.BinaryOperation):
+        return _loss_tensor(p, f, expr.left, order, depth + 1) or _loss_tensor(p, f, expr.right, order, depth + 1)
+    if isinstance(expr, cst.Name):
+        binds = [b for b in f.assignments if b.target == expr.value and b.order < order]
+        if not binds or binds[-1].augmented is not None:
+            return False
+        last = binds[-1]
+        return isinstance(last.value, cst.CSTNode) and _loss_tensor(p, f, last.value, last.order, depth + 1)
+    if not isinstance(expr, cst.Call):
+        return False
+    q = p.imports.resolve(expr.func)
+    if q is not None:
+        return q.startswith("torch.nn.functional.") and q.rsplit(".", 1)[-1] in _LOSS_FUNCS
+    d = dotted_name(expr.func)
+    if d is None:
+        return False
+    leaf = d.rsplit(".", 1)[-1]
+    if leaf in _CRITERION_NAMES or leaf.startswith("criterion"):
+        return True
+    return any(o.role == "criterion" for o in p.evaluate_dotted(f, d)) if d.count(".") <= 1 else False

@@ -40,6 +40,8 @@ class GradAccumulationUnscaled(Rule):
     k (mean [min, max]); the claim held on 5 of 5 seeds.
 
     ## Known problems
+    Averaging the accumulated gradients explicitly (`p.grad.div_(n)`, `p.grad.mul_(1 / n)`,
+    `_foreach_div_`) or a loss helper of the file that divides the loss counts as scaled.
     A loss scaled inside another function, or a criterion built with `reduction="sum"` on
     purpose, is not recognised; suppress with `# noqa: RC105`.
 
@@ -74,6 +76,45 @@ class GradAccumulationUnscaled(Rule):
     SEVERITY = Severity.WARNING
     MESSAGE = "accumulated gradients are summed: divide the loss by the accumulation steps"
     VALID = (
+        # the accumulated gradients are averaged explicitly before the step
+        (
+        'import torch\n'
+        '\n'
+        'model = Net()\n'
+        'optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)\n'
+        'accum_steps = 4\n'
+        'for epoch in range(10):\n'
+        '    for i, (x, y) in enumerate(train_loader):\n'
+        '        loss = criterion(model(x), y)\n'
+        '        loss.backward()\n'
+        '        if (i + 1) % accum_steps == 0:\n'
+        '            for p in model.parameters():\n'
+        '                if p.grad is not None:\n'
+        '                    p.grad.mul_(1.0 / accum_steps)\n'
+        '            optimizer.step()\n'
+        '            optimizer.zero_grad()\n'
+        ),
+        # the loss helper divides by the accumulation steps
+        (
+        'import torch\n'
+        '\n'
+        'grad_accum = 8\n'
+        '\n'
+        'def compute_loss(model, batch):\n'
+        '    logits = model(batch["input_ids"])\n'
+        '    loss = torch.nn.functional.cross_entropy(logits.view(-1, logits.size(-1)), batch["labels"].view(-1))\n'
+        '    return loss / grad_accum\n'
+        '\n'
+        'model = Net()\n'
+        'optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)\n'
+        'for step, batch in enumerate(train_loader):\n'
+        '    loss = compute_loss(model, batch)\n'
+        '    loss.backward()\n'
+        '    if (step + 1) % grad_accum == 0:\n'
+        '        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)\n'
+        '        optimizer.step()\n'
+        '        optimizer.zero_grad(set_to_none=True)\n'
+        ),
         "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
         "for i, (x, y) in enumerate(loader):\n    loss = crit(model(x), y) / accum\n    loss.backward()\n"
         "    if (i + 1) % accum == 0:\n        opt.step()\n        opt.zero_grad()\n",
@@ -115,15 +156,15 @@ class GradAccumulationUnscaled(Rule):
                     elif after and not path and p.optimizer_step_target(e.event):
                         accumulating = True
                         break
-            if not accumulating:
-                continue
+            if not accumulating or _grads_averaged(p):
+                continue  # `p.grad.div_(accum)` before the step averages them explicitly
             for e in xl.direct():
                 ev = e.event
                 if ev.kind != "backward" or ev.conditional or ev.operand is None:
                     continue
                 if any("accumulate" in w for w in ev.withs):
                     continue  # accelerate's accumulate() scales for you
-                if self._scaled(ev):
+                if self._scaled(ev) or _scaled_in_helper(p, ev):
                     continue
                 node = e.site_in(xl.loop.function)
                 ctx.report(node, (
@@ -158,3 +199,39 @@ class GradAccumulationUnscaled(Rule):
                         and "crit" not in fname.lower() and "model" not in fname.lower():
                     return True  # an unknown call may scale inside
         return False
+
+
+def _grads_averaged(p) -> bool:
+    """The gradients themselves are averaged: `p.grad.mul_(1 / n)`, `p.grad.div_(n)`,
+    `p.grad /= n`, `torch._foreach_div_(grads, n)`."""
+    for cs in p.calls:
+        f = cs.node.func
+        if isinstance(f, cst.Attribute) and f.attr.value in ("mul_", "div_"):
+            recv = dotted_name(f.value) or ""
+            if recv.endswith((".grad", ".grad.data")):
+                return True
+        if (cs.qualname or "").endswith(("_foreach_mul_", "_foreach_div_")):
+            return True
+    return any(a.augmented in ("DivideAssign", "MultiplyAssign") and
+               a.target.endswith((".grad", ".grad.data")) for a in p.assignments)
+
+
+def _scaled_in_helper(p, ev) -> bool:
+    """`loss = compute_loss(model, batch)` where the file's own compute_loss() divides or
+    multiplies the loss before returning it."""
+    name = dotted_name(ev.operand)
+    if name is None:
+        return False
+    for a in ev.function.assignments:
+        if a.target != name or not isinstance(a.value, cst.Call):
+            continue
+        leaf = (dotted_name(a.value.func) or "").rsplit(".", 1)[-1]
+        for f in p.functions.values():
+            if f.name != leaf or not isinstance(f.node, cst.FunctionDef):
+                continue
+            if any(_has_op(r, (cst.Divide, cst.Multiply)) for r in f.returns) or any(
+                    b.augmented in ("DivideAssign", "MultiplyAssign") or
+                    (isinstance(b.value, cst.CSTNode) and _has_op(b.value, (cst.Divide,)))
+                    for b in f.assignments if "loss" in b.target.lower()):
+                return True
+    return False

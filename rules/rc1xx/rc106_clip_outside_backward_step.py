@@ -1,4 +1,5 @@
 from recipecheck.finding import Severity
+from recipecheck.program.accumulation import exclusive, loop_guards
 from recipecheck.rule import Context, Rule
 
 
@@ -93,9 +94,10 @@ class ClipOutsideBackwardStep(Rule):
             for j, e in enumerate(seq):
                 if kinds[j] != "c" or id(e) not in direct:
                     continue
-                prev_b = max((i for i in range(j) if kinds[i] == "b"), default=None)
-                prev_s = max((i for i in range(j) if kinds[i] == "s"), default=None)
-                next_b = next((i for i in range(j + 1, len(seq)) if kinds[i] == "b"), None)
+                together = _runs_with(xl, seq, e)
+                prev_b = max((i for i in range(j) if kinds[i] == "b" and together(i)), default=None)
+                prev_s = max((i for i in range(j) if kinds[i] == "s" and together(i)), default=None)
+                next_b = next((i for i in range(j + 1, len(seq)) if kinds[i] == "b" and together(i)), None)
                 node = e.event.node
                 if prev_b is None and next_b is not None:
                     where = "before backward()"
@@ -106,3 +108,9 @@ class ClipOutsideBackwardStep(Rule):
                 ctx.report(node, (
                     f"{ctx.code(node).split('(')[0]}(...) runs {where} in this iteration, so the "
                     "update uses unclipped gradients; clip between backward() and step() (RC106)"))
+
+
+def _runs_with(xl, seq, e):
+    """Events in the other branch of an `if` (AMP vs plain step) never run with the clip."""
+    mine = loop_guards(xl, e)
+    return lambda i: not exclusive(loop_guards(xl, seq[i]), mine)

@@ -1,5 +1,7 @@
 import re
 
+import libcst as cst
+
 from recipecheck.finding import Severity
 from recipecheck.program.imports import dotted_name
 from recipecheck.rule import Context, Rule
@@ -40,6 +42,9 @@ class NoLrAnnealing(Rule):
     [0.103, 0.138] with cosine annealing (mean [min, max]); the claim held on 4 of 5 seeds.
 
     ## Known problems
+    Not reported on GAN recipes (optimizers for a generator and a discriminator keep a constant
+    Adam LR by design) nor on short fine-tunes (a `from_pretrained`/`pretrained=True` model
+    trained for at most 5 epochs).
     Schedules applied by a framework the file does not show (a YAML config, a Trainer built
     elsewhere) are not seen. Off by default (info).
 
@@ -75,6 +80,48 @@ class NoLrAnnealing(Rule):
     SEVERITY = Severity.INFO
     MESSAGE = "the learning rate is constant for the whole run"
     VALID = (
+        # a GAN recipe: constant Adam 2e-4, betas (0.5, 0.999), by design
+        (
+        'import torch\n'
+        'import torch.nn as nn\n'
+        '\n'
+        'generator = Generator()\n'
+        'discriminator = Discriminator()\n'
+        'adversarial_loss = nn.BCELoss()\n'
+        'optimizer_G = torch.optim.Adam(generator.parameters(), lr=0.0002, betas=(0.5, 0.999))\n'
+        'optimizer_D = torch.optim.Adam(discriminator.parameters(), lr=0.0002, betas=(0.5, 0.999))\n'
+        'for epoch in range(200):\n'
+        '    for imgs, _ in dataloader:\n'
+        '        valid = torch.ones(imgs.size(0), 1)\n'
+        '        fake = torch.zeros(imgs.size(0), 1)\n'
+        '        z = torch.randn(imgs.size(0), 100)\n'
+        '        optimizer_G.zero_grad()\n'
+        '        gen_imgs = generator(z)\n'
+        '        g_loss = adversarial_loss(discriminator(gen_imgs), valid)\n'
+        '        g_loss.backward()\n'
+        '        optimizer_G.step()\n'
+        '        optimizer_D.zero_grad()\n'
+        '        real_loss = adversarial_loss(discriminator(imgs), valid)\n'
+        '        fake_loss = adversarial_loss(discriminator(gen_imgs.detach()), fake)\n'
+        '        d_loss = (real_loss + fake_loss) / 2\n'
+        '        d_loss.backward()\n'
+        '        optimizer_D.step()\n'
+        ),
+        # a short fine-tune of a pretrained model (3 epochs)
+        (
+        'import torch\n'
+        'from transformers import AutoModelForSequenceClassification\n'
+        '\n'
+        'model = AutoModelForSequenceClassification.from_pretrained("bert-base-uncased", num_labels=2)\n'
+        'optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5)\n'
+        'for epoch in range(3):\n'
+        '    model.train()\n'
+        '    for batch in train_loader:\n'
+        '        optimizer.zero_grad()\n'
+        '        out = model(**batch)\n'
+        '        out.loss.backward()\n'
+        '        optimizer.step()\n'
+        ),
         "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
         "sched = torch.optim.lr_scheduler.StepLR(opt, 30)\n"
         "for epoch in range(90):\n    for x, y in loader:\n        opt.zero_grad()\n"
@@ -98,6 +145,8 @@ class NoLrAnnealing(Rule):
             if any(a.function is opt.function and a.loop is not None and a.value is opt.node
                    for a in p.assignments):
                 return  # rebuilt inside a loop: the LR may change between rebuilds
+        if _adversarial(opts) or _short_fine_tune(p):
+            return  # GAN recipes keep a constant Adam LR by design; a few epochs from pretrained
         opt = opts[0]
         lr = opt.arg("lr", 1)
         lr_txt = f" (lr={ctx.code(lr)})" if lr is not None else ""
@@ -105,3 +154,39 @@ class NoLrAnnealing(Rule):
         ctx.report(opt.node, (
             f"{target} keeps one learning rate{lr_txt} for the whole run: nothing decays it; add a "
             "schedule (step decay, cosine or linear) to reach a lower loss (RC205)"))
+
+
+_GAN_NAME = re.compile(r"(^|_)(g|d|gen|disc|generator|discriminator|critic|netg|netd|"
+                       r"g_ab|g_ba|d_a|d_b|ge|e)(_|$|\d)|generator|discriminator|critic", re.I)
+
+
+def _adversarial(opts) -> bool:
+    """Two or more optimizers for a generator and a discriminator (optimizer_G / optimizer_D,
+    netG / netD): a GAN recipe, whose published LR is a constant (Adam 2e-4, betas 0.5)."""
+    names = set()
+    for o in opts:
+        for text in (o.target or "", o.params_owner or ""):
+            leaf = text.rsplit(".", 1)[-1]
+            if leaf and _GAN_NAME.search(leaf):
+                names.add(leaf.lower())
+    gen = any(re.search(r"(^|_)(g|ge|gen|netg)($|_|\d)|generator", n) for n in names)
+    disc = any(re.search(r"(^|_)(d|disc|netd)($|_|\d)|discriminator|critic", n) for n in names)
+    return len(opts) >= 2 and gen and disc
+
+
+def _short_fine_tune(p) -> bool:
+    """A pretrained model trained for at most a few epochs (a fine-tune)."""
+    from recipecheck.program.hparams import number
+    pretrained = any((cs.qualname or cs.dotted or "").endswith("from_pretrained")
+                     or any(a.keyword is not None and a.keyword.value in ("pretrained", "weights")
+                            for a in cs.node.args)
+                     for cs in p.calls)
+    if not pretrained:
+        return False
+    counts = []
+    for xl in p.epoch_loops:
+        it = xl.loop.iter
+        if isinstance(it, cst.Call) and dotted_name(it.func) == "range" and it.args:
+            counts.append(number(p, xl.loop.function, it.args[-1].value if len(it.args) == 1
+                                 else it.args[1].value))
+    return bool(counts) and all(c is not None and c <= 5 for c in counts)

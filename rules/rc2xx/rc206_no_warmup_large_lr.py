@@ -8,10 +8,14 @@ from recipecheck.program.nodes import iter_children
 
 from recipecheck.finding import Severity
 from recipecheck.program import torchnames as tn
+from recipecheck.program.hparams import small_model_context
+from recipecheck.program.imports import dotted_name
 from recipecheck.rule import Context, Rule
 
 _WARMUP = re.compile(r"warm_?up", re.I)
-_TRANSFORMER_CLASS = re.compile(r"transformer|gpt|bert|attention|vit\b|llama|t5", re.I)
+# a GRU/LSTM with an attention layer, or a graph attention network, is not a transformer
+_TRANSFORMER_CLASS = re.compile(r"transformer|gpt|bert|multi_?head_?attention|self_?attention|"
+                                r"vit\b|llama|t5", re.I)
 
 
 def _names(node: cst.CSTNode) -> list[str]:
@@ -37,10 +41,35 @@ def has_warmup(p) -> bool:
     return any(_WARMUP.search(cs.dotted or "") for cs in p.calls)
 
 
+def _returned(opt) -> bool:
+    """The optimizer is built to be returned by a factory function."""
+    for r in opt.function.returns:
+        if r is opt.node or (opt.target and dotted_name(r) == opt.target):
+            return True
+    return False
+
+
+def _pretrained(p) -> bool:
+    """The model starts from pretrained weights (`from_pretrained`, `pretrained=True`,
+    `weights=...`): a fine-tune, where warmup matters much less."""
+    for cs in p.calls:
+        q = cs.qualname or cs.dotted or ""
+        if q.endswith("from_pretrained"):
+            return True
+        for a in cs.node.args:
+            if a.keyword is not None and a.keyword.value in ("pretrained", "weights") and \
+                    not (isinstance(a.value, cst.Name) and a.value.value in ("False", "None")):
+                return True
+    return False
+
+
 def is_transformer_program(p) -> bool:
     if p.uses_transformer():
         return True
-    return any(_TRANSFORMER_CLASS.search(name) and c.is_module for name, c in p.classes.items())
+    names = [name for name, c in p.classes.items() if c.is_module]
+    # a transformer has attention: `TransformerNet` of fast neural style is a CNN
+    return any(_TRANSFORMER_CLASS.search(n) for n in names) and \
+        any(re.search(r"attention|attn", n, re.I) for n in names)
 
 
 def linear_scaled_lr(expr: cst.CSTNode | None) -> bool:
@@ -79,6 +108,9 @@ class NoWarmupLargeLr(Rule):
     0.186] with 50-step linear warmup (mean [min, max]); the claim held on 4 of 5 seeds.
 
     ## Known problems
+    Only transformers trained from scratch in this file: not an RNN with an attention layer or a
+    graph attention network, not a pretrained model, not an optimizer factory
+    (`configure_optimizers`) in a file without a training loop, not a linear probe.
     A warmup implemented elsewhere (a config file, a Trainer in another module) is not seen.
     Off by default (info).
 
@@ -112,6 +144,45 @@ class NoWarmupLargeLr(Rule):
     SEVERITY = Severity.INFO
     MESSAGE = "the run starts at full learning rate with no warmup"
     VALID = (
+        # a GRU seq2seq with Bahdanau attention is not a transformer
+        (
+        'import torch\n'
+        'import torch.nn as nn\n'
+        'import torch.nn.functional as F\n'
+        '\n'
+        'class Attention(nn.Module):\n'
+        '    def __init__(self, enc_hid, dec_hid):\n'
+        '        super().__init__()\n'
+        '        self.attn = nn.Linear(enc_hid * 2 + dec_hid, dec_hid)\n'
+        '        self.v = nn.Linear(dec_hid, 1, bias=False)\n'
+        '\n'
+        '    def forward(self, hidden, encoder_outputs):\n'
+        '        src_len = encoder_outputs.shape[0]\n'
+        '        hidden = hidden.unsqueeze(1).repeat(1, src_len, 1)\n'
+        '        energy = torch.tanh(self.attn(torch.cat((hidden, encoder_outputs.permute(1, 0, 2)), dim=2)))\n'
+        '        return F.softmax(self.v(energy).squeeze(2), dim=1)\n'
+        '\n'
+        'class Decoder(nn.Module):\n'
+        '    def __init__(self, vocab, emb, enc_hid, dec_hid, attention):\n'
+        '        super().__init__()\n'
+        '        self.attention = attention\n'
+        '        self.embedding = nn.Embedding(vocab, emb)\n'
+        '        self.rnn = nn.GRU(enc_hid * 2 + emb, dec_hid)\n'
+        '        self.fc_out = nn.Linear(enc_hid * 2 + dec_hid + emb, vocab)\n'
+        '\n'
+        'attn = Attention(512, 512)\n'
+        'model = Seq2Seq(Encoder(7853, 256, 512, 512), Decoder(5893, 256, 512, 512, attn))\n'
+        'optimizer = torch.optim.Adam(model.parameters())\n'
+        'for epoch in range(10):\n'
+        '    model.train()\n'
+        '    for src, trg in train_iterator:\n'
+        '        optimizer.zero_grad()\n'
+        '        output = model(src, trg)\n'
+        '        loss = criterion(output[1:].view(-1, output.shape[-1]), trg[1:].view(-1))\n'
+        '        loss.backward()\n'
+        '        torch.nn.utils.clip_grad_norm_(model.parameters(), 1)\n'
+        '        optimizer.step()\n'
+        ),
         "import torch\nimport torch.nn as nn\nmodel = nn.TransformerEncoder(nn.TransformerEncoderLayer(512, 8), 6)\n"
         "opt = torch.optim.AdamW(model.parameters(), lr=3e-4)\n"
         "sched = torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.01, total_iters=warmup_steps)\n",
@@ -130,14 +201,12 @@ class NoWarmupLargeLr(Rule):
     def check(self, ctx: Context) -> None:
         p = ctx.program
         opts = p.constructions("optimizer")
-        if not opts or has_warmup(p):
-            return
+        if not opts or has_warmup(p) or _pretrained(p):
+            return  # fine-tuning a pretrained model: warmup matters much less
         if not p.batch_loops:
             # a factory (`configure_optimizers`) returns the optimizer: its caller, in another
             # file, decides the schedule and the warmup
-            opts = [o for o in opts if not any(
-                r is o.node or (o.target is not None and dotted_name(r) == o.target)
-                for r in o.function.returns)]
+            opts = [o for o in opts if not _returned(o)]
         transformer = None
         for opt in opts:
             if opt.name in tn.ADAPTIVE_OPTIMIZERS:
@@ -154,7 +223,8 @@ class NoWarmupLargeLr(Rule):
                 values = [lr]
                 if isinstance(lr, cst.Name):
                     values += [a.value for a in p.assignments if a.target == lr.value]
-                if any(isinstance(v, cst.CSTNode) and linear_scaled_lr(v) for v in values):
+                if any(isinstance(v, cst.CSTNode) and linear_scaled_lr(v) for v in values) and \
+                        small_model_context(p, opt) is None:
                     ctx.report(opt.node, (
                         "SGD's learning rate is scaled linearly with the batch size but starts at "
                         "full value: large-batch training diverges early without warmup; ramp the LR "

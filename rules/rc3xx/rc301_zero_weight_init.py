@@ -1,5 +1,9 @@
+import libcst as cst
+
 from recipecheck.finding import Severity
-from recipecheck.program.init import init_model
+from recipecheck.program.init import (added_to_identity, init_model, outside_premise,
+                                      zeroes_forward_path)
+from recipecheck.program.nodes import walk
 from recipecheck.rule import Context, Rule
 
 
@@ -27,6 +31,12 @@ class ZeroWeightInit(Rule):
     with default init (mean [min, max]); the claim held on 5 of 5 seeds.
 
     ## Known problems
+    Not reported: weight-norm gains, scalar or per-channel gates (`lambda_*`, layer scale), learned
+    tokens/queries/slots, inputs, files of tests, a classifier head selected by name
+    (`if name.startswith("head")`), and a zero term added to a residual or an identity
+    (ReZero, adaLN-Zero, hyper-connections, `x * (1 + gamma) + beta`). A block whose forward
+    returns only terms the zero init cancels (a FiLM `x * gamma + beta` with both zeroed) is
+    reported even when the zeroed layer is its last one.
     Zero-initializing the *output* layer is a deliberate, harmless technique (logistic
     regression, a classifier head, the "zero-init residual" / Fixup / adaLN-Zero schemes that
     zero the last projection of a residual branch such as `out_proj`, `c_proj`, `to_out`):
@@ -76,6 +86,83 @@ class ZeroWeightInit(Rule):
     MESSAGE = "a layer weight is initialized to zero"
     STATIC_TWIN = "RT109"
     VALID = (
+        # hyper-connections: a zero dynamic term added to an identity static term
+        (
+        'import torch\n'
+        'import torch.nn as nn\n'
+        '\n'
+        'class HyperConnection(nn.Module):\n'
+        '    def __init__(self, dim, num_streams):\n'
+        '        super().__init__()\n'
+        '        self.norm = nn.RMSNorm(dim)\n'
+        '        self.static_alpha = nn.Parameter(torch.eye(num_streams))\n'
+        '        self.dynamic_alpha_fn = nn.Parameter(torch.zeros(dim, num_streams))\n'
+        '        self.proj = nn.Linear(dim, dim)\n'
+        '\n'
+        '    def forward(self, residuals):\n'
+        '        dynamic = (self.norm(residuals) @ self.dynamic_alpha_fn).tanh()\n'
+        '        alpha = dynamic + self.static_alpha\n'
+        '        return self.proj(alpha @ residuals)\n'
+        ),
+        # timm-style init: zero-init of the classifier head selected by name
+        (
+        'import torch.nn as nn\n'
+        '\n'
+        'class Mixer(nn.Module):\n'
+        '    def __init__(self, dim, num_classes):\n'
+        '        super().__init__()\n'
+        '        self.blocks = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, dim))\n'
+        '        self.head = nn.Linear(dim, num_classes)\n'
+        '\n'
+        'def init_weights(module, name="", head_bias=0.0):\n'
+        '    if isinstance(module, nn.Linear):\n'
+        '        if name.startswith("head"):\n'
+        '            nn.init.zeros_(module.weight)\n'
+        '            nn.init.constant_(module.bias, head_bias)\n'
+        '        else:\n'
+        '            nn.init.xavier_uniform_(module.weight)\n'
+        '            if module.bias is not None:\n'
+        '                nn.init.zeros_(module.bias)\n'
+        ),
+        # differential attention: scalar lambda gates start at zero
+        (
+        'import torch\n'
+        'import torch.nn as nn\n'
+        '\n'
+        'class DiffAttention(nn.Module):\n'
+        '    def __init__(self, dim, num_heads=8):\n'
+        '        super().__init__()\n'
+        '        self.qkv = nn.Linear(dim, dim * 3)\n'
+        '        self.proj = nn.Linear(dim, dim)\n'
+        '        self.lambda_a = nn.Parameter(torch.empty(()))\n'
+        '        self.lambda_b = nn.Parameter(torch.empty(()))\n'
+        '        self.reset_parameters()\n'
+        '\n'
+        '    def reset_parameters(self):\n'
+        '        nn.init.zeros_(self.lambda_a)\n'
+        '        nn.init.zeros_(self.lambda_b)\n'
+        ),
+        # a FiLM initialized to identity: x * (1 + gamma) + beta
+        (
+        'import torch.nn as nn\n'
+        '\n'
+        'class FiLM(nn.Module):\n'
+        '    def __init__(self, dim):\n'
+        '        super().__init__()\n'
+        '        self.proj = nn.Linear(dim, dim * 2)\n'
+        '        nn.init.zeros_(self.proj.weight)\n'
+        '        nn.init.zeros_(self.proj.bias)\n'
+        '\n'
+        '    def forward(self, tokens, cond):\n'
+        '        gamma, beta = self.proj(cond).chunk(2, dim=-1)\n'
+        '        return tokens * (1 + gamma) + beta\n'
+        '\n'
+        'class Block(nn.Module):\n'
+        '    def __init__(self, dim):\n'
+        '        super().__init__()\n'
+        '        self.film = FiLM(dim)\n'
+        '        self.ff = nn.Sequential(nn.Linear(dim, dim * 4), nn.GELU(), nn.Linear(dim * 4, dim))\n'
+        ),
         # biases and BatchNorm shifts at zero, BatchNorm scale at one (torchvision ResNet)
         "import torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
         "        self.conv = nn.Conv2d(3, 16, 3)\n        self.bn = nn.BatchNorm2d(16)\n"
@@ -115,6 +202,32 @@ class ZeroWeightInit(Rule):
         "import torch\nW = torch.zeros(784, 10, requires_grad=True)\nb = torch.zeros(10, requires_grad=True)\n",
     )
     INVALID = (
+        # a FiLM with gamma and beta both zero and no residual: the block outputs zeros
+        (
+        'import torch\n'
+        'import torch.nn as nn\n'
+        '\n'
+        'class FiLM(nn.Module):\n'
+        '    def __init__(self, dim):\n'
+        '        super().__init__()\n'
+        '        self.proj = nn.Linear(dim, dim * 2)\n'
+        '        nn.init.zeros_(self.proj.weight)  # expect: RC301\n'
+        '        nn.init.zeros_(self.proj.bias)\n'
+        '\n'
+        '    def forward(self, tokens, cond):\n'
+        '        gamma, beta = self.proj(cond).chunk(2, dim=-1)\n'
+        '        return tokens * gamma + beta\n'
+        '\n'
+        'class Block(nn.Module):\n'
+        '    def __init__(self, dim):\n'
+        '        super().__init__()\n'
+        '        self.film = FiLM(dim)\n'
+        '        self.ff = nn.Sequential(nn.Linear(dim, dim * 4), nn.GELU(), nn.Linear(dim * 4, dim))\n'
+        '\n'
+        '    def forward(self, x, cond):\n'
+        '        x = self.film(x, cond)\n'
+        '        return x + self.ff(x)\n'
+        ),
         "import torch.nn as nn\nclass MLP(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
         "        self.fc1 = nn.Linear(784, 256)\n        self.fc2 = nn.Linear(256, 10)\n"
         "        nn.init.zeros_(self.fc1.weight)  # expect: RC301\n",
@@ -144,13 +257,28 @@ class ZeroWeightInit(Rule):
         for s in im.sites:
             if s.role != "weight" or s.placeholder or s.kind not in ("zeros", "constant") or s.value != 0:
                 continue
-            if im.is_output_layer(s):
+            if outside_premise(s, ctx.path, ctx.module):
+                continue  # a gain, gate, token, input, test tensor or zero-init head
+            path_zeroed = zeroes_forward_path(s, ctx.program)
+            if path_zeroed is False or (path_zeroed is None and (im.is_output_layer(s) or
+                                                                 added_to_identity(s))):
+                continue  # zero-init of a head or a residual branch's last layer: a technique
+            if path_zeroed:
+                ctx.report(s.node, (
+                    f"{ctx.code(s.node)} zeroes {s.target_text or 'this layer'}, and "
+                    f"{s.cls.name}.forward returns only terms multiplied by its output (no "
+                    "residual): the block outputs zeros at init and the layers after it get no "
+                    "signal; initialize to identity (`x * (1 + gamma) + beta`) or add the "
+                    "input back (RC301)"))
                 continue
             what = s.target_text or "this parameter"
             if s.whole_model and s.owner is None:
                 what = f"every weight ({what})"
             elif s.whole_model and s.layer:
-                what = f"the weight of every {s.layer} ({what})"
+                named = [t for t, pos in s.conds if pos and any(
+                    isinstance(n, cst.SimpleString) for n in walk(t))]
+                what = (f"the weight of the {s.layer} layers selected by `{ctx.code(named[0])}` "
+                        f"({what})" if named else f"the weight of every {s.layer} ({what})")
             ctx.report(s.node, (
                 f"{ctx.code(s.node)} initializes {what} to zero: all units of the layer compute the "
                 "same thing and get the same gradient (behind a ReLU none at all), so they never "

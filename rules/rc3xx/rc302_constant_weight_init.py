@@ -1,5 +1,8 @@
+import libcst as cst
+
 from recipecheck.finding import Severity
-from recipecheck.program.init import init_model
+from recipecheck.program.init import init_model, outside_premise
+from recipecheck.program.nodes import walk
 from recipecheck.rule import Context, Rule
 
 
@@ -26,6 +29,8 @@ class ConstantWeightInit(Rule):
     default init (mean [min, max]); the claim held on 5 of 5 seeds.
 
     ## Known problems
+    Weight-norm gains (`weight_g`), gates, learned tokens, inputs and files of tests are not
+    weights of a linear map and are not reported.
     A constant that is not a literal (`constant_(w, args.c)`) is not evaluated. When the file
     has a single weight layer (no hidden units to keep apart) the rule is silent.
 
@@ -61,6 +66,18 @@ class ConstantWeightInit(Rule):
     MESSAGE = "a layer weight is initialized to one constant"
     STATIC_TWIN = "RT109"
     VALID = (
+        # DINO head: the weight-norm gain starts at 1
+        (
+        'import torch.nn as nn\n'
+        '\n'
+        'class DINOHead(nn.Module):\n'
+        '    def __init__(self, in_dim, out_dim, hidden_dim=2048, bottleneck_dim=256):\n'
+        '        super().__init__()\n'
+        '        self.mlp = nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, bottleneck_dim))\n'
+        '        self.last_layer = nn.utils.weight_norm(nn.Linear(bottleneck_dim, out_dim, bias=False))\n'
+        '        self.last_layer.weight_g.data.fill_(1)\n'
+        '        self.last_layer.weight_g.requires_grad = False\n'
+        ),
         # norm scales at one: correct
         "import torch.nn as nn\ndef init_fn(m):\n    if isinstance(m, nn.Linear):\n"
         "        nn.init.xavier_uniform_(m.weight)\n        nn.init.zeros_(m.bias)\n"
@@ -91,11 +108,16 @@ class ConstantWeightInit(Rule):
                 continue
             if s.value is None or s.value == 0 or im.weight_layer_count() <= 1:
                 continue
+            if outside_premise(s, ctx.path, ctx.module):
+                continue  # a gain, gate, token, input, test tensor or zero-init head
             what = s.target_text or "this parameter"
             if s.whole_model and s.owner is None:
                 what = f"every weight ({what})"
             elif s.whole_model and s.layer:
-                what = f"the weight of every {s.layer} ({what})"
+                named = [t for t, pos in s.conds if pos and any(
+                    isinstance(n, cst.SimpleString) for n in walk(t))]
+                what = (f"the weight of the {s.layer} layers selected by `{ctx.code(named[0])}` "
+                        f"({what})" if named else f"the weight of every {s.layer} ({what})")
             ctx.report(s.node, (
                 f"{ctx.code(s.node)} sets {what} to the constant {_fmt(s.value)}: every unit starts "
                 "identical and gets the same gradient, so the units never differentiate; use a random "

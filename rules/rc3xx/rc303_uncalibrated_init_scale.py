@@ -1,7 +1,7 @@
 from pydantic import Field
 
 from recipecheck.finding import Severity
-from recipecheck.program.init import init_model
+from recipecheck.program.init import init_model, outside_premise
 from recipecheck.rule import Context, Rule, RuleOptions
 
 
@@ -30,6 +30,8 @@ class UncalibratedInitScale(Rule):
     0.936] with N(0, 2/fan_in) (mean [min, max]); the claim held on 5 of 5 seeds.
 
     ## Known problems
+    Learned tokens/queries/slots/registers, gates, inputs, files of tests and head-mixing
+    matrices (`randn(heads, heads)`, a fan-in of a few heads) are not reported.
     Small fixed scales are a deliberate convention and are not flagged: GPT-2/BERT/DCGAN draw
     weights from N(0, 0.02), the word-language-model example uses U(-0.1, 0.1). Embedding
     tables (whose PyTorch default is N(0, 1)), position embeddings and tokens are not weights
@@ -70,6 +72,41 @@ class UncalibratedInitScale(Rule):
     MESSAGE = "weights drawn with a fixed scale that ignores fan-in"
     STATIC_TWIN = "RT108"
     VALID = (
+        # talking heads: a heads x heads mixing matrix has a fan-in of a few heads
+        (
+        'import torch\n'
+        'import torch.nn as nn\n'
+        '\n'
+        'class TalkingHeadsAttention(nn.Module):\n'
+        '    def __init__(self, dim, heads=8):\n'
+        '        super().__init__()\n'
+        '        self.heads = heads\n'
+        '        self.to_qkv = nn.Linear(dim, dim * 3, bias=False)\n'
+        '        self.mix_heads_pre_attn = nn.Parameter(torch.randn(heads, heads))\n'
+        '        self.to_out = nn.Linear(dim, dim)\n'
+        ),
+        # learned queries, slots and register tokens (scaled or normalized where used)
+        (
+        'import torch\n'
+        'import torch.nn as nn\n'
+        '\n'
+        'class PatchMerger(nn.Module):\n'
+        '    def __init__(self, dim, num_tokens_out):\n'
+        '        super().__init__()\n'
+        '        self.norm = nn.LayerNorm(dim)\n'
+        '        self.queries = nn.Parameter(torch.randn(num_tokens_out, dim))\n'
+        '\n'
+        '    def forward(self, x):\n'
+        '        sim = self.queries @ self.norm(x).transpose(-1, -2) * x.shape[-1] ** -0.5\n'
+        '        return sim.softmax(dim=-1) @ x\n'
+        '\n'
+        'class SlotEncoder(nn.Module):\n'
+        '    def __init__(self, dim, num_slots=(16, 8), num_registers=4):\n'
+        '        super().__init__()\n'
+        '        self.slots = nn.ParameterList([nn.Parameter(torch.randn(n, dim)) for n in num_slots])\n'
+        '        self.register_tokens = nn.Parameter(torch.randn(num_registers, dim))\n'
+        '        self.to_qkv = nn.Linear(dim, dim * 3)\n'
+        ),
         # GPT-2 / BERT convention: small fixed std
         "import torch.nn as nn\nclass GPT(nn.Module):\n    def _init_weights(self, module):\n"
         "        if isinstance(module, nn.Linear):\n"
@@ -112,6 +149,8 @@ class UncalibratedInitScale(Rule):
                 continue
             if s.scale is None or s.scale < threshold:
                 continue
+            if outside_premise(s, ctx.path, ctx.module):
+                continue  # a gain, gate, token, input, test tensor or zero-init head
             dist = (f"N({_fmt(s.mean or 0)}, {_fmt(s.scale)}^2)" if s.kind == "normal"
                     else f"a uniform range of half-width {_fmt(s.scale)}")
             what = s.target_text or "the weight"

@@ -2,6 +2,7 @@ import libcst as cst
 
 from recipecheck.finding import Severity
 from recipecheck.program.data import _literal, call_arg, data_model
+from recipecheck.program.nodes import walk
 from recipecheck.rule import Context, FixSpec, Rule
 
 
@@ -68,6 +69,8 @@ class TrainLoaderNotShuffled(Rule):
     with shuffle=True (mean [min, max]); the claim held on 5 of 5 seeds.
 
     ## Known problems
+    Not reported for random synthetic datasets (`TensorDataset(torch.randn(...), ...)`,
+    `FakeData`), one-batch loaders (`batch_size=len(ds)`) and single-pass runs with no epoch loop.
     A dataset that shuffles itself (an `IterableDataset` with an internal buffer, a
     pre-shuffled index list reshuffled every epoch in code the linter cannot see) looks
     unshuffled: the rule skips datasets it can see are iterable (an `IterableDataset`
@@ -111,6 +114,37 @@ class TrainLoaderNotShuffled(Rule):
     FIX = "safe"
     STATIC_TWIN = "RT110"
     VALID = (
+        # synthetic random data (a smoke test): no order to leak
+        (
+        'import torch\n'
+        'from torch.utils.data import DataLoader, TensorDataset\n'
+        '\n'
+        'x = torch.randn(1024, 32)\n'
+        'y = torch.randint(0, 4, (1024,))\n'
+        'train_loader = DataLoader(TensorDataset(x, y), batch_size=64)\n'
+        'model = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Linear(64, 4))\n'
+        'optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)\n'
+        'for epoch in range(3):\n'
+        '    for xb, yb in train_loader:\n'
+        '        optimizer.zero_grad()\n'
+        '        torch.nn.functional.cross_entropy(model(xb), yb).backward()\n'
+        '        optimizer.step()\n'
+        ),
+        # a single pass over a stream, no epoch loop
+        (
+        'import torch\n'
+        'from torch.utils.data import DataLoader\n'
+        '\n'
+        'loader = DataLoader(stream_dataset, batch_size=32)\n'
+        'model = Net()\n'
+        'optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)\n'
+        'for step, (x, y) in enumerate(loader):\n'
+        '    optimizer.zero_grad()\n'
+        '    loss_fn(model(x), y).backward()\n'
+        '    optimizer.step()\n'
+        '    if step == max_steps:\n'
+        '        break\n'
+        ),
         "import torch\nfrom torch.utils.data import DataLoader\n"
         "train_loader = DataLoader(train_ds, batch_size=64, shuffle=True)\n"
         "val_loader = DataLoader(val_ds, batch_size=256)\n"
@@ -147,10 +181,19 @@ class TrainLoaderNotShuffled(Rule):
         "        self.train_loader = DataLoader(ds, batch_size=16)  # expect: RC401\n"
         "    def fit(self):\n        for x, y in self.train_loader:\n            self.opt.zero_grad()\n"
         "            self.loss(x, y).backward()\n            self.opt.step()\n",
+        # a data module with no training loop: the factory hands out an unshuffled training loader
+        "from torch.utils.data import DataLoader\nfrom torchvision import datasets, transforms\n"
+        "def get_loaders(batch_size):\n"
+        "    train_set = datasets.CIFAR10('data', train=True, transform=transforms.ToTensor())\n"
+        "    test_set = datasets.CIFAR10('data', train=False, transform=transforms.ToTensor())\n"
+        "    train_loader = DataLoader(train_set, batch_size=batch_size, num_workers=2)  # expect: RC401\n"
+        "    test_loader = DataLoader(test_set, batch_size=batch_size)\n"
+        "    return train_loader, test_loader\n",
     )
 
     def check(self, ctx: Context) -> None:
         dm = data_model(ctx.program)
+        _check_loader_factories(ctx, dm)
         for loader, _xl in dm.train_loaders:
             call = loader.node
             if any(a.star == "**" for a in call.args):
@@ -168,8 +211,134 @@ class TrainLoaderNotShuffled(Rule):
                 continue
             if dm.is_iterable_dataset(loader):
                 continue
+            if _synthetic(ctx.program, dm, loader) or _whole_dataset_batch(bs) or \
+                    _single_pass(ctx.program, _xl):
+                continue  # random data, one batch, or one pass: the order cannot bias anything
             name = loader.target or "the training DataLoader"
             ctx.report(call, (
                 f"{name} feeds the training loop but is not shuffled: every epoch sees the examples "
                 "in the same order, so batches are not i.i.d. and the gradient is biased; pass "
                 "shuffle=True (or a sampler) (RC401)"), fix=_shuffle_fix(call))
+
+
+def _check_loader_factories(ctx: Context, dm) -> None:
+    """A file with no training loop whose function returns the unshuffled training loader
+    (`def get_loaders(): ... return train_loader, test_loader`): the loop that uses it lives
+    in another module."""
+    from recipecheck.program.data import is_train_name
+    from recipecheck.program.imports import dotted_name
+
+    p = ctx.program
+    if p.batch_loops:
+        return  # the training loop is here: the main check decides
+    for c in p.constructions("loader"):
+        f = c.function
+        if f is p.module_function or not _returned(f, c):
+            continue
+        call = c.node
+        if any(a.star for a in call.args):
+            continue
+        shuffle = c.arg("shuffle", 2)
+        if shuffle is not None and _literal(shuffle) is not False:
+            continue
+        if c.arg("sampler", 3) is not None or c.arg("batch_sampler", 4) is not None:
+            continue
+        ds = dm.dataset_of(c)
+        if ds is None or dm.is_iterable_dataset(c):
+            continue
+        ds_objs = p.evaluate(f, ds)
+        trains = is_train_name(c.target) or is_train_name(dotted_name(ds)) or any(
+            _literal(call_arg(o.node, "train", None)) is True or
+            _literal(call_arg(o.node, "split", None)) == "train" for o in ds_objs)
+        if not trains or any(_synthetic_construction(o.node, p) for o in ds_objs):
+            continue
+        if not any(_map_style(o, p) for o in ds_objs):
+            continue  # iterable pipelines (torchtext, webdataset) shuffle elsewhere, if at all
+        name = c.target or "the training DataLoader"
+        ctx.report(call, (
+            f"{name}, the training DataLoader that {f.name}() returns, is not shuffled: every epoch "
+            "of the training loop that uses it sees the examples in the same order, so batches are "
+            "not i.i.d.; pass shuffle=True (or a sampler) (RC401)"), fix=_shuffle_fix(call))
+
+
+def _map_style(o, p) -> bool:
+    """A dataset the DataLoader indexes: torchvision's, or a local Dataset subclass."""
+    if o.qualname.startswith("torchvision.datasets."):
+        return True
+    if o.qualname.startswith("local:"):
+        cls = p.classes.get(o.qualname[6:])
+        return cls is not None and any(b.endswith(".Dataset") or b == "Dataset" for b in cls.bases)
+    return False
+
+
+def _returned(f, c) -> bool:
+    from recipecheck.program.nodes import walk
+
+    names = {c.target} if c.target else set()
+    for r in f.returns:
+        for n in walk(r):
+            if n is c.node:
+                return True
+            if isinstance(n, cst.Name) and n.value in names:
+                return True
+    return False
+
+
+def _synthetic_construction(node: cst.Call, p) -> bool:
+    """TensorDataset(torch.randn(...), ...): random data, order is meaningless."""
+    from recipecheck.program.nodes import walk
+
+    for n in walk(node):
+        if isinstance(n, cst.Call):
+            q = p.imports.resolve(n.func) or ""
+            if q in ("torch.randn", "torch.rand", "torch.randint", "torch.zeros", "torch.ones"):
+                return True
+    return False
+
+
+_RANDOM = ("torch.randn", "torch.rand", "torch.randint", "torch.normal", "torch.randperm",
+           "numpy.random.", "torchvision.datasets.FakeData")
+
+
+def _random_expr(p, f, expr, depth=0) -> bool:
+    """`torch.randn(...)`, or a name bound to it in the same function."""
+    for n in walk(expr):
+        if isinstance(n, cst.Call):
+            q = p.imports.resolve(n.func) or ""
+            if q.startswith(_RANDOM):
+                return True
+        if isinstance(n, cst.Name) and depth < 2:
+            for a in f.bindings(n.value):
+                if a.value is not None and a.value is not expr and isinstance(a.value, cst.CSTNode) \
+                        and _random_expr(p, f, a.value, depth + 1):
+                    return True
+    return False
+
+
+def _synthetic(p, dm, loader) -> bool:
+    """A dataset of random tensors (`TensorDataset(torch.randn(n, d), torch.randint(...))`,
+    `FakeData`): benchmark or smoke-test data with no order to leak."""
+    for c in dm.dataset_constructions(loader):
+        if c.qualname.endswith("FakeData"):
+            return True
+        if c.qualname.endswith("TensorDataset") and c.node.args and all(
+                _random_expr(p, c.function, a.value) for a in c.node.args):
+            return True
+    ds = dm.dataset_of(loader)
+    return isinstance(ds, cst.Call) and _random_expr(p, loader.function, ds)
+
+
+def _whole_dataset_batch(bs) -> bool:
+    """`batch_size=len(dataset)`: one batch per epoch, whose order does not matter."""
+    return isinstance(bs, cst.Call) and isinstance(bs.func, cst.Name) and bs.func.value == "len"
+
+
+def _single_pass(p, xl) -> bool:
+    """One pass over the data (no epoch loop, the loop runs at top level or in a function
+    called once outside any loop): no epoch repeats the order."""
+    if xl is None or p.epoch_loops:
+        return False
+    f = xl.loop.function
+    if isinstance(f.node, cst.Module):
+        return True
+    return bool(f.callers) and all(ev.loop is None for ev in f.callers) and f.cls is None

@@ -38,8 +38,10 @@ class EvalOnTrainingData(Rule):
     (`cross_val_score(model, X_train, y_train)`) are skipped. Names decide the roles: a loader
     called `loader2` is not recognized. A validation loader over the training dataset with a
     `sampler=` (the `SubsetRandomSampler(valid_idx)` idiom) is assumed to select held-out
-    indices; for the same reason a *validation* dataset loaded with `train=True` is not
-    flagged, only a *test* one.
+    indices; for the same reason a *validation* dataset loaded with `train=True` is
+    flagged only when it is used whole: fed to a DataLoader without a sampler and never passed
+    to `Subset`/`random_split` or another function that may carve it. Batches pulled by hand
+    (`x_val, y_val = next(iter(train_loader))`) count when the names say validation/test.
 
     ## Example
     ```python
@@ -78,6 +80,14 @@ class EvalOnTrainingData(Rule):
         "from torch.utils.data import DataLoader, SubsetRandomSampler\n"
         "train_loader = DataLoader(train_dataset, batch_size=64, sampler=SubsetRandomSampler(train_idx))\n"
         "valid_loader = DataLoader(train_dataset, batch_size=64, sampler=SubsetRandomSampler(valid_idx))\n",
+        # a validation set loaded with train=True, then carved by a sampler or a Subset
+        "from torch.utils.data import DataLoader, Subset\nfrom torchvision import datasets\n"
+        "valid_set = datasets.CIFAR10('data', train=True, transform=test_tf)\n"
+        "valid_loader = DataLoader(valid_set, batch_size=64, sampler=valid_sampler)\n"
+        "val_set = datasets.MNIST('data', train=True, transform=tf)\n"
+        "val_set = Subset(val_set, val_idx)\n",
+        # a training batch for a sanity check is not a validation metric
+        "x, y = next(iter(train_loader))\nprint(model(x).shape)\n",
     )
     INVALID = (
         "from torch.utils.data import DataLoader\ntrain_loader = DataLoader(train_dataset, batch_size=64, shuffle=True)\n"
@@ -85,6 +95,14 @@ class EvalOnTrainingData(Rule):
         "val_loss, val_acc = evaluate(model, train_loader, criterion)  # expect: RC406\n",
         "from torchvision import datasets\ntest_set = datasets.CIFAR10('data', train=True, download=True)  # expect: RC406\n",
         "test_accuracy = accuracy(model, X_train, y_train)  # expect: RC406\n",
+        # a validation set loaded from the training split and used whole
+        "from torch.utils.data import DataLoader\nfrom torchvision import datasets\n"
+        "val_set = datasets.MNIST('data', train=True, transform=tf)  # expect: RC406\n"
+        "val_loader = DataLoader(val_set, batch_size=256)\n",
+        # evaluation on a batch pulled by hand from the training loader
+        "import torch\nwith torch.no_grad():\n"
+        "    x_val, y_val = next(iter(train_loader))  # expect: RC406\n"
+        "    acc = (model(x_val).argmax(1) == y_val).float().mean()\n",
     )
 
     def check(self, ctx: Context) -> None:
@@ -138,6 +156,8 @@ class EvalOnTrainingData(Rule):
                 ctx.report(call, (
                     f"{evals[0]} loads the training split (train=True): the held-out score is "
                     "computed on examples the model was trained on; use train=False (RC406)"))
+        _validation_from_training_split(ctx, p, dm)
+        _batches_pulled_from_training_loader(ctx, p, dm, train_loader_nodes)
         # val_acc = evaluate(model, train_loader)
         for cs in p.calls:
             call = cs.node
@@ -166,3 +186,60 @@ class EvalOnTrainingData(Rule):
                     f"{ev} is computed on the training data ({ctx.code(train_arg)}): the score "
                     "measures memorization, not generalization; evaluate on the validation/test "
                     "split (RC406)"))
+
+
+def _validation_from_training_split(ctx: Context, p, dm) -> None:
+    """`val_set = MNIST(..., train=True)` used whole by a DataLoader (no sampler, no Subset)."""
+    for cs in p.calls:
+        call = cs.node
+        tr = call_arg(call, "train", None)
+        if tr is None or _literal(tr) is not True:
+            continue
+        names = [t for t in dm.targets.get(id(call), []) if is_eval_name(t) and "test" not in t.lower()]
+        if not names:
+            continue
+        name = names[0]
+        loaders, other = [], False
+        for use in p.calls:
+            if use.node is call:
+                continue
+            if not any(dotted_name(a.value) == name for a in use.node.args):
+                continue
+            leaf = (use.dotted or "").rsplit(".", 1)[-1]
+            if use.qualname and use.qualname.endswith("DataLoader"):
+                loaders.append(use.node)
+            elif leaf not in ("len", "print"):
+                other = True  # Subset(val_set, idx), random_split, a helper: may select held-out part
+        if other or any(a.target == name and a.value is not call for a in p.assignments):
+            continue
+        if any(a.target.startswith(name + ".") for a in p.assignments):
+            continue  # val_set.data = val_set.data[idx]
+        if not loaders or any(call_arg(ld, "sampler", 2) is not None or call_arg(ld, "batch_sampler", 3)
+                              is not None for ld in loaders):
+            continue
+        ctx.report(call, (
+            f"{name} loads the training split (train=True) and is used whole for validation: the "
+            "model is validated on examples it trains on, so overfitting is invisible; carve a "
+            "held-out part (random_split / Subset) or use train=False (RC406)"))
+
+
+def _batches_pulled_from_training_loader(ctx: Context, p, dm, train_loader_nodes) -> None:
+    """`x_val, y_val = next(iter(train_loader))`: held-out names for a training batch."""
+    for a in p.assignments:
+        v = a.value
+        while v is not None and not isinstance(v, cst.CSTNode):
+            v = getattr(v, "value", None)  # an unpacked element: the whole right-hand side
+        if not isinstance(v, cst.Call) or dotted_name(v.func) != "next" or not v.args:
+            continue
+        inner = v.args[0].value
+        if not isinstance(inner, cst.Call) or dotted_name(inner.func) != "iter" or not inner.args:
+            continue
+        src = inner.args[0].value
+        d = dotted_name(src)
+        from_train = (d is not None and is_train_name(d)) or any(
+            id(o.node) in train_loader_nodes for o in p.evaluate(a.function, src))
+        if not from_train or not is_eval_name(a.target) or is_train_name(a.target):
+            continue
+        ctx.report(a.node, (
+            f"{a.target} is a batch pulled from the training loader ({ctx.code(src)}): a metric on it "
+            "measures memorization, not generalization; draw it from the validation loader (RC406)"))

@@ -1,5 +1,8 @@
+import libcst as cst
+
 from recipecheck.finding import Severity
 from recipecheck.program.layers import layer_analysis
+from recipecheck.program.imports import dotted_name
 from recipecheck.rule import Context, Rule
 
 
@@ -24,6 +27,8 @@ class DropoutOnLogits(Rule):
     on 2 of 5 seeds.
 
     ## Known problems
+    Only the model's final output counts: a block (an encoder, a feature extractor) whose instance
+    is passed into another module's construction feeds further layers and is not reported.
     Models whose output is computed dynamically are not followed. A module of the file that
     is built and used only as a feature extractor for another model (whose output is not
     the loss input) is taken as a whole model; suppress with `# noqa: RC504` there. A class
@@ -56,6 +61,34 @@ class DropoutOnLogits(Rule):
     SEVERITY = Severity.WARNING
     MESSAGE = "Dropout is applied to the model's output"
     VALID = (
+        # an encoder / feature extractor ending in dropout feeds the classifier's layers
+        (
+        'import torch.nn as nn\n'
+        '\n'
+        'class Encoder(nn.Module):\n'
+        '    def __init__(self, vocab, emb_dim, hid_dim, dropout):\n'
+        '        super().__init__()\n'
+        '        self.embedding = nn.Embedding(vocab, emb_dim)\n'
+        '        self.proj = nn.Linear(emb_dim, hid_dim)\n'
+        '        self.dropout = nn.Dropout(dropout)\n'
+        '\n'
+        '    def forward(self, src):\n'
+        '        return self.dropout(self.proj(self.embedding(src)).relu())\n'
+        '\n'
+        'class Classifier(nn.Module):\n'
+        '    def __init__(self, encoder, hid_dim, n_classes):\n'
+        '        super().__init__()\n'
+        '        self.encoder = encoder\n'
+        '        self.fc = nn.Linear(hid_dim, n_classes)\n'
+        '\n'
+        '    def forward(self, src):\n'
+        '        return self.fc(self.encoder(src).mean(dim=1))\n'
+        '\n'
+        'encoder = Encoder(25000, 100, 256, 0.5)\n'
+        'model = Classifier(encoder, 256, 2)\n'
+        'feature_extractor = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Dropout(0.5))\n'
+        'probe = nn.Sequential(feature_extractor, nn.Linear(256, 10))\n'
+        ),
         "import torch.nn as nn\n"
         "model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Dropout(0.5), nn.Linear(256, 10))\n",
         # a transformer block ends with residual dropout: it is a block, not the model
@@ -110,8 +143,35 @@ class DropoutOnLogits(Rule):
                 continue
             if not any(o.kind in ("linear", "conv", "embedding", "rnn", "module") for o in ops[1:]):
                 continue
+            if _feeds_another_module(ctx.program, unit):
+                continue  # an encoder/feature extractor passed into the model: not its output
             drop = ops[0]
             ctx.report(drop.node, (
                 f"{drop.describe()} is the last operation of `{unit.name}`: it zeroes random outputs "
                 "(logits) in training, corrupting what the loss sees; apply dropout to hidden "
                 "units, before the final layer (RC504)"))
+
+
+def _feeds_another_module(p, unit) -> bool:
+    """An instance of `unit` is passed to another module's construction
+    (`Classifier(encoder, ...)`, `nn.Sequential(feature_extractor, head)`): its output feeds
+    further layers, so dropout at its end is hidden-unit dropout."""
+    names = set()
+    for a in p.assignments:
+        v = a.value
+        if a.augmented is not None or v is None:
+            continue
+        if v is unit.node or (unit.kind == "class" and isinstance(v, cst.Call) and
+                              dotted_name(v.func) == unit.name):
+            names.add(a.target)
+    if not names:
+        return False
+    for cs in p.calls:
+        q = cs.qualname or ""
+        d = cs.dotted or ""
+        builds_module = q.startswith("torch.nn.") or (d in p.classes and p.classes[d].is_module)
+        if not builds_module or cs.node is unit.node:
+            continue
+        if any(dotted_name(arg.value) in names for arg in cs.node.args):
+            return True
+    return False

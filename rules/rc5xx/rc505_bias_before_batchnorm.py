@@ -1,5 +1,8 @@
+import re
+
 from recipecheck.finding import Severity
 from recipecheck.program.layers import WEIGHTED, layer_analysis
+from recipecheck.program.nodes import call_arg, literal_number
 from recipecheck.rule import Context, Rule
 
 
@@ -23,6 +26,9 @@ class BiasBeforeBatchNorm(Rule):
     seeds.
 
     ## Known problems
+    Only where BatchNorm normalizes the layer's own channels: Linear into BatchNorm1d, ConvNd into
+    BatchNormNd (same literal channel count). `Linear -> view -> BatchNorm2d` keeps a bias that
+    varies within each channel and is not reported.
     Advice only (off by default): the model trains the same either way. torchvision's
     `vgg*_bn` keep the bias, and checkpoints saved with it need it to load.
 
@@ -53,6 +59,30 @@ class BiasBeforeBatchNorm(Rule):
     SEVERITY = Severity.INFO
     MESSAGE = "a Linear/Conv bias directly before BatchNorm is cancelled"
     VALID = (
+        # DCGAN generator: Linear -> view -> BatchNorm2d; the bias varies within each channel
+        (
+        'import torch.nn as nn\n'
+        '\n'
+        'class Generator(nn.Module):\n'
+        '    def __init__(self, latent_dim, channels, img_size):\n'
+        '        super().__init__()\n'
+        '        self.init_size = img_size // 4\n'
+        '        self.l1 = nn.Sequential(nn.Linear(latent_dim, 128 * self.init_size ** 2))\n'
+        '        self.conv_blocks = nn.Sequential(\n'
+        '            nn.BatchNorm2d(128),\n'
+        '            nn.Upsample(scale_factor=2),\n'
+        '            nn.Conv2d(128, 128, 3, stride=1, padding=1, bias=False),\n'
+        '            nn.BatchNorm2d(128),\n'
+        '            nn.LeakyReLU(0.2, inplace=True),\n'
+        '            nn.Conv2d(128, channels, 3, stride=1, padding=1),\n'
+        '            nn.Tanh(),\n'
+        '        )\n'
+        '\n'
+        '    def forward(self, z):\n'
+        '        out = self.l1(z)\n'
+        '        out = out.view(out.shape[0], 128, self.init_size, self.init_size)\n'
+        '        return self.conv_blocks(out)\n'
+        ),
         "import torch.nn as nn\n"
         "block = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU())\n",
         # bias followed by an activation, then BN: not cancelled
@@ -82,7 +112,36 @@ class BiasBeforeBatchNorm(Rule):
             if not prev or prev[0].kind not in WEIGHTED or prev[0].bias() is not True:
                 continue
             layer = prev[0]
+            if not _same_channels(layer, step.op):
+                continue  # Linear -> view -> BatchNorm2d: the bias varies within a channel
             ctx.report(layer.ctor if layer.ctor is not None else layer.node, (
                 f"{layer.describe()} keeps its bias but feeds {step.op.describe()} directly: BatchNorm "
                 "subtracts the batch mean, so the bias is cancelled and never learns; pass "
                 "`bias=False` (RC505)"))
+
+
+def _dims(qualname: str | None) -> int | None:
+    """1 for Linear/Conv1d/BatchNorm1d, 2 for Conv2d/BatchNorm2d, ... (None: unknown)."""
+    leaf = (qualname or "").rsplit(".", 1)[-1]
+    if leaf in ("Linear", "LazyLinear", "Bilinear"):
+        return 1
+    m = re.search(r"(\d)d$", leaf)
+    return int(m.group(1)) if m else None
+
+
+def _same_channels(layer, bn) -> bool:
+    """BatchNorm normalizes exactly the layer's output channels: Linear into BatchNorm1d, ConvNd
+    into BatchNormNd, with the same (literal) channel count. A Linear reshaped into
+    BatchNorm2d keeps a bias that varies over positions within a channel: not cancelled."""
+    a, b = _dims(layer.qualname), _dims(bn.qualname)
+    if a is not None and b is not None and a != b:
+        return False
+    if layer.ctor is not None and bn.ctor is not None:
+        leaf = (layer.qualname or "").rsplit(".", 1)[-1]
+        out = call_arg(layer.ctor, "out_features" if "Linear" in leaf else "out_channels",
+                       0 if leaf.startswith("Lazy") else 1)
+        feats = call_arg(bn.ctor, "num_features", 0)
+        x, y = literal_number(out), literal_number(feats)
+        if x is not None and y is not None and x != y:
+            return False
+    return True

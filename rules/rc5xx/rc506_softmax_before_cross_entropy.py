@@ -8,6 +8,7 @@ from recipecheck.rule import Context, Rule
 
 _CE = {"torch.nn.functional.cross_entropy", "torch.nn.CrossEntropyLoss"}
 _BCE = {"torch.nn.functional.binary_cross_entropy_with_logits", "torch.nn.BCEWithLogitsLoss"}
+_NLL = {"torch.nn.functional.nll_loss", "torch.nn.NLLLoss"}
 _SHAPE_METHODS = {"view", "reshape", "flatten", "squeeze", "unsqueeze", "contiguous", "permute",
                   "transpose", "float", "double", "to", "view_as", "reshape_as"}
 _PROB_METHODS = {"softmax": "softmax", "log_softmax": "log_softmax", "sigmoid": "sigmoid"}
@@ -21,7 +22,8 @@ class SoftmaxBeforeCrossEntropy(Rule):
     Flags probabilities passed to a loss that expects logits: the input of
     `nn.CrossEntropyLoss` / `F.cross_entropy` went through `softmax` or `log_softmax`, or the
     input of `nn.BCEWithLogitsLoss` / `F.binary_cross_entropy_with_logits` went through
-    `sigmoid`. The squashing is found in the loss call itself
+    `sigmoid`, or the input of `nn.NLLLoss` / `F.nll_loss` went through `softmax` instead of
+    `log_softmax`. The squashing is found in the loss call itself
     (`F.cross_entropy(F.softmax(z, 1), y)`), in the variable it passes (`probs = z.softmax(1)`),
     or in the model: `criterion(model(x), y)` where the model's last layer is `nn.Softmax` /
     `nn.LogSoftmax` / `nn.Sigmoid` or its `forward()` returns `F.softmax(...)`. The finding is
@@ -32,8 +34,11 @@ class SoftmaxBeforeCrossEntropy(Rule):
     computes a "double softmax": the loss can barely move (its inputs differ by at most 1),
     gradients shrink several-fold and vanish for confident predictions, and the model
     learns far more slowly or stalls. The same holds for a sigmoid before
-    `BCEWithLogitsLoss`. (`log_softmax` before CrossEntropyLoss is redundant rather than
-    harmful; use `nn.NLLLoss` on log-probabilities.)
+    `BCEWithLogitsLoss`. `NLLLoss` on probabilities (softmax where log_softmax was meant)
+    computes `-p[y]` instead of `-log p[y]`: the loss is bounded in [-1, 0], and its gradient
+    for a confidently wrong prediction is tiny where the log-likelihood's is large, so
+    learning is slow and calibration poor. (`log_softmax` before CrossEntropyLoss is
+    redundant rather than harmful; use `nn.NLLLoss` on log-probabilities.)
 
     Measured (`recipecheck validate RC506`, seeds 0-4): gradient norm at initialization: 0.058
     [0.0503, 0.0663] with CE(softmax(z)) vs 0.329 [0.299, 0.413] with CE(z) (mean [min, max]);
@@ -87,6 +92,9 @@ class SoftmaxBeforeCrossEntropy(Rule):
         "    def forward(self, x):\n        return F.log_softmax(self.fc(x), dim=1)\n"
         "model = Net()\ncriterion = nn.NLLLoss()\nloss = criterion(model(x), y)\n"
         "loss2 = F.nll_loss(F.log_softmax(z, 1), y)\n",
+        # the log of probabilities is a log-probability
+        "import torch\nimport torch.nn as nn\n"
+        "loss = nn.NLLLoss()(torch.log(torch.softmax(z, 1) + 1e-8), y)\n",
         # probabilities only at evaluation
         "import torch.nn as nn\nimport torch.nn.functional as F\n"
         "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
@@ -116,6 +124,14 @@ class SoftmaxBeforeCrossEntropy(Rule):
         "train(Net(), loader, nn.BCEWithLogitsLoss())\n",
         "import torch.nn as nn\ncriterion = nn.CrossEntropyLoss()\nfor x, y in loader:\n"
         "    probs = model(x).softmax(dim=-1)  # expect: RC506\n    loss = criterion(probs, y)\n",
+        "import torch.nn as nn\nimport torch.nn.functional as F\n"
+        "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.fc = nn.Linear(10, 3)\n"
+        "    def forward(self, x):\n        return F.softmax(self.fc(x), dim=1)  # expect: RC506\n"
+        "model = Net()\nfor x, y in loader:\n    loss = F.nll_loss(model(x), y)\n",
+        "import torch\nimport torch.nn as nn\ncriterion = nn.NLLLoss()\n"
+        "out = criterion(torch.softmax(logits, -1), y)  # expect: RC506\n"
+        "bce = nn.BCEWithLogitsLoss()(torch.sigmoid(z), t)  # expect: RC506\n",
     )
 
     def check(self, ctx: Context) -> None:
@@ -145,6 +161,11 @@ class SoftmaxBeforeCrossEntropy(Rule):
                 loss, why, fix = ("BCEWithLogitsLoss", "BCEWithLogitsLoss applies the sigmoid itself: a second "
                                   "sigmoid squashes the logits into [0, 1] and gradients vanish",
                                   "pass the raw logits")
+            elif kind == "nll" and squash == "softmax":
+                loss, why, fix = ("NLLLoss", "NLLLoss expects log-probabilities and only negates the "
+                                  "picked entry: on probabilities it maximizes p instead of log p, whose "
+                                  "gradient vanishes for wrong confident predictions",
+                                  "use log_softmax (or pass the logits to CrossEntropyLoss)")
             else:
                 continue
             ctx.report(node, (
@@ -166,6 +187,8 @@ class SoftmaxBeforeCrossEntropy(Rule):
             return "ce"
         if q in _BCE:
             return "bce"
+        if q in _NLL:
+            return "nll"
         return None
 
     def _squashed(self, p, la, f, expr, order, depth):

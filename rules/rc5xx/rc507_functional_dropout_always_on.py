@@ -1,7 +1,9 @@
 import libcst as cst
 
 from recipecheck.finding import Severity
+from recipecheck.program.gates import guards_of, mentions_training, training_gated
 from recipecheck.program.layers import functional_kind, layer_analysis
+from recipecheck.program.nodes import call_arg, literal_number
 from recipecheck.rule import Context, FixSpec, Rule
 
 
@@ -10,8 +12,11 @@ class FunctionalDropoutAlwaysOn(Rule):
     ## What it does
     Flags `F.dropout(x, p)` (and `dropout1d/2d/3d`, `alpha_dropout`,
     `feature_alpha_dropout`) called in a method of an `nn.Module` subclass without the
-    `training` argument. `F.dropout(x, p, training=self.training)` and the positional
-    `F.dropout(x, p, self.training)` are fine, and so are `nn.Dropout` modules.
+    `training` argument, and `F.scaled_dot_product_attention(..., dropout_p=p)` whose
+    `dropout_p` is not switched off at evaluation. `F.dropout(x, p, training=self.training)`,
+    the positional `F.dropout(x, p, self.training)`, a call under `if self.training:` (or
+    `if self.training and p > 0:`), `dropout_p=self.p if self.training else 0.0` (also through
+    a local variable) and `nn.Dropout` modules are fine.
 
     ## Why is this bad?
     Unlike `nn.Dropout`, the functional form does not know about `model.eval()`: its
@@ -25,7 +30,8 @@ class FunctionalDropoutAlwaysOn(Rule):
 
     ## Known problems
     An explicit `training=True` is taken as deliberate (Monte Carlo dropout) and not
-    reported.
+    reported. A `dropout_p` attribute that the module itself resets in `train()`/`eval()`
+    overrides is not recognised.
 
     ## Example
     ```python
@@ -77,6 +83,24 @@ class FunctionalDropoutAlwaysOn(Rule):
         "        return F.dropout(x, 0.1, training=True)\n",
         # outside a module (a data augmentation helper): not a model's forward
         "import torch.nn.functional as F\ndef corrupt(x):\n    return F.dropout(x, 0.1)\n",
+        # gated by the module's mode (EfficientNet-style classifier dropout)
+        "import torch.nn as nn\nimport torch.nn.functional as F\n"
+        "class EfficientNet(nn.Module):\n    def forward(self, x):\n"
+        "        out = self.layers(x)\n        dropout_rate = self.cfg['dropout_rate']\n"
+        "        if self.training and dropout_rate > 0:\n"
+        "            out = F.dropout(out, p=dropout_rate)\n        return self.linear(out)\n",
+        "import torch.nn as nn\nimport torch.nn.functional as F\n"
+        "class Block(nn.Module):\n    def forward(self, x):\n"
+        "        if not self.training:\n            return self.fc(x)\n"
+        "        return self.fc(F.dropout2d(x, 0.1))\n",
+        # attention dropout switched off at evaluation (nanoGPT, timm)
+        "import torch.nn as nn\nimport torch.nn.functional as F\n"
+        "class Attention(nn.Module):\n    def forward(self, q, k, v):\n"
+        "        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0,"
+        " is_causal=True)\n"
+        "        dropout_p = self.attn_drop_p if self.training else 0.0\n"
+        "        z = F.scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p=dropout_p)\n"
+        "        return y + z + F.scaled_dot_product_attention(q, k, v)\n",
     )
     INVALID = (
         "import torch.nn as nn\nimport torch.nn.functional as F\n"
@@ -87,12 +111,27 @@ class FunctionalDropoutAlwaysOn(Rule):
         "import torch.nn as nn\nfrom torch.nn import functional\n"
         "class Net(nn.Module):\n    def forward(self, x):\n"
         "        return functional.dropout(x, p=0.2, inplace=False)  # expect: RC507\n",
+        "import torch.nn as nn\nimport torch.nn.functional as F\n"
+        "class Attention(nn.Module):\n    def __init__(self, dropout=0.1):\n        super().__init__()\n"
+        "        self.dropout_p = dropout\n"
+        "    def forward(self, q, k, v):\n"
+        "        return F.scaled_dot_product_attention(  # expect: RC507\n"
+        "            q, k, v, attn_mask=None, dropout_p=self.dropout_p, is_causal=False)\n",
+        "import torch.nn as nn\nimport torch.nn.functional as F\n"
+        "class Block(nn.Module):\n    def forward(self, x):\n"
+        "        if self.use_drop:\n            x = F.alpha_dropout(x, 0.1)  # expect: RC507\n"
+        "        return F.feature_alpha_dropout(x, 0.1)  # expect: RC507\n",
     )
 
     def check(self, ctx: Context) -> None:
         p = ctx.program
         la = None
         for cs in p.calls:
+            if cs.qualname == _SDPA:
+                if la is None:
+                    la = layer_analysis(p)
+                self._check_sdpa(ctx, la, cs)
+                continue
             if functional_kind(cs.qualname) != "dropout" or not cs.qualname.startswith("torch.nn.functional."):
                 continue
             f = cs.function
@@ -109,6 +148,10 @@ class FunctionalDropoutAlwaysOn(Rule):
                 continue
             if sum(1 for a in call.args if a.keyword is None) >= 3:
                 continue
+            if literal_number(call_arg(call, "p", 1)) == 0.0:
+                continue  # p=0: nothing is dropped
+            if training_gated(f.node, call):
+                continue  # `if self.training: x = F.dropout(x, p)` runs only in training
             fix = None
             node = f.node
             if isinstance(node, cst.FunctionDef) and node.params.params and \
@@ -118,6 +161,71 @@ class FunctionalDropoutAlwaysOn(Rule):
                 f"`{ctx.code(call)}` in `{f.key}` has no `training=` argument: functional dropout "
                 "ignores model.eval() and stays on at evaluation, so validation and inference are "
                 "random; pass `training=self.training` or use an nn.Dropout module (RC507)"), fix=fix)
+
+
+    def _check_sdpa(self, ctx: Context, la, cs) -> None:
+        f = cs.function
+        if f.cls is None or not la.is_module_class(f.cls.name):
+            return
+        call = cs.node
+        if any(a.star for a in call.args):
+            return
+        arg = _sdpa_dropout_arg(call)
+        if arg is None or literal_number(arg.value) == 0.0:
+            return
+        if training_gated(f.node, call) or _value_gated(f, arg.value):
+            return
+        fix = None
+        node = f.node
+        if isinstance(node, cst.FunctionDef) and node.params.params and \
+                node.params.params[0].name.value == "self":
+            gated = cst.IfExp(
+                test=cst.Attribute(value=cst.Name("self"), attr=cst.Name("training")),
+                body=arg.value, orelse=cst.Float("0.0"))
+            fix = FixSpec("safe", "switch dropout_p off outside training", old=arg.value, new=gated)
+        ctx.report(call, (
+            f"`dropout_p={ctx.code(arg.value)}` in `{f.key}` is applied whatever the module's mode: "
+            "scaled_dot_product_attention does not know about model.eval(), so attention dropout "
+            "stays on at evaluation and inference; pass "
+            f"`dropout_p={ctx.code(arg.value)} if self.training else 0.0` (RC507)"), fix=fix)
+
+
+_SDPA = "torch.nn.functional.scaled_dot_product_attention"
+
+
+def _sdpa_dropout_arg(call: cst.Call) -> cst.Arg | None:
+    pos = 0
+    for a in call.args:
+        if a.keyword is not None:
+            if a.keyword.value == "dropout_p":
+                return a
+        else:
+            if pos == 4:
+                return a
+            pos += 1
+    return None
+
+
+def _value_gated(f, value: cst.BaseExpression) -> bool:
+    """`self.p if self.training else 0.0`, directly or through a local variable whose every
+    binding is gated that way (or made under `if self.training:`)."""
+    if isinstance(value, cst.IfExp):
+        return mentions_training(value.test, True)
+    if isinstance(value, cst.Name):
+        binds = [a for a in f.assignments if a.target == value.value]
+        if not binds:
+            return False
+        for a in binds:
+            if isinstance(a.value, cst.IfExp) and mentions_training(a.value.test, True):
+                continue
+            if literal_number(a.value) == 0.0:
+                continue
+            guards = guards_of(f.node, a.node) or []
+            if any(mentions_training(g.test, g.positive) for g in guards):
+                continue
+            return False
+        return True
+    return False
 
 
 def _with_training(call: cst.Call) -> cst.Call:

@@ -1,7 +1,7 @@
 from pydantic import Field
 
 from recipecheck.finding import Severity
-from recipecheck.program.hparams import is_torch_optimizer, opt_arg, opt_number
+from recipecheck.program.hparams import is_torch_optimizer, opt_arg, opt_number, small_model_context
 from recipecheck.rule import Context, Rule, RuleOptions
 from recipecheck.rules.rc6xx.rc605_rnn_without_grad_clipping import _is_rnn, clips_gradients
 
@@ -35,6 +35,8 @@ class LearningRateOutOfRange(Rule):
     [min, max]); the claim held on 5 of 5 seeds.
 
     ## Known problems
+    For a reinforcement-learning policy, a linear probe on frozen features or a layer trained by
+    its own optimizer (forward-forward), where such LRs are published and work, it reports at `info`.
     Values computed at run time (`lr = base_lr * world_size`) are not checked. An optimizer
     driven by OneCycleLR/CyclicLR (which set the LR themselves) or by LambdaLR/MultiplicativeLR
     (whose factor makes the base LR a scale, as in the Noam schedule `Adam(lr=1.0)` times
@@ -127,4 +129,10 @@ class LearningRateOutOfRange(Rule):
                        "the run wastes its budget; use 1e-5 to 1e-3")
             else:
                 continue
-            ctx.report(c.node, f"{why} (RC602, runtime twin RT103)")
+            small = small_model_context(p, c)
+            if small:
+                ctx.report(c.node, f"{why}; values like this are published for {small}, so check "
+                           "it rather than change it (RC602, runtime twin RT103)",
+                           severity=Severity.INFO)
+            else:
+                ctx.report(c.node, f"{why} (RC602, runtime twin RT103)")

@@ -6,7 +6,8 @@ from recipecheck.program.nodes import iter_children
 from pydantic import Field
 
 from recipecheck.finding import Severity
-from recipecheck.program.hparams import dict_value, is_torch_optimizer, number, opt_arg, param_groups
+from recipecheck.program.hparams import (dict_value, is_torch_optimizer, number, opt_arg, param_groups,
+                                         small_model_context)
 from recipecheck.program.imports import dotted_name
 from recipecheck.rule import Context, Rule, RuleOptions
 
@@ -79,6 +80,8 @@ class WeightDecayOutOfRange(Rule):
     [min, max]); the claim held on 5 of 5 seeds.
 
     ## Known problems
+    For a reinforcement-learning policy, a linear probe on frozen features or a layer trained by
+    its own optimizer, it reports at `info`.
     Values computed at run time are not checked; penalty terms are recognized by their shape
     (a parameter norm times a number added to a loss).
 
@@ -137,10 +140,15 @@ class WeightDecayOutOfRange(Rule):
             values = [number(p, c.function, e) for e in exprs if e is not None]
             big = [v for v in values if v is not None and v > o.max_weight_decay]
             if big:
-                ctx.report(c.node, (
-                    f"{c.name}(weight_decay={big[0]:g}) is L2 regularization far above the usual 1e-5 to "
-                    f"5e-4 (limit {o.max_weight_decay:g}): the penalty outweighs the data and the model "
-                    "underfits; use 1e-4 to 5e-4 (AdamW-sized values belong to AdamW) (RC603)"))
+                small = small_model_context(p, c)
+                msg = (f"{c.name}(weight_decay={big[0]:g}) is L2 regularization far above the usual "
+                       f"1e-5 to 5e-4 (limit {o.max_weight_decay:g}): the penalty outweighs the data "
+                       "and the model underfits; use 1e-4 to 5e-4 (AdamW-sized values belong to AdamW)")
+                if small:
+                    ctx.report(c.node, f"{msg}; larger values are common for {small} (RC603)",
+                               severity=Severity.INFO)
+                else:
+                    ctx.report(c.node, f"{msg} (RC603)")
         for a in p.assignments:
             if a.value is None or not isinstance(a.value, cst.CSTNode):
                 continue

@@ -11,22 +11,33 @@ from recipecheck.program.evaluation import NO_GRAD, analysis, insert_before_tran
 from recipecheck.rule import Context, FixSpec, Rule
 
 
-def _leaves_training_fixable(ctx: Context, transform) -> bool:
-    """After inserting eval(), training must still run in train mode, or RC702 must be able to
-    fix it (eval inside the batch loop with no train() after it would make things worse)."""
+def _restoring_train_mode(ctx: Context, transform):
+    """The fix with `model.train()` restored where training follows: after inserting eval(),
+    RC702 is run on the result and its fixes are applied too. None when training would be
+    left in eval mode and RC702 cannot fix it (eval inside the batch loop itself)."""
     from recipecheck.rule import Context as _Ctx
     from recipecheck.rules.rc7xx.rc702_missing_train_mode import MissingTrainMode
 
+    def after_rc702(module: cst.Module):
+        new = cst.parse_module(transform(module).code)
+        for _ in range(3):  # one train() per training pass; a few passes reach a fixed point
+            after = _Ctx(ctx.path, new.code, new, build_program(new))
+            rule = MissingTrainMode()
+            after._rule = rule
+            rule.check(after)
+            if not after.reports:
+                return new
+            if any(r.fix is None or r.fix.transform is None for r in after.reports):
+                return None
+            new = cst.parse_module(after.reports[0].fix.transform(new).code)
+        return None
+
     try:
-        new = transform(ctx.module)
-        module = cst.parse_module(new.code)
-        after = _Ctx(ctx.path, module.code, module, build_program(module))
-        rule = MissingTrainMode()
-        after._rule = rule
-        rule.check(after)
+        if after_rc702(ctx.module) is None:
+            return None
     except Exception:
-        return False
-    return all(r.fix is not None for r in after.reports)
+        return None
+    return lambda module: after_rc702(module) or transform(module)
 
 
 def _over_training_data(el) -> bool:
@@ -76,8 +87,14 @@ class MissingEvalMode(Rule):
     Mode changes the linter cannot see (a callback framework, `model.apply(fn)`, a helper in
     another file) are not taken into account. A conditional `model.eval()` counts as reached.
     A model built in the file only from layers that behave the same in both modes (no
-    Dropout, BatchNorm, InstanceNorm, RNN/Transformer layers) is not reported, since the mode
-    changes nothing; a custom layer branching on `self.training` is not recognized.
+    Dropout, BatchNorm, InstanceNorm, RNN/attention/Transformer layers with dropout > 0) is
+    reported at `info`: no effect today, wrong once such a layer is added; a model the linter
+    cannot see into (imported, a library model) counts as mode-dependent. A custom layer
+    branching on `self.training` is not recognized. Not evaluation loops: `eval()` on a parent
+    module covers its submodules (`model.eval()` then `model.decoder(x)`), `eval()` set in the
+    owning class's constructor or as the first statement of the loop counts, an out-of-memory
+    retry loop (`while batch_size: try: ...`) is looked through, and a loop whose model output
+    feeds its next input (autoregressive decoding, sampling, an RL rollout) is not reported.
     Models loaded with `from_pretrained` (already in eval mode) are only checked after training.
 
     ## Example
@@ -119,6 +136,14 @@ class MissingEvalMode(Rule):
     FIX = "safe"
     STATIC_TWIN = "RT111"
     VALID = (
+        # the prediction helper sets eval mode, or the model was put in eval mode before
+        "import torch\nimport torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n        self.fc = nn.Linear(10, 2)\n        self.drop = nn.Dropout(0.5)\n"
+        "    def forward(self, x):\n        return self.fc(self.drop(x))\n"
+        "model = Net()\n@torch.no_grad()\ndef predict(model, x):\n    model.eval()\n"
+        "    return model(x).argmax(1)\n"
+        "@torch.inference_mode()\ndef predict_proba(x):\n    return model(x).softmax(1)\n"
+        "model.eval()\nprint(predict(model, torch.randn(4, 10)), predict_proba(torch.randn(4, 10)))\n",
         # the classic pair of helpers, mode set in each
         "import torch\n"
         "def train(model, loader, opt):\n    model.train()\n    for x, y in loader:\n"
@@ -144,8 +169,228 @@ class MissingEvalMode(Rule):
         # an EMA update under no_grad is not an evaluation
         "import torch\nwith torch.no_grad():\n    for ema_p, p in zip(ema.parameters(), model.parameters()):\n"
         "        ema_p.mul_(0.999).add_(p, alpha=0.001)\n",
+        # seq2seq: eval() on the parent covers model.encoder / model.decoder
+        (
+        'import torch\n'
+        'import torch.nn as nn\n'
+        '\n'
+        'class Encoder(nn.Module):\n'
+        '    def __init__(self, vocab, hid):\n'
+        '        super().__init__()\n'
+        '        self.emb = nn.Embedding(vocab, hid)\n'
+        '        self.rnn = nn.LSTM(hid, hid, 2, dropout=0.5)\n'
+        '\n'
+        '    def forward(self, src):\n'
+        '        _, (h, c) = self.rnn(self.emb(src))\n'
+        '        return h, c\n'
+        '\n'
+        'class Decoder(nn.Module):\n'
+        '    def __init__(self, vocab, hid):\n'
+        '        super().__init__()\n'
+        '        self.emb = nn.Embedding(vocab, hid)\n'
+        '        self.rnn = nn.LSTM(hid, hid, 2, dropout=0.5)\n'
+        '        self.out = nn.Linear(hid, vocab)\n'
+        '\n'
+        '    def forward(self, tok, h, c):\n'
+        '        o, (h, c) = self.rnn(self.emb(tok).unsqueeze(0), (h, c))\n'
+        '        return self.out(o.squeeze(0)), h, c\n'
+        '\n'
+        'class Seq2Seq(nn.Module):\n'
+        '    def __init__(self, encoder, decoder):\n'
+        '        super().__init__()\n'
+        '        self.encoder = encoder\n'
+        '        self.decoder = decoder\n'
+        '\n'
+        'encoder = Encoder(1000, 256)\n'
+        'decoder = Decoder(1000, 256)\n'
+        'model = Seq2Seq(encoder, decoder)\n'
+        'optimizer = torch.optim.Adam(model.parameters())\n'
+        '\n'
+        'def evaluate(model, iterator, criterion):\n'
+        '    model.eval()\n'
+        '    total = 0.0\n'
+        '    with torch.no_grad():\n'
+        '        for src, trg in iterator:\n'
+        '            h, c = model.encoder(src)\n'
+        '            out, h, c = model.decoder(trg[0], h, c)\n'
+        '            total += criterion(out, trg[1]).item()\n'
+        '    return total / len(iterator)\n'
+        '\n'
+        'for epoch in range(10):\n'
+        '    model.train()\n'
+        '    for src, trg in train_iterator:\n'
+        '        optimizer.zero_grad()\n'
+        '        h, c = model.encoder(src)\n'
+        '        out, h, c = model.decoder(trg[0], h, c)\n'
+        '        loss = criterion(out, trg[1])\n'
+        '        loss.backward()\n'
+        '        optimizer.step()\n'
+        '    evaluate(model, valid_iterator, criterion)\n'
+        ),
+        # eval() set once in the constructor of an inference runner
+        (
+        'import torch\n'
+        'import torch.nn as nn\n'
+        'import torch.nn.functional as F\n'
+        '\n'
+        'class Net(nn.Module):\n'
+        '    def __init__(self):\n'
+        '        super().__init__()\n'
+        '        self.drop = nn.Dropout(0.2)\n'
+        '        self.fc = nn.Linear(784, 10)\n'
+        '\n'
+        '    def forward(self, x):\n'
+        '        return self.fc(self.drop(x.flatten(1)))\n'
+        '\n'
+        'class InferenceRunner:\n'
+        '    def __init__(self, model, loader):\n'
+        '        self.model = model\n'
+        '        self.loader = loader\n'
+        '        self.model.eval()\n'
+        '\n'
+        '    @torch.inference_mode()\n'
+        '    def run(self):\n'
+        '        correct = 0\n'
+        '        for x, y in self.loader:\n'
+        '            correct += (self.model(x).argmax(1) == y).sum().item()\n'
+        '        return correct\n'
+        '\n'
+        'model = Net()\n'
+        'opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)\n'
+        'for epoch in range(5):\n'
+        '    for x, y in train_loader:\n'
+        '        opt.zero_grad()\n'
+        '        F.cross_entropy(model(x), y).backward()\n'
+        '        opt.step()\n'
+        'InferenceRunner(model, val_loader).run()\n'
+        ),
+        # eval() as the first statement inside the evaluation loop
+        (
+        'import torch\n'
+        'import torch.nn as nn\n'
+        'import torch.nn.functional as F\n'
+        '\n'
+        'model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Dropout(0.5), nn.Linear(256, 10))\n'
+        'opt = torch.optim.Adam(model.parameters(), lr=1e-3)\n'
+        'for epoch in range(10):\n'
+        '    model.train()\n'
+        '    for x, y in train_loader:\n'
+        '        opt.zero_grad()\n'
+        '        F.cross_entropy(model(x), y).backward()\n'
+        '        opt.step()\n'
+        '    correct = 0\n'
+        '    for x, y in val_loader:\n'
+        '        model.eval()\n'
+        '        with torch.no_grad():\n'
+        '            correct += (model(x).argmax(1) == y).sum().item()\n'
+        ),
+        # an out-of-memory retry loop around a validate() that sets eval itself
+        (
+        'import torch\n'
+        'import torch.nn as nn\n'
+        'import torch.nn.functional as F\n'
+        'from torch.utils.data import DataLoader\n'
+        '\n'
+        'model = nn.Sequential(nn.Conv2d(3, 16, 3), nn.BatchNorm2d(16), nn.ReLU(), nn.Flatten(), nn.LazyLinear(10))\n'
+        'opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)\n'
+        '\n'
+        'def validate(model, loader):\n'
+        '    model.eval()\n'
+        '    correct = 0\n'
+        '    with torch.no_grad():\n'
+        '        for x, y in loader:\n'
+        '            correct += (model(x).argmax(1) == y).sum().item()\n'
+        '    return correct\n'
+        '\n'
+        'def validate_with_retry(model, batch_size):\n'
+        '    while batch_size > 0:\n'
+        '        try:\n'
+        '            return validate(model, DataLoader(val_set, batch_size=batch_size))\n'
+        '        except RuntimeError:\n'
+        '            batch_size //= 2\n'
+        '    return None\n'
+        '\n'
+        'for epoch in range(10):\n'
+        '    model.train()\n'
+        '    for x, y in train_loader:\n'
+        '        opt.zero_grad()\n'
+        '        F.cross_entropy(model(x), y).backward()\n'
+        '        opt.step()\n'
+        '    validate_with_retry(model, 256)\n'
+        ),
+        # an RL rollout under no_grad that feeds the next update (the output is the next input)
+        (
+        'import torch\n'
+        'import torch.nn as nn\n'
+        '\n'
+        'class Policy(nn.Module):\n'
+        '    def __init__(self, obs_dim, n_actions):\n'
+        '        super().__init__()\n'
+        '        self.body = nn.Sequential(nn.Linear(obs_dim, 64), nn.Tanh(), nn.Dropout(0.1))\n'
+        '        self.head = nn.Linear(64, n_actions)\n'
+        '\n'
+        '    def forward(self, obs):\n'
+        '        return self.head(self.body(obs))\n'
+        '\n'
+        'policy = Policy(4, 2)\n'
+        'optimizer = torch.optim.Adam(policy.parameters(), lr=3e-4)\n'
+        'for update in range(1000):\n'
+        '    obs = env.reset()\n'
+        '    buffer = []\n'
+        '    with torch.no_grad():\n'
+        '        for t in range(128):\n'
+        '            logits = policy(obs)\n'
+        '            action = torch.distributions.Categorical(logits=logits).sample()\n'
+        '            next_obs, reward, done, _ = env.step(action)\n'
+        '            buffer.append((obs, action, reward))\n'
+        '            obs = next_obs\n'
+        '    optimizer.zero_grad()\n'
+        '    policy_loss(policy, buffer).backward()\n'
+        '    optimizer.step()\n'
+        ),
+        # autoregressive sampling: `while True:` feeding generated tokens back
+        (
+        'import torch\n'
+        'import torch.nn as nn\n'
+        'import torch.nn.functional as F\n'
+        '\n'
+        'class CharModel(nn.Module):\n'
+        '    def __init__(self, vocab, dim):\n'
+        '        super().__init__()\n'
+        '        self.emb = nn.Embedding(vocab, dim)\n'
+        '        self.drop = nn.Dropout(0.2)\n'
+        '        self.out = nn.Linear(dim, vocab)\n'
+        '\n'
+        '    def forward(self, idx):\n'
+        '        return self.out(self.drop(self.emb(idx)))\n'
+        '\n'
+        'model = CharModel(65, 128)\n'
+        'optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)\n'
+        'for it in range(5000):\n'
+        '    x, y = get_batch("train")\n'
+        '    loss = F.cross_entropy(model(x).view(-1, 65), y.view(-1))\n'
+        '    optimizer.zero_grad(set_to_none=True)\n'
+        '    loss.backward()\n'
+        '    optimizer.step()\n'
+        'with torch.no_grad():\n'
+        '    idx = torch.zeros((1, 1), dtype=torch.long)\n'
+        '    while True:\n'
+        '        logits = model(idx[:, -256:])\n'
+        '        probs = F.softmax(logits[:, -1, :], dim=-1)\n'
+        '        idx = torch.cat((idx, torch.multinomial(probs, num_samples=1)), dim=1)\n'
+        '        if idx.size(1) > 500:\n'
+        '            break\n'
+        ),
     )
     INVALID = (
+        # an inference helper with no loop: no_grad, but the Dropout model stays in train mode
+        "import torch\nimport torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n        self.fc = nn.Linear(10, 2)\n        self.drop = nn.Dropout(0.5)\n"
+        "    def forward(self, x):\n        return self.fc(self.drop(x))\n"
+        "model = Net()\nmodel.load_state_dict(torch.load('model.pt'))\n"
+        "@torch.inference_mode()\ndef predict(model, x):\n"
+        "    return model(x).argmax(1)  # expect: RC701\n"
+        "print(predict(model, torch.randn(4, 10)))\n",
         "import torch\nmodel = Net()\nopt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)\n"
         "for epoch in range(10):\n    model.train()\n    for x, y in train_loader:\n        opt.zero_grad()\n"
         "        crit(model(x), y).backward()\n        opt.step()\n    with torch.no_grad():\n"
@@ -161,6 +406,7 @@ class MissingEvalMode(Rule):
 
     def check(self, ctx: Context) -> None:
         ev = analysis(ctx.program)
+        _check_prediction_helpers(ctx, ev)
         reported: set[int] = set()
         for el in ev.eval_loops:
             if id(el.node.loop) in reported:
@@ -168,18 +414,13 @@ class MissingEvalMode(Rule):
             if el.reasons == ("no_grad",) and _over_training_data(el):
                 continue  # precise-BN style recalibration: train mode over train data on purpose
             for model in el.models:
-                if not ev.mode_matters(model):
-                    continue  # no Dropout/BatchNorm: both modes compute the same thing
-                bad = False
-                for sc in ev.scenarios(el.node, model):
-                    modes = sc.modes()
-                    if "eval" in modes or "unknown" in modes:
-                        continue
-                    if "train" in modes or ("default" in modes and ev.default_is_train(el.node.root, model)):
-                        bad = True
-                        break
-                if not bad:
+                keys = [model, *ev.owner_keys(el, model)]
+                if not any(self._left_in_train(ev, el, k) for k in keys) or \
+                        any(self._set_to_eval(ev, el, k) for k in keys[1:]) or \
+                        ev.eval_at_loop_start(el, keys) or ev.eval_in_constructor(el, keys):
                     continue
+                # no Dropout/BatchNorm: both modes compute the same thing today
+                matters = ev.mode_matters(model)
                 reported.add(id(el.node.loop))
                 loop = el.node.loop
                 name = self._local_name(ev, el, model)
@@ -187,16 +428,42 @@ class MissingEvalMode(Rule):
                 if name is not None:
                     tr = insert_before_transform(loop.function.node, loop.node, f"{name}.eval()\n",
                                                  frozenset(NO_GRAD), ctx.program.imports.resolve)
-                    if tr is not None and _leaves_training_fixable(ctx, tr):
-                        fix = FixSpec("safe", f"call {name}.eval() before the evaluation loop", transform=tr)
+                    full = _restoring_train_mode(ctx, tr) if tr is not None else None
+                    if full is not None:
+                        fix = FixSpec("safe", f"call {name}.eval() before the evaluation loop (and "
+                                      f"{name}.train() where training follows)", transform=full)
                 shown = name or model
                 where = " over held-out data" if el.split else ""
                 anchor = loop.node.iter if loop.iter is not None else loop.node.test
-                ctx.report(anchor, (
-                    f"evaluation loop{where} runs with {shown} in training mode: Dropout stays on and "
-                    f"BatchNorm uses batch statistics, so the metric is wrong; call {shown}.eval() before "
-                    f"it (RC701, runtime twin RT111)"), fix=fix)
+                if matters:
+                    ctx.report(anchor, (
+                        f"evaluation loop{where} runs with {shown} in training mode: Dropout stays on "
+                        f"and BatchNorm uses batch statistics, so the metric is wrong; call "
+                        f"{shown}.eval() before it (RC701, runtime twin RT111)"), fix=fix)
+                else:
+                    ctx.report(anchor, (
+                        f"evaluation loop{where} runs with {shown} in training mode: no effect today "
+                        f"({shown} has no Dropout/BatchNorm), but the metric becomes wrong when one is "
+                        f"added; call {shown}.eval() before it (RC701)"), fix=fix,
+                        severity=Severity.INFO)
                 break
+
+    @staticmethod
+    def _set_to_eval(ev, el, model) -> bool:
+        """Every way of reaching the loop passes `model.eval()` (or an unknown mode)."""
+        scs = ev.scenarios(el.node, model)
+        return bool(scs) and all(sc.modes() & {"eval", "unknown"} for sc in scs)
+
+    @staticmethod
+    def _left_in_train(ev, el, model) -> bool:
+        """Some way of reaching the loop leaves `model` in training mode."""
+        for sc in ev.scenarios(el.node, model):
+            modes = sc.modes()
+            if "eval" in modes or "unknown" in modes:
+                continue
+            if "train" in modes or ("default" in modes and ev.default_is_train(el.node.root, model)):
+                return True
+        return False
 
     @staticmethod
     def _local_name(ev, el, model):
@@ -207,3 +474,49 @@ class MissingEvalMode(Rule):
                 text = n.event.callee_text
                 return text if text and "(" not in text else None
         return None
+
+
+_PREDICT_FN = re.compile(r"^(run_|do_|make_|get_)?(predict|inference|infer|classify|forecast)", re.I)
+
+
+def _check_prediction_helpers(ctx: Context, ev) -> None:
+    """A `@torch.no_grad()` / `@torch.inference_mode()` prediction helper with no loop of its
+    own (`def predict(model, x): return model(x).argmax(1)`) reached with the model in
+    training mode. Helpers with loops are evaluation loops, which the main check covers."""
+    seen: set[int] = set()
+    for n in ev._all_nodes:
+        e = n.event
+        if e is None or id(e.node) in seen or not n.grad_free:
+            continue
+        fn = e.function
+        if not _PREDICT_FN.search(fn.name) or not _own_no_grad(ev, fn):
+            continue  # grad-free only through a caller: a sampling or self-conditioning step
+        model = ev.is_model_call(n)
+        if not model or not ev.mode_matters(model):
+            continue
+        inner = next((a for a in n.ancestors() if a.loop is not None), None)
+        if inner is not None and inner.loop.function is fn:
+            continue
+        bad = False
+        for sc in ev.scenarios(n, model):
+            modes = sc.modes()
+            if "eval" in modes or "unknown" in modes:
+                continue
+            if "train" in modes or ("default" in modes and ev.default_is_train(n.root, model)):
+                bad = True
+                break
+        if not bad:
+            continue
+        seen.add(id(e.node))
+        name = e.callee_text or model
+        ctx.report(e.node, (
+            f"{fn.name}() runs {name} under no_grad/inference_mode but in training mode: Dropout stays "
+            f"on and BatchNorm uses batch statistics, so predictions are random and wrong; call "
+            f"{name.split('(')[0]}.eval() first (RC701, runtime twin RT111)"))
+
+
+def _own_no_grad(ev, fn) -> bool:
+    """The helper itself is decorated with no_grad/inference_mode."""
+    from recipecheck.program.evaluation import _decorator_withs
+
+    return any(w in NO_GRAD for w in _decorator_withs(ev.program, fn))

@@ -1,3 +1,5 @@
+import libcst as cst
+
 from recipecheck.finding import Severity
 from recipecheck.program.evaluation import analysis, insert_before_transform
 from recipecheck.rule import Context, FixSpec, Rule
@@ -84,6 +86,16 @@ class MissingTrainMode(Rule):
         "    loss = model(x)\n    loss.backward()\n    opt.step()\n    opt.zero_grad()\n",
     )
     INVALID = (
+        # an iteration-based loop evaluates every N steps; the helper never restores train mode
+        "import torch\nimport torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n        self.fc = nn.Linear(10, 2)\n        self.drop = nn.Dropout(0.1)\n"
+        "    def forward(self, x):\n        return self.fc(self.drop(x))\n"
+        "@torch.no_grad()\ndef estimate_loss(model, loader):\n    model.eval()  # expect: RC702\n"
+        "    return sum(crit(model(x), y).item() for x, y in loader)\n"
+        "model = Net()\nopt = torch.optim.AdamW(model.parameters(), lr=3e-4)\nmodel.train()\n"
+        "for it in range(5000):\n    x, y = next(train_iter)\n    loss = crit(model(x), y)\n"
+        "    opt.zero_grad()\n    loss.backward()\n    opt.step()\n"
+        "    if it % 500 == 0:\n        print(it, estimate_loss(model, val_loader))\n",
         "import torch\nmodel.train()\nfor epoch in range(10):\n    for x, y in train_loader:\n"
         "        opt.zero_grad()\n        crit(model(x), y).backward()\n        opt.step()\n"
         "    model.eval()  # expect: RC702\n    with torch.no_grad():\n        for x, y in val_loader:\n"
@@ -100,6 +112,7 @@ class MissingTrainMode(Rule):
     def check(self, ctx: Context) -> None:
         ev = analysis(ctx.program)
         done: set[int] = set()
+        _check_periodic_eval(ctx, ev, done)
         for batch in ev.training_loops():
             # the training forward: a model call of this iteration (not in a nested loop), with
             # autograd on; an evaluation helper called from the loop is not the training pass
@@ -112,8 +125,7 @@ class MissingTrainMode(Rule):
                     continue
                 forwards[key] = n
             for model, fwd in forwards.items():
-                if not ev.mode_matters(model):
-                    continue
+                matters = ev.mode_matters(model)  # no Dropout/BatchNorm: no effect today
                 for sc in ev.scenarios(fwd, model):
                     if sc.wrap is None or not sc.states or any(s.mode != "eval" for s in sc.states):
                         continue
@@ -125,11 +137,19 @@ class MissingTrainMode(Rule):
                         done.add(id(node))
                         fix = self._fix(ev, batch, fwd, s)
                         name = fwd.event.callee_text
-                        ctx.report(node, (
-                            f"{ctx.code(node)} switches {name} to eval mode inside the training loop and "
-                            f"nothing calls {name}.train() before the next training pass: later epochs "
-                            "train with Dropout off and frozen BatchNorm statistics; call "
-                            f"{name}.train() before training resumes (RC702)"), fix=fix)
+                        if matters:
+                            ctx.report(node, (
+                                f"{ctx.code(node)} switches {name} to eval mode inside the training "
+                                f"loop and nothing calls {name}.train() before the next training pass: "
+                                "later epochs train with Dropout off and frozen BatchNorm statistics; "
+                                f"call {name}.train() before training resumes (RC702)"), fix=fix)
+                        else:
+                            ctx.report(node, (
+                                f"{ctx.code(node)} switches {name} to eval mode inside the training "
+                                f"loop and nothing calls {name}.train() again: no effect today ({name} "
+                                "has no Dropout/BatchNorm), but later epochs will train in eval mode "
+                                f"once one is added; call {name}.train() before training resumes "
+                                "(RC702)"), fix=fix, severity=Severity.INFO)
 
     @staticmethod
     def _fix(ev, batch, fwd, ms):
@@ -144,3 +164,53 @@ class MissingTrainMode(Rule):
         if tr is None:
             return None
         return FixSpec("safe", f"call {name}.train() at the top of the training pass", transform=tr)
+
+
+def _check_periodic_eval(ctx: Context, ev, done: set[int]) -> None:
+    """Evaluation every N steps inside the training loop (`if it % 500 == 0: evaluate()`):
+    the conditional eval() leaves the model in eval mode for every later iteration when
+    nothing inside the loop calls train() again; a train() before the loop only covers the
+    first iteration."""
+    for batch in ev.training_loops():
+        forwards = {}
+        for n in batch.walk():
+            key = ev.is_model_call(n) if n.event is not None else None
+            if not key or key in forwards or n.grad_free:
+                continue
+            if next((a for a in n.ancestors() if a.loop is not None), None) is not batch:
+                continue
+            forwards[key] = n
+        for model, fwd in forwards.items():
+            if not ev.mode_matters(model) or _train_call_in(batch.loop.node, model):
+                continue
+            for sc in ev.scenarios(fwd, model):
+                if sc.wrap is not batch:
+                    continue
+                inside = [s for s in sc.states if batch in s.node.ancestors()]
+                if not inside or any(s.mode != "eval" for s in inside):
+                    continue
+                for s in inside:
+                    node = s.node.event.node
+                    if id(node) in done:
+                        continue
+                    done.add(id(node))
+                    name = fwd.event.callee_text
+                    ctx.report(node, (
+                        f"{ctx.code(node)} switches {name} to eval mode during training (a periodic "
+                        f"evaluation) and nothing in the training loop calls {name}.train() again: "
+                        "every later step trains with Dropout off and frozen BatchNorm statistics; "
+                        f"call {name}.train() after the evaluation (RC702)"))
+
+
+def _train_call_in(loop_node, model: str) -> bool:
+    """Any `<...model...>.train(...)` in the loop, chained ones included
+    (`model.to(device).train()`), which the mode view does not see as events."""
+    from recipecheck.program.nodes import walk
+
+    for n in walk(loop_node):
+        if isinstance(n, cst.Call) and isinstance(n.func, cst.Attribute) and n.func.attr.value == "train":
+            names = {x.value for x in walk(n.func.value) if isinstance(x, cst.Name)}
+            attrs = {x.attr.value for x in walk(n.func.value) if isinstance(x, cst.Attribute)}
+            if model in names or model in attrs:
+                return True
+    return False

@@ -96,6 +96,8 @@ class ModelSelectionOnTestSet(Rule):
     [min, max]); the claim held on 3 of 5 seeds.
 
     ## Known problems
+    A best metric read back from a checkpoint (`best_acc = ckpt["best_acc"]`) is resuming, not
+    selection, and is not reported.
     Metrics are recognized by names (`test_acc`, `X_test`, `test_loader`) and by the loader the
     computing call or loop gets; a test metric renamed on the way (`score = metrics[2]`) is not
     followed. Scripts that call their validation split "test" are reported: rename the split.
@@ -133,6 +135,34 @@ class ModelSelectionOnTestSet(Rule):
     SEVERITY = Severity.WARNING
     MESSAGE = "model selection is driven by the test set"
     VALID = (
+        # the test set only reported next to the validation metric
+        "def fit(model, val_set, test_set):\n    val_acc = evaluate(model, val_set)\n"
+        "    test_acc = evaluate(model, test_set)\n    print(val_acc, test_acc)\n"
+        "    val_loader = test_loader\n    return val_acc\n",
+        # resuming: best_acc read back from a checkpoint is not a selection
+        (
+        'import torch\n'
+        '\n'
+        'model = Net()\n'
+        'optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)\n'
+        'to_restore = {"epoch": 0, "best_acc": 0.0}\n'
+        'restart_from_checkpoint("checkpoint.pth", run_variables=to_restore, state_dict=model)\n'
+        'start_epoch = to_restore["epoch"]\n'
+        'best_acc = to_restore["best_acc"]\n'
+        'for epoch in range(start_epoch, 100):\n'
+        '    model.train()\n'
+        '    for x, y in train_loader:\n'
+        '        optimizer.zero_grad()\n'
+        '        loss_fn(model(x), y).backward()\n'
+        '        optimizer.step()\n'
+        '    torch.save({"model": model.state_dict(), "epoch": epoch + 1, "best_acc": best_acc}, "checkpoint.pth")\n'
+        'model.eval()\n'
+        'correct = 0\n'
+        'with torch.no_grad():\n'
+        '    for x, y in test_loader:\n'
+        '        correct += (model(x).argmax(1) == y).sum().item()\n'
+        'print(f"test accuracy {correct / len(test_loader.dataset):.3f}")\n'
+        ),
         "best_val, test_at_best = 0.0, 0.0\nfor epoch in range(10):\n"
         "    val_acc = evaluate(model, val_loader)\n    test_acc = evaluate(model, test_loader)\n"
         "    if val_acc > best_val:\n        best_val = val_acc\n        best_test_acc = test_acc\n",
@@ -143,6 +173,15 @@ class ModelSelectionOnTestSet(Rule):
         "for epoch in range(10):\n    val_loss = evaluate(model, val_loader)\n    sched.step(val_loss)\n",
     )
     INVALID = (
+        # no validation set given: the test set stands in for it and drives early stopping
+        "import torch\nfrom torch.utils.data import DataLoader\n"
+        "def fit(model, train_set, test_set, val_set=None, patience=5):\n"
+        "    if val_set is None:\n        val_set = test_set  # expect: RC704\n"
+        "    val_loader = DataLoader(val_set, batch_size=256)\n    best, bad = float('inf'), 0\n"
+        "    for epoch in range(100):\n        train_epoch(model, train_set)\n"
+        "        val_loss = evaluate(model, val_loader)\n        if val_loss < best:\n"
+        "            best, bad = val_loss, 0\n            torch.save(model.state_dict(), 'best.pt')\n"
+        "        else:\n            bad += 1\n            if bad >= patience:\n                break\n",
         "import torch\nbest_acc = 0.0\nfor epoch in range(10):\n    acc = evaluate(model, test_loader)\n"
         "    if acc > best_acc:\n        best_acc = acc  # expect: RC704\n"
         "        torch.save(model.state_dict(), 'best.pt')\n",
@@ -162,6 +201,7 @@ class ModelSelectionOnTestSet(Rule):
 
     def check(self, ctx: Context) -> None:
         p = ctx.program
+        _check_test_set_as_validation(ctx, p)
         ev = analysis(p)
         test_fns = {}
         for el in ev.eval_loops:
@@ -198,6 +238,8 @@ class ModelSelectionOnTestSet(Rule):
         for a in p.assignments:
             if not _BEST.search(a.target.rsplit(".", 1)[-1]) or a.value is None or not isinstance(a.value, cst.CSTNode):
                 continue
+            if _restored(a.value):
+                continue  # `best_acc = checkpoint["best_acc"]`: resuming, not selecting
             if split_kind(a.target) == "test" and not (
                     isinstance(a.value, cst.Call) and dotted_name(a.value.func) in ("max", "min")):
                 continue  # `best_test_acc = test_acc` under a validation check records, not selects
@@ -255,3 +297,78 @@ class ModelSelectionOnTestSet(Rule):
                         f"{what} is driven by a test-set metric in `{ctx.code(e.node)}`: the schedule/stopping "
                         "point is tuned on the test set, biasing the test score; pass the validation "
                         "metric (RC704)"))
+
+
+def _check_test_set_as_validation(ctx: Context, p) -> None:
+    """`val_set = test_set` (typically the default when no validation split is given) in a
+    function that then selects or stops on the validation metric: the test set drives it."""
+    from recipecheck.program.data import is_data_name
+
+    for a in p.assignments:
+        if a.augmented is not None or not isinstance(a.value, (cst.Name, cst.Attribute)):
+            continue
+        src = dotted_name(a.value)
+        if split_kind(a.target) != "val" or split_kind(src) != "test":
+            continue
+        if not (is_data_name(a.target) and is_data_name(src)):
+            continue  # `val_acc = test_acc` records a number, it does not swap the data
+        f = a.function
+        if not _selects_on_validation(p, f):
+            continue
+        ctx.report(a.node, (
+            f"`{ctx.code(a.node)}` makes the test data stand in for validation, and this function "
+            "selects the checkpoint or stops training on the validation metric: the test score is "
+            "then optimistically biased; split a validation set off the training data instead (RC704)"))
+
+
+def _selects_on_validation(p, f) -> bool:
+    def val_side(expr) -> bool:
+        return any(split_kind(d) == "val" for d in _names(expr))
+
+    body = f.node.body if isinstance(f.node, cst.FunctionDef) else f.node
+    for node in _ifs(body):
+        test = node.test
+        if isinstance(test, cst.Comparison) and any(
+                isinstance(c.operator, (cst.GreaterThan, cst.LessThan, cst.GreaterThanEqual, cst.LessThanEqual))
+                for c in test.comparisons):
+            sides = [test.left, *(c.comparator for c in test.comparisons)]
+            if any(val_side(x) for x in sides) and _selects(node.body):
+                return True
+    for b in f.assignments:
+        if _BEST.search(b.target.rsplit(".", 1)[-1]) and isinstance(b.value, cst.CSTNode) and val_side(b.value):
+            return True
+    for e in f.events:
+        if e.call is None or not e.call.args:
+            continue
+        plateau = e.kind == "step" and p.schedulers_of(e) and \
+            all(s.name == "ReduceLROnPlateau" for s in p.schedulers_of(e))
+        stopper = (e.kind == "call" and e.callee_text and _EARLY_STOP.search(e.callee_text)) or \
+            (e.kind == "step" and e.receiver and _EARLY_STOP.search(e.receiver))
+        if (plateau or stopper) and any(val_side(arg.value) for arg in e.call.args):
+            return True
+    return False
+
+
+_RESTORE_BASE = re.compile(r"ckpt|checkpoint|restore|resume|state|saved|loaded|snapshot", re.I)
+
+
+def _restored(value: cst.BaseExpression) -> bool:
+    """A value read back from a checkpoint: `ckpt["best_acc"]`, `to_restore["best_acc"]`,
+    `checkpoint.get("best_acc1", 0)`, `torch.load(path)["best_acc"]`."""
+    key = base = None
+    if isinstance(value, cst.Subscript) and len(value.slice) == 1 and \
+            isinstance(value.slice[0].slice, cst.Index) and \
+            isinstance(value.slice[0].slice.value, cst.SimpleString):
+        key, base = value.slice[0].slice.value.evaluated_value, value.value
+    elif isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and \
+            value.func.attr.value == "get" and value.args and \
+            isinstance(value.args[0].value, cst.SimpleString):
+        key, base = value.args[0].value.evaluated_value, value.func.value
+    if not isinstance(key, str) or base is None:
+        return False
+    if _BEST.search(key):
+        return True
+    if isinstance(base, cst.Call):
+        return dotted_name(base.func) in ("torch.load", "load")
+    d = dotted_name(base) or ""
+    return bool(_RESTORE_BASE.search(d))
