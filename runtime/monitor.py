@@ -11,18 +11,36 @@ Two ways in:
               mon.log_val(loss=val_loss, acc=val_acc)
       mon.findings  # list of RuntimeFinding
 
-  The monitor attaches only to the objects it is given: step pre/post hooks on the
-  optimizer(s), one forward pre-hook on the model, a forward hook on the criterion (the loss of
-  each step; without a criterion call ``mon.observe_loss(loss)``), and, only during sampled
-  steps, forward hooks on activation modules. It never uses full-backward module hooks (they
-  break ``ReLU(inplace=True)``).
+  The monitor attaches only to the objects it is given: step post-hooks on the optimizer(s)
+  (pre-hooks only before sampled steps), a *call tap* on the model and on the criterion (the loss
+  of each step; without a criterion call ``mon.observe_loss(loss)``), and, only during sampled
+  steps, call taps on activation modules. A call tap is the instance attribute
+  ``_compiled_call_impl`` that ``Module.__call__`` uses when set; ``Module.__getstate__`` drops it,
+  so ``torch.save(model)``, pickling, ``copy.deepcopy`` (EMA, best-model copies), ``torch.jit``
+  and ``torch.export`` behave exactly as without the monitor and copies carry no monitor state.
+  The monitor never registers module hooks (full-backward hooks would break
+  ``ReLU(inplace=True)``; forward hooks would be pickled with the model).
 
 * ``recipecheck run train.py ...`` (see :mod:`recipecheck.runtime.launcher`) builds a
   ``Monitor(global_hooks=True, patch_backward=True, patch_dataloader=True)``: torch's global
-  optimizer step hooks find the optimizers, global module forward hooks (only until the model
-  of each optimizer is known) find the model(s) and criterion, and two documented, reversible
-  patches, active only inside that command, give the loss (the tensor ``backward()`` is called
-  on) and the training loader's passes (``DataLoader.__iter__``).
+  optimizer step hooks find the optimizers, global module forward hooks (only until the first
+  optimizer step) find the model(s) and criterion, and documented, reversible patches, active only
+  inside that command, give the loss (the tensor ``backward()`` is called on; before
+  ``GradScaler.scale``) and the training loader's passes (``DataLoader.__iter__``). The type and
+  class count of a functional loss (``F.cross_entropy``, ``F.nll_loss``, ``F.binary_cross_entropy*``)
+  are read from the autograd graph of that tensor (shapes only; TorchScript sees no patch). A script that updates its parameters
+  by hand (no optimizer: ``p.data.add_(p.grad, alpha=-lr)``) is recognized when the gradients are
+  reset or the parameters change between two ``backward()`` calls: each backward is then a step.
+
+Losses. A loss belongs to the next optimizer step of any optimizer: the step's loss is the sum of
+the tensors ``backward()`` was called on since that optimizer's previous step (the micro-batches of
+gradient accumulation, what the script optimizes; a GAN discriminator's real and fake losses), or
+the mean of a given criterion's outputs. The step-counting optimizer's losses are the series
+``loss``; every other optimizer's are ``loss/<label>`` (e.g. ``loss/opt1-Generator``).
+
+At exit ``run["observed"]`` says what was seen and ``run["checks_ran"]`` /
+``run["checks_skipped"]`` (code -> reason) which checks could judge the run; the summary prints
+both, and says so plainly when nothing was observed.
 
 Every hook handle and patch is owned by the monitor and removed on exit, also when the training
 raises. Hooks return None, never modify tensors and never touch the global RNG. Statistics stay
@@ -36,6 +54,7 @@ disabled, the error is recorded in ``run["check_errors"]``, and training goes on
 
 from __future__ import annotations
 
+import bisect
 import gc
 import json
 import os
@@ -178,12 +197,32 @@ class Monitor:
         self._steps_since_epoch = 0
         self._epoch_source: Optional[str] = None
         self._loss_vals: list[torch.Tensor] = []
-        self._loss_steps: list[int] = []
+        self._loss_keys: list[tuple] = []  # (series label or None for "loss", step, mean?) per value
+        self._pending: list[torch.Tensor] = []  # losses since the last optimizer step (any optimizer)
+        self._init_vals: list[torch.Tensor] = []  # per-call loss values before the first step ends (RT101)
+        self._init_open = True
+        self.init_loss: Optional[float] = None  # mean per-call loss of step 1 (criterion/functional loss)
+        self.loss_reads: dict[str, list] = {}  # series name -> [(step, value)] read at the last flush
+        self._opt_labels: dict[int, str] = {}
+        self._n_backward = 0
+        self._n_losses = 0
+        self._taps: dict[int, "_Tap"] = {}
+        self._in_crit = 0
+        self._fn_watch = True  # the loss graph is inspected once for a functional loss's kind
+        self._suspended = False  # True while the sanity suite runs its own forward/backward passes
+        # manual update loops (no optimizer): "watch" until an optimizer step or a manual update is seen
+        self._manual_state = "watch" if patch_backward else "off"
+        self._manual_opt = None
+        self._manual_open = False
+        self._watch = None
+        self._output_watchers: list = []
+        self._scaled = None  # (weakref to scaler.scale(loss)'s result, the unscaled loss)
+        self.notes: list[str] = []
+        self._epoch_steps: list[int] = []  # the first step of epoch 1, 2, ... (epoch_at)
         self._loss_cap = 4 * self.read_every + 16
         self.lr_every = 10  # LR series: every step for the first 16, then every 10th
         self._opt_ids: set[int] = set()
         self._idle_primary = 0
-        self._crit_fast = False
         self._primary_opt = None  # strong reference while attached (dropped at close)
         self._pre_handles: dict[int, list] = {}  # id(optimizer) -> [handle, step, optimizer]
         self._pre_ran = None
@@ -221,6 +260,10 @@ class Monitor:
     def attach(self) -> "Monitor":
         if self._active:
             return self
+        if self._closed:
+            # the objects it watched were released at close: a second `with mon:` would watch nothing
+            raise RuntimeError("this Monitor was closed and has released the objects it watched; "
+                               "create a new Monitor (or recipecheck.runtime.monitor(...)) for another run")
         self._active = True
         self._t0 = time.perf_counter()
         self.run.setdefault("torch", torch.__version__)
@@ -251,6 +294,13 @@ class Monitor:
                 self._start_discovery()
             if self.patch_backward:
                 self._patch(torch.Tensor, "backward", _make_backward_patch(self, torch.Tensor.backward))
+                try:  # `scaler.scale(loss).backward()`: record the loss, not loss * 65536
+                    from torch.amp.grad_scaler import GradScaler
+
+                    self._patch(GradScaler, "scale", _make_scale_patch(self, GradScaler.__dict__["scale"]))
+                except Exception:
+                    pass
+
             if self.patch_dataloader:
                 from torch.utils.data import DataLoader
 
@@ -266,16 +316,30 @@ class Monitor:
         if self._closed:
             return
         self._closed = True
+        try:
+            if self._manual_open and self._manual_opt is not None:
+                self._pre_ran = self._manual_opt  # closes the current step, does not start one
+                self._on_post_step(self._manual_opt, (), {})  # the update after the last backward
+        except Exception as exc:
+            self._note_error("monitor", exc)
         self._remove_all_hooks()
         self._active = False
         try:
+            if self._pending and self.optimizers:  # losses after the last optimizer step
+                self._assign_pending(self._primary_opt or self.optimizers[0], True, self.step + 1)
             self.flush(reduce=clean)
             for chk, fn in self._callbacks("finalize"):
                 self._call(chk, fn)
         except Exception as exc:  # never let the monitor's own wrap-up hide the training result
-            self.run["check_errors"].append({"check": "monitor", "error": repr(exc), "step": self.step})
+            self._note_error("monitor", exc)
+        try:
+            self._record_coverage()
+        except Exception as exc:
+            self._note_error("monitor", exc)
         self.run["steps"] = self.step
         self.run["epochs"] = self.epoch + (1 if self.step else 0)
+        if self.notes:
+            self.run["notes"] = list(dict.fromkeys(self.notes))
         self.run["duration_s"] = round(time.perf_counter() - self._t0, 3)
         if self.models:
             try:
@@ -299,6 +363,75 @@ class Monitor:
                 if written:
                     sys.stderr.write(f"recipecheck: report written to {os.fspath(self.report_dir)}/report.json "
                                      f"(and report.html)\n")
+
+    def _note_error(self, where: str, exc: BaseException) -> None:
+        self.run["check_errors"].append({"check": where, "error": _safe_str(exc), "step": self.step})
+
+    def _record_coverage(self) -> None:
+        """What was observed and which checks ran or were skipped (and why), into ``run``."""
+        opts = []
+        for o in self.optimizers:
+            opts.append("manual updates (no optimizer)" if o is self._manual_opt else self._opt_label(o, full=True))
+        observed = {
+            "optimizer_steps": self.step if self._manual_opt is None else 0,
+            "manual_update_steps": self.step if self._manual_opt is not None else 0,
+            "optimizers": opts,
+            "backward_calls": self._n_backward,
+            "losses": self._n_losses,
+            "loss_source": self.loss_source,
+            "loss_series": sorted(n for n in self.series.names() if n == "loss" or n.startswith("loss/")),
+            "models": [type(m).__name__ for m in self.models],
+            "criterion": (self.criterion_info or {}).get("type"),
+            "epochs_seen": self.epoch + (1 if self.step else 0),
+            "epoch_source": self._epoch_source,
+        }
+        self.run["observed"] = observed
+        ran, skipped = [], {}
+        errors = {e.get("check"): e.get("error") for e in self.run.get("check_errors", [])}
+        for chk in self.checks:
+            reason = None
+            if chk.code in errors and chk.disabled:
+                reason = f"the check failed and was disabled: {errors[chk.code]}"
+            elif self.step == 0:
+                reason = "no optimizer step and no manual parameter update was observed"
+            else:
+                try:
+                    reason = chk.skip_reason(self)
+                except Exception as exc:
+                    reason = None
+                    self._note_error(chk.code, exc)
+            if reason:
+                skipped[chk.code] = reason
+            else:
+                ran.append(chk.code)
+        self.run["checks_ran"] = ran
+        self.run["checks_skipped"] = skipped
+
+    def coverage_text(self) -> str:
+        """One paragraph: what the monitor saw and which checks ran (printed with the summary)."""
+        obs = self.run.get("observed")
+        if obs is None:
+            return ""
+        skipped = self.run.get("checks_skipped") or {}
+        if self.step == 0:
+            what = (f"{obs['backward_calls']} backward() call(s)" if obs["backward_calls"] else
+                    "no backward() call" if self.patch_backward else "no loss")
+            return (f"recipecheck: nothing to check: no optimizer step and no manual parameter update was "
+                    f"observed ({what}, {len(self.models)} model(s)), so no runtime check ran. "
+                    f"{'Is training behind a condition, or in a subprocess?' if self.patch_backward else 'Were the model and optimizer passed to the monitor?'}\n")
+        if obs["manual_update_steps"]:
+            steps = f"{obs['manual_update_steps']} manual update step(s) (no optimizer: one backward() = one step)"
+        else:
+            steps = f"{obs['optimizer_steps']} optimizer step(s) of {', '.join(obs['optimizers']) or '?'}"
+        src = {"backward": "the tensor backward() was called on", "criterion": "the loss module's output",
+               "explicit": "mon.observe_loss()"}.get(obs["loss_source"] or "", "none observed")
+        epochs = (f"{obs['epochs_seen']} epoch(s) (boundaries from {obs['epoch_source']})" if obs["epoch_source"]
+                  else "epoch boundaries unknown (no DataLoader pass, log_val or next_epoch)")
+        lines = [f"recipecheck: observed {steps}, {epochs}, "
+                 f"loss from {src} ({obs['losses']} value(s)); checks run: {', '.join(self.run.get('checks_ran') or []) or 'none'}"]
+        for code, why in skipped.items():
+            lines.append(f"  {code} skipped: {why}")
+        return "\n".join(lines) + "\n"
 
     def _release(self) -> None:
         """Drop every reference to the user's objects so that they can be garbage-collected."""
@@ -328,21 +461,43 @@ class Monitor:
 
     def _remove_all_hooks(self) -> None:
         pre = [entry[0] for entry in self._pre_handles.values()]
-        for h in self._act_handles + self._disc_handles + pre + self._handles:
+        for h in self._disc_handles + pre + self._handles:
             try:
                 h.remove()
             except Exception:
                 pass
         self._act_handles, self._disc_handles, self._handles, self._pre_handles = [], [], [], {}
         self._armed_for = None
-        for owner, attr, original in reversed(self._patches):
-            setattr(owner, attr, original)
+        for tap in list(self._taps.values()):
+            tap.model = tap.criterion = False
+            tap.act = None
+            _untap(tap)
+        self._taps = {}
+        for owner, attr, wrapper in reversed(self._patches):
+            _unpatch(owner, attr, wrapper)
         self._patches = []
 
-    def _patch(self, owner, attr: str, replacement) -> None:
-        original = owner.__dict__[attr]
-        self._patches.append((owner, attr, original))
-        setattr(owner, attr, replacement)
+    def _patch(self, owner, attr: str, wrapper) -> None:
+        """Install ``wrapper`` (whose ``__wrapped__`` is the current attribute) on ``owner``."""
+        self._patches.append((owner, attr, wrapper))
+        setattr(owner, attr, wrapper)
+
+    def _tap(self, mod: torch.nn.Module) -> "_Tap":
+        tap = self._taps.get(id(mod))
+        if tap is not None and tap.mod is mod:
+            return tap
+        tap = _Tap(self, mod, mod.__dict__.get("_compiled_call_impl"))
+        # Module.__getstate__ drops `_compiled_call_impl`: pickling, torch.save, deepcopy and copy of
+        # the module never see the tap, and jit/export/fx ignore it (they do not call __call__)
+        mod.__dict__["_compiled_call_impl"] = tap
+        self._taps[id(mod)] = tap
+        return tap
+
+    def _release_tap(self, mod) -> None:
+        tap = self._taps.get(id(mod))
+        if tap is not None and not (tap.model or tap.criterion or tap.act):
+            del self._taps[id(mod)]
+            _untap(tap)
 
     # ----------------------------------------------------------------------------------------
     # attaching objects
@@ -356,7 +511,7 @@ class Monitor:
         prefix = f"model{len(self.models) - 1}." if len(self.models) > 1 else ""
         for name, p in model.named_parameters():
             self._pnames.setdefault(p, prefix + name)
-        self._handles.append(model.register_forward_pre_hook(self._on_model_input, with_kwargs=True))
+        self._tap(model).model = True
         self._plan_start = self._plan_end = 0  # re-plan: activation layers may have been added
         types = tuple({t for c in self.checks for t in c.activation_types})
         if types:
@@ -395,7 +550,7 @@ class Monitor:
         if not isinstance(criterion, torch.nn.Module) or any(c is criterion for c in self.criteria):
             return
         self.criteria.append(criterion)
-        self._handles.append(criterion.register_forward_hook(self._on_criterion))
+        self._tap(criterion).criterion = True
 
     # ----------------------------------------------------------------------------------------
     # public helpers for checks
@@ -455,7 +610,7 @@ class Monitor:
         if step is None:
             step = self.step
         if epoch is None:
-            epoch = self.epoch
+            epoch = self.epoch_at(step) if step < self.step and self._epoch_steps else self.epoch
         f = RuntimeFinding(check.code, check.name, check.severity, message, step=step, epoch=epoch,
                            where=where, static_twin=check.static_twin)
         self.findings.append(f)
@@ -463,22 +618,37 @@ class Monitor:
 
     def observe_loss(self, loss: torch.Tensor, logits: Optional[torch.Tensor] = None,
                      target: Optional[torch.Tensor] = None) -> None:
-        """Record the loss of the current step (a scalar tensor; stays on its device)."""
+        """Record the loss of the current step (a scalar tensor; stays on its device). With gradient
+        accumulation, call it with each micro-batch's (scaled) loss: the step's loss is their sum,
+        what the optimizer step optimizes."""
         if self.loss_source != "explicit":
             self.loss_source = "explicit"
-            self._crit_fast = False
+            self._pending = []  # criterion outputs recorded so far would be counted twice
         self._record_loss(loss)
         if logits is not None and self.criterion_info is None:
             self._note_criterion(None, logits, target)
 
     def log_train(self, epoch: Optional[int] = None, **metrics: float) -> None:
         """Record training metrics (e.g. ``loss=..., acc=...``) for the train/val curves (RT113)."""
-        self._log("train", epoch, metrics)
+        try:
+            self._log("train", epoch, metrics)
+        except Exception as exc:  # never raise into the training script
+            self._note_error("log_train", exc)
 
     def log_val(self, epoch: Optional[int] = None, **metrics: float) -> None:
         """Record validation metrics; also marks the end of an epoch (unless epochs are known
         from the training loader or :meth:`next_epoch`)."""
-        self._log("val", epoch, metrics)
+        try:
+            self._log("val", epoch, metrics)
+        except Exception as exc:
+            self._note_error("log_val", exc)
+
+    def withdraw(self, finding: RuntimeFinding, reason: str) -> None:
+        """Take back a finding that later evidence contradicts (kept in ``run["withdrawn"]``)."""
+        if finding in self.findings:
+            self.findings.remove(finding)
+            self.run.setdefault("withdrawn", []).append({**finding.to_json(), "withdrawn_because": reason,
+                                                         "withdrawn_at_step": self.step})
 
     def next_epoch(self) -> None:
         """Mark the start of a new pass over the training data."""
@@ -492,28 +662,43 @@ class Monitor:
     def flush(self, reduce: bool = False) -> None:
         """Read the device statistics back in one batch and run the checks' analyses."""
         losses: list[tuple[int, float]] = []
+        self.loss_reads = {}
         sync = reduce and self._dist.enabled  # every rank takes part, even with nothing to read
-        if self._loss_vals or sync:
-            vals, steps = self._loss_vals, self._loss_steps
-            self._loss_vals, self._loss_steps = [], []
-            if vals:
+        init = self._init_vals if (not self._init_open and self._init_vals) else []
+        if init:
+            self._init_vals = []
+        if self._loss_vals or sync or init:
+            vals, keys = self._loss_vals, self._loss_keys
+            self._loss_vals, self._loss_keys = [], []
+            if vals or init:
+                allv = vals + init
                 try:  # the usual case: 0-d losses of one dtype on one device, a single op
-                    buf = torch.stack(vals).to(torch.float32)
+                    buf = torch.stack(allv).to(torch.float32)
                 except RuntimeError:
-                    dev = vals[0].device
-                    buf = torch.stack([v.reshape(()).to(dev, torch.float32) for v in vals])
+                    dev = allv[0].device
+                    buf = torch.stack([v.reshape(()).to(dev, torch.float32) for v in allv])
             else:
                 buf = torch.zeros(0)
             if sync:
                 buf = self._dist.mean_if_aligned(buf)
             values = buf.tolist()
-            acc: dict[int, list[float]] = {}
-            for s, v in zip(steps, values):
-                acc.setdefault(s, []).append(v)
-            for s in sorted(acc):
-                v = sum(acc[s]) / len(acc[s])
-                losses.append((s, v))
-                self.series.append("loss", s, v)
+            if init:
+                iv = values[len(vals):]
+                self.init_loss = sum(iv) / len(iv)
+                values = values[:len(vals)]
+            acc: dict[tuple, list[float]] = {}
+            for k, v in zip(keys, values):
+                acc.setdefault(k, []).append(v)
+            for (label, s, mean) in sorted(acc, key=lambda k: (k[1], k[0] or "")):
+                vs = acc[(label, s, mean)]
+                # a loss module's outputs are averaged (the script's scaling is not visible there);
+                # the tensors backward() was called on are summed: what the optimizer step optimizes
+                v = sum(vs) / len(vs) if mean else sum(vs)
+                name = "loss" if label is None else f"loss/{label}"
+                self.loss_reads.setdefault(name, []).append((s, v))
+                if label is None:
+                    losses.append((s, v))
+                self.series.append(name, s, v)
         deferred, self._deferred = self._deferred, []
         if deferred:
             by_dev: dict[Any, list[int]] = {}
@@ -552,6 +737,19 @@ class Monitor:
         (d / "report.json").write_text(json.dumps(self.to_report(), indent=1, default=str))
 
     def print_summary(self) -> None:
+        text = ""
+        try:
+            text = self.coverage_text()
+        except Exception as exc:
+            self._note_error("monitor", exc)
+        if text:
+            out = getattr(self.console, "file", None) or sys.stderr
+            try:
+                out.write(text)
+            except Exception:
+                pass
+        if self.step == 0 and not self.findings:
+            return  # "no runtime findings" would claim a clean run that nobody checked
         try:
             from .report import render_summary
         except ImportError:
@@ -578,6 +776,7 @@ class Monitor:
         self._eval_inputs = [(c, f) for c, f in d["on_model_input"]
                              if c.model_inputs in ("all", "eval") and (c, "on_model_input") not in self._paused]
         self._act_checks = [c for c in self.checks if not c.disabled and c.activation_types]
+        self._output_watchers = [c for c, _ in d["on_model_output"] if (c, "on_model_output") not in self._paused]
         self._plan_start = self._plan_end = 0  # schedules are re-planned
 
     def _callbacks(self, name: str) -> list:
@@ -595,9 +794,9 @@ class Monitor:
         chk.disabled = True
         self.run["check_errors"].append({
             "check": chk.code,
-            "error": f"{type(exc).__name__}: {exc}",
+            "error": _safe_str(exc),
             "step": self.step,
-            "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-4000:],
+            "traceback": _safe_traceback(exc),
         })
         self._rebuild_dispatch()
 
@@ -642,6 +841,10 @@ class Monitor:
             self._record_lrs(optimizer)
 
     def _on_pre_step(self, optimizer, args, kwargs) -> None:
+        if self._suspended:
+            return
+        if self._manual_state == "watch" and optimizer is not self._manual_opt:
+            self._manual_state, self._watch = "off", None  # a real optimizer: not a manual loop
         if self.global_hooks and id(optimizer) not in self._opt_ids:
             self._discover(optimizer)
         if self._is_primary(optimizer):
@@ -655,6 +858,8 @@ class Monitor:
                 self._call(chk, fn, optimizer)
 
     def _on_post_step(self, optimizer, args, kwargs) -> None:
+        if self._suspended:
+            return
         if self._pre_ran is optimizer:
             primary = optimizer is self._primary_opt
         else:
@@ -665,6 +870,10 @@ class Monitor:
                 self._begin_step(optimizer)
         self._pre_ran = None
         self._in_step = False
+        if self._pending and optimizer is not self._manual_opt:
+            self._assign_pending(optimizer, primary)
+        if primary and self._init_open:
+            self._init_open = False
         step = self.step
         plan = self._plan_map.get(step) if self._plan_start <= step < self._plan_end else self._plan_for(step)
         if plan is not None:
@@ -707,11 +916,120 @@ class Monitor:
 
     def _run_before_first_step(self, optimizer) -> None:
         fn, self.before_first_step = self.before_first_step, None
+        if optimizer is self._manual_opt:
+            self.notes.append("the sanity suite needs an optimizer; this script updates its parameters by hand")
+            self.run["sanity"] = {"status": "skipped", "reason": "no optimizer (manual parameter updates)"}
+            return
+        # the suite's own forward/backward passes and optimizer steps are not the training run's
+        self._suspended = True
+        pending, self._pending = self._pending, []
         try:
             fn(self, optimizer)
         except Exception as exc:
-            self.run["check_errors"].append({"check": "sanity", "error": f"{type(exc).__name__}: {exc}", "step": 0})
+            self.run["check_errors"].append({"check": "sanity", "error": _safe_str(exc), "step": 0})
+        finally:
+            self._suspended = False
+            self._pending = pending
         self._first_batch = None
+
+    # manual update loops (recipecheck run, no optimizer) -----------------------------------------
+
+    def _before_backward(self, tensor) -> None:
+        self._n_backward += 1
+        if self._manual_state == "watch" and self._watch is not None and self._updated_since_watch():
+            self._enter_manual()
+        if tensor.requires_grad and tensor.numel() == 1:
+            self.loss_source = "backward"
+            if self.criterion_info is None and self._fn_watch:
+                self._loss_kind_from_graph(tensor)
+            scaled = self._scaled
+            if scaled is not None and scaled[0]() is tensor:
+                tensor = scaled[1]  # the loss before GradScaler.scale (the scale changes over time)
+            self._scaled = None
+            self._record_loss(tensor)
+
+    def _loss_kind_from_graph(self, loss) -> None:
+        """A functional loss (F.cross_entropy, F.nll_loss, F.binary_cross_entropy*; no loss module):
+        its type and class count from the autograd graph of the tensor backward() is called on.
+        Shapes only (no device read), and nothing is patched that TorchScript could see."""
+        self._fn_watch = False  # looked at once
+        node = loss.grad_fn
+        for _ in range(6):  # through the scaling of an accumulation (/ n, * w, + reg)
+            if node is None:
+                return
+            name = type(node).__name__
+            if name.startswith("NllLoss"):
+                logp = getattr(node, "_saved_self", None)
+                target = getattr(node, "_saved_target", None)
+                nxt = node.next_functions[0][0] if node.next_functions else None
+                kind = "CrossEntropyLoss" if nxt is not None and type(nxt).__name__.startswith("LogSoftmax") else "NLLLoss"
+                self._note_criterion(None, logp, target)
+                red = getattr(node, "_saved_reduction", 1)
+                self.criterion_info.update(type=kind, functional=True,
+                                           reduction={0: "none", 1: "mean", 2: "sum"}.get(red, "mean"))
+                return
+            if name.startswith("BinaryCrossEntropy"):
+                self._note_criterion(None, None, None)
+                self.criterion_info.update(type="BCEWithLogitsLoss" if "Logits" in name else "BCELoss", functional=True)
+                return
+            nxt = [f for f, _ in node.next_functions if f is not None]
+            node = nxt[0] if nxt else None
+
+    def _after_backward(self) -> None:
+        if self._manual_state == "watch":
+            if self._n_backward == 1:
+                self._init_cut = len(self._init_vals)
+            self._set_watch()
+        elif self._manual_state == "on":
+            # end of backward k: the update of step k-1 is done, the gradients of step k are here
+            P = self._manual_opt
+            if self._manual_open:
+                self._pre_ran = P
+                self._on_post_step(P, (), {})
+            self._on_pre_step(P, (), {})
+            self._assign_pending(P, True)
+            self._manual_open = True
+
+    def _set_watch(self) -> None:
+        """Remember one trainable parameter, its gradient tensor and its version after a backward."""
+        for root in list(self._cand_roots) + self.models:
+            for p in root.parameters():
+                if p.requires_grad and p.grad is not None:
+                    self._watch = (weakref.ref(p), weakref.ref(p.grad), p._version, p.grad._version)
+                    return
+
+    def _updated_since_watch(self) -> bool:
+        """Between two backward calls and without any optimizer step: the gradients were reset or
+        the parameters changed in place, i.e. the script updates its parameters by hand."""
+        pref, gref, version, gversion = self._watch
+        p = pref()
+        if p is None:
+            return False
+        g = p.grad
+        # nothing touches the gradients between the micro-batches of an accumulation; a manual loop
+        # resets them (None / new tensor / zero_), clips them in place, or updates p in place
+        return g is None or g is not gref() or p._version != version or g._version != gversion
+
+    def _enter_manual(self) -> None:
+        params, seen = [], set()
+        for root in list(self._cand_roots) + self.models:
+            for p in root.parameters():
+                if p.requires_grad and id(p) not in seen:
+                    seen.add(id(p))
+                    params.append(p)
+        self._watch = None
+        if not params:
+            self._manual_state = "off"
+            return
+        self._manual_state = "on"
+        # losses computed after the first update are not initial losses
+        del self._init_vals[getattr(self, "_init_cut", len(self._init_vals)):]
+        P = self._manual_opt = _ManualUpdates(params)
+        self.notes.append("no optimizer: parameters are updated by hand; each backward() is one step")
+        self._on_pre_step(P, (), {})
+        self._assign_pending(P, True)  # the first backward's loss is step 1
+        self._init_open = False
+        self._manual_open = True
 
     def _plan_for(self, step: int):
         """What runs at ``step``: the schedules are evaluated ``read_every`` steps at a time in one
@@ -745,19 +1063,13 @@ class Monitor:
     def _on_criterion(self, criterion, args, output) -> None:
         if not (isinstance(output, torch.Tensor) and output.requires_grad):
             return  # evaluation (no_grad) or not a loss
-        if self._crit_fast:
-            self._loss_vals.append(output.detach())
-            self._loss_steps.append(self.step + 1 - self._in_step)
-            if len(self._loss_vals) >= self._loss_cap:
-                self.flush()
-            return
         if self.criterion_info is None:
             self._note_criterion(criterion, args[0] if args else None, args[1] if len(args) > 1 else None)
+        if self._init_open and output.numel() == 1:
+            self._init_vals.append(output.detach())
         if self.loss_source in (None, "criterion") and not self.patch_backward:
             self.loss_source = "criterion"
             self._record_loss(output)
-            # from now on a scalar criterion output is the loss: skip the checks above
-            self._crit_fast = len(self.criteria) == 1 and output.numel() == 1
 
     def _note_criterion(self, criterion, logits, target) -> None:
         info = {"type": type(criterion).__name__ if criterion is not None else None}
@@ -776,11 +1088,42 @@ class Monitor:
     def _record_loss(self, loss) -> None:
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
             return
-        # a detached alias (no copy, no sync); stacked and read in one transfer at the next read
-        self._loss_vals.append(loss.detach())
-        self._loss_steps.append(self.step if self._in_step else self.step + 1)
+        # a detached alias (no copy, no sync); it belongs to the next optimizer step of any
+        # optimizer (the D losses of a GAN to optD.step(), the micro-batches of an accumulation to
+        # the step that follows them) and is read in one transfer at the next batched read
+        self._pending.append(loss.detach())
+        self._n_losses += 1
+        if len(self._pending) >= self._loss_cap:  # many backward calls and no step: keep memory bounded
+            del self._pending[: len(self._pending) // 2]
+
+    def _assign_pending(self, optimizer, primary: bool, step: Optional[int] = None) -> None:
+        vals, self._pending = self._pending, []
+        key = (None if primary else self._opt_label(optimizer), self.step if step is None else step,
+               self.loss_source == "criterion")
+        self._loss_vals.extend(vals)
+        self._loss_keys.extend([key] * len(vals))
         if len(self._loss_vals) >= self._loss_cap:
-            self.flush()  # many micro-batches per step: read early
+            self.flush()
+
+    def _opt_label(self, optimizer, full: bool = False) -> str:
+        """A stable, readable name for an optimizer's loss series: the class of the model it trains."""
+        label = self._opt_labels.get(id(optimizer))
+        if label is None:
+            owner = None
+            try:
+                first = next(p for g in optimizer.param_groups for p in g["params"])
+                for m in self.models:
+                    if any(q is first for q in m.parameters()):
+                        owner = type(m).__name__
+                        break
+            except Exception:
+                pass
+            idx = next((i for i, o in enumerate(self.optimizers) if o is optimizer), len(self.optimizers))
+            label = f"opt{idx}" + (f"-{owner}" if owner else "")
+            self._opt_labels[id(optimizer)] = label
+        if full:
+            return f"{type(optimizer).__name__} ({label})"
+        return label
 
     # activation hooks exist only during sampled steps ---------------------------------------
 
@@ -799,19 +1142,28 @@ class Monitor:
             for name, mod in mods:
                 chks = [c for c in wanted if isinstance(mod, c.activation_types)]
                 if chks:
-                    self._act_handles.append(mod.register_forward_hook(_ActivationHook(self, name, chks)))
+                    self._tap(mod).act = (name, chks)
+                    self._act_handles.append(mod)
 
     def _disarm_activations(self) -> None:
         if self._act_handles:
-            for h in self._act_handles:
-                h.remove()
+            for mod in self._act_handles:
+                tap = self._taps.get(id(mod))
+                if tap is not None:
+                    tap.act = None
+                    self._release_tap(mod)
             self._act_handles = []
         self._armed_for = None
 
     # epochs --------------------------------------------------------------------------------
 
+    def epoch_at(self, step: int) -> int:
+        """The epoch (0-based) that optimizer step ``step`` belonged to, as far as boundaries are known."""
+        return bisect.bisect_right(self._epoch_steps, step)
+
     def _begin_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+        self._epoch_steps.append(self.step)  # this step is the first of the new epoch
         self._steps_since_epoch = 0
         for chk, fn in self._callbacks("on_epoch"):
             self._call(chk, fn, epoch)
@@ -820,8 +1172,13 @@ class Monitor:
         clean = {}
         for k, v in metrics.items():
             try:
-                clean[k] = float(v.detach().item() if isinstance(v, torch.Tensor) else v)
-            except (TypeError, ValueError):
+                if isinstance(v, torch.Tensor):
+                    if v.numel() != 1:  # not a scalar metric: note it, never raise into the script
+                        self.notes.append(f"{split}/{k}: a tensor of {v.numel()} elements is not a scalar metric; ignored")
+                        continue
+                    v = v.detach().item()
+                clean[k] = float(v)
+            except Exception:
                 continue
         for k, v in clean.items():
             self.series.append(f"{split}/{k}", self.step, v)
@@ -856,6 +1213,7 @@ class Monitor:
 
     def _disc_pre(self, module, args) -> None:
         if isinstance(module, _LOSS_TYPES):
+            self._in_crit += 1  # F.cross_entropy inside a loss module is that module's call
             if torch.is_grad_enabled():
                 self._cand_criteria.add(module)
         elif self._depth == 0 and module.training and torch.is_grad_enabled():
@@ -866,8 +1224,13 @@ class Monitor:
 
     def _disc_post(self, module, args, output) -> None:
         self._depth = max(0, self._depth - 1)
-        if isinstance(module, _LOSS_TYPES) and self.criterion_info is None and torch.is_grad_enabled():
+        if isinstance(module, _LOSS_TYPES):
+            self._in_crit = max(0, self._in_crit - 1)
+        if isinstance(module, _LOSS_TYPES) and torch.is_grad_enabled() and \
+                (self.criterion_info is None or self.criterion_info.get("functional")):
             self._note_criterion(module, args[0] if args else None, args[1] if len(args) > 1 else None)
+            if self._init_open and isinstance(output, torch.Tensor) and output.requires_grad and output.numel() == 1:
+                self._init_vals.append(output.detach())
             if self._first_batch is not None and self._first_batch[1] is None and len(args) > 1:
                 self._first_batch = (self._first_batch[0], args[1])
 
@@ -880,9 +1243,10 @@ class Monitor:
                 self.add_model(root)
         covered = {p for m in self.models for p in m.parameters()}
         if not pset <= covered:
-            for p in pset - covered:
-                root = _find_root_module(p)
-                if root is not None:
+            # one pass over the heap for all uncovered parameters (functional_call, parameters kept
+            # outside modules), never one gc scan per parameter
+            for root in _find_root_modules(pset - covered):
+                if not any(root is m for m in self.models):
                     self.add_model(root)
                     covered |= set(root.parameters())
         for c in list(self._cand_criteria):
@@ -893,8 +1257,8 @@ class Monitor:
                     self.add_scheduler(ref)
         except Exception:
             pass
-        if pset <= covered:
-            self._stop_discovery()
+        # per-model taps take over; a model that appears later is found from its parameters
+        self._stop_discovery()
 
     def _on_loader_iter(self, loader) -> None:
         info = self._loaders.get(id(loader))
@@ -940,46 +1304,186 @@ class _StepPlan:
         getattr(self, attr).append(item)
 
 
-class _ActivationHook:
-    __slots__ = ("mon", "name", "checks")
+def _safe_str(exc: BaseException) -> str:
+    """``Type: message`` that never raises (an exception's own __str__ may)."""
+    try:
+        return f"{type(exc).__name__}: {exc}"
+    except Exception:
+        return f"{type(exc).__name__}: <str() of the exception failed>"
 
-    def __init__(self, mon: Monitor, name: str, checks: list):
-        self.mon, self.name, self.checks = mon, name, checks
 
-    def __call__(self, module, args, output) -> None:
-        if not (module.training and torch.is_grad_enabled()) or not isinstance(output, torch.Tensor):
+def _safe_traceback(exc: BaseException) -> str:
+    try:
+        return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-4000:]
+    except Exception:
+        return ""
+
+
+# torch.jit.trace and torch.compile/export tracing call modules too: those calls are not training
+_is_tracing = getattr(torch._C, "_is_tracing", lambda: False)
+_is_compiling = getattr(getattr(torch, "compiler", None), "is_compiling", lambda: False)
+
+
+class _Tap:
+    """The monitor's view of one module's calls, installed as the instance attribute
+    ``_compiled_call_impl`` (which ``Module.__call__`` calls instead of ``_call_impl`` when set).
+
+    Unlike a forward hook it is not part of the module's state: ``Module.__getstate__`` drops it, so
+    pickling, ``torch.save(model)``, ``copy.deepcopy`` and ``copy.copy`` behave as without the monitor
+    and copies carry nothing; ``torch.jit.script``/``torch.export`` do not see it; the module's own
+    hooks run exactly as before. A tap chains to a ``_compiled_call_impl`` that was already there
+    (``module.compile()``, another monitor). It holds the monitor and the module weakly.
+    """
+
+    __slots__ = ("mon", "mod", "inner", "model", "criterion", "act", "__weakref__")
+
+    def __init__(self, mon: "Monitor", mod, inner):
+        # strong references, dropped by _untap at exit (the monitor holds the module anyway):
+        # the tap runs at every call of the module, a weakref call there is measurable
+        self.mon = mon
+        self.mod = mod
+        self.inner = inner
+        self.model = False
+        self.criterion = False
+        self.act = None  # (layer name, checks) while activation sampling is armed
+
+    def __call__(self, *args, **kwargs):
+        mod, mon = self.mod, self.mon
+        call = self.inner if self.inner is not None else mod._call_impl
+        if mon is None or not mon._active or mon._suspended or _is_tracing() or _is_compiling():
+            return call(*args, **kwargs)
+        if self.model:
+            try:
+                mon._on_model_input(mod, args, kwargs)
+            except Exception:  # the monitor must never break the user's forward
+                pass
+        if self.criterion:
+            mon._in_crit += 1  # F.cross_entropy inside a loss module is that module's call
+            try:
+                out = call(*args, **kwargs)
+            finally:
+                mon._in_crit -= 1
+            try:
+                mon._on_criterion(mod, args, out)
+            except Exception:
+                pass
+        else:
+            out = call(*args, **kwargs)
+        if self.act is not None or (self.model and mon._output_watchers):
+            try:
+                if self.act is not None and mod.training and torch.is_grad_enabled() and isinstance(out, torch.Tensor):
+                    name, checks = self.act
+                    for chk in checks:
+                        mon._call(chk, chk.on_activation, name, mod, out)
+                if self.model and mon._output_watchers:
+                    for chk in mon._output_watchers:
+                        mon._call(chk, chk.on_model_output, mod, out)
+            except Exception:
+                pass
+        return out
+
+
+def _untap(tap: _Tap) -> None:
+    """Remove ``tap`` from its module, also when another tap was installed over it later."""
+    mod = tap.mod
+    tap.mon = None  # from now on a pass-through (if something keeps calling it)
+    if mod is None:
+        return
+    d = mod.__dict__
+    cur = d.get("_compiled_call_impl")
+    if cur is tap:
+        if tap.inner is None:
+            d.pop("_compiled_call_impl", None)
+        else:
+            d["_compiled_call_impl"] = tap.inner
+        return
+    while isinstance(cur, _Tap):
+        if cur.inner is tap:
+            cur.inner = tap.inner
             return
-        for chk in self.checks:
-            self.mon._call(chk, chk.on_activation, self.name, module, output)
+        cur = cur.inner
+    # something else replaced it (e.g. module.compile() after attach): the tap stays a pass-through
+
+
+def _unpatch(owner, attr: str, wrapper) -> None:
+    """Undo a patch, also when another monitor patched over it and is closed later (the chain of
+    ``__wrapped__`` is relinked around ``wrapper``)."""
+    cur = owner.__dict__.get(attr)
+    if cur is wrapper:
+        setattr(owner, attr, wrapper.__wrapped__)
+        return
+    while cur is not None and hasattr(cur, "__wrapped__"):
+        if cur.__wrapped__ is wrapper:
+            cur.__wrapped__ = wrapper.__wrapped__
+            return
+        cur = cur.__wrapped__
+    wrapper.__recipecheck_dead__ = True  # not found: become a pass-through
+
+
+class _ManualUpdates:
+    """Stands in for the optimizer of a loop that updates its parameters by hand
+    (``p.data.add_(p.grad, alpha=-lr)``): checks see its ``param_groups`` like an optimizer's."""
+
+    def __init__(self, params):
+        self.param_groups = [{"params": list(params), "lr": None}]
+        self.defaults: dict = {}
+        self.state: dict = {}
+
+    def __repr__(self) -> str:
+        return "<manual parameter updates>"
 
 
 def _make_backward_patch(mon: Monitor, original):
     def backward(self, *args, **kwargs):
-        if mon._active:
+        live = mon._active and not mon._suspended and not backward.__recipecheck_dead__
+        if live:
             try:
-                if self.requires_grad and self.numel() == 1:
-                    mon.loss_source = "backward"
-                    mon._record_loss(self)
+                mon._before_backward(self)
             except Exception:  # the monitor must never break the script's backward
                 pass
-        return original(self, *args, **kwargs)
+        out = backward.__wrapped__(self, *args, **kwargs)
+        if live and mon._manual_state != "off":
+            try:
+                mon._after_backward()
+            except Exception:
+                pass
+        return out
 
     backward.__doc__ = original.__doc__
     backward.__wrapped__ = original
+    backward.__recipecheck_dead__ = False
     return backward
 
 
 def _make_iter_patch(mon: Monitor, original):
     def __iter__(self):
-        if mon._active:
+        if mon._active and not __iter__.__recipecheck_dead__:
             try:
                 mon._on_loader_iter(self)
             except Exception:
                 pass
-        return original(self)
+        return __iter__.__wrapped__(self)
 
     __iter__.__wrapped__ = original
+    __iter__.__recipecheck_dead__ = False
     return __iter__
+
+
+def _make_scale_patch(mon: Monitor, original):
+    def scale(self, outputs):
+        out = scale.__wrapped__(self, outputs)
+        if mon._active and not scale.__recipecheck_dead__ and isinstance(outputs, torch.Tensor) \
+                and out is not outputs and isinstance(out, torch.Tensor):
+            try:
+                mon._scaled = (weakref.ref(out), outputs.detach())
+            except Exception:
+                pass
+        return out
+
+    scale.__doc__ = original.__doc__
+    scale.__wrapped__ = original
+    scale.__recipecheck_dead__ = False
+    return scale
 
 
 def _steps_in(schedule, start: int, end: int) -> list:
@@ -1001,35 +1505,34 @@ def _stack(tensors: list) -> torch.Tensor:
     return torch.stack([t.to(dev, torch.float32, non_blocking=True) for t in tensors])
 
 
-def _find_root_module(param) -> Optional[torch.nn.Module]:
-    """The outermost Module that (transitively) owns ``param``, found through gc referrers."""
-
-    def owners(obj, attr):
-        # obj <- module._parameters / module._modules (a dict) <- the module, either directly
-        # (inline instance values) or through its materialized __dict__
-        for d in gc.get_referrers(obj):
-            if not isinstance(d, dict):
-                continue
-            for r in gc.get_referrers(d):
-                if isinstance(r, torch.nn.Module) and r.__dict__.get(attr) is d:
-                    yield r
-                elif isinstance(r, dict) and r.get(attr) is d:
-                    for m in gc.get_referrers(r):
-                        if isinstance(m, torch.nn.Module) and m.__dict__ is r:
-                            yield m
-
+def _find_root_modules(params) -> list:
+    """The outermost Modules that own any of ``params``, found in one pass over the gc heap."""
+    want = {id(p) for p in params}
+    if not want:
+        return []
+    owners, parent = [], {}
     try:
-        mod = next(owners(param, "_parameters"), None)
-        seen = set()
-        while mod is not None and id(mod) not in seen:
-            seen.add(id(mod))
-            parent = next(owners(mod, "_modules"), None)
-            if parent is None:
-                return mod
-            mod = parent
+        Module = torch.nn.Module
+        for obj in gc.get_objects():
+            if issubclass(type(obj), Module):  # type(), not isinstance: no __class__ property runs
+                d = obj.__dict__
+                for child in (d.get("_modules") or {}).values():
+                    if child is not None:
+                        parent.setdefault(id(child), obj)
+                if any(id(p) in want for p in (d.get("_parameters") or {}).values() if p is not None):
+                    owners.append(obj)
     except Exception:
-        return None
-    return None
+        return []
+    roots, seen = [], set()
+    for mod in owners:
+        hops = set()
+        while id(mod) in parent and id(mod) not in hops:
+            hops.add(id(mod))
+            mod = parent[id(mod)]
+        if id(mod) not in seen:
+            seen.add(id(mod))
+            roots.append(mod)
+    return roots
 
 
 def _build_checks(spec) -> list[Check]:

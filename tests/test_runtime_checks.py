@@ -345,7 +345,7 @@ def test_rt111_quiet_with_model_eval():
 
 def test_rt112_fires_when_loss_flat():
     m, opt = model_and_sgd(lr=0.0)
-    f = the(run(m, opt, epochs=15, checks=["RT112"]), "RT112")
+    f = the(run(m, opt, epochs=30, checks=["RT112"]), "RT112")  # past the 200-step warm-up
     assert "not decreased" in f.message
 
 
@@ -366,7 +366,7 @@ def test_rt112_fires_when_loss_diverges():
 
 def test_rt112_quiet_when_learning():
     m, opt = model_and_sgd(lr=0.05)
-    assert codes(run(m, opt, epochs=15, checks=["RT112"])) == []
+    assert codes(run(m, opt, epochs=30, checks=["RT112"])) == []
 
 
 # RT113 -------------------------------------------------------------------------------------

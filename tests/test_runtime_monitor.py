@@ -42,6 +42,7 @@ def _module_hook_count(model):
     for m in model.modules():
         n += len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
         n += len(getattr(m, "_backward_pre_hooks", {}))
+        n += "_compiled_call_impl" in m.__dict__  # the monitor's call tap (not a hook: never pickled)
     for p in model.parameters():
         n += len(getattr(p, "_post_accumulate_grad_hooks", None) or {})
         n += len(getattr(p, "_backward_hooks", None) or {})
@@ -171,7 +172,7 @@ def test_no_hooks_remain_and_model_is_collectable():
         train(model, opt, x, y, mon=mon, crit=crit, epochs=2)
     assert _module_hook_count(model) == 0
     assert _opt_hook_count(opt) == 0
-    assert len(crit._forward_hooks) == 0
+    assert len(crit._forward_hooks) == 0 and "_compiled_call_impl" not in crit.__dict__
     assert _global_hook_counts() == before
     refs = [weakref.ref(model), weakref.ref(opt), weakref.ref(crit)]
     del model, opt, crit

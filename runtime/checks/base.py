@@ -17,6 +17,8 @@ Callbacks (all optional):
     every forward of a monitored (root) model: with grad enabled ("train"), without ("eval") or
     both, as the class attribute ``model_inputs`` says; ``mon.pause(self)`` stops the calls (and
     ``mon.pause(self, paused=False)`` resumes them) when a check needs no more inputs for now.
+``on_model_output(mon, model, output)``
+    the output of every training/eval forward of a monitored model (paused like ``on_model_input``).
 ``on_pre_step(mon, optimizer)`` / ``on_post_step(mon, optimizer)``
     around ``optimizer.step()`` at the steps where ``schedule(mon.step)`` is true.
 ``on_activation(mon, layer, module, output)``
@@ -34,6 +36,11 @@ Callbacks (all optional):
     ``mon.log_train(...)`` (split "train") or ``mon.log_val(...)`` (split "val").
 ``finalize(mon)``
     once, at exit, after the last read.
+
+``skip_reason(mon)`` (not a callback) says, at exit, why the check could not judge this run (None
+when it did); the monitor prints and reports it, so a silent check never reads as a clean run.
+``optimizer`` may be a stand-in for manual parameter updates (``p.data.add_(-lr * p.grad)`` loops,
+``recipecheck run`` only): it has ``param_groups`` (lr None) and nothing else.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ CALLBACKS = (
     "on_optimizer",
     "on_scheduler",
     "on_model_input",
+    "on_model_output",
     "on_pre_step",
     "on_post_step",
     "on_activation",
@@ -83,6 +91,10 @@ class Check:
              epoch: Optional[int] = None, key: Any = None):
         """Report a finding (once per check and ``key``/``where``); returns it or None."""
         return mon.add_finding(self, message, step=step, where=where, epoch=epoch, key=key)
+
+    def skip_reason(self, mon) -> Optional[str]:
+        """Why this check could not judge the run (None: it did). Set ``self._skip`` or override."""
+        return getattr(self, "_skip", None)
 
     def twin_note(self) -> str:
         return f" Static twin: {self.static_twin}." if self.static_twin else ""

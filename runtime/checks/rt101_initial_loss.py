@@ -35,18 +35,31 @@ class InitialLossOff(Check):
     abs_tol = 0.3
 
     def on_read(self, mon, losses):
-        if getattr(self, "_done", False) or not losses:
+        if getattr(self, "_done", False) or not (losses or mon.init_loss is not None):
             return
         self._done = True
-        step, first = losses[0]
-        if step != 1 or not math.isfinite(first):
+        # the loss module's (or F.cross_entropy's) own output at step 1 when seen: a GAN's D step sums
+        # two such losses, an accumulation sums scaled ones; otherwise the step's loss
+        if mon.init_loss is not None:
+            first = mon.init_loss
+        else:
+            step, first = losses[0]
+            if step != 1:
+                self._skip = f"the first loss observed was at step {step}, not step 1"
+                return
+        if not math.isfinite(first):
             return
         info = mon.criterion_info
         ch = chance_level(info, mon.num_classes)
         if ch is None:
+            kind = (info or {}).get("type")
+            self._skip = (f"no chance level for a {kind} loss (pass num_classes= for cross-entropy-like losses)"
+                          if kind else "no loss module or functional loss was seen, so the chance level is "
+                                       "unknown (pass num_classes=)")
             return
         chance, desc = ch
         if info and info.get("reduction") == "sum":
+            self._skip = "the loss is summed over the batch (reduction='sum'): no per-example chance level"
             return  # a summed loss scales with the batch; chance per example is unknown here
         if abs(first - chance) <= max(self.rel_tol * chance, self.abs_tol):
             return
@@ -60,3 +73,8 @@ class InitialLossOff(Check):
             fix = "check the label/target pairing, the class balance and the loss definition"
         self.emit(mon, f"Initial loss {first:.4g} at step 1 vs. the chance level {desc}: {why}. "
                        f"Fix: {fix}.{self.twin_note()}", step=1, where=(info or {}).get("type"))
+
+    def skip_reason(self, mon):
+        if not getattr(self, "_done", False):
+            return "no loss was observed"
+        return getattr(self, "_skip", None)

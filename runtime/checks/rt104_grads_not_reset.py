@@ -1,19 +1,27 @@
-"""RT104 gradients-not-reset: optimizer.step() runs twice without the gradients being reset.
+"""RT104 gradients-not-reset: an optimizer steps twice without its gradients being reset in between.
 
-Inferred from the gradient tensor's identity and ``_version``: right after a sampled step the
-check remembers one gradient tensor (weakly) and its version; a post-accumulate-grad hook (one
-parameter, only until the next backward) sees the first accumulation after the step. If the
-gradient is still the same tensor and only that accumulation bumped its version, nothing reset
-it (no ``zero_grad()``, ``p.grad = None`` or ``p.grad.zero_()``). Gradient accumulation (several
-backward calls, then one step, then a reset) is fine: only the first backward after a step is
-looked at.
+Reasoned per optimizer, over parameters that optimizer steps. After a sampled step of optimizer
+``O`` the check watches a few of ``O``'s parameters (first, middle, last with a gradient): it keeps
+a weak reference to each gradient tensor and its ``_version``, and a post-accumulate-grad hook
+(only until ``O``'s next step) sees every accumulation into it. An accumulation into the *same*
+tensor whose version rose by exactly one since the previous observation added to the old values;
+anything else is a reset: a new tensor (``zero_grad()`` with ``set_to_none``, ``p.grad = None``,
+``module.zero_grad()``) or an extra version bump (``zero_grad(set_to_none=False)``,
+``p.grad.zero_()``, any in-place zeroing). At ``O``'s next step the gradient was never reset if
+every accumulation since the previous step added to the old values.
+
+So a GAN is fine: the generator's backward adds to the discriminator's gradients after ``optD``
+stepped, and ``netD.zero_grad()`` resets them before ``optD`` steps again. Gradient accumulation is
+fine (the reset comes once per step). Manual update loops (no optimizer) are judged between two
+backward calls. Clipping or unscaling between the last backward and the step is not a reset and
+does not matter (only accumulations are compared).
 """
 
 from __future__ import annotations
 
 import weakref
 
-from ..stats import Every, FirstK
+from ..stats import Always
 from .base import Check
 
 
@@ -22,51 +30,107 @@ class GradientsNotReset(Check):
     name = "gradients-not-reset"
     severity = "error"
     static_twin = "RC101"
-    schedule = FirstK(2) | Every(20)
+    # the check counts each optimizer's own steps; the monitor calls it at every post-step (O(1))
+    schedule = Always()
+    first = 3  # the first steps of each optimizer are watched...
+    every = 20  # ...then every 20th
+    watch = 3  # parameters watched per optimizer
     confirmations = 2
 
     def setup(self, mon):
-        self._mon = weakref.ref(mon)
+        self._n = {}
         self._armed = {}
-        self._hits = 0
-        self._checks = 0
+        self._hits = {}
+        self._judged = 0
 
     def on_post_step(self, mon, opt):
-        if id(opt) in self._armed:
-            return
-        for name, p in mon.params(opt):
-            g = p.grad
-            if g is not None and not g.is_sparse:
-                state = {"name": name, "grad": weakref.ref(g), "version": g._version, "opt": id(opt)}
-                handle = p.register_post_accumulate_grad_hook(lambda t, st=state: self._accumulated(t, st))
-                state["handle"] = handle
-                mon.own(handle)
-                self._armed[id(opt)] = state
-                return
+        k = id(opt)
+        n = self._n[k] = self._n.get(k, 0) + 1
+        watched = self._armed.pop(k, None)
+        if watched is not None:
+            self._judge(mon, opt, watched)
+        if n <= self.first or n % self.every == 0:
+            self._arm(mon, opt)
 
-    def _accumulated(self, param, state) -> None:
-        mon = self._mon()
-        try:
-            state["handle"].remove()
-        except Exception:
-            pass
-        self._armed.pop(state["opt"], None)
-        if mon is None or self.disabled:
+    def _arm(self, mon, opt):
+        params = [p for g in opt.param_groups for p in g["params"]
+                  if p.requires_grad and p.grad is not None and not p.grad.is_sparse]
+        if not params:
             return
+        picks = {0, len(params) // 2, len(params) - 1}
+        watched = []
+        for i in sorted(picks)[: self.watch]:
+            p = params[i]
+            g = p.grad
+            st = {"name": mon.param_name(p, f"param{i}"), "grad": weakref.ref(g), "version": g._version, "n": 0,
+                  "pure": True}
+            # removed at the optimizer's next step, or in release() at exit
+            st["handle"] = p.register_post_accumulate_grad_hook(_Observer(st))
+            watched.append((weakref.ref(p), st))
+        self._armed[id(opt)] = watched
+
+    def _judge(self, mon, opt, watched):
+        stale = None
+        for pref, st in watched:
+            try:
+                st["handle"].remove()
+            except Exception:
+                pass
+            p = pref()
+            if p is None or st["n"] == 0:
+                continue
+            if st["pure"] and p.grad is not None and p.grad is st["grad"]():
+                stale = stale or st["name"]
+        if not any(st["n"] for _, st in watched):
+            return  # no backward reached these parameters between the two steps
+        self._judged += 1
+        k = id(opt)
+        if stale is None:
+            self._hits[k] = 0
+            return
+        self._hits[k] = self._hits.get(k, 0) + 1
+        if self._hits[k] >= self.confirmations:
+            label = mon._opt_label(opt, full=True)
+            self.emit(mon, f"Gradients were not reset between two steps of {label} (seen at step {mon.step}: "
+                           f"backward() added the new gradient of {stale} to the one the previous step had "
+                           f"already used), so each step applies the sum of all past gradients. Fix: call "
+                           f"optimizer.zero_grad() (or model.zero_grad()) once per optimizer step (with "
+                           f"gradient accumulation: after each step).{self.twin_note()}",
+                      where=stale, key=("rt104", k))
+
+    def skip_reason(self, mon):
+        if self._judged == 0:
+            return "no two consecutive steps of one optimizer with a backward() between them were seen"
+        return None
+
+    def release(self):
+        for watched in (self._armed or {}).values():
+            for _, st in watched:
+                try:
+                    st["handle"].remove()
+                except Exception:
+                    pass
+        super().release()
+
+
+class _Observer:
+    """Post-accumulate-grad hook: did this accumulation add to the gradient watched since the step?"""
+
+    __slots__ = ("st",)
+
+    def __init__(self, st):
+        self.st = st
+
+    def __call__(self, param) -> None:
+        st = self.st
         try:
             g = param.grad
-            same = g is not None and state["grad"]() is g and g._version == state["version"] + 1
-            self._checks += 1
-            if not same:
-                self._hits = 0
-                return
-            self._hits += 1
-            if self._hits >= self.confirmations:
-                self.emit(mon, f"Gradients were not reset between optimizer steps (seen at step {mon.step}: "
-                               f"the gradient of {state['name']} still held the previous step's values when "
-                               f"backward() added the new ones), so each step applies the sum of all past "
-                               f"gradients. Fix: call optimizer.zero_grad() once per optimizer step (with "
-                               f"gradient accumulation: after each step).{self.twin_note()}",
-                          where=state["name"], key="rt104")
-        except Exception as exc:
-            mon._disable(self, exc)
+            st["n"] += 1
+            if g is None or g is not st["grad"]() or g._version != st["version"] + 1:
+                st["pure"] = False
+                if g is not None:
+                    st["grad"] = weakref.ref(g)
+            if g is not None:
+                st["version"] = g._version
+        except Exception:
+            st["pure"] = False

@@ -16,12 +16,18 @@ class NonFiniteLoss(Check):
     schedule = FirstK(3) | Every(100)
 
     def on_read(self, mon, losses):
+        reads = mon.loss_reads or {"loss": losses}
+        for name, vals in reads.items():
+            self._losses(mon, name, vals)
+
+    def _losses(self, mon, name, losses):
+        label = "loss" if name == "loss" else f"loss of {name[len('loss/'):]}"
         for step, v in losses:
             if not math.isfinite(v):
-                self.emit(mon, f"The loss is {v} at step {step} (the first non-finite loss seen), so every "
+                self.emit(mon, f"The {label} is {v} at step {step} (the first non-finite loss seen), so every "
                                f"update from then on is garbage. Fix: lower the learning rate or add warmup, clip "
                                f"gradients, and look for log(0), division by ~0 or sqrt of negatives in the loss "
-                               f"and for bad values in the inputs.", step=step, where="loss", key="loss")
+                               f"and for bad values in the inputs.", step=step, where=name, key=name)
                 return
 
     def on_pre_step(self, mon, opt):

@@ -1,8 +1,12 @@
 """RT107 dead-or-saturated-units: ReLU outputs almost all zero, tanh/sigmoid almost all saturated.
 
-Observed through forward hooks on activation modules (``nn.ReLU``, ``nn.Tanh``, ...) that exist
-only during sampled steps; functional activations (``F.relu``) are invisible to it. Also
-records activation histograms of the first and the last sampled step for the report.
+Observed two ways:
+
+* the outputs of activation modules (``nn.ReLU``, ``nn.Tanh``, ...) through call taps that exist
+  only during sampled steps (also records activation histograms for the report);
+* the gradients of ``nn.Linear``/``nn.Conv*`` weights at sampled steps: a unit (output row) whose
+  gradient is exactly zero for the whole batch receives no signal, which is what a dead ReLU does.
+  This sees functional activations (``F.relu``, ``torch.relu``, ``x.relu()``) too.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..stats import Every, FirstK
+from ..stats import Every, FirstK, LogSpaced
 from .base import Check
 
 _RELU = (nn.ReLU, nn.ReLU6)
@@ -25,6 +29,8 @@ class DeadOrSaturatedUnits(Check):
     static_twin = "RC304"
     activation_types = _RELU + _TANH + _SIGMOID
     activation_schedule = FirstK(2) | Every(200)
+    schedule = FirstK(3) | LogSpaced() | Every(100)  # gradient rows (step 1 is not judged: zero-initialized layers)
+    max_row_layers = 32
     dead_threshold = 0.95  # fraction of zero ReLU outputs
     saturated_threshold = 0.9  # fraction of saturated tanh/sigmoid outputs
     confirmations = 2  # consecutive sampled steps
@@ -36,6 +42,27 @@ class DeadOrSaturatedUnits(Check):
         self._streak = {}
         self._first_hist = set()
         self._seen_step = {}
+        self._row_params = {}  # id(param) -> layer name (Linear/Conv weights)
+        self._row_streak = {}
+        self._row_seen = False
+
+    def on_model(self, mon, model):
+        for name, m in model.named_modules():
+            if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)) and isinstance(m.weight, torch.Tensor):
+                pname = mon.param_name(m.weight, name + ".weight")
+                self._row_params[id(m.weight)] = pname[: -len(".weight")] if pname.endswith(".weight") else pname
+
+    def on_pre_step(self, mon, opt):
+        if mon.step <= 1:
+            return
+        named = [(self._row_params[id(p)], p) for _, p in mon.params(opt)
+                 if id(p) in self._row_params and p.grad is not None and not p.grad.is_sparse
+                 and p.dim() >= 2 and p.shape[0] >= 8][: self.max_row_layers]
+        if not named:
+            return
+        with torch.no_grad():
+            dead = [(p.grad.reshape(p.shape[0], -1) == 0).all(1).float().mean() for _, p in named]
+            mon.defer(self, ("rows", tuple(n for n, _ in named)), torch.stack(dead))
 
     def on_activation(self, mon, layer, module, output):
         if self._seen_step.get(layer) == mon.step:
@@ -72,7 +99,33 @@ class DeadOrSaturatedUnits(Check):
                 mon.defer(self, (layer, "hist", type(module).__name__),  # type: the report's title
                           torch.cat([torch.stack([mm.min, mm.max]), hist]))
 
+    def _rows(self, mon, step, names, values):
+        self._row_seen = True
+        dead = []
+        for name, frac in zip(names, values):
+            bad = frac >= self.dead_threshold
+            streak = self._row_streak.get(name, 0) + 1 if bad else 0
+            self._row_streak[name] = streak
+            if streak >= self.confirmations:
+                dead.append((name, frac))
+        if dead:
+            layers = ", ".join(f"{f:.0%} of {n}" for n, f in dead[:4]) + (f" and {len(dead) - 4} more layers" if len(dead) > 4 else "")
+            self.emit(mon, f"Dead units: {layers}'s output units received exactly zero gradient for the whole "
+                           f"batch at {self.confirmations} sampled steps in a row up to step {step}. A unit whose "
+                           f"activation (ReLU, also F.relu) is never positive gets no gradient "
+                           f"and never recovers. Fix: lower the learning rate, use Kaiming init and no large "
+                           f"negative biases, or LeakyReLU/GELU.{self.twin_note()}", step=step, where=dead[0][0],
+                      key="rows")
+
+    def skip_reason(self, mon):
+        if not self._row_seen and not self._seen_step:
+            return "no activation module and no Linear/Conv weight with a gradient was sampled"
+        return None
+
     def on_values(self, mon, step, key, values):
+        if len(key) == 2 and key[0] == "rows" and isinstance(key[1], tuple):
+            self._rows(mon, step, key[1], values)
+            return
         if key[1] == "hist":
             layer = key[0]
             lo, hi, counts = values[0], values[1], values[2:]

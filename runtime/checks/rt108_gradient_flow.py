@@ -4,7 +4,8 @@ At sampled steps the per-parameter gradient norms (shared with other checks thro
 ``mon.grad_norms``) and the weight norms of the weight matrices are read. Across depth, the
 relative gradient ``||g||/||w||`` of the first weight matrix (in parameter order, the input side)
 is compared with the last one's; over time, the total gradient norm is compared with its value
-at the start.
+at the start. Gradients that are exactly zero in most weight matrices at two sampled steps in a
+row (after step 1) mean a dead network (e.g. every ReLU killed by a too-large update).
 """
 
 from __future__ import annotations
@@ -30,9 +31,12 @@ class GradientFlow(Check):
     min_layers = 3
     min_samples = 3
 
+    zero_samples = 2  # consecutive sampled steps (after step 1) with exactly zero gradients
+
     def setup(self, mon):
         self._ratios = []
         self._totals = []
+        self._zero_streak = 0
 
     def on_pre_step(self, mon, opt):
         names, norms = mon.grad_norms(opt)
@@ -56,6 +60,7 @@ class GradientFlow(Check):
             return  # RT106's business
         total = math.sqrt(sum(v * v for v in g))
         self._totals.append((step, total))
+        self._judge_zero(mon, step, names, idx, g)
         for i, wi in zip(idx, w):
             layer = names[i][: -len(".weight")] if names[i].endswith(".weight") else names[i]
             mon.series.append(f"grad_norm/{layer}", step, g[i])
@@ -66,6 +71,26 @@ class GradientFlow(Check):
             if rf > 0 and rl > 0:
                 self._ratios.append((step, rf / rl, names[first], names[last], rf, rl))
         self._judge(mon, step)
+
+    def _judge_zero(self, mon, step, names, idx, g):
+        """Gradients exactly zero in most weight matrices: a dead network (not merely a small LR).
+        Step 1 is skipped: a zero-initialized output layer zeroes the gradients before it once."""
+        if step <= 1 or not idx:
+            return
+        zero = [names[i] for i in idx if g[i] == 0.0]
+        if len(zero) * 2 >= len(idx) and len(zero) >= 1:
+            self._zero_streak += 1
+        else:
+            self._zero_streak = 0
+            return
+        if self._zero_streak >= self.zero_samples:
+            some = ", ".join(zero[:3]) + (" ..." if len(zero) > 3 else "")
+            self.emit(mon, f"The gradients of {len(zero)} of {len(idx)} weight matrices ({some}) are exactly zero at "
+                           f"{self.zero_samples} sampled steps in a row up to step {step}: no signal reaches them, "
+                           f"so they never learn again (dead ReLUs after a too-large update, saturated units, or a "
+                           f"detach()/no_grad cutting the graph). Fix: lower the learning rate (and restart from "
+                           f"a fresh init), check the graph for detach/no_grad, use LeakyReLU/GELU.{self.twin_note()}",
+                      step=step, where=zero[0], key="zero")
 
     def _judge(self, mon, step):
         if len(self._ratios) >= self.min_samples:

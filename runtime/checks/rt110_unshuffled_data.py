@@ -7,6 +7,11 @@
   overall) and the order is compared across epochs, or, when epoch boundaries are unknown, a
   repeating period is looked for. Random augmentation of the inputs hides a repeated order from
   the fingerprints (the sampler check still works under ``recipecheck run``).
+
+Not reported for a stateful model trained by truncated backpropagation through time (an RNN whose
+hidden state from one batch is fed, detached, into the next): such a model must see the batches
+in order. It is recognized when a forward receives, besides its input, a tensor that shares storage
+with the previous forward's output (``hidden = repackage_hidden(hidden)``).
 """
 
 from __future__ import annotations
@@ -27,15 +32,44 @@ class UnshuffledTrainingData(Check):
     overall = 256  # fingerprinted batches from the start (period detection)
     elems = 512
 
+    stateful_probe = 8  # training forwards looked at for a carried-over hidden state
+
     def setup(self, mon):
+        self._stateful = False
+        self._probed = 0
+        self._prev_out = set()
         self._idx_epoch = 0
         self._idx_total = 0
         self._fps = {}  # epoch -> {index in epoch: fp}
         self._seq = []  # (global index, fp) for the first `overall` batches
         self._ramp = {}
 
+    def on_model_output(self, mon, model, output):
+        if not (model.training and torch.is_grad_enabled()):
+            return
+        self._probed += 1
+        self._prev_out = {t.untyped_storage().data_ptr() for t in _tensors(output, skip_first=False)
+                          if t.numel()}
+        if self._probed >= self.stateful_probe:
+            mon.pause(self, "on_model_output")
+
+    def _carried_state(self, args, kwargs):
+        if not self._prev_out:
+            return False
+        extra = list(args[1:]) + list((kwargs or {}).values())
+        return any(t.numel() and t.untyped_storage().data_ptr() in self._prev_out for t in _tensors(extra))
+
+    def skip_reason(self, mon):
+        if self._stateful:
+            return ("the model carries its hidden state from one batch to the next (truncated BPTT): it must "
+                    "see the batches in order")
+        return None
+
     def on_train_loader(self, mon, loader):
         from torch.utils.data import IterableDataset, SequentialSampler
+
+        if self._stateful:
+            return
 
         if isinstance(getattr(loader, "dataset", None), IterableDataset):
             return
@@ -53,7 +87,8 @@ class UnshuffledTrainingData(Check):
 
     def on_epoch(self, mon, epoch):
         self._idx_epoch = 0
-        mon.pause(self, paused=False)
+        if not self._stateful:
+            mon.pause(self, paused=False)
 
     def on_model_input(self, mon, model, args, kwargs):
         i, g = self._idx_epoch, self._idx_total
@@ -61,6 +96,11 @@ class UnshuffledTrainingData(Check):
             mon.pause(self)  # until the next epoch
             return
         if not model.training:
+            return
+        if self._probed < self.stateful_probe and self._carried_state(args, kwargs):
+            self._stateful = True  # the order is part of the method: nothing to report, ever
+            mon.pause(self)
+            mon.pause(self, "on_model_output")
             return
         self._idx_epoch += 1
         self._idx_total += 1
@@ -87,8 +127,18 @@ class UnshuffledTrainingData(Check):
         if g < self.overall:
             self._seq.append((g, values[0]))
 
+    @staticmethod
+    def _fix(mon):
+        if mon._train_loader is not None and mon._train_loader() is not None:
+            return "DataLoader(..., shuffle=True) or a random sampler"
+        order = ("visit the training examples in a new random order every epoch (e.g. index them with "
+                 "torch.randperm(n), generated anew each epoch)")
+        if mon.patch_dataloader:
+            return order  # no DataLoader fed the steps: do not name one the script does not have
+        return order + ", or DataLoader(..., shuffle=True) if the batches come from a DataLoader"
+
     def on_read(self, mon, losses):
-        if ("RT110", "sampler") in mon._emitted:
+        if ("RT110", "sampler") in mon._emitted or self._stateful:
             return  # the sampler finding already says it
         if mon._epoch_source is not None:
             for e in sorted(self._fps):
@@ -102,7 +152,7 @@ class UnshuffledTrainingData(Check):
                 if m >= 2 and None not in a and a == b and len(set(a)) > 1:
                     self.emit(mon, f"The training batches of epoch {e} came in exactly the same order as in "
                                    f"epoch {e - 1} (first {m} batches compared): the data is not shuffled "
-                                   f"between epochs. Fix: DataLoader(..., shuffle=True) or a random sampler."
+                                   f"between epochs. Fix: {self._fix(mon)}."
                                    f"{self.twin_note()}", epoch=e, where="training data order", key="order")
                     return
             return
@@ -115,6 +165,20 @@ class UnshuffledTrainingData(Check):
             if m >= 2 and seq[p:p + m] == seq[:m] and len(set(seq[:m])) > 1:
                 self.emit(mon, f"The training batches repeat in the same order every {p} batches (first {m} "
                                f"batches of each pass compared): the data is not shuffled between epochs. "
-                               f"Fix: DataLoader(..., shuffle=True) or a random sampler.{self.twin_note()}",
+                               f"Fix: {self._fix(mon)}.{self.twin_note()}",
                           where="training data order", key="order")
                 return
+
+
+def _tensors(objs, skip_first=False):
+    """The tensors in a (nested) tuple/list/dict, as a flat list (hidden states are (h, c) tuples)."""
+    out, stack = [], [objs]
+    while stack:
+        o = stack.pop()
+        if isinstance(o, torch.Tensor):
+            out.append(o)
+        elif isinstance(o, (list, tuple)):
+            stack.extend(o)
+        elif isinstance(o, dict):
+            stack.extend(o.values())
+    return out
