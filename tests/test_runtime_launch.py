@@ -304,14 +304,24 @@ DDP_SCRIPT = textwrap.dedent('''
 def test_torchrun_two_ranks_one_report(tmp_path):
     """torchrun --nproc-per-node 2 (gloo, CPU): every rank is monitored, the loss is the mean
     over the ranks, rank 1's finding reaches rank 0, and only rank 0 writes the report."""
-    script = tmp_path / "ddp_train.py"
-    script.write_text(DDP_SCRIPT)
-    rep = tmp_path / "rep"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo", "MASTER_ADDR": "127.0.0.1"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-         "-m", "recipecheck", "run", "--report", str(rep), "--fail-on", "error", str(script), str(tmp_path)],
-        capture_output=True, text=True, env=env, timeout=300, cwd=str(tmp_path))
+    root = tmp_path
+    for attempt in range(3):
+        tmp_path = root / f"attempt{attempt}"
+        tmp_path.mkdir()
+        script = tmp_path / "ddp_train.py"
+        script.write_text(DDP_SCRIPT)
+        rep = tmp_path / "rep"
+        proc = subprocess.run(
+            [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+             "-m", "recipecheck", "run", "--report", str(rep), "--fail-on", "error", str(script),
+             str(tmp_path)],
+            capture_output=True, text=True, env=env, timeout=300, cwd=str(tmp_path))
+        # torch 2.13 + gloo sometimes aborts a rank in C++ teardown after a clean exit, with or
+        # without the monitor (see runtime_helpers/ddp_worker.py); torchrun then kills the other
+        # rank. Only that known signature is retried.
+        if "terminate called without an active exception" not in proc.stderr:
+            break
     # rank 1's RT111 is an error: --fail-on error makes rank 0, hence torchrun, fail
     assert proc.returncode != 0, proc.stdout + proc.stderr
     assert proc.stderr.count("failing (--fail-on error)") == 1, proc.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 
 def worker(rank: int, world: int, port: int, out_dir: str) -> None:
@@ -45,3 +46,10 @@ def worker(rank: int, world: int, port: int, out_dir: str) -> None:
                        "findings": [f.to_json() for f in mon.findings], "run": mon.run}, fh, default=str)
     finally:
         dist.destroy_process_group()
+    # torch 2.13 with gloo: a process sometimes aborts in C++ teardown after a clean
+    # destroy_process_group ("terminate called without an active exception"), with or without
+    # the monitor (reproduced with a plain DDP loop, 3 of 12 runs). Everything the test reads is
+    # written and closed by now, so leave without running the static destructors.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
