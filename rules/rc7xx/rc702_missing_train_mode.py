@@ -114,17 +114,7 @@ class MissingTrainMode(Rule):
         done: set[int] = set()
         _check_periodic_eval(ctx, ev, done)
         for batch in ev.training_loops():
-            # the training forward: a model call of this iteration (not in a nested loop), with
-            # autograd on; an evaluation helper called from the loop is not the training pass
-            forwards = {}
-            for n in batch.walk():
-                key = ev.is_model_call(n) if n.event is not None else None
-                if not key or key in forwards or n.grad_free:
-                    continue
-                if next((a for a in n.ancestors() if a.loop is not None), None) is not batch:
-                    continue
-                forwards[key] = n
-            for model, fwd in forwards.items():
+            for model, fwd in _training_forwards(ev, batch).items():
                 matters = ev.mode_matters(model)  # no Dropout/BatchNorm: no effect today
                 for sc in ev.scenarios(fwd, model):
                     if sc.wrap is None or not sc.states or any(s.mode != "eval" for s in sc.states):
@@ -172,15 +162,7 @@ def _check_periodic_eval(ctx: Context, ev, done: set[int]) -> None:
     nothing inside the loop calls train() again; a train() before the loop only covers the
     first iteration."""
     for batch in ev.training_loops():
-        forwards = {}
-        for n in batch.walk():
-            key = ev.is_model_call(n) if n.event is not None else None
-            if not key or key in forwards or n.grad_free:
-                continue
-            if next((a for a in n.ancestors() if a.loop is not None), None) is not batch:
-                continue
-            forwards[key] = n
-        for model, fwd in forwards.items():
+        for model, fwd in _training_forwards(ev, batch).items():
             if not ev.mode_matters(model) or _train_call_in(batch.loop.node, model):
                 continue
             for sc in ev.scenarios(fwd, model):
@@ -214,3 +196,17 @@ def _train_call_in(loop_node, model: str) -> bool:
             if model in names or model in attrs:
                 return True
     return False
+
+
+def _training_forwards(ev, batch) -> dict:
+    """The training forward of each model in this iteration: a model call with autograd on,
+    not in a nested loop (an evaluation helper called from the loop is not the training pass)."""
+    forwards = {}
+    for n in batch.walk():
+        key = ev.is_model_call(n) if n.event is not None else None
+        if not key or key in forwards or n.grad_free:
+            continue
+        if next((a for a in n.ancestors() if a.loop is not None), None) is not batch:
+            continue
+        forwards[key] = n
+    return forwards
