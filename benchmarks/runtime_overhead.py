@@ -130,9 +130,7 @@ class Loop:
             optD.step()
             netG.zero_grad()
             crit(netD(fake).view(-1), ones).backward()
-            # netG.zero_grad() above resets what optG steps (the canonical DCGAN); the linter does not
-            # yet tie a module's zero_grad() to its optimizer (reported to the lead)
-            optG.step()  # noqa: RC101
+            optG.step()
         return (time.process_time() - t0) / steps
 
     def run_accum(self, steps, accum=4):

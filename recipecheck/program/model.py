@@ -830,8 +830,12 @@ class ProgramModel:
             return f"obj:{id(objs[0].node)}" if len(objs) == 1 else f"name:{ev.receiver}"
         return f"module:{ev.receiver}"
 
-    def reset_covers(self, scope: str | None, opt_key: str) -> bool:
-        """Whether a reset of `scope` clears the gradients that optimizer `opt_key` steps on."""
+    def reset_covers(self, scope: str | None, opt_key: str, unknown: bool = False) -> bool:
+        """Whether a reset of `scope` clears the gradients that optimizer `opt_key` steps on.
+
+        `unknown`: the answer when `scope` is a module name that may be another name for the
+        optimizer's module (`netG = self.gen`): True where a missed reset would be a false alarm
+        (RC101), False where a reset wrongly taken as covering would be one (RC108)."""
         if scope is None:
             return False
         if scope == "all" or scope == opt_key:
@@ -842,7 +846,14 @@ class ProgramModel:
             if opt is not None:
                 owner = opt.params_owner
             module = scope[len("module:"):]
-            return owner is None or module is None or owner.rsplit(".", 1)[-1] == module.rsplit(".", 1)[-1]
+            if owner is None or module is None:
+                return True
+            leaf = module.rsplit(".", 1)[-1]
+            if owner.rsplit(".", 1)[-1] == leaf:
+                return True
+            # only a module that some other optimizer steps is known not to be this one's
+            return unknown and not any(c.params_owner and c.params_owner.rsplit(".", 1)[-1] == leaf
+                           for c in self.constructions("optimizer"))
         if scope.startswith("name:") and opt_key.startswith("name:"):
             return scope.rsplit(".", 1)[-1] == opt_key.rsplit(".", 1)[-1]
         if scope.startswith("name:") or opt_key.startswith("name:"):

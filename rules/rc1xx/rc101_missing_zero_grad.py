@@ -78,6 +78,15 @@ class MissingZeroGrad(Rule):
         "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
         "scaler = torch.amp.GradScaler()\nfor x, y in loader:\n    model.zero_grad()\n"
         "    scaler.scale(crit(model(x), y)).backward()\n    scaler.step(opt)\n    scaler.update()\n",
+        # a GAN: each network's zero_grad() resets what its own optimizer steps, also when the
+        # loop uses other names for the modules (`netG = self.gen`)
+        "import torch\nclass T:\n    def __init__(self, d, g):\n        self.d, self.g = d, g\n"
+        "        self.opt_d = torch.optim.Adam(self.d.parameters())\n"
+        "        self.opt_g = torch.optim.Adam(self.g.parameters())\n"
+        "    def run(self, loader):\n        netD, netG = self.d, self.g\n"
+        "        for x in loader:\n            netD.zero_grad()\n            lossD(netD, x).backward()\n"
+        "            self.opt_d.step()\n            netG.zero_grad()\n"
+        "            lossG(netD, netG).backward()\n            self.opt_g.step()\n",
         # reset inside a helper called from the loop
         "import torch\ndef reset(o):\n    o.zero_grad()\n"
         "opt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
@@ -92,6 +101,11 @@ class MissingZeroGrad(Rule):
         "    for epoch in range(10):\n        optimizer.zero_grad()\n        for x, y in loader:\n"
         "            crit(model(x), y).backward()\n            optimizer.step()  # expect: RC101\n"
         "train(net, dl, optim.Adam(net.parameters()))\n",
+        # a GAN where only the generator is reset: the discriminator's gradients pile up
+        "import torch\noptD = torch.optim.Adam(netD.parameters())\n"
+        "optG = torch.optim.Adam(netG.parameters())\nfor x in loader:\n"
+        "    lossD(netD, x).backward()\n    optD.step()  # expect: RC101\n"
+        "    netG.zero_grad()\n    lossG(netD, netG).backward()\n    optG.step()\n",
         # AMP without a reset
         "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
         "scaler = torch.cuda.amp.GradScaler()\nfor x, y in loader:\n"
@@ -110,7 +124,7 @@ class MissingZeroGrad(Rule):
                 key = p.optimizer_step_target(e.event)
                 if key is None:
                     continue
-                if any(p.reset_covers(r, key) for r in resets):
+                if any(p.reset_covers(r, key, unknown=True) for r in resets):
                     continue
                 if path and any(p.is_batch_loop(inner) for inner in path):
                     continue  # analysed at the inner loop
