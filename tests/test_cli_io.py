@@ -3,27 +3,13 @@ errors, unsafe fixes, internal errors, and `recipecheck recipe` over several pat
 
 import json
 import re
-import textwrap
 
 import pytest
 from click.testing import CliRunner
 
 from recipecheck.cli import main
 
-STEPLR_PER_BATCH = textwrap.dedent("""\
-    import torch
-    from torch.optim.lr_scheduler import StepLR
-
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    sched = StepLR(opt, step_size=30, gamma=0.1)
-    for epoch in range(90):
-        for x, y in train_loader:
-            opt.zero_grad()
-            loss = crit(model(x), y)
-            loss.backward()
-            opt.step()
-            sched.step()
-""")
+from test_cli import STEPLR_PER_BATCH  # one copy of the shared snippet
 ADAM_L2 = "import torch\nopt = torch.optim.Adam(m.parameters(), lr=1e-3, weight_decay=1e-4)\n"
 
 
