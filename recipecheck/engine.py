@@ -404,7 +404,9 @@ def _lint_source(source, path, rules, *, ignore, max_file_size, fix, describe_fi
     assert text is not None
     if has_skip_file(text):
         return result
-    deep = too_deep_for_parser(text)
+    from recipecheck.program.summary import too_deep  # the check, kept with the summary
+
+    deep = too_deep(text)
     if deep is not None:
         if SYNTAX_CODE in active:
             line, col, why = deep

@@ -211,7 +211,13 @@ def run_lint(opts: LintOptions, fmt: str = "text", output_file: str | None = Non
         if not opts.diff:
             click.echo(f"recipecheck: fixed {changed} file{'s' if changed != 1 else ''}.", err=True)
     else:
-        results = run_jobs(jobs, opts.jobs, use_cache=opts.use_cache)
+        from recipecheck.program import summary
+
+        summary.set_disk_cache(opts.use_cache)  # module summaries live beside the results
+        try:
+            results = run_jobs(jobs, opts.jobs, use_cache=opts.use_cache)
+        finally:
+            summary.set_disk_cache(False)
         findings = []
         for r in results:
             findings += r.findings

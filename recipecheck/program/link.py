@@ -26,7 +26,8 @@ from collections import OrderedDict
 import libcst as cst
 
 from recipecheck.program.model import ClassInfo, FunctionInfo, ProgramModel, _Builder, build_program
-from recipecheck.program.project import MAX_MODULES, Project, bindings, project_of, read_text
+from recipecheck.program.project import (MAX_MODULES, Project, bindings, module_deps, project_of,
+                                         read_text)
 
 _PARSED: "OrderedDict[tuple[str, str], cst.Module | None]" = OrderedDict()
 _PARSED_MAX = 512
@@ -54,10 +55,10 @@ def parse_cached(path: str, text: str) -> cst.Module | None:
     if key in _PARSED:
         _PARSED.move_to_end(key)
         return _PARSED[key]
-    from recipecheck.engine import too_deep_for_parser
+    from recipecheck.program.summary import too_deep
 
     try:  # a neighbour too deep for libcst would crash the process: it informs nothing
-        mod: cst.Module | None = None if too_deep_for_parser(text) else cst.parse_module(text)
+        mod: cst.Module | None = None if too_deep(text) else cst.parse_module(text)
     except Exception:  # a broken neighbour only informs less
         mod = None
     _PARSED[key] = mod
@@ -96,28 +97,29 @@ class ProjectLink:
         self.programs[path] = prog
         self._hashes[path] = h
         prog.own_classes = dict(prog.classes)
-        for t in prog.imports.project.values():  # imports first (a cycle sees a partial model)
-            dep = self.program(t.path)
+        prog.deps = module_deps(self.project, path, text)
+        for p in prog.deps:  # used modules first (a cycle sees a partial model)
+            dep = self.program(p)
             if dep is not None and dep is not prog:
                 _merge_classes(prog, dep)
         prog._link()
         return prog
 
-    def closure(self, prog: ProgramModel) -> list[ProgramModel]:
-        """The modules `prog` imports, transitively (built on demand)."""
+    def closure(self, prog: ProgramModel, text: str) -> list[ProgramModel]:
+        """The modules `prog` (whose source is `text`) reads names from, transitively: only
+        these are parsed and built (an import the code never uses is not followed)."""
         out: list[ProgramModel] = []
         seen: set[str] = {prog.path} if prog.path else set()
-        queue = [prog]
+        queue = list(module_deps(self.project, prog.path, text)) if prog.path else []
         while queue and len(out) < MAX_MODULES:
-            cur = queue.pop(0)
-            for t in cur.imports.project.values():
-                if t.path in seen:
-                    continue
-                seen.add(t.path)
-                dep = self.program(t.path)
-                if dep is not None:
-                    out.append(dep)
-                    queue.append(dep)
+            path = queue.pop(0)
+            if path in seen:
+                continue
+            seen.add(path)
+            dep = self.program(path)
+            if dep is not None:
+                out.append(dep)
+                queue.extend(getattr(dep, "deps", ()))
         return out
 
     def lookup(self, prog: ProgramModel, dotted: str) -> FunctionInfo | ClassInfo | None:
@@ -209,7 +211,7 @@ def build_linked(module: cst.Module, path: str, text: str) -> ProgramModel:
     apath = os.path.abspath(path)
     remember_parse(apath, text, module)
     main = _new_program(module, apath, project, text, shared)
-    closure = shared.closure(main)
+    closure = shared.closure(main, text)
     if not closure:
         return build_program(module)
     main.link = _MainLink(shared, {q.path: q for q in closure})

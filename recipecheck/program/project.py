@@ -248,3 +248,73 @@ def dependency_digest(path: str, text: str) -> str:
             h.update(b"<missing>")
         h.update(b"\0")
     return h.hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- used neighbours
+
+_DEPS: dict[tuple[str, str, int], list[str]] = {}
+
+
+def module_deps(project: Project, path: str, text: str) -> list[str]:
+    """The project modules that `path`'s code actually reads a name from, in import order.
+
+    An import whose name the code never uses informs nothing, so its module is not read. A
+    used name is followed through packages the way the linker resolves it: `from pkg import
+    Trainer` re-exported by `pkg/__init__.py` from `pkg/trainer.py` needs both files, and
+    `import a.b` used as `a.b.c.f()` needs `a/b/c.py`. Decided on the modules' summaries
+    (:mod:`recipecheck.program.summary`), without parsing any of them with libcst.
+    """
+    key = (str(project.root), os.path.abspath(path), hash(text))
+    got = _DEPS.get(key)
+    if got is None:
+        if len(_DEPS) > 8192:
+            _DEPS.clear()
+        got = _DEPS[key] = _module_deps(project, path, text)
+    return got
+
+
+def _module_deps(project: Project, path: str, text: str) -> list[str]:
+    from recipecheck.program.summary import summary_of, used_names
+
+    binds = bindings(project, path, text)
+    if not binds:
+        return []
+    s = summary_of(text)
+    if s is None:  # CPython cannot read it: every import may matter
+        return list(dict.fromkeys(t.path for t in binds.values()))
+    used = used_names(s)
+    heads: dict[str, list[list[str]]] = {}
+    for u in used:
+        head, *rest = u.split(".")
+        if head in binds:
+            heads.setdefault(head, []).append(rest)
+    out: dict[str, None] = {}
+    for local, t in binds.items():  # in import order
+        for rest in heads.get(local, ()):
+            out[t.path] = None
+            parts = ([t.attr] if t.attr else []) + rest
+            for p in _follow(project, t.path, parts, 0):
+                out[p] = None
+    me = os.path.abspath(path)
+    return [p for p in out if p != me]
+
+
+def _follow(project: Project, path: str, parts: list[str], depth: int) -> list[str]:
+    """Modules reached by reading `parts` from the module at `path` (as ProjectLink resolves)."""
+    from recipecheck.program.summary import defines, summary_of
+
+    if not parts or depth > 8:
+        return []
+    text = read_text(path)
+    if text is None:
+        return []
+    name = parts[0]
+    if defines(summary_of(text), name):
+        return []
+    t = bindings(project, path, text).get(name)
+    if t is not None:  # a re-export: `from .trainer import Trainer` in a package
+        return [t.path, *_follow(project, t.path, ([t.attr] if t.attr else []) + parts[1:], depth + 1)]
+    sub = project.submodule(path, name)
+    if sub is not None:
+        return [sub, *_follow(project, sub, parts[1:], depth + 1)]
+    return []
