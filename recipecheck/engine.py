@@ -12,6 +12,7 @@ import importlib
 import io
 import json
 import os
+import re
 import sys
 import threading
 import tokenize
@@ -193,6 +194,11 @@ class _Positions:
         key = _first_line(text)
         if key:
             occ = self._occurrences(key)
+            if len(occ) > 1 and isinstance(node, cst.Call):
+                # `train_step(model, batch)` also reads as the signature `def train_step(model,
+                # batch)`: that occurrence is no call (without this, the whole file's positions)
+                occ = [o for o in occ if not _DEF_BEFORE.search(
+                    self.source, self.source.rfind("\n", 0, o) + 1, o)] or occ
             if len(occ) == 1:
                 return self._span(occ[0], text)
             if occ:
@@ -208,6 +214,9 @@ class _Positions:
                 _cst_metadata.PositionProvider)
         rng = self._meta[node]
         return rng.start.line, rng.start.column + 1, rng.end.line, rng.end.column + 1
+
+
+_DEF_BEFORE = re.compile(r"\b(?:def|class)\s+\Z")
 
 
 def _first_line(text: str) -> str:

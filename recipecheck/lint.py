@@ -42,11 +42,19 @@ class LintOptions:
         self.extend_select = [validate_selector(s) for s in self.extend_select]
 
 
-def _ruleset(settings: Settings, opts: LintOptions) -> RuleSet:
+def _ruleset(settings: Settings, opts: LintOptions, memo: dict | None = None) -> RuleSet:
     cfg = settings.config
     select = opts.select if opts.select is not None else cfg.select
-    rules = select_rules(select, [*cfg.ignore, *opts.ignore], [*cfg.extend_select, *opts.extend_select])
-    codes = tuple(r.CODE for r in rules)
+    ignore = [*cfg.ignore, *opts.ignore]
+    extend = [*cfg.extend_select, *opts.extend_select]
+    # files under one configuration share one selection: resolving it cost more than a
+    # small file's analysis when done per file
+    key = (None if select is None else tuple(select), tuple(ignore), tuple(extend))
+    codes = memo.get(key) if memo is not None else None
+    if codes is None:
+        codes = tuple(r.CODE for r in select_rules(select, ignore, extend))
+        if memo is not None:
+            memo[key] = codes
     return RuleSet(codes=codes, options={c: o for c, o in cfg.options.items() if c in codes})
 
 
@@ -67,10 +75,11 @@ def collect_jobs(opts: LintOptions, describe_fixes: bool = True,
     def excluded(p: Path) -> bool:
         return settings_for(p, override).is_excluded(p, explicit)
 
+    selections: dict = {}
     for path in iter_files(opts.paths, excluded, notices):
         s = settings_for(path, override)
         _ = root_settings
-        rs = _ruleset(s, opts)
+        rs = _ruleset(s, opts, selections)
         ignore = tuple(s.ignores_for(path))
         jobs.append(Job(path=str(path), ruleset=rs, ignore=ignore, max_file_size=s.config.max_file_size,
                         describe_fixes=describe_fixes))
