@@ -212,3 +212,30 @@ def test_import_without_use_gives_the_single_file_model(tmp_path):
     (tmp_path / "main.py").write_text(text)
     p = link.build_linked(libcst.parse_module(text), str(tmp_path / "main.py"), text)
     assert p.link is None
+
+
+# --------------------------------------------------------------------------- layers across modules
+
+
+def test_same_named_helpers_of_two_modules_are_not_confused(tmp_path):
+    """A model class of model.py calls model.py's `block()`; the linted file has its own
+    `block()`: the forward walk runs each module's own function (inlined functions are told
+    apart by identity, not by name)."""
+    from recipecheck.program.layers import layer_analysis
+
+    (tmp_path / "setup.py").write_text("")
+    (tmp_path / "model.py").write_text(
+        "import torch.nn as nn\nimport torch.nn.functional as F\n\n\ndef block(x):\n"
+        "    return F.dropout(x, 0.1)\n\n\nclass Encoder(nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n        self.fc = nn.Linear(4, 8)\n\n    def forward(self, x):\n"
+        "        return block(self.fc(x))\n")
+    text = ("import torch.nn as nn\nimport torch.nn.functional as F\nfrom model import Encoder\n\n\n"
+            "def block(x):\n    return F.relu(x)\n\n\nclass Net(nn.Module):\n    def __init__(self):\n"
+            "        super().__init__()\n        self.enc = Encoder()\n        self.head = nn.Linear(8, 2)\n\n"
+            "    def forward(self, x):\n        x = block(self.enc(x))\n        return self.head(x)\n\n\n"
+            "model = Net()\n")
+    (tmp_path / "train.py").write_text(text)
+    p = link.build_linked(libcst.parse_module(text), str(tmp_path / "train.py"), text)
+    units = {u.name: [o.kind for o in u.output.ops] for u in layer_analysis(p).units}
+    assert units["Encoder"] == ["linear", "dropout"]
+    assert units["Net"] == ["linear", "dropout", "act", "linear"]
