@@ -209,11 +209,39 @@ class _Positions:
                     for k, peer in enumerate(peers):
                         if peer is node:
                             return self._span(occ[k], text)
+        got = self._in_statement(node) if self._meta is None else None
+        if got is not None:
+            return got
         if self._meta is None:
             self._meta = _cst_metadata.MetadataWrapper(self.module, unsafe_skip_copy=True).resolve(
                 _cst_metadata.PositionProvider)
         rng = self._meta[node]
         return rng.start.line, rng.start.column + 1, rng.end.line, rng.end.column + 1
+
+    def _in_statement(self, node: cst.CSTNode) -> tuple[int, int, int, int] | None:
+        """The position from libcst's metadata for the top-level statement holding `node` only
+        (the statement's line comes from the module summary): a fraction of the whole file's."""
+        from recipecheck.program.nodes import walk
+        from recipecheck.program.summary import summary_of
+
+        s = summary_of(self.source)
+        if s is None:
+            return None
+        index = 0  # CPython counts each statement of `a = 1; b = 2` on its own
+        for stmt in self.module.body:
+            if any(n is node for n in walk(stmt)):
+                break
+            index += len(stmt.body) if isinstance(stmt, cst.SimpleStatementLine) else 1
+        else:
+            return None
+        if index >= len(s["lines"]):
+            return None
+        mini = self.module.with_changes(body=[stmt], header=[], footer=[])
+        meta = _cst_metadata.MetadataWrapper(mini, unsafe_skip_copy=True).resolve(
+            _cst_metadata.PositionProvider)
+        shift = s["lines"][index] - meta[stmt].start.line
+        rng = meta[node]
+        return rng.start.line + shift, rng.start.column + 1, rng.end.line + shift, rng.end.column + 1
 
 
 _DEF_BEFORE = re.compile(r"\b(?:def|class)\s+\Z")

@@ -8,6 +8,7 @@ import io
 import os
 import sys
 import tokenize
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -176,6 +177,28 @@ def _fix_files(jobs: list[Job], opts: LintOptions, diff_stream=None) -> tuple[li
     return findings, notices, changed
 
 
+@contextmanager
+def _collector_tuned():
+    """Fewer cyclic garbage collections while linting.
+
+    A lint allocates millions of small objects (syntax trees, program models) and keeps the
+    parses and neighbour models of a project alive for reuse; with the default thresholds the
+    collector traverses that whole heap again and again (a quarter of the lint time), and in
+    forked workers every traversal also copies the pages the parent shares with them. What is
+    alive before the lint (the rules, libcst) is frozen: never traversed, shared by workers.
+    """
+    import gc
+
+    old = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(max(old[0], 50_000), max(old[1], 20), max(old[2], 20))
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+        gc.unfreeze()
+
+
 def _check_output_file(output_file: str) -> str | None:
     """Why the report cannot be written to `output_file` (checked before linting)."""
     parent = os.path.dirname(os.path.abspath(output_file))
@@ -224,7 +247,8 @@ def run_lint(opts: LintOptions, fmt: str = "text", output_file: str | None = Non
 
         summary.set_disk_cache(opts.use_cache)  # module summaries live beside the results
         try:
-            results = run_jobs(jobs, opts.jobs, use_cache=opts.use_cache)
+            with _collector_tuned():
+                results = run_jobs(jobs, opts.jobs, use_cache=opts.use_cache)
         finally:
             summary.set_disk_cache(False)
         findings = []

@@ -239,3 +239,34 @@ def test_same_named_helpers_of_two_modules_are_not_confused(tmp_path):
     units = {u.name: [o.kind for o in u.output.ops] for u in layer_analysis(p).units}
     assert units["Encoder"] == ["linear", "dropout"]
     assert units["Net"] == ["linear", "dropout", "act", "linear"]
+
+
+# --------------------------------------------------------------------------- positions
+
+
+def test_statement_level_positions_equal_whole_module_metadata():
+    """A reported node whose text occurs several times is placed with libcst's metadata for its
+    top-level statement only, shifted by the statement's line from the summary: the same
+    position as the whole module's metadata gives (decorators, `a; b` lines, comments)."""
+    from libcst.metadata import MetadataWrapper, PositionProvider
+
+    from recipecheck.engine import _Positions
+    from recipecheck.program.nodes import walk
+
+    root = Path(__file__).resolve().parent.parent / "fixtures"
+    extra = ("# header\n\nimport torch; x = 1\n\n\n@decorator(\n    1)\nclass A:  # c\n"
+             "    @staticmethod\n    def f(loader):\n        return [loader for loader in loader]\n\n"
+             "async def g(loader):\n    if loader:\n        return loader\n")
+    sources = [p.read_text() for p in sorted(root.rglob("*.py"))[:80]] + [extra]
+    checked = 0
+    for src in sources:
+        module = libcst.parse_module(src)
+        meta = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+        pos = _Positions(module, src)
+        for node in walk(module):
+            if isinstance(node, (libcst.Name, libcst.Call)):
+                r = meta[node]
+                assert pos._in_statement(node) == (r.start.line, r.start.column + 1,
+                                                   r.end.line, r.end.column + 1)
+                checked += 1
+    assert checked > 1000

@@ -14,7 +14,9 @@ neighbours matter *before* parsing any of them with libcst:
 - ``uses``: the names the code reads, with the attribute chains rooted at them
   (``engine.train_one_epoch``), per top-level definition and for module-level code;
 - ``training``: which functions/methods call ``.step()`` / ``.zero_grad()`` / ``.backward()``
-  or build optimizers / schedulers.
+  or build optimizers / schedulers;
+- ``lines``: the line of each top-level statement (what a finding's position is computed from
+  when the node's text alone does not place it).
 
 A summary never holds libcst nodes: loading a pickled libcst tree costs about as much as parsing.
 """
@@ -72,7 +74,8 @@ def _valid(s) -> bool:
         return False
     return (isinstance(s.get("functions"), list) and isinstance(s.get("classes"), dict)
             and isinstance(s.get("imports"), list) and isinstance(s.get("uses"), dict)
-            and isinstance(s.get("training"), dict)
+            and isinstance(s.get("training"), dict) and isinstance(s.get("lines"), list)
+            and all(type(n) is int for n in s["lines"])
             and all(isinstance(v, list) for v in s["uses"].values()))
 
 
@@ -141,7 +144,7 @@ def reset() -> None:
 
 def _empty(deep=None) -> dict:
     return {"v": SUMMARY_VERSION, "deep": deep, "functions": [], "classes": {}, "imports": [],
-            "uses": {}, "training": {}}
+            "uses": {}, "training": {}, "lines": []}
 
 
 def compute(text: str) -> dict | None:
@@ -272,6 +275,7 @@ class _Walk:
         """The module's statements as walk items, recording the definitions on the way
         (methods are walked with their class as the owner of their uses)."""
         items: list[tuple] = []
+        s["lines"] = [st.lineno for st in self.tree.body]
         for st in self.tree.body:
             d = 2  # the Module node is level 1 (as engine._ast_size counts)
             t = type(st)
