@@ -108,7 +108,7 @@ def changed_file(path: Path, cwd: Path, runs: int = 5) -> tuple[float, float]:
             path.write_text(original + f"\n_edited_{k} = {k}\n")
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             t = time.perf_counter()
-            subprocess.run(cmd, cwd=cwd, capture_output=True)
+            subprocess.run(cmd, cwd=cwd, capture_output=True, env=_child_env())
             times.append(time.perf_counter() - t)
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
@@ -117,18 +117,27 @@ def changed_file(path: Path, cwd: Path, runs: int = 5) -> tuple[float, float]:
     return statistics.median(times), statistics.median(cpu)
 
 
+def _child_env() -> dict[str, str]:
+    """The environment of the timed `recipecheck` processes: bytecode caching on, as in any
+    install (a PYTHONDONTWRITEBYTECODE=1 shell would recompile every module of the linter on
+    each run and time that instead)."""
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
 def warm_single(path: Path, cwd: Path, runs: int = 5) -> tuple[float, float]:
     """Median wall and CPU time of `recipecheck lint path` in a new interpreter, cache warm."""
     import statistics
     import subprocess
 
     cmd = [sys.executable, "-m", "recipecheck", "lint", str(path)]
-    subprocess.run(cmd, cwd=cwd, capture_output=True)  # fill the cache
+    subprocess.run(cmd, cwd=cwd, capture_output=True, env=_child_env())  # fill the caches
     times, cpu = [], []
     for _ in range(runs):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
-        subprocess.run(cmd, cwd=cwd, capture_output=True)
+        subprocess.run(cmd, cwd=cwd, capture_output=True, env=_child_env())
         times.append(time.perf_counter() - t)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
