@@ -260,6 +260,9 @@ def reset_caches() -> None:
     """Forget every parse and neighbour model kept in this process (benchmarks, tests)."""
     _PARSED.clear()
     _LINKS.clear()
+    from recipecheck.program import project
+
+    project._TEXTS.clear()
 
 
 def release(program: ProgramModel) -> None:

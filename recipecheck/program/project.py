@@ -180,15 +180,29 @@ def project_of(path: str) -> Project | None:
     return project_for(find_root(os.path.dirname(os.path.abspath(path))))
 
 
+_TEXTS: dict[str, tuple[tuple[int, int], str]] = {}
+
+
 def read_text(path: str) -> str | None:
+    """The file's text; read again only when its modification time or size changed (the link
+    asks for a neighbour's text each time a file that uses it is linted)."""
     try:
+        st = os.stat(path)
+        stamp = (st.st_mtime_ns, st.st_size)
+        got = _TEXTS.get(path)
+        if got is not None and got[0] == stamp:
+            return got[1]
         data = Path(path).read_bytes()
     except OSError:
         return None
     try:
-        return data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
-        return data.decode("latin-1")
+        text = data.decode("latin-1")
+    if len(_TEXTS) > 4096:
+        _TEXTS.clear()
+    _TEXTS[path] = (stamp, text)
+    return text
 
 
 _BINDINGS: dict[tuple[str, str, int], dict[str, Target]] = {}
