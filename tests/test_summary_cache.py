@@ -117,7 +117,7 @@ def _project(tmp_path: Path) -> Path:
     (tmp_path / "model.py").write_text(MODEL)
     (tmp_path / "unused.py").write_text("import torch\n\n\ndef never_called():\n    return 1\n")
     (tmp_path / "train.py").write_text(
-        "import torch\nimport unused\nfrom model import Net, build_optimizer, train_step\n\n"
+        "import torch\nfrom unused import never_called\nfrom model import Net, build_optimizer, train_step\n\n"
         "model = Net()\nopt = build_optimizer(model)\n"
         "for epoch in range(3):\n    for x, y in [(torch.randn(2, 4), torch.tensor([0, 1]))]:\n"
         "        train_step(model, opt, x, y)\n")
@@ -208,10 +208,24 @@ def test_dotted_module_use_follows_submodules(tmp_path):
 def test_import_without_use_gives_the_single_file_model(tmp_path):
     (tmp_path / "setup.py").write_text("")
     (tmp_path / "helpers.py").write_text("def f():\n    pass\n")
-    text = "import helpers  # noqa: F401\n\nx = 1\n"
+    text = "from helpers import f  # noqa: F401\nimport helpers as h  # noqa: F401\n\nx = 1\n"
     (tmp_path / "main.py").write_text(text)
     p = link.build_linked(libcst.parse_module(text), str(tmp_path / "main.py"), text)
     assert p.link is None
+
+
+def test_plain_import_for_its_side_effects_is_read(tmp_path):
+    """`import models` never used by name registers model classes when imported (timm's
+    registry, as DeiT's main.py does): it is read."""
+    (tmp_path / "setup.py").write_text("")
+    (tmp_path / "models.py").write_text("from registry import register\n\n\n@register\nclass Big:\n    pass\n")
+    (tmp_path / "registry.py").write_text("def register(c):\n    return c\n")
+    text = "import models  # noqa: F401\nfrom factory import create_model\n\nm = create_model('big')\n"
+    (tmp_path / "main.py").write_text(text)
+    deps = project.module_deps(project.project_of(str(tmp_path / "main.py")), str(tmp_path / "main.py"), text)
+    assert [os.path.basename(d) for d in deps] == ["models.py"]
+    p = link.build_linked(libcst.parse_module(text), str(tmp_path / "main.py"), text)
+    assert sorted(os.path.basename(q) for q in p.link.programs) == ["models.py", "registry.py"]
 
 
 # --------------------------------------------------------------------------- layers across modules

@@ -272,8 +272,8 @@ _DEPS: dict[tuple[str, str, int], list[str]] = {}
 def module_deps(project: Project, path: str, text: str) -> list[str]:
     """The project modules that `path`'s code actually reads a name from, in import order.
 
-    An import whose name the code never uses informs nothing, so its module is not read. A
-    used name is followed through packages the way the linker resolves it: `from pkg import
+    A name imported from a module and never used informs nothing, so its module is not read
+    (a plain `import module` never used is, for its import-time effects). A used name is followed through packages the way the linker resolves it: `from pkg import
     Trainer` re-exported by `pkg/__init__.py` from `pkg/trainer.py` needs both files, and
     `import a.b` used as `a.b.c.f()` needs `a/b/c.py`. Decided on the modules' summaries
     (:mod:`recipecheck.program.summary`), without parsing any of them with libcst.
@@ -302,8 +302,14 @@ def _module_deps(project: Project, path: str, text: str) -> list[str]:
         head, *rest = u.split(".")
         if head in binds:
             heads.setdefault(head, []).append(rest)
+    # `import models` whose name the code never reads is there for what the module does when
+    # imported (registering model classes with a factory): it is read, its own imports only
+    # as far as it uses them
+    side_effect = {r.local for r in scan_imports(text) if r.name is None and r.local == r.module.split(".")[0]}
     out: dict[str, None] = {}
     for local, t in binds.items():  # in import order
+        if local not in heads and local in side_effect:
+            out[t.path] = None
         for rest in heads.get(local, ()):
             out[t.path] = None
             parts = ([t.attr] if t.attr else []) + rest
