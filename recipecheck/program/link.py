@@ -1,15 +1,18 @@
 """The project link: one program model per imported project module, connected.
 
 Stage 3 of the pipeline (DESIGN.md, "The project, not the file"). For a linted file, every
-project module it imports (transitively, see :mod:`recipecheck.program.project`) gets its own
-:class:`ProgramModel`, parsed, built and linked once per process and shared by every file that
-imports it (again only when its content changes; parses are kept by content hash and reused
-when the module is itself linted). Then:
+project module whose names its code reads (transitively: the modules those read from, and so
+on; decided on the modules' cached summaries, see :func:`recipecheck.program.project.module_deps`
+and :mod:`recipecheck.program.summary`) gets its own :class:`ProgramModel`, parsed, built and
+linked once per process and shared by every file that uses it (again only when its content
+changes; parses are kept by content hash and reused when the module is itself linted). A module
+imported but never used is not parsed at all. Then:
 
 - names imported from project modules resolve to the functions and classes of those modules
   (:meth:`ProjectLink.lookup`, following re-exports in packages' ``__init__.py``);
-- every model sees every project class by name, so a model class defined in ``model.py`` is a
-  local class for ``train.py``: its layers, its methods (``configure_optimizers``), its bases;
+- every model sees the classes of the modules it uses by name, so a model class defined in
+  ``model.py`` is a local class for ``train.py``: its layers, its methods
+  (``configure_optimizers``), its bases;
 - calls into other modules are linked like calls to the file's own functions, so the expanded
   view inlines ``engine.train_one_epoch`` into the epoch loop of ``main``.
 
