@@ -291,7 +291,7 @@ def run_lint(opts: LintOptions, fmt: str = "text", output_file: str | None = Non
 
         summary.set_disk_cache(opts.use_cache)  # module summaries live beside the results
         if "recipecheck.program.project" in sys.modules:  # a new run reads every file afresh
-            sys.modules["recipecheck.program.project"]._TEXTS.clear()
+            sys.modules["recipecheck.program.project"].new_run()
         try:
             with _collector_tuned():
                 order = _import_order(jobs) if opts.jobs > 1 and len(jobs) >= 4 else None

@@ -229,8 +229,12 @@ def build_linked(module: cst.Module, path: str, text: str) -> ProgramModel:
                 main.imports.aliases[k] = v
     main._link()
     for q in closure:  # constructors called in other modules (CapWords: class names)
-        main.map_constructor_args([cs for cs in q.calls if cs.qualname is None and cs.dotted and
-                                   cs.dotted.rsplit(".", 1)[-1][:1].isupper()])
+        ctors = q.__dict__.get("_ctor_calls")
+        if ctors is None:  # a shared neighbour: the same for every file that uses it
+            ctors = q.__dict__["_ctor_calls"] = [
+                cs for cs in q.calls if cs.qualname is None and cs.dotted and
+                cs.dotted.rsplit(".", 1)[-1][:1].isupper()]
+        main.map_constructor_args(ctors)
     # parameters of other modules' functions now map to the file's arguments: objects passed
     # in (a loss scaler, a wrapper) can be followed into their classes' methods
     main._undo = []
@@ -265,7 +269,7 @@ def reset_caches() -> None:
     _LINKS.clear()
     from recipecheck.program import project
 
-    project._TEXTS.clear()
+    project.new_run()
 
 
 def release(program: ProgramModel) -> None:

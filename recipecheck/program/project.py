@@ -269,6 +269,13 @@ def dependency_digest(path: str, text: str) -> str:
 _DEPS: dict[tuple[str, str, int], list[str]] = {}
 
 
+def new_run() -> None:
+    """Forget what was read from disk: a new lint run sees every file as it is now (within a
+    run, files are taken not to change)."""
+    _TEXTS.clear()
+    _DEPS.clear()
+
+
 def module_deps(project: Project, path: str, text: str) -> list[str]:
     """The project modules that `path`'s code actually reads a name from, in import order.
 
