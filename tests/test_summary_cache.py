@@ -284,3 +284,42 @@ def test_statement_level_positions_equal_whole_module_metadata():
                                                    r.end.line, r.end.column + 1)
                 checked += 1
     assert checked > 500
+
+
+# --------------------------------------------------------------------------- parallel dispatch
+
+
+def test_import_order_puts_modules_before_their_importers(tmp_path):
+    from recipecheck.engine import Job, RuleSet
+    from recipecheck.lint import _import_order
+
+    (tmp_path / "setup.py").write_text("")
+    files = {
+        "a_train.py": "from c_model import Net\nfrom b_engine import run\n",
+        "b_engine.py": "from d_util import log\n",
+        "c_model.py": "import torch\n",
+        "d_util.py": "",
+        "e_alone.py": "x = 1\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    jobs = [Job(path=str(tmp_path / n), ruleset=RuleSet(codes=()), ignore=(), max_file_size=10**6)
+            for n in files]
+    order = [os.path.basename(jobs[i].path) for i in _import_order(jobs)]
+    assert order == ["c_model.py", "d_util.py", "b_engine.py", "a_train.py", "e_alone.py"]
+    assert sorted(_import_order(jobs)) == list(range(len(jobs)))
+
+
+def test_parallel_project_lint_reports_in_the_same_order_as_serial(tmp_path):
+    root = _project(tmp_path)
+    bad = MODEL.replace("    opt.zero_grad()\n", "")
+    for i in range(4):
+        (root / f"mod{i}.py").write_text(bad)
+        (root / f"use{i}.py").write_text(f"from mod{i} import train_step\n\n\ndef go(m, o, x, y):\n"
+                                         "    for _ in range(2):\n        train_step(m, o, x, y)\n")
+    out = []
+    for jobs in ("1", "2"):
+        r = CliRunner().invoke(main, ["lint", "--no-cache", "--jobs", jobs, "--format", "json", str(root)])
+        assert r.exit_code == 1, r.output
+        out.append(json.loads(r.output))
+    assert out[0] == out[1] and out[0]

@@ -52,8 +52,11 @@ def set_disk_cache(enabled: bool) -> None:
 
 
 def content_key(text: str) -> str:
+    from recipecheck import engine as e
+
     h = hashlib.sha256()
-    h.update(f"summary-{SUMMARY_VERSION}\0".encode())
+    # the deep-input verdict depends on the parser limits too
+    h.update(f"summary-{SUMMARY_VERSION}-{e.MAX_PARSE_DEPTH}-{e.MAX_PARSE_NODES}\0".encode())
     h.update(text.encode("utf-8", "surrogatepass"))
     return h.hexdigest()
 
