@@ -15,6 +15,7 @@ instead of pretending a default applies.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 
 import libcst as cst
@@ -245,7 +246,32 @@ class Evaluator:
             if name in scope.params:
                 return self._param(scope, name, depth)
             scope = scope.parent
+        here = f.program or self.p
+        if name in here.imports.project:  # `from config import lr`
+            g = self._global_of(here, name, None, depth)
+            if g is not None:
+                return g
         return _unknown(f"`{name}` is not assigned in the code analysed")
+
+    def _global_of(self, here: ProgramModel, local: str, attr: str | None, depth: int) -> Value | None:
+        """A module global of another project module, named through an import of `here`."""
+        link = self.p.link
+        t = here.imports.project.get(local)
+        if link is None or t is None:
+            return None
+        name = attr if t.attr is None else (t.attr if attr is None else None)
+        if name is None:
+            return None
+        try:
+            prog = link.programs.get(t.path) or link.program(t.path)
+        except RecursionError:
+            return None
+        if prog is None:
+            return None
+        binds = [a for a in prog.module_function.assignments if a.target == name]
+        if not binds:
+            return None
+        return self._bindings(prog.module_function, name, binds, depth)
 
     def _bindings(self, scope: FunctionInfo, name: str, binds, depth: int) -> Value:
         vals: list[Value] = []
@@ -302,6 +328,14 @@ class Evaluator:
         if d is None:
             return _unknown(f"`{_code(expr)}`")
         leaf = d.rsplit(".", 1)[-1]
+        head = d.split(".", 1)[0]
+        here = f.program or self.p
+        if head in here.imports.aliases:  # `math.pi`, `np.e`, `torch.float32`: not the project's
+            return _unknown(f"`{d}` comes from `{here.imports.aliases[head]}`")
+        if head in here.imports.project and d.count(".") == 1:  # `import config; config.lr`
+            g = self._global_of(here, head, leaf, depth)
+            if g is not None:
+                return g
         progs = [self.p, *(self.p.link.programs.values() if self.p.link is not None else ())]
         # argparse defaults: `args.lr`
         from recipecheck.program import hparams as hp
@@ -452,3 +486,217 @@ def evaluator(program: ProgramModel) -> Evaluator:
 def value_of(program: ProgramModel, f: FunctionInfo | None, expr) -> Value:
     """The possible values of `expr` evaluated in function `f` of `program` (any linked module)."""
     return evaluator(program).value(f, expr)
+
+
+# ------------------------------------------------------------------------ what rules ask
+
+# A rule's decision on a value (issue 8: "rules decide on the set"):
+ALL = "all"  # every possibility is bad and nothing is unknown: report at the rule's severity
+SOME = "some"  # a possibility is bad, not all (or a part is unknown): report at info, say when
+NONE = "none"  # no known possibility is bad (unknown alone never counts as bad)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    verdict: str
+    bad: tuple[Possibility, ...] = ()
+    value: Value | None = None
+
+    def __bool__(self) -> bool:
+        return self.verdict != NONE
+
+    @property
+    def first(self) -> float:
+        return float(self.bad[0].value)
+
+    def when(self) -> str:
+        """Why the finding holds only in part (empty for ALL): the conditions of the bad values,
+        or that the value is not always this one."""
+        if self.verdict != SOME:
+            return ""
+        conds = [p.condition for p in self.bad if p.condition]
+        if conds and len(conds) == len(self.bad):
+            return "when `" + "` or `".join(dict.fromkeys(conds)) + "`"
+        return f"in one of its possible values ({self.value.describe(_fmt_num) if self.value else '?'})"
+
+
+def _fmt_num(v) -> str:
+    return f"{v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else repr(v)
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def judge(v: Value, bad) -> Judgement:
+    """Decide `bad(number)` over the numeric possibilities of `v`: ALL when every possibility
+    is a number for which it holds and nothing is unknown, SOME when it holds for some, NONE
+    otherwise (a value the code does not state is never taken for a default)."""
+    nums = [p for p in v.possibilities if _is_num(p.value)]
+    hits = tuple(p for p in nums if _safe(bad, p.value))
+    if not hits:
+        return Judgement(NONE, (), v)
+    every = v.unknown is None and len(nums) == len(v.possibilities) and len(hits) == len(nums)
+    return Judgement(ALL if every else SOME, hits, v)
+
+
+def _safe(pred, x) -> bool:
+    try:
+        return bool(pred(x))
+    except Exception:
+        return False
+
+
+def _norm_cond(c: str) -> tuple[bool, str]:
+    """(negated, core) of a condition as code: `not (x)` / `not x` -> (True, x)."""
+    c = c.strip()
+    neg = False
+    while c.startswith("not "):
+        neg = not neg
+        c = c[4:].strip()
+        if c.startswith("(") and c.endswith(")"):
+            c = c[1:-1].strip()
+    return neg, c
+
+
+def consistent_with(v: Value, conds: list[str]) -> Value:
+    """Drop the possibilities that hold only under the negation of a condition the use sits
+    under (`if big: lr = 10.0 ... else: lr = 1e-3; opt = Adam(lr=lr)` inside `if not big:`)."""
+    if not conds or not v.possibilities:
+        return v
+    here = {_norm_cond(c) for c in conds}
+    keep = []
+    for p in v.possibilities:
+        parts = [_norm_cond(x) for x in (p.condition or "").split(" and ") if x.strip()]
+        if any((not neg, core) in here for neg, core in parts):
+            continue
+        keep.append(p)
+    if not keep:
+        return v
+    return Value(keep, v.unknown, v.overridable)
+
+
+def number_of(program: ProgramModel, f: FunctionInfo | None, expr) -> float | None:
+    """The number `expr` stands for when every possibility agrees (None when the code does not
+    say, or says several things): for callers that need one number."""
+    if expr is None:
+        return None
+    return value_of(program, f, expr).number()
+
+
+@dataclass
+class OptimizerSite:
+    """A torch optimizer the linted file builds or obtains from another project module, with the
+    node of the linted file where a finding on it is reported."""
+
+    construction: object  # Construction
+    report: cst.CSTNode
+    via: str | None = None  # "built by `model.configure_optimizers()` in model.py"
+    target: str | None = None  # the name it is bound to in the linted file
+
+    @property
+    def name(self) -> str:
+        return self.construction.name
+
+    def conds(self) -> list[str]:
+        c = self.construction
+        return [_code(t) for t in conditions_of(c.function, _statement_of(c.function, c.node))]
+
+
+def _statement_of(fn: FunctionInfo, node):
+    """The statement of `fn` that contains `node` (so `conditions_of` finds it)."""
+    found = []
+
+    def visit(n, stmt) -> bool:
+        if n is node:
+            found.append(stmt)
+            return True
+        from recipecheck.program.nodes import iter_children
+
+        for c in iter_children(n):
+            s = c if isinstance(c, (cst.SimpleStatementLine, cst.BaseCompoundStatement)) else stmt
+            if isinstance(c, (cst.FunctionDef, cst.ClassDef)) and c is not fn.node:
+                continue
+            if visit(c, s):
+                return True
+        return False
+
+    visit(fn.node, fn.node)
+    return found[0] if found else node
+
+
+def optimizer_sites(program: ProgramModel) -> list[OptimizerSite]:
+    """The torch.optim optimizers of the linted file: those it builds, and those built in another
+    project module that a call of the file returns (`model.configure_optimizers(...)`) or that a
+    project class it instantiates builds in its `configure_optimizers` (Lightning), reported at
+    that call. Memoized per program."""
+    cached = getattr(program, "_optimizer_sites", None)
+    if cached is not None:
+        return cached
+    from recipecheck.program.hparams import is_torch_optimizer
+
+    out = [OptimizerSite(c, c.node, None, c.target) for c in program.constructions("optimizer")
+           if is_torch_optimizer(c)]
+    seen = {id(s.construction.node) for s in out}
+    if getattr(program, "link", None) is not None and program.link.programs:
+        targets = {id(a.value): a.target for a in program.assignments if a.augmented is None}
+        for pass_ in ("calls", "classes"):  # an explicit call is the better place to report
+            for cs in program.calls:
+                if cs.function.program not in (None, program) or (cs.qualname or "").startswith("torch"):
+                    continue
+                if pass_ == "calls":
+                    try:
+                        callees = program._callees_of(cs.function, cs.node)
+                    except RecursionError:
+                        callees = []
+                    foreign = [fn for fn in callees if fn.program not in (None, program)]
+                    if not foreign:
+                        continue
+                    via_fn = foreign[0]
+                    found = program.evaluate(cs.function, cs.node)
+                else:
+                    cls = _foreign_class(program, cs)
+                    meth = program.class_method(cls, "configure_optimizers") if cls is not None else None
+                    if meth is None or meth.program in (None, program):
+                        continue
+                    via_fn = meth
+                    found = [c for c in meth.program.all_constructions if c.function is meth]
+                for c in found:
+                    if c.role != "optimizer" or not is_torch_optimizer(c) or id(c.node) in seen:
+                        continue
+                    if c.function.program in (None, program):
+                        continue
+                    seen.add(id(c.node))
+                    where = os.path.basename(via_fn.program.path or "") if via_fn.program else ""
+                    via = f"built by `{via_fn.name}()`" + (f" in {where}" if where else "")
+                    out.append(OptimizerSite(c, cs.node, via, targets.get(id(cs.node))))
+    program._optimizer_sites = out  # type: ignore[attr-defined]
+    return out
+
+
+def _foreign_class(program: ProgramModel, cs):
+    """The project class (of another module) that call `cs` instantiates, if any."""
+    d = cs.dotted
+    if not d or program.link is None:
+        return None
+    from recipecheck.program.model import ClassInfo
+
+    try:
+        target = program.link.lookup(program, d)
+    except RecursionError:
+        return None
+    if isinstance(target, ClassInfo):
+        return target
+    return None
+
+
+def hparam(program: ProgramModel, site: OptimizerSite, name: str, expr=None) -> Value:
+    """The value of optimizer hyperparameter `name` (or of `expr`, e.g. a param-group entry),
+    with the possibilities that contradict the branch the optimizer is built under removed."""
+    from recipecheck.program.hparams import opt_arg
+
+    c = site.construction
+    e = expr if expr is not None else opt_arg(c, name)
+    if e is None:
+        return Value(unknown=f"`{name}` not passed")
+    return consistent_with(value_of(program, c.function, e), site.conds())
