@@ -653,10 +653,15 @@ def optimizer_sites(program: ProgramModel) -> list[OptimizerSite]:
                     if not foreign:
                         continue
                     via_fn = foreign[0]
-                    found = program.evaluate(cs.function, cs.node)
+                    # what the call returns, or (a tuple, a dict) what the callee builds
+                    found = program.evaluate(cs.function, cs.node) or [
+                        c for c in via_fn.program.all_constructions if c.function is via_fn]
                 else:
+                    # Lightning calls `configure_optimizers` of the module it is given itself
                     cls = _foreign_class(program, cs)
-                    meth = program.class_method(cls, "configure_optimizers") if cls is not None else None
+                    if cls is None or not _is_lightning(program, cls):
+                        continue
+                    meth = program.class_method(cls, "configure_optimizers")
                     if meth is None or meth.program in (None, program):
                         continue
                     via_fn = meth
@@ -672,6 +677,17 @@ def optimizer_sites(program: ProgramModel) -> list[OptimizerSite]:
                     out.append(OptimizerSite(c, cs.node, via, targets.get(id(cs.node))))
     program._optimizer_sites = out  # type: ignore[attr-defined]
     return out
+
+
+def _is_lightning(program: ProgramModel, cls) -> bool:
+    seen: set[int] = set()
+    while cls is not None and id(cls) not in seen:
+        seen.add(id(cls))
+        if any(b.endswith("LightningModule") for b in cls.bases):
+            return True
+        cls = next((program.classes[b.rsplit(".", 1)[-1]] for b in cls.bases
+                    if b.rsplit(".", 1)[-1] in program.classes), None)
+    return False
 
 
 def _foreign_class(program: ProgramModel, cs):
@@ -700,3 +716,30 @@ def hparam(program: ProgramModel, site: OptimizerSite, name: str, expr=None) -> 
     if e is None:
         return Value(unknown=f"`{name}` not passed")
     return consistent_with(value_of(program, c.function, e), site.conds())
+
+
+def worst(judgements) -> Judgement:
+    """The strongest of several judgements (one per param group): ALL before SOME before NONE."""
+    js = list(judgements)
+    for verdict in (ALL, SOME):
+        for j in js:
+            if j.verdict == verdict:
+                return j
+    return Judgement(NONE)
+
+
+def site_hparams(program: ProgramModel, site: OptimizerSite, name: str) -> list[Value]:
+    """The values of `name` for the optimizer: the argument, then each param group's entry."""
+    from recipecheck.program.hparams import dict_value, param_groups
+
+    out = []
+    c = site.construction
+    from recipecheck.program.hparams import opt_arg
+
+    if opt_arg(c, name) is not None:
+        out.append(hparam(program, site, name))
+    for g in param_groups(c):
+        gv = dict_value(g, name)
+        if gv is not None:
+            out.append(hparam(program, site, name, gv))
+    return out

@@ -1,7 +1,7 @@
 import libcst as cst
 
 from recipecheck.finding import Severity
-from recipecheck.program.hparams import dict_value, is_torch_optimizer, number, opt_arg, param_groups
+from recipecheck.program.values import ALL, judge, optimizer_sites, site_hparams, worst
 from recipecheck.rule import Context, FixSpec, Rule
 
 COUPLED = ("Adam", "RMSprop", "Adagrad")
@@ -103,27 +103,26 @@ class AdamL2WeightDecay(Rule):
 
     def check(self, ctx: Context) -> None:
         p = ctx.program
-        for c in p.constructions("optimizer"):
-            if c.name not in COUPLED or not is_torch_optimizer(c):
+        for site in optimizer_sites(p):
+            c = site.construction
+            if c.name not in COUPLED:
                 continue
             if _truthy(c.arg("decoupled_weight_decay")):
                 continue
-            wd_expr = opt_arg(c, "weight_decay")
-            wd = number(p, c.function, wd_expr)
-            values = [wd] if wd_expr is not None else []
-            for g in param_groups(c):
-                gv = dict_value(g, "weight_decay")
-                if gv is not None:
-                    values.append(number(p, c.function, gv))
-            positive = [v for v in values if v is not None and v > 0]
-            if not positive:
+            j = worst(judge(v, lambda x: x > 0) for v in site_hparams(p, site, "weight_decay"))
+            if not j:
                 continue
-            fix = self._fix(ctx, c) if c.name == "Adam" else None
+            own = site.via is None
+            fix = self._fix(ctx, c) if c.name == "Adam" and own and j.verdict == ALL else None
             alt = "AdamW" if c.name == "Adam" else "AdamW (or SGD with weight decay)"
-            ctx.report(c.node, (
-                f"{c.name}(weight_decay={positive[0]:g}) adds L2 to the gradient, which the adaptive step "
-                f"then rescales: weights are not decayed uniformly; use {alt}, whose decay is decoupled "
-                ), fix=fix)
+            msg = (f"{c.name}(weight_decay={j.first:g}) adds L2 to the gradient, which the adaptive step "
+                   f"then rescales: weights are not decayed uniformly; use {alt}, whose decay is decoupled")
+            if not own:
+                msg += f" (the optimizer is {site.via})"
+            if j.verdict == ALL:
+                ctx.report(site.report, msg, fix=fix)
+            else:
+                ctx.report(site.report, f"{msg}; only {j.when()}", severity=Severity.INFO)
 
     @staticmethod
     def _fix(ctx: Context, c) -> FixSpec | None:

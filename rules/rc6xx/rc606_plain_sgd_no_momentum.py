@@ -1,7 +1,8 @@
 from pydantic import Field
 
 from recipecheck.finding import Severity
-from recipecheck.program.hparams import dict_value, is_torch_optimizer, number, opt_arg, param_groups
+from recipecheck.program.hparams import dict_value, opt_arg, param_groups
+from recipecheck.program.values import ALL, hparam, judge, optimizer_sites
 from recipecheck.rule import Context, Rule, RuleOptions
 from recipecheck.rules.rc6xx.rc605_rnn_without_grad_clipping import _is_rnn
 
@@ -114,20 +115,27 @@ class PlainSgdNoMomentum(Rule):
     def check(self, ctx: Context) -> None:
         p = ctx.program
         depth = None
-        for c in p.constructions("optimizer"):
-            if c.name != "SGD" or not is_torch_optimizer(c):
+        for site in optimizer_sites(p):
+            c = site.construction
+            if c.name != "SGD":
                 continue
-            m_expr = opt_arg(c, "momentum")
-            if m_expr is not None:
-                m = number(p, c.function, m_expr)
-                if m is None or m > 0:
+            partial = ""
+            if opt_arg(c, "momentum") is not None:
+                j = judge(hparam(p, site, "momentum"), lambda m: m <= 0)
+                if not j:
                     continue
+                partial = "" if j.verdict == ALL else f"; only {j.when()}"
             if any(dict_value(g, "momentum") is not None for g in param_groups(c)):
                 continue
             if depth is None:
                 depth = 0 if any(_is_rnn(cs.qualname) for cs in p.calls) else network_depth(p)
-            if depth < self.options.min_layers:
+            d = depth
+            other = c.function.program
+            if site.via and other is not None and other is not p and depth:
+                d = max(d, 0 if any(_is_rnn(cs.qualname) for cs in other.calls) else network_depth(other))
+            if d < self.options.min_layers:
                 continue
-            ctx.report(c.node, (
+            via = f" (the optimizer is {site.via})" if site.via else ""
+            ctx.report(site.report, (
                 "SGD without momentum on a deep network crawls along flat directions and zig-zags "
-                "across steep ones; use momentum=0.9 (nesterov=True), or Adam/AdamW (RC606)"))
+                f"across steep ones; use momentum=0.9 (nesterov=True), or Adam/AdamW{via}{partial} (RC606)"))
