@@ -96,6 +96,7 @@ class InitSite:
     placeholder: bool = False  # re-initialized later in the same class/function
     whole_model: bool = False  # applied to every layer of a kind / every parameter
     conds: list = field(default_factory=list)  # (if test, in its body) around the call
+    value_expr: cst.BaseExpression | None = None  # the constant as written, when not a literal
 
     @property
     def cls(self) -> ClassInfo | None:
@@ -110,6 +111,20 @@ class InitSite:
 def literal_number(node: cst.BaseExpression | None) -> float | None:
     """The value of a numeric literal (with unary minus or True/False), else None."""
     return _literal_number(node, bools=True)
+
+
+def _constant(site: InitSite, program: ProgramModel, function: FunctionInfo, expr) -> float | None:
+    """The constant an init writes: a literal, else what the value evaluator finds when every
+    possibility agrees (a name, a parameter passed by the file's calls, a config field); the
+    expression is kept on the site so that a module that imports this one can evaluate it with
+    its own arguments (`Net(constant_weight=0)`)."""
+    v = literal_number(expr)
+    if v is not None or expr is None:
+        return v
+    site.value_expr = expr
+    from recipecheck.program.values import number_of
+
+    return number_of(program, function, expr)
 
 
 
@@ -455,7 +470,8 @@ class InitModel:
             elif name == "ones":
                 site.kind, site.value = "ones", 1.0
             elif name == "constant":
-                site.kind, site.value = "constant", literal_number(call_arg(call, "val", 1))
+                site.kind, site.value = "constant", _constant(site, self.p, cs.function,
+                                                              call_arg(call, "val", 1))
             elif name in ("normal", "trunc_normal"):
                 _set_normal(site, call_arg(call, "mean", 1), call_arg(call, "std", 2))
             elif name == "uniform":
@@ -473,8 +489,8 @@ class InitModel:
             if meth == "zero_":
                 site.kind, site.value = "zeros", 0.0
             elif meth == "fill_":
-                v = literal_number(call_arg(call, "value", 0))
-                if v is None:
+                v = _constant(site, self.p, cs.function, call_arg(call, "value", 0))
+                if v is None and site.value_expr is None:
                     return None
                 site.kind, site.value = ("zeros" if v == 0 else "ones" if v == 1 else "constant"), v
             elif meth == "normal_":
@@ -1065,3 +1081,40 @@ def added_to_identity(site: InitSite) -> bool:
                         _mentions(b, inputs, identity_attrs):
                     return True
     return False
+
+
+# --------------------------------------------------------------------------- other modules
+
+
+def foreign_constant_sites(program: ProgramModel) -> list[tuple[InitSite, ProgramModel, cst.Call]]:
+    """Init sites of project classes defined in other modules whose constant is not a literal,
+    with the call of the linted file that builds the class (where a finding is reported):
+    `Net(constant_weight=0)` in train.py reaching `nn.init.constant_(m.weight, constant_weight)`
+    in model.py. The caller evaluates each site's `value_expr` in its own program, where the
+    class's parameters are bound to the arguments of its calls."""
+    link = getattr(program, "link", None)
+    if link is None or not link.programs:
+        return []
+    out = []
+    seen: set[int] = set()
+    for cs in program.calls:
+        if not cs.dotted or cs.function.program not in (None, program):
+            continue
+        try:
+            target = link.lookup(program, cs.dotted)
+        except RecursionError:
+            continue
+        if not isinstance(target, ClassInfo):
+            continue
+        owner = next((m for m in link.programs.values()
+                      if getattr(m, "own_classes", m.classes).get(target.name) is target), None)
+        if owner is None or owner is program:
+            continue
+        for site in init_model(owner).sites:
+            if site.value_expr is None or id(site.node) in seen:
+                continue
+            if site.cls is not target:
+                continue
+            seen.add(id(site.node))
+            out.append((site, owner, cs.node))
+    return out

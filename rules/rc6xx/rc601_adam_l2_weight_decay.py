@@ -53,7 +53,12 @@ class AdamL2WeightDecay(Rule):
 
     ## Known problems
     `Adam(..., decoupled_weight_decay=True)` (newer PyTorch) is AdamW and is not flagged.
-    Decay values the file does not state (read from a config file) are not checked.
+    Decay values the code does not state (read from a config file) are not checked.
+    The value is followed through the project (a name bound in either branch of an `if`, a
+    parameter to the arguments of its calls, an argparse default, a config field), and so is
+    an optimizer built in another module (`model.configure_optimizers()`), reported at the
+    call in the linted file. It reports at the rule's severity only when every possible
+    value qualifies; when only some do, at `info`, naming the condition.
 
     ## Example
     ```python

@@ -84,6 +84,11 @@ class WeightDecayOutOfRange(Rule):
     its own optimizer, it reports at `info`.
     Values computed at run time are not checked; penalty terms are recognized by their shape
     (a parameter norm times a number added to a loss).
+    The value is followed through the project (a name bound in either branch of an `if`, a
+    parameter to the arguments of its calls, an argparse default, a config field), and so is
+    an optimizer built in another module (`model.configure_optimizers()`), reported at the
+    call in the linted file. It reports at the rule's severity only when every possible
+    value qualifies; when only some do, at `info`, naming the condition.
 
     ## Example
     ```python

@@ -29,6 +29,11 @@ class WeightDecayOnBiasAndNorm(Rule):
     ## Known problems
     The rule does not check that the model has biases or normalization layers (almost all do).
     AdamW's implicit default `weight_decay=0.01` is not reported. Off by default (info).
+    The value is followed through the project (a name bound in either branch of an `if`, a
+    parameter to the arguments of its calls, an argparse default, a config field), and so is
+    an optimizer built in another module (`model.configure_optimizers()`), reported at the
+    call in the linted file. It reports as it is when every possible value is positive; when
+    only some are, the message names the condition.
 
     ## Example
     ```python

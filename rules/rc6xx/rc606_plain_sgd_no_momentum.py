@@ -62,8 +62,10 @@ class PlainSgdNoMomentum(Rule):
     93.8 [77, 113] with SGD, momentum=0.9 (mean [min, max]); the claim held on 5 of 5 seeds.
 
     ## Known problems
-    Depth is estimated from the layers the file builds; a model imported from another file
-    of the project is not counted. Recurrent language models (an RNN/LSTM/GRU in the file) are
+    Depth is estimated from the layers the file builds (and, for an optimizer built in another
+    project module, the layers that module builds); a model class imported from another file
+    is otherwise not counted. A `momentum=` the code passes is followed like RC602's LR; when
+    only some of its values are 0 the message names the condition. Recurrent language models (an RNN/LSTM/GRU in the file) are
     skipped: plain SGD with gradient clipping is their classic recipe (Zaremba et al. 2014,
     Merity et al. 2018). Off by default (info).
 

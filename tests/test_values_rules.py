@@ -1,0 +1,186 @@
+"""Rules read numbers through the one value evaluator (recipecheck.program.values): they decide
+on the set of possibilities (the rule's severity only when every possibility is bad, info when
+some are, nothing for unknown) and see values and optimizers of other project modules."""
+
+from pathlib import Path
+
+import libcst as cst
+import pytest
+
+from recipecheck.engine import lint_source
+from recipecheck.program import values as V
+from recipecheck.program.hparams import number
+from recipecheck.program.model import build_program
+from recipecheck.rule import all_rules
+
+RULES = [r() for r in all_rules()]
+PROJECTS = Path(__file__).resolve().parent.parent / "fixtures" / "projects"
+
+
+def _findings(src: str, code: str, path: str = "example.py"):
+    return [f for f in lint_source(src, path, RULES).findings if f.code == code]
+
+
+def _tree(root: Path, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+
+
+def _lint_file(path: Path, code: str):
+    return [f for f in lint_source(path.read_bytes(), str(path), RULES).findings if f.code == code]
+
+
+# ----------------------------------------------------------------------- the decision
+
+
+def _value(possible: list, unknown: str | None = None) -> V.Value:
+    return V.Value([V.Possibility(x, "literal", c) for x, c in possible], unknown)
+
+
+def test_judge_all_some_none():
+    big = lambda v: v > 1  # noqa: E731
+    assert V.judge(_value([(5.0, None)]), big).verdict == V.ALL
+    assert V.judge(_value([(5.0, "a"), (2.0, "not a")]), big).verdict == V.ALL
+    some = V.judge(_value([(5.0, "args.big"), (1e-3, "not args.big")]), big)
+    assert some.verdict == V.SOME and some.first == 5.0 and "args.big" in some.when()
+    # a part the code does not state: never taken for good or bad, so only SOME
+    assert V.judge(_value([(5.0, None)], unknown="`x` is computed at run time"), big).verdict == V.SOME
+    assert V.judge(_value([], unknown="`args.lr` is not set"), big).verdict == V.NONE
+    assert V.judge(_value([(0.5, None), ("sgd", None)]), big).verdict == V.NONE
+    assert not V.judge(_value([(True, None)]), lambda v: v > 0)  # a flag is not a number
+
+
+def test_consistent_with_drops_the_other_branch():
+    v = _value([(0.1, "args.sgd"), (1e-3, "not args.sgd")])
+    assert [p.value for p in V.consistent_with(v, ["not args.sgd"]).possibilities] == [1e-3]
+    assert [p.value for p in V.consistent_with(v, ["args.sgd"]).possibilities] == [0.1]
+    assert len(V.consistent_with(v, ["other"]).possibilities) == 2
+
+
+def test_hparams_number_is_the_evaluator():
+    src = ("import torch\ndef make(model, lr=0.5):\n    return torch.optim.SGD(model.parameters(), lr=lr)\n"
+           "opt = make(net, lr=2.0)\nbase = 1e-3\nif fast:\n    base *= 10\n")
+    p = build_program(cst.parse_module(src))
+    make = p.functions["make"]
+    # a parameter is bound to the argument of its call (the old helper said None)
+    assert number(p, make, cst.parse_expression("lr")) == 2.0
+    # two possibilities: no single number
+    assert number(p, None, cst.parse_expression("base")) is None
+    assert {x.value for x in V.value_of(p, None, cst.parse_expression("base")).possibilities} == {1e-3, 1e-2}
+    # an imported module's attribute is not a project value
+    assert number(p, None, cst.parse_expression("math.pi")) is None
+
+
+# ----------------------------------------------------------------------- RC602 on the set
+
+
+def test_lr_bad_in_one_branch_is_info_and_names_the_condition():
+    src = ("import torch\nlr = 10.0 if args.big else 1e-3\n"
+           "opt = torch.optim.Adam(model.parameters(), lr=lr)\n")
+    (f,) = _findings(src, "RC602")
+    assert f.severity.value == "info" and "args.big" in f.message
+
+
+def test_lr_bad_in_every_branch_is_a_warning():
+    src = ("import torch\nif args.big:\n    lr = 10.0\nelse:\n    lr = 0.5\n"
+           "opt = torch.optim.Adam(model.parameters(), lr=lr)\n")
+    (f,) = _findings(src, "RC602")
+    assert f.severity.value == "warning"
+
+
+def test_lr_of_the_other_branch_is_not_this_optimizers():
+    src = ("import torch\nif args.sgd:\n    lr = 0.1\n    opt = torch.optim.SGD(model.parameters(), lr=lr)\n"
+           "else:\n    lr = 1e-3\n    opt = torch.optim.Adam(model.parameters(), lr=lr)\n")
+    assert _findings(src, "RC602") == []
+
+
+def test_unknown_lr_is_never_reported():
+    src = "import torch\nopt = torch.optim.Adam(model.parameters(), lr=float(os.environ['LR']))\n"
+    assert _findings(src, "RC602") == []
+
+
+def test_weight_decay_decisions_follow_the_same_policy():
+    src = ("import torch\nwd = 0.1 if args.strong else 0.0\n"
+           "opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=wd)\n")
+    for code in ("RC601", "RC603"):
+        (f,) = _findings(src, code)
+        assert f.severity.value == "info" and "args.strong" in f.message, code
+    both = src.replace("0.0", "0.05")
+    for code in ("RC601", "RC603"):
+        (f,) = _findings(both, code)
+        assert f.severity.value == "warning", code
+
+
+def test_momentum_zero_in_one_branch_names_it():
+    src = ("import torch\nimport torchvision\nmodel = torchvision.models.resnet50()\n"
+           "m = 0.0 if args.plain else 0.9\n"
+           "opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=m)\n")
+    (f,) = _findings(src, "RC606")
+    assert "args.plain" in f.message
+    assert _findings(src.replace("0.0 if", "0.8 if"), "RC606") == []
+
+
+# ----------------------------------------------------------------------- other modules
+
+
+def test_optimizer_built_in_model_py_with_the_train_scripts_lr():
+    bad = _lint_file(PROJECTS / "optim_in_model" / "train.py", "RC602")
+    assert [(f.line, f.severity.value) for f in bad] == [(13, "warning")]
+    assert "configure_optimizers" in bad[0].message and "model.py" in bad[0].message
+    assert _lint_file(PROJECTS / "optim_in_model" / "train_ok.py", "RC602") == []
+
+
+def test_optimizer_settings_from_a_config_dataclass():
+    path = PROJECTS / "optim_config_class" / "train.py"
+    codes = {f.code: f.severity.value for f in lint_source(path.read_bytes(), str(path), RULES).findings}
+    assert codes == {"RC601": "warning", "RC602": "warning", "RC603": "warning", "RC604": "info"}
+
+
+def test_the_linked_project_is_what_finds_them(monkeypatch):
+    monkeypatch.setenv("RECIPECHECK_NO_PROJECT", "1")
+    assert _lint_file(PROJECTS / "optim_in_model" / "train.py", "RC602") == []
+    assert _lint_file(PROJECTS / "init_arg" / "train.py", "RC301") == []
+
+
+def test_lightning_module_optimizer_reported_at_its_construction(tmp_path):
+    _tree(tmp_path, {
+        "setup.py": "",
+        "lit.py": ("import lightning as L\nimport torch\nimport torch.nn as nn\n\n"
+                   "class Lit(L.LightningModule):\n    def __init__(self, lr=1e-3):\n        super().__init__()\n"
+                   "        self.lr = lr\n        self.net = nn.Linear(4, 2)\n\n"
+                   "    def configure_optimizers(self):\n"
+                   "        return torch.optim.Adam(self.parameters(), lr=self.lr)\n"),
+        "train.py": ("import lightning as L\nfrom lit import Lit\n\n"
+                     "model = Lit(lr=1.0)\nL.Trainer(max_epochs=3).fit(model)\n"),
+        "train_ok.py": ("import lightning as L\nfrom lit import Lit\n\n"
+                        "model = Lit(lr=3e-4)\nL.Trainer(max_epochs=3).fit(model)\n"),
+    })
+    found = _lint_file(tmp_path / "train.py", "RC602")
+    assert [(f.line, f.severity.value) for f in found] == [(4, "warning")]
+    assert _lint_file(tmp_path / "train_ok.py", "RC602") == []
+    # the module itself, linted alone, does not know which lr it gets
+    assert _lint_file(tmp_path / "lit.py", "RC602") == []
+
+
+def test_a_class_that_zeroes_by_its_own_literal_is_reported_in_its_module_only(tmp_path):
+    _tree(tmp_path, {
+        "setup.py": "",
+        "net.py": ("import torch.nn as nn\n\nclass Net(nn.Module):\n    def __init__(self, c=0.0):\n"
+                   "        super().__init__()\n        self.fc1 = nn.Linear(8, 16)\n"
+                   "        self.fc2 = nn.Linear(16, 2)\n        nn.init.constant_(self.fc1.weight, 0.0)\n"
+                   "        nn.init.constant_(self.fc2.weight, c)\n\n"
+                   "    def forward(self, x):\n        return self.fc2(self.fc1(x))\n"),
+        "train.py": "from net import Net\n\nmodel = Net(c=0.5)\n",
+    })
+    assert [f.line for f in _lint_file(tmp_path / "net.py", "RC301")] == [8]
+    assert _lint_file(tmp_path / "train.py", "RC301") == []
+    # fc2 (the output layer) gets the constant 0.5 from train.py: a constant init, reported there
+    assert [f.line for f in _lint_file(tmp_path / "train.py", "RC302")] == [3]
+
+
+@pytest.mark.parametrize("script,expected", [("train.py", [(6, "error")]), ("train_default.py", [])])
+def test_zero_constant_passed_to_a_class_of_another_module(script, expected):
+    found = _lint_file(PROJECTS / "init_arg" / script, "RC301")
+    assert [(f.line, f.severity.value) for f in found] == expected
