@@ -184,3 +184,36 @@ def test_a_class_that_zeroes_by_its_own_literal_is_reported_in_its_module_only(t
 def test_zero_constant_passed_to_a_class_of_another_module(script, expected):
     found = _lint_file(PROJECTS / "init_arg" / script, "RC301")
     assert [(f.line, f.severity.value) for f in found] == expected
+
+
+_RNN_EVAL = (
+    "import argparse\nimport torch\nimport torch.nn as nn\n\n"
+    "parser = argparse.ArgumentParser()\nparser.add_argument('--dropout', type=float, default={d})\n"
+    "args = parser.parse_args()\n\n\nclass Net(nn.Module):\n    def __init__(self, dropout):\n"
+    "        super().__init__()\n        self.rnn = nn.LSTM(10, 20, 2, dropout=dropout)\n"
+    "        self.fc = nn.Linear(20, 2)\n\n    def forward(self, x):\n        return self.fc(self.rnn(x)[0])\n\n\n"
+    "model = Net(args.dropout)\nopt = torch.optim.Adam(model.parameters(), lr=1e-3)\n"
+    "for epoch in range(10):\n    model.train()\n    for x, y in train_loader:\n        opt.zero_grad()\n"
+    "        loss = nn.functional.cross_entropy(model(x), y)\n        loss.backward()\n"
+    "        nn.utils.clip_grad_norm_(model.parameters(), 1.0)\n        opt.step()\n"
+    "    with torch.no_grad():\n        for x, y in val_loader:\n"
+    "            print(model(x).argmax(-1).eq(y).float().mean())\n")
+
+
+@pytest.mark.parametrize("default,severity", [("0.0", "info"), ("0.2", "error"), ("args_unknown", "error")])
+def test_rnn_dropout_through_a_parameter_decides_whether_eval_mode_matters(default, severity):
+    src = _RNN_EVAL.format(d=default)
+    (f,) = _findings(src, "RC701")
+    assert f.severity.value == severity
+
+
+def test_batch_size_small_in_one_branch_is_info():
+    src = ("import torch.nn as nn\nfrom torch.utils.data import DataLoader\n"
+           "model = nn.Sequential(nn.Conv2d(3, 8, 3, bias=False), nn.BatchNorm2d(8), nn.ReLU())\n"
+           "bs = 4 if args.debug else 64\n"
+           "loader = DataLoader(ds, batch_size=bs, shuffle=True)\n"
+           "for x, y in loader:\n    opt.zero_grad()\n    crit(model(x), y).backward()\n    opt.step()\n")
+    (f,) = _findings(src, "RC509")
+    assert f.severity.value == "info" and "args.debug" in f.message
+    (g,) = _findings(src.replace("64", "2"), "RC509")
+    assert g.severity.value == "warning"

@@ -365,11 +365,42 @@ class Evaluator:
             if fields:
                 for v in fields:
                     vals.append(self.value(prog.module_function, v, depth + 1))
+                # a dataclass field is also set by its constructor: `GPTConfig(dropout=0.1)`
+                vals += self._constructor_keywords(progs, prog, leaf, depth)
         if vals:
             m = _merge(vals)
             return Value([Possibility(p.value, f"`{leaf}` set in a config object", p.condition)
                           for p in m.possibilities], m.unknown, m.overridable)
         return _unknown(f"`{d}` is not set in the code analysed")
+
+    def _constructor_keywords(self, progs, prog: ProgramModel, leaf: str, depth: int) -> list[Value]:
+        """Values given to field `leaf` by calls of the classes of `prog` that declare it
+        (`Config(lr=0.1)`); `Config(**kw)` or positional arguments make it partly unknown."""
+        owners = set()
+        for cls in getattr(prog, "own_classes", prog.classes).values():
+            body = cls.node.body
+            for stmt in (body.body if isinstance(body, cst.IndentedBlock) else ()):
+                if isinstance(stmt, cst.SimpleStatementLine) and any(
+                        (isinstance(x, cst.AnnAssign) and isinstance(x.target, cst.Name) and x.target.value == leaf)
+                        or (isinstance(x, cst.Assign) and len(x.targets) == 1 and
+                            isinstance(x.targets[0].target, cst.Name) and x.targets[0].target.value == leaf)
+                        for x in stmt.body):
+                    owners.add(cls.name)
+        out: list[Value] = []
+        if not owners:
+            return out
+        for q in progs:
+            for cs in q.calls:
+                if not cs.dotted or cs.dotted.rsplit(".", 1)[-1] not in owners:
+                    continue
+                for a in cs.node.args:
+                    if a.keyword is not None and a.keyword.value == leaf:
+                        out.append(self.value(cs.function, a.value, depth + 1))
+                    elif a.star == "**" or (a.keyword is None and not a.star and
+                                            cs.dotted.rsplit(".", 1)[-1] not in ("dataclass",)):
+                        out.append(_unknown(f"`{leaf}` may be set by `{_code(cs.node)}`"))
+                        break
+        return out
 
     def _call(self, f: FunctionInfo, call: cst.Call, depth: int) -> Value:
         d = dotted_name(call.func)
