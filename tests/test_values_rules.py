@@ -217,3 +217,15 @@ def test_batch_size_small_in_one_branch_is_info():
     assert f.severity.value == "info" and "args.debug" in f.message
     (g,) = _findings(src.replace("64", "2"), "RC509")
     assert g.severity.value == "warning"
+
+
+def test_init_scale_through_a_name_and_a_config_field():
+    src = ("import torch.nn as nn\nfrom dataclasses import dataclass\n\n@dataclass\nclass Cfg:\n"
+           "    init_std: float = {std}\n\nclass Net(nn.Module):\n    def __init__(self, cfg):\n"
+           "        super().__init__()\n        self.fc1 = nn.Linear(64, 64)\n        self.fc2 = nn.Linear(64, 64)\n"
+           "        self.fc3 = nn.Linear(64, 10)\n        for m in (self.fc1, self.fc2):\n"
+           "            nn.init.normal_(m.weight, 0.0, cfg.init_std)\n\n"
+           "    def forward(self, x):\n        return self.fc3(self.fc2(self.fc1(x).relu()).relu())\n\n"
+           "model = Net(Cfg())\n")
+    assert [f.line for f in _findings(src.format(std="1.0"), "RC303")] == [15]
+    assert _findings(src.format(std="0.02"), "RC303") == []

@@ -135,18 +135,28 @@ def _strip_data(text: str) -> str:
     return text
 
 
-def _set_normal(site, mean, std) -> None:
+def _num(program: ProgramModel | None, function: FunctionInfo | None, expr) -> float | None:
+    """A literal, else the single number the value evaluator finds (None: computed or several)."""
+    v = literal_number(expr)
+    if v is not None or expr is None or program is None:
+        return v
+    from recipecheck.program.values import number_of
+
+    return number_of(program, function, expr)
+
+
+def _set_normal(site, mean, std, program: ProgramModel | None = None) -> None:
     """N(mean, std) with torch's defaults (0, 1) for absent arguments."""
     site.kind = "normal"
-    site.mean = 0.0 if mean is None else literal_number(mean)
-    site.scale = 1.0 if std is None else literal_number(std)
+    site.mean = 0.0 if mean is None else _num(program, site.function, mean)
+    site.scale = 1.0 if std is None else _num(program, site.function, std)
 
 
-def _set_uniform(site, low, high) -> None:
+def _set_uniform(site, low, high, program: ProgramModel | None = None) -> None:
     """U(low, high) with torch's defaults (0, 1); the scale is the larger bound's magnitude."""
     site.kind = "uniform"
-    lo = 0.0 if low is None else literal_number(low)
-    hi = 1.0 if high is None else literal_number(high)
+    lo = 0.0 if low is None else _num(program, site.function, low)
+    hi = 1.0 if high is None else _num(program, site.function, high)
     site.scale = None if lo is None or hi is None else max(abs(lo), abs(hi))
 
 
@@ -473,9 +483,9 @@ class InitModel:
                 site.kind, site.value = "constant", _constant(site, self.p, cs.function,
                                                               call_arg(call, "val", 1))
             elif name in ("normal", "trunc_normal"):
-                _set_normal(site, call_arg(call, "mean", 1), call_arg(call, "std", 2))
+                _set_normal(site, call_arg(call, "mean", 1), call_arg(call, "std", 2), self.p)
             elif name == "uniform":
-                _set_uniform(site, call_arg(call, "a", 1), call_arg(call, "b", 2))
+                _set_uniform(site, call_arg(call, "a", 1), call_arg(call, "b", 2), self.p)
             elif name.startswith("xavier"):
                 site.kind = "xavier"
             elif name.startswith("kaiming"):
@@ -494,9 +504,9 @@ class InitModel:
                     return None
                 site.kind, site.value = ("zeros" if v == 0 else "ones" if v == 1 else "constant"), v
             elif meth == "normal_":
-                _set_normal(site, call_arg(call, "mean", 0), call_arg(call, "std", 1))
+                _set_normal(site, call_arg(call, "mean", 0), call_arg(call, "std", 1), self.p)
             elif meth == "uniform_":
-                _set_uniform(site, call_arg(call, "from", 0), call_arg(call, "to", 1))
+                _set_uniform(site, call_arg(call, "from", 0), call_arg(call, "to", 1), self.p)
             site = self._with_role(site, target, ctx, require_param=True)
             return site
         # parameter / raw tensor built from a factory
@@ -536,8 +546,8 @@ class InitModel:
                 expr.func.attr.value == "requires_grad_":
             expr = expr.func.value
         if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, (cst.Multiply, cst.Divide)):
-            lit_r = literal_number(expr.right)
-            lit_l = literal_number(expr.left)
+            lit_r = _num(self.p, function, expr.right)
+            lit_l = _num(self.p, function, expr.left)
             if isinstance(expr.left, cst.Call) and lit_r is not None:
                 scale_mult = lit_r if isinstance(expr.operator, cst.Multiply) else (1 / lit_r if lit_r else None)
                 expr = expr.left
@@ -568,18 +578,18 @@ class InitModel:
             if meth == "zero_":
                 site.kind, site.value = "zeros", 0.0
             elif meth == "fill_":
-                v = literal_number(call_arg(chained, "value", 0))
+                v = _num(self.p, function, call_arg(chained, "value", 0))
                 if v is None:
                     return None
                 site.kind, site.value = ("zeros" if v == 0 else "ones" if v == 1 else "constant"), v
             elif meth == "normal_":
                 m, s = call_arg(chained, "mean", 0), call_arg(chained, "std", 1)
-                site.kind, site.mean = "normal", (0.0 if m is None else literal_number(m))
-                site.scale = 1.0 if s is None else literal_number(s)
+                site.kind, site.mean = "normal", (0.0 if m is None else _num(self.p, function, m))
+                site.scale = 1.0 if s is None else _num(self.p, function, s)
             else:
                 a, b = call_arg(chained, "from", 0), call_arg(chained, "to", 1)
-                av = 0.0 if a is None else literal_number(a)
-                bv = 1.0 if b is None else literal_number(b)
+                av = 0.0 if a is None else _num(self.p, function, a)
+                bv = 1.0 if b is None else _num(self.p, function, b)
                 site.kind = "uniform"
                 site.scale = None if av is None or bv is None else max(abs(av), abs(bv))
         elif fname == "zeros":
@@ -587,7 +597,7 @@ class InitModel:
         elif fname == "ones":
             site.kind, site.value = "ones", 1.0
         elif fname == "full":
-            v = literal_number(call_arg(factory, "fill_value", 1))
+            v = _num(self.p, function, call_arg(factory, "fill_value", 1))
             if v is None:
                 return None
             site.kind, site.value = ("zeros" if v == 0 else "ones" if v == 1 else "constant"), v
@@ -598,7 +608,7 @@ class InitModel:
         elif fname == "normal":
             m, s = call_arg(factory, "mean", 0), call_arg(factory, "std", 1)
             site.kind = "normal"
-            site.scale = literal_number(s)
+            site.scale = _num(self.p, function, s)
         else:
             return None  # empty / Tensor: uninitialized, set elsewhere
         if site.value is not None and scale_mult is not None:
