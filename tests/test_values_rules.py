@@ -229,3 +229,16 @@ def test_init_scale_through_a_name_and_a_config_field():
            "model = Net(Cfg())\n")
     assert [f.line for f in _findings(src.format(std="1.0"), "RC303")] == [15]
     assert _findings(src.format(std="0.02"), "RC303") == []
+
+
+_LOADER = ("import torch\nfrom torch.utils.data import DataLoader\nSHUFFLE = {v}\n"
+           "train_loader = DataLoader(train_set, batch_size=64, shuffle=SHUFFLE)\nmodel = Net()\n"
+           "opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)\nfor epoch in range(10):\n"
+           "    for x, y in train_loader:\n        opt.zero_grad()\n        crit(model(x), y).backward()\n"
+           "        opt.step()\n")
+
+
+@pytest.mark.parametrize("v,lines", [("False", [4]), ("True", []), ("args.shuffle", []),
+                                     ("False if args.debug else True", [])])
+def test_shuffle_flag_through_a_name(v, lines):
+    assert [f.line for f in _findings(_LOADER.format(v=v), "RC401")] == lines

@@ -559,11 +559,12 @@ def _is_num(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def judge(v: Value, bad) -> Judgement:
-    """Decide `bad(number)` over the numeric possibilities of `v`: ALL when every possibility
-    is a number for which it holds and nothing is unknown, SOME when it holds for some, NONE
-    otherwise (a value the code does not state is never taken for a default)."""
-    nums = [p for p in v.possibilities if _is_num(p.value)]
+def judge(v: Value, bad, numeric: bool = True) -> Judgement:
+    """Decide `bad(number)` over the numeric possibilities of `v` (every possibility with
+    `numeric=False`): ALL when every possibility is one for which it holds and nothing is
+    unknown, SOME when it holds for some, NONE otherwise (a value the code does not state is
+    never taken for a default)."""
+    nums = [p for p in v.possibilities if not numeric or _is_num(p.value)]
     hits = tuple(p for p in nums if _safe(bad, p.value))
     if not hits:
         return Judgement(NONE, (), v)
