@@ -242,3 +242,19 @@ _LOADER = ("import torch\nfrom torch.utils.data import DataLoader\nSHUFFLE = {v}
                                      ("False if args.debug else True", [])])
 def test_shuffle_flag_through_a_name(v, lines):
     assert [f.line for f in _findings(_LOADER.format(v=v), "RC401")] == lines
+
+
+def test_init_helper_of_another_module_judged_per_call(tmp_path):
+    _tree(tmp_path, {
+        "setup.py": "",
+        "utils.py": ("import torch.nn as nn\n\n\ndef init_linear(layer, value):\n"
+                     "    nn.init.constant_(layer.weight, value)\n    nn.init.zeros_(layer.bias)\n"),
+        "train.py": ("import torch.nn as nn\nfrom utils import init_linear\n\n"
+                     "fc1 = nn.Linear(8, 16)\nfc2 = nn.Linear(16, 16)\nfc3 = nn.Linear(16, 2)\n"
+                     "init_linear(fc1, 0.0)\ninit_linear(fc2, 0.01)\n"
+                     "model = nn.Sequential(fc1, nn.ReLU(), fc2, nn.ReLU(), fc3)\n"),
+    })
+    # each call is judged with its own argument: fc1 is zeroed, fc2 set to a constant
+    assert [(f.line, f.severity.value) for f in _lint_file(tmp_path / "train.py", "RC301")] == [(7, "error")]
+    assert [(f.line, f.severity.value) for f in _lint_file(tmp_path / "train.py", "RC302")] == [(8, "error")]
+    assert _lint_file(tmp_path / "utils.py", "RC301") == []

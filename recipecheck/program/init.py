@@ -1096,17 +1096,58 @@ def added_to_identity(site: InitSite) -> bool:
 # --------------------------------------------------------------------------- other modules
 
 
-def foreign_constant_sites(program: ProgramModel) -> list[tuple[InitSite, ProgramModel, cst.Call]]:
-    """Init sites of project classes defined in other modules whose constant is not a literal,
-    with the call of the linted file that builds the class (where a finding is reported):
-    `Net(constant_weight=0)` in train.py reaching `nn.init.constant_(m.weight, constant_weight)`
-    in model.py. The caller evaluates each site's `value_expr` in its own program, where the
-    class's parameters are bound to the arguments of its calls."""
+@dataclass(eq=False)
+class ForeignSite:
+    """An init site of another module reached from a call of the linted file."""
+
+    site: InitSite
+    owner: ProgramModel  # the module that holds the site
+    call: cst.Call  # the linted file's call (where a finding is reported)
+    caller: FunctionInfo  # the function of the linted file that makes the call
+    callee: FunctionInfo | None  # the called function, or the class's __init__
+
+    def value(self, program: ProgramModel):
+        """The constant as *this* call makes it: a parameter of the callee (directly, or through
+        `self.x = x` in `__init__`) is the argument of this call; anything else is evaluated
+        over every call (see :mod:`recipecheck.program.values`)."""
+        from recipecheck.program.nodes import bind_arguments
+        from recipecheck.program.values import value_of
+
+        expr = self.site.value_expr
+        fn = self.callee
+        name = None
+        if fn is not None and isinstance(fn.node, cst.FunctionDef):
+            if isinstance(expr, cst.Name) and self.site.function is fn and expr.value in fn.params and \
+                    not fn.bindings(expr.value):
+                name = expr.value
+            d = dotted_name(expr) if isinstance(expr, cst.Attribute) else None
+            if d and d.startswith("self.") and d.count(".") == 1:
+                binds = fn.bindings(d)
+                if len(binds) == 1 and isinstance(binds[0].value, cst.Name) and \
+                        binds[0].value.value in fn.params:
+                    name = binds[0].value.value
+        if name is not None and not any(a.star for a in self.call.args):
+            bound = dict(bind_arguments(self.call, fn.params, fn.cls is not None))
+            if name in bound:
+                return value_of(program, self.caller, bound[name])
+            from recipecheck.program.values import _param_default
+
+            default = _param_default(fn, name)
+            if default is not None:
+                return value_of(self.owner, fn, default)
+        return value_of(program, self.site.function, expr)
+
+
+def foreign_constant_sites(program: ProgramModel) -> list[ForeignSite]:
+    """Init sites of project classes and init helpers defined in other modules whose constant
+    is not a literal, with each call of the linted file that builds the class or calls the
+    helper (where a finding is reported): `Net(constant_weight=0)` in train.py reaching
+    `nn.init.constant_(m.weight, constant_weight)` in model.py."""
     link = getattr(program, "link", None)
     if link is None or not link.programs:
         return []
     out = []
-    seen: set[int] = set()
+    seen: set[tuple[int, int]] = set()
     for cs in program.calls:
         if not cs.dotted or cs.function.program not in (None, program):
             continue
@@ -1114,17 +1155,32 @@ def foreign_constant_sites(program: ProgramModel) -> list[tuple[InitSite, Progra
             target = link.lookup(program, cs.dotted)
         except RecursionError:
             continue
-        if not isinstance(target, ClassInfo):
+        if isinstance(target, ClassInfo):
+            owner = next((m for m in link.programs.values()
+                          if getattr(m, "own_classes", m.classes).get(target.name) is target), None)
+            callee = owner.class_method(target, "__init__") if owner is not None else None
+        elif isinstance(target, FunctionInfo):  # an init helper: `init_weights(layer, 0.0)`
+            owner = target.program
+            callee = target
+        else:
             continue
-        owner = next((m for m in link.programs.values()
-                      if getattr(m, "own_classes", m.classes).get(target.name) is target), None)
         if owner is None or owner is program:
             continue
         for site in init_model(owner).sites:
-            if site.value_expr is None or id(site.node) in seen:
+            if site.value_expr is None or (id(site.node), id(cs.node)) in seen:
                 continue
-            if site.cls is not target:
+            if isinstance(target, ClassInfo) and site.cls is not target:
                 continue
-            seen.add(id(site.node))
-            out.append((site, owner, cs.node))
+            if isinstance(target, FunctionInfo) and not _inside(site.function, target):
+                continue
+            seen.add((id(site.node), id(cs.node)))
+            out.append(ForeignSite(site, owner, cs.node, cs.function, callee))
     return out
+
+
+def _inside(fn: FunctionInfo | None, outer: FunctionInfo) -> bool:
+    while fn is not None:
+        if fn is outer:
+            return True
+        fn = fn.parent
+    return False

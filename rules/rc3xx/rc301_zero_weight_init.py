@@ -270,13 +270,18 @@ class ZeroWeightInit(Rule):
         p = ctx.program
         im = init_model(p)
         cases = [(s, im, p, ctx.path, ctx.module, None) for s in im.sites]
-        # a class of another module whose init constant comes from this file's arguments
-        cases += [(s, init_model(owner), owner, owner.path or "", owner.module, call)
-                  for s, owner, call in foreign_constant_sites(p)]
+        calls = {}
+        # a class or init helper of another module whose constant comes from this file's
+        # arguments (a helper's layers are this file's: its layer count is this file's)
+        for fs in foreign_constant_sites(p):
+            s = fs.site
+            calls[id(fs.call), id(s.node)] = fs
+            cases.append((s, init_model(fs.owner) if s.cls is not None else im, fs.owner,
+                          fs.owner.path or "", fs.owner.module, fs.call))
         for s, sim, prog, path, module, call in cases:
             if s.role != "weight" or s.placeholder or s.kind not in ("zeros", "constant"):
                 continue
-            j = self._zero(p, s, call)
+            j = self._zero(p, s, calls.get((id(call), id(s.node))))
             if not j:
                 continue
             if outside_premise(s, path, module):
@@ -290,7 +295,7 @@ class ZeroWeightInit(Rule):
             when = "" if j.verdict == ALL else f" (only {j.when()})"
             via = ""
             if call is not None:
-                via = (f"{ctx.code(call)} passes {ctx.code(s.value_expr)} = 0 to "
+                via = (f"{ctx.code(call)} passes `{ctx.code(s.value_expr)}` = 0 to "
                        f"`{ctx.code(s.node)}` in {os.path.basename(path)}, which ")
             if path_zeroed:
                 ctx.report(node, (
@@ -315,13 +320,15 @@ class ZeroWeightInit(Rule):
                 "xavier_uniform_ (RC301)"), **partial)
 
     @staticmethod
-    def _zero(p, s, call) -> Judgement:
+    def _zero(p, s, fs) -> Judgement:
         """Is the site's constant zero, in every possibility (ALL) or some (SOME)? A site of
-        another module counts only when its own module does not already make it zero (it is
-        reported there) and the value this file passes does."""
+        another module (`fs`) counts only when its own module does not already make it zero
+        (it is reported there) and the value this call passes does."""
+        zero = lambda v: v == 0  # noqa: E731
         if s.value_expr is None:
             return Judgement(ALL) if s.kind == "zeros" or s.value == 0 else Judgement(NONE)
-        zero = lambda v: v == 0  # noqa: E731
-        if call is not None and judge(value_of(s.function.program or p, s.function, s.value_expr), zero).verdict == ALL:
+        if fs is None:
+            return judge(value_of(p, s.function, s.value_expr), zero)
+        if judge(value_of(s.function.program or p, s.function, s.value_expr), zero).verdict == ALL:
             return Judgement(NONE)
-        return judge(value_of(p, s.function, s.value_expr), zero)
+        return judge(fs.value(p), zero)

@@ -111,9 +111,13 @@ class ConstantWeightInit(Rule):
         p = ctx.program
         im = init_model(p)
         cases = [(s, im, ctx.path, ctx.module, None) for s in im.sites]
-        # a class of another module whose init constant comes from this file's arguments
-        cases += [(s, init_model(owner), owner.path or "", owner.module, call)
-                  for s, owner, call in foreign_constant_sites(p)]
+        # a class or init helper of another module whose constant comes from this file's
+        # arguments (a helper's layers are this file's: its layer count is this file's)
+        calls = {}
+        for fs in foreign_constant_sites(p):
+            calls[id(fs.call), id(fs.site.node)] = fs
+            cases.append((fs.site, init_model(fs.owner) if fs.site.cls is not None else im,
+                          fs.owner.path or "", fs.owner.module, fs.call))
         for s, sim, path, module, call in cases:
             if s.role != "weight" or s.placeholder or s.kind not in ("ones", "constant"):
                 continue
@@ -126,7 +130,8 @@ class ConstantWeightInit(Rule):
                 if call is not None and judge(value_of(s.function.program or p, s.function, s.value_expr),
                                               nonzero).verdict == ALL:
                     continue  # the class's own module already makes it constant: reported there
-                j = judge(value_of(p, s.function, s.value_expr), nonzero)
+                fs = calls.get((id(call), id(s.node))) if call is not None else None
+                j = judge(fs.value(p) if fs is not None else value_of(p, s.function, s.value_expr), nonzero)
                 if not j:
                     continue
             if sim.weight_layer_count() <= 1:
@@ -143,7 +148,7 @@ class ConstantWeightInit(Rule):
                         f"({what})" if named else f"the weight of every {s.layer} ({what})")
             head = ctx.code(s.node)
             if call is not None:
-                head = (f"{ctx.code(call)} passes {ctx.code(s.value_expr)} = {_fmt(j.first)} to "
+                head = (f"{ctx.code(call)} passes `{ctx.code(s.value_expr)}` = {_fmt(j.first)} to "
                         f"`{ctx.code(s.node)}` in {os.path.basename(path)}, which")
             when = "" if j.verdict == ALL else f" (only {j.when()})"
             partial = {} if j.verdict == ALL else {"severity": Severity.INFO}
