@@ -462,28 +462,42 @@ def _conds_of_assignment(a) -> list:
     return conditions_of(a.function, a.node)
 
 
+_CONDS: dict[int, tuple] = {}  # id(function node) -> (node, {id(node): conditions})
+
+
 def conditions_of(fn: FunctionInfo, target) -> list:
-    """The `if` tests `target` sits under in `fn`, as expressions (`not t` for an `else`)."""
-    out: list = []
+    """The `if` tests `target` sits under in `fn`, as expressions (`not t` for an `else`).
+    One walk per function, remembered (rules and the evaluator ask for many nodes)."""
+    hit = _CONDS.get(id(fn.node))
+    if hit is None or hit[0] is not fn.node:
+        hit = (fn.node, _index_conditions(fn))
+        if len(_CONDS) > 4096:
+            _CONDS.clear()
+        _CONDS[id(fn.node)] = hit
+    return list(hit[1].get(id(target), ()))
 
-    def visit(node, conds) -> bool:
-        if node is target:
-            out.extend(conds)
-            return True
-        if isinstance(node, cst.If):
-            if visit(node.body, conds + [node.test]):
-                return True
-            if node.orelse is not None:
-                return visit(node.orelse, conds + [cst.UnaryOperation(cst.Not(), node.test)])
-            return False
+
+def _index_conditions(fn: FunctionInfo) -> dict[int, tuple]:
+    from recipecheck.program.nodes import iter_children
+
+    out: dict[int, tuple] = {}
+    stack = [(fn.node, ())]
+    while stack:
+        node, conds = stack.pop()
+        out[id(node)] = conds
         if isinstance(node, (cst.FunctionDef, cst.ClassDef)) and node is not fn.node:
-            return False
-        from recipecheck.program.nodes import iter_children
-
-        return any(visit(c, conds) for c in iter_children(node))
-
-    visit(fn.node, [])
+            continue
+        if isinstance(node, cst.If):
+            stack.append((node.test, conds))
+            stack.append((node.body, conds + (node.test,)))
+            if node.orelse is not None:
+                stack.append((node.orelse, conds + (cst.UnaryOperation(cst.Not(), node.test),)))
+            continue
+        for c in iter_children(node):
+            stack.append((c, conds))
     return out
+
+
 
 
 def _config_override(prog: ProgramModel) -> str | None:
@@ -625,36 +639,17 @@ class OptimizerSite:
     report: cst.CSTNode
     via: str | None = None  # "built by `model.configure_optimizers()` in model.py"
     target: str | None = None  # the name it is bound to in the linted file
+    _conds: list | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
         return self.construction.name
 
     def conds(self) -> list[str]:
-        c = self.construction
-        return [_code(t) for t in conditions_of(c.function, _statement_of(c.function, c.node))]
-
-
-def _statement_of(fn: FunctionInfo, node):
-    """The statement of `fn` that contains `node` (so `conditions_of` finds it)."""
-    found = []
-
-    def visit(n, stmt) -> bool:
-        if n is node:
-            found.append(stmt)
-            return True
-        from recipecheck.program.nodes import iter_children
-
-        for c in iter_children(n):
-            s = c if isinstance(c, (cst.SimpleStatementLine, cst.BaseCompoundStatement)) else stmt
-            if isinstance(c, (cst.FunctionDef, cst.ClassDef)) and c is not fn.node:
-                continue
-            if visit(c, s):
-                return True
-        return False
-
-    visit(fn.node, fn.node)
-    return found[0] if found else node
+        if self._conds is None:
+            c = self.construction
+            self._conds = [_code(t) for t in conditions_of(c.function, c.node)]
+        return self._conds
 
 
 def optimizer_sites(program: ProgramModel) -> list[OptimizerSite]:
