@@ -258,3 +258,14 @@ def test_init_helper_of_another_module_judged_per_call(tmp_path):
     assert [(f.line, f.severity.value) for f in _lint_file(tmp_path / "train.py", "RC301")] == [(7, "error")]
     assert [(f.line, f.severity.value) for f in _lint_file(tmp_path / "train.py", "RC302")] == [(8, "error")]
     assert _lint_file(tmp_path / "utils.py", "RC301") == []
+
+
+def test_a_default_counts_fully_only_where_the_code_calls_the_function():
+    src = ("import torch\ndef build(model, lr=10.0):\n"
+           "    return torch.optim.Adam(model.parameters(), lr=lr)\n")
+    # never called here: a caller elsewhere may pass another lr, so only info
+    (f,) = _findings(src, "RC602")
+    assert f.severity.value == "info"
+    (g,) = _findings(src + "opt = build(net)\n", "RC602")
+    assert g.severity.value == "warning"
+    assert _findings(src + "opt = build(net, lr=1e-3)\n", "RC602") == []

@@ -318,10 +318,37 @@ class Evaluator:
             default = _param_default(scope, name)
             if default is not None:
                 v = self.value(scope, default, depth + 1)
+                unknown = v.unknown
+                if unknown is None and not self._called(scope):
+                    # the default holds only if the code that calls it passes nothing
+                    unknown = (f"`{scope.name}()` is not called in the code analysed: a caller "
+                               f"elsewhere may pass `{name}`")
                 return Value([Possibility(p.value, f"default of parameter `{name}`", p.condition)
-                              for p in v.possibilities], v.unknown, v.overridable)
+                              for p in v.possibilities], unknown, v.overridable)
             return _unknown(f"`{name}` is a parameter of `{scope.name}()` and no call passes it")
         return _merge([self.value(caller, arg, depth + 1) for caller, arg in sites])
+
+    def _called(self, fn: FunctionInfo) -> bool:
+        """Some analysed code calls `fn` (or builds its class, for `__init__`), or passes it as a
+        callback (`model.apply(init_weights)`)."""
+        if fn.callers:
+            return True
+        progs = [self.p, *(self.p.link.programs.values() if self.p.link is not None else ())]
+        names = {fn.name}
+        if fn.name in ("__init__", "__call__", "forward") and fn.cls is not None:
+            names = {fn.cls.name}  # built, then called as `obj(...)`
+        for prog in progs:
+            # `from util.misc import GradScalerWrapper as NativeScaler`
+            local = names | {k for k, t in prog.imports.project.items() if getattr(t, "attr", None) in names}
+            for cs in prog.calls:
+                leaf = (cs.dotted or "").rsplit(".", 1)[-1]
+                if leaf in local:
+                    return True
+                for a in cs.node.args:
+                    if isinstance(a.value, (cst.Name, cst.Attribute)) and \
+                            (dotted_name(a.value) or "").rsplit(".", 1)[-1] == fn.name:
+                        return True
+        return False
 
     def _attribute(self, f: FunctionInfo, expr: cst.Attribute, depth: int) -> Value:
         d = dotted_name(expr)

@@ -45,7 +45,8 @@ class LearningRateOutOfRange(Rule):
     in model.py, a Lightning module's `configure_optimizers`), reported at the call in the
     linted file. It reports at the rule's severity only when every possible value is out of
     range; when only some are (`lr = 10.0 if args.big else 1e-3`), at `info`, naming the
-    condition. Values computed at run time (`lr = base_lr * world_size`) are not checked. An optimizer
+    condition; so does an LR that is a parameter's default in a function no analysed code
+    calls (a caller elsewhere may pass another). Values computed at run time (`lr = base_lr * world_size`) are not checked. An optimizer
     driven by OneCycleLR/CyclicLR (which set the LR themselves) or by LambdaLR/MultiplicativeLR
     (whose factor makes the base LR a scale, as in the Noam schedule `Adam(lr=1.0)` times
     `d_model**-0.5 * ...`) is skipped, and so is SGD in a
