@@ -269,3 +269,33 @@ def test_a_default_counts_fully_only_where_the_code_calls_the_function():
     (g,) = _findings(src + "opt = build(net)\n", "RC602")
     assert g.severity.value == "warning"
     assert _findings(src + "opt = build(net, lr=1e-3)\n", "RC602") == []
+
+
+def test_a_literal_of_the_other_module_is_that_modules_finding(tmp_path):
+    _tree(tmp_path, {
+        "setup.py": "",
+        "model.py": ("import torch\nimport torch.nn as nn\n\nclass Net(nn.Module):\n"
+                     "    def __init__(self):\n        super().__init__()\n        self.fc = nn.Linear(4, 2)\n\n"
+                     "    def configure_optimizers(self, wd):\n"
+                     "        return torch.optim.Adam(self.parameters(), lr=0.5, weight_decay=wd)\n"),
+        "train.py": "from model import Net\n\nmodel = Net()\nopt = model.configure_optimizers(0.1)\n",
+    })
+    # lr=0.5 is written in model.py: reported there only; the decay comes from train.py
+    assert [f.line for f in _lint_file(tmp_path / "model.py", "RC602")] == [10]
+    assert _lint_file(tmp_path / "train.py", "RC602") == []
+    assert [f.line for f in _lint_file(tmp_path / "train.py", "RC603")] == [4]
+    assert _lint_file(tmp_path / "model.py", "RC603") == []
+
+
+def test_a_bad_default_of_the_other_module_used_by_this_file(tmp_path):
+    _tree(tmp_path, {
+        "setup.py": "",
+        "model.py": ("import torch\nimport torch.nn as nn\n\nclass Net(nn.Module):\n"
+                     "    def __init__(self):\n        super().__init__()\n        self.fc = nn.Linear(4, 2)\n\n"
+                     "    def configure_optimizers(self, lr=0.5):\n"
+                     "        return torch.optim.Adam(self.parameters(), lr=lr)\n"),
+        "train.py": "from model import Net\n\nmodel = Net()\nopt = model.configure_optimizers()\n",
+    })
+    # train.py uses the default: certain there; model.py alone cannot know its callers: info
+    assert [(f.line, f.severity.value) for f in _lint_file(tmp_path / "train.py", "RC602")] == [(4, "warning")]
+    assert [(f.line, f.severity.value) for f in _lint_file(tmp_path / "model.py", "RC602")] == [(10, "info")]

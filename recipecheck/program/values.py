@@ -135,6 +135,24 @@ class Evaluator:
     def __init__(self, program: ProgramModel) -> None:
         self.p = program
         self._memo: dict[tuple[int, int], Value] = {}
+        self._modules: list[ProgramModel] | None = None
+
+    def modules(self) -> list[ProgramModel]:
+        """The program and the project modules it imports, transitively: what it can know.
+        (Not every module the shared project link has loaded: those depend on which other
+        files were linted in the process, and a value must not.)"""
+        if self._modules is None:
+            link = self.p.link
+            deps: list[ProgramModel] = []
+            if link is not None and hasattr(link, "closure"):  # a neighbour: the shared link
+                try:
+                    deps = link.closure(self.p)
+                except RecursionError:
+                    deps = []
+            elif link is not None:  # the linted file: its link holds its import closure
+                deps = list(link.programs.values())
+            self._modules = [self.p, *[d for d in deps if d is not self.p]]
+        return self._modules
 
     # -- entry
     def value(self, f: FunctionInfo | None, expr, depth: int = 0) -> Value:
@@ -331,9 +349,11 @@ class Evaluator:
     def _called(self, fn: FunctionInfo) -> bool:
         """Some analysed code calls `fn` (or builds its class, for `__init__`), or passes it as a
         callback (`model.apply(init_weights)`)."""
-        if fn.callers:
+        progs = self.modules()
+        ids = {id(q) for q in progs}
+        # callers the link added from modules this view does not import do not count
+        if any(id(getattr(ev.function, "program", None) or self.p) in ids for ev in fn.callers):
             return True
-        progs = [self.p, *(self.p.link.programs.values() if self.p.link is not None else ())]
         names = {fn.name}
         if fn.name in ("__init__", "__call__", "forward") and fn.cls is not None:
             names = {fn.cls.name}  # built, then called as `obj(...)`
@@ -363,7 +383,7 @@ class Evaluator:
             g = self._global_of(here, head, leaf, depth)
             if g is not None:
                 return g
-        progs = [self.p, *(self.p.link.programs.values() if self.p.link is not None else ())]
+        progs = self.modules()
         # argparse defaults: `args.lr`
         from recipecheck.program import hparams as hp
 
@@ -589,7 +609,11 @@ class Judgement:
         conds = [p.condition for p in self.bad if p.condition]
         if conds and len(conds) == len(self.bad):
             return "when `" + "` or `".join(dict.fromkeys(conds)) + "`"
-        return f"in one of its possible values ({self.value.describe(_fmt_num) if self.value else '?'})"
+        v = self.value
+        bad = " or ".join(dict.fromkeys(_fmt_num(p.value) for p in self.bad))
+        if v is not None and v.unknown and len(self.bad) == len(v.possibilities):
+            return f"if it is {bad} ({v.unknown})"
+        return f"if it is {bad} (possible values: {v.describe(_fmt_num) if v is not None else '?'})"
 
 
 def _fmt_num(v) -> str:
@@ -797,3 +821,23 @@ def site_hparams(program: ProgramModel, site: OptimizerSite, name: str) -> list[
         if gv is not None:
             out.append(hparam(program, site, name, gv))
     return out
+
+
+def owner_view(program: ProgramModel, site: OptimizerSite) -> ProgramModel | None:
+    """For an optimizer built in another module: that module's own model (what it knows
+    without the linted file's arguments); None for the linted file's own optimizers."""
+    if site.via is None:
+        return None
+    owner = getattr(site.construction.function, "program", None)
+    return owner if owner is not None and owner is not program else None
+
+
+def settled_in_owner(program: ProgramModel, site: OptimizerSite, name: str, bad) -> bool:
+    """The optimizer comes from another module whose own code already makes `name` bad in every
+    possibility (a literal there): that module's finding, not the linted file's (`lint .` would
+    report it twice)."""
+    owner = owner_view(program, site)
+    if owner is None:
+        return False
+    values = site_hparams(owner, site, name)
+    return bool(values) and worst(judge(v, bad) for v in values).verdict == ALL

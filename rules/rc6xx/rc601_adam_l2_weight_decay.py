@@ -1,7 +1,7 @@
 import libcst as cst
 
 from recipecheck.finding import Severity
-from recipecheck.program.values import ALL, judge, optimizer_sites, site_hparams, worst
+from recipecheck.program.values import ALL, judge, optimizer_sites, settled_in_owner, site_hparams, worst
 from recipecheck.rule import Context, FixSpec, Rule
 
 COUPLED = ("Adam", "RMSprop", "Adagrad")
@@ -115,7 +115,7 @@ class AdamL2WeightDecay(Rule):
             if _truthy(c.arg("decoupled_weight_decay")):
                 continue
             j = worst(judge(v, lambda x: x > 0) for v in site_hparams(p, site, "weight_decay"))
-            if not j:
+            if not j or settled_in_owner(p, site, "weight_decay", lambda x: x > 0):
                 continue
             own = site.via is None
             fix = self._fix(ctx, c) if c.name == "Adam" and own and j.verdict == ALL else None

@@ -3,7 +3,7 @@ from pydantic import Field
 
 from recipecheck.finding import Severity
 from recipecheck.program.hparams import opt_arg, small_model_context
-from recipecheck.program.values import ALL, hparam, judge, optimizer_sites
+from recipecheck.program.values import ALL, hparam, judge, optimizer_sites, settled_in_owner
 from recipecheck.rule import Context, Rule, RuleOptions
 from recipecheck.rules.rc6xx.rc605_rnn_without_grad_clipping import _is_rnn, clips_gradients
 
@@ -130,7 +130,7 @@ class LearningRateOutOfRange(Rule):
             value = hparam(p, site, "lr")
             if c.name == "SGD":
                 j = judge(value, lambda v: v > o.max_sgd_lr)
-                if not j:
+                if not j or settled_in_owner(p, site, "lr", lambda v: v > o.max_sgd_lr):
                     continue
                 if rnn_clipped is None:
                     rnn_clipped = any(_is_rnn(cs.qualname) for cs in p.calls) and clips_gradients(p)
@@ -139,8 +139,9 @@ class LearningRateOutOfRange(Rule):
                 why = (f"SGD with lr={j.first:g} (above {o.max_sgd_lr:g}) takes steps larger than the weights: "
                        "training diverges or oscillates; use 0.1 or less (scale with the batch size and warm up)")
             elif c.name in ADAPTIVE:
-                j = judge(value, lambda v: v > o.max_adaptive_lr or v < o.min_adaptive_lr)
-                if not j:
+                out_of_range = lambda v: v > o.max_adaptive_lr or v < o.min_adaptive_lr  # noqa: E731
+                j = judge(value, out_of_range)
+                if not j or settled_in_owner(p, site, "lr", out_of_range):
                     continue
                 if j.first > o.max_adaptive_lr:
                     why = (f"{c.name} with lr={j.first:g} (above {o.max_adaptive_lr:g}) moves every weight by "
@@ -159,8 +160,8 @@ class LearningRateOutOfRange(Rule):
                            "it rather than change it (RC602, runtime twin RT103)",
                            severity=Severity.INFO)
             elif j.verdict != ALL:
-                ctx.report(site.report, f"{why}; only {j.when()}, so check that branch "
-                           "(RC602, runtime twin RT103)", severity=Severity.INFO)
+                ctx.report(site.report, f"{why}; only {j.when()} (RC602, runtime twin RT103)",
+                           severity=Severity.INFO)
             else:
                 ctx.report(site.report, f"{why} (RC602, runtime twin RT103)")
 

@@ -7,7 +7,8 @@ from pydantic import Field
 
 from recipecheck.finding import Severity
 from recipecheck.program.hparams import small_model_context
-from recipecheck.program.values import ALL, judge, number_of, optimizer_sites, site_hparams, worst
+from recipecheck.program.values import (ALL, judge, number_of, optimizer_sites, settled_in_owner, site_hparams,
+                                        worst)
 from recipecheck.program.imports import dotted_name
 from recipecheck.rule import Context, Rule, RuleOptions
 
@@ -142,8 +143,9 @@ class WeightDecayOutOfRange(Rule):
             c = site.construction
             if c.name not in COUPLED:
                 continue
-            j = worst(judge(v, lambda x: x > o.max_weight_decay) for v in site_hparams(p, site, "weight_decay"))
-            if j:
+            big = lambda x: x > o.max_weight_decay  # noqa: E731
+            j = worst(judge(v, big) for v in site_hparams(p, site, "weight_decay"))
+            if j and not settled_in_owner(p, site, "weight_decay", big):
                 small = small_model_context(p, c)
                 msg = (f"{c.name}(weight_decay={j.first:g}) is L2 regularization far above the usual "
                        f"1e-5 to 5e-4 (limit {o.max_weight_decay:g}): the penalty outweighs the data "

@@ -1,6 +1,6 @@
 from recipecheck.finding import Severity
 from recipecheck.program.hparams import whole_model_params
-from recipecheck.program.values import ALL, hparam, judge, optimizer_sites
+from recipecheck.program.values import ALL, hparam, judge, optimizer_sites, settled_in_owner
 from recipecheck.rule import Context, Rule
 
 
@@ -87,7 +87,7 @@ class WeightDecayOnBiasAndNorm(Rule):
             if owner is None:
                 continue
             j = judge(hparam(p, site, "weight_decay"), lambda x: x > 0)
-            if not j:
+            if not j or settled_in_owner(p, site, "weight_decay", lambda x: x > 0):
                 continue
             if owner == "self" and c.function.cls is not None:
                 owner = c.function.cls.name

@@ -2,7 +2,7 @@ from pydantic import Field
 
 from recipecheck.finding import Severity
 from recipecheck.program.hparams import dict_value, opt_arg, param_groups
-from recipecheck.program.values import ALL, hparam, judge, optimizer_sites
+from recipecheck.program.values import ALL, hparam, judge, optimizer_sites, owner_view, settled_in_owner
 from recipecheck.rule import Context, Rule, RuleOptions
 from recipecheck.rules.rc6xx.rc605_rnn_without_grad_clipping import _is_rnn
 
@@ -137,6 +137,11 @@ class PlainSgdNoMomentum(Rule):
                 d = max(d, 0 if any(_is_rnn(cs.qualname) for cs in other.calls) else network_depth(other))
             if d < self.options.min_layers:
                 continue
+            owner = owner_view(p, site)
+            if owner is not None and (opt_arg(c, "momentum") is None or settled_in_owner(
+                    p, site, "momentum", lambda m: m <= 0)) and not any(_is_rnn(cs.qualname) for cs in owner.calls) \
+                    and network_depth(owner) >= self.options.min_layers:
+                continue  # the module that builds it is reported itself, whatever this file passes
             via = f" (the optimizer is {site.via})" if site.via else ""
             ctx.report(site.report, (
                 "SGD without momentum on a deep network crawls along flat directions and zig-zags "
