@@ -299,3 +299,13 @@ def test_a_bad_default_of_the_other_module_used_by_this_file(tmp_path):
     # train.py uses the default: certain there; model.py alone cannot know its callers: info
     assert [(f.line, f.severity.value) for f in _lint_file(tmp_path / "train.py", "RC602")] == [(4, "warning")]
     assert [(f.line, f.severity.value) for f in _lint_file(tmp_path / "model.py", "RC602")] == [(10, "info")]
+
+
+def test_self_attribute_is_read_from_its_own_class():
+    src = ("import torch\nclass A:\n    def __init__(self, model):\n        self.lr = 0.1\n"
+           "        self.opt = torch.optim.SGD(model.parameters(), lr=self.lr, momentum=0.9)\n"
+           "class B:\n    def __init__(self, model):\n        self.lr = 1e-3\n"
+           "        self.opt = torch.optim.Adam(model.parameters(), lr=self.lr)\n")
+    assert _findings(src, "RC602") == []
+    (f,) = _findings(src.replace("self.lr = 1e-3", "self.lr = 0.5"), "RC602")
+    assert f.line == 9 and f.severity.value == "warning"

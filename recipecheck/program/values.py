@@ -398,6 +398,10 @@ class Evaluator:
                 return Value([Possibility(p.value, f"argparse default of --{leaf}", p.condition)
                               for p in m.possibilities], m.unknown,
                              m.overridable or "may be overridden on the command line")
+        # `self.x`: what the methods of this class (and its bases) assign first
+        own = self._self_attribute(f, d, depth) if head == "self" and d.count(".") == 1 else None
+        if own is not None:
+            return own
         # config objects: `C.trainer.batch_size = 64`, dataclass fields, `self.x = v`
         vals: list[Value] = []
         tail = d.split(".", 1)[1] if "." in d else d
@@ -419,6 +423,28 @@ class Evaluator:
             return Value([Possibility(p.value, f"`{leaf}` set in a config object", p.condition)
                           for p in m.possibilities], m.unknown, m.overridable)
         return _unknown(f"`{d}` is not set in the code analysed")
+
+    def _self_attribute(self, f: FunctionInfo, d: str, depth: int) -> Value | None:
+        """`self.lr` from the assignments of the methods of the enclosing class and of its bases
+        (in any module); None when none assigns it (another object may: a looser lookup)."""
+        scope: FunctionInfo | None = f
+        while scope is not None and scope.cls is None:
+            scope = scope.parent
+        if scope is None:
+            return None
+        classes = []
+        cls = scope.cls
+        seen: set[int] = set()
+        while cls is not None and id(cls) not in seen:
+            seen.add(id(cls))
+            classes.append(cls)
+            cls = next((self.p.classes[b.rsplit(".", 1)[-1]] for b in cls.bases
+                        if b.rsplit(".", 1)[-1] in self.p.classes), None)
+        vals = [self.value(m, a.value, depth + 1) for c in classes for m in c.methods.values()
+                for a in m.assignments if a.target == d and a.augmented is None and a.value is not None]
+        if not vals:
+            return None
+        return _merge(vals)
 
     def _constructor_keywords(self, progs, prog: ProgramModel, leaf: str, depth: int) -> list[Value]:
         """Values given to field `leaf` by calls of the classes of `prog` that declare it

@@ -96,6 +96,12 @@ class LearningRateOutOfRange(Rule):
         "import torch\nopt = torch.optim.Adam(model.parameters(), lr=1.0, betas=(0.9, 0.98))\n"
         "sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 512 ** -0.5 * min((s + 1) ** -0.5, (s + 1) * 4000 ** -1.5))\n",
         "import torch\nopt = torch.optim.Adam(model.parameters(), lr=args.lr)\n",
+        # one --lr for alternative optimizers: the user picks both together
+        "import argparse\nimport torch\nparser = argparse.ArgumentParser()\n"
+        "parser.add_argument('--lr', type=float, default=0.1)\nparser.add_argument('--optim', default='sgd')\n"
+        "args = parser.parse_args()\nif args.optim == 'sgd':\n"
+        "    opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9)\nelse:\n"
+        "    opt = torch.optim.Adam(model.parameters(), lr=args.lr)\n",
         # the bad value belongs to the other branch
         "import torch\nif args.sgd:\n    lr = 0.1\n    opt = torch.optim.SGD(model.parameters(), lr=lr)\n"
         "else:\n    lr = 1e-3\n    opt = torch.optim.Adam(model.parameters(), lr=lr)\n",
@@ -125,6 +131,7 @@ class LearningRateOutOfRange(Rule):
                 continue
             lr_text = _code(lr_expr)
             if any(other is not site and other.name != c.name and opt_arg(other.construction, "lr") is not None
+                   and other.construction.function is c.function
                    and _code(opt_arg(other.construction, "lr")) == lr_text for other in sites):
                 continue  # one --lr shared by alternative optimizers: the user picks both together
             value = hparam(p, site, "lr")
