@@ -383,6 +383,10 @@ class Evaluator:
             g = self._global_of(here, head, leaf, depth)
             if g is not None:
                 return g
+        # `self.x`: what the methods of this class (and its bases) assign first
+        own = self._self_attribute(f, d, depth) if head == "self" and d.count(".") == 1 else None
+        if own is not None:
+            return own
         progs = self.modules()
         # argparse defaults: `args.lr`
         from recipecheck.program import hparams as hp
@@ -398,10 +402,6 @@ class Evaluator:
                 return Value([Possibility(p.value, f"argparse default of --{leaf}", p.condition)
                               for p in m.possibilities], m.unknown,
                              m.overridable or "may be overridden on the command line")
-        # `self.x`: what the methods of this class (and its bases) assign first
-        own = self._self_attribute(f, d, depth) if head == "self" and d.count(".") == 1 else None
-        if own is not None:
-            return own
         # config objects: `C.trainer.batch_size = 64`, dataclass fields, `self.x = v`
         vals: list[Value] = []
         tail = d.split(".", 1)[1] if "." in d else d
