@@ -309,3 +309,8 @@ def test_self_attribute_is_read_from_its_own_class():
     assert _findings(src, "RC602") == []
     (f,) = _findings(src.replace("self.lr = 1e-3", "self.lr = 0.5"), "RC602")
     assert f.line == 9 and f.severity.value == "warning"
+
+
+def test_cross_module_lr_bad_in_one_branch_is_info():
+    (f,) = _lint_file(PROJECTS / "optim_in_model" / "train_branch.py", "RC602")
+    assert f.line == 16 and f.severity.value == "info" and "args.big_lr" in f.message
