@@ -144,13 +144,13 @@ class Evaluator:
         if self._modules is None:
             link = self.p.link
             deps: list[ProgramModel] = []
-            if link is not None and hasattr(link, "closure"):  # a neighbour: the shared link
+            if link is not None and getattr(link, "shared", None) is not None:
+                deps = list(link.programs.values())  # the linted file: its view is its closure
+            elif link is not None and hasattr(link, "closure"):  # a neighbour: the shared link
                 try:
                     deps = link.closure(self.p)
                 except RecursionError:
                     deps = []
-            elif link is not None:  # the linted file: its link holds its import closure
-                deps = list(link.programs.values())
             self._modules = [self.p, *[d for d in deps if d is not self.p]]
         return self._modules
 
