@@ -1,11 +1,10 @@
-"""Hyperparameter values the code states: numbers behind names, argparse defaults, config fields.
+"""Optimizer and hyperparameter vocabulary shared by the rules and the recipe.
 
-Rules about optimizer settings (RC6xx) and searches (RC706) ask "what number is this argument?".
-The answer is looked up from the program model's indexes only: a literal, a name bound to a
-literal (one binding, or all bindings agreeing), `args.lr` resolved to the `default=` of the
-matching `parser.add_argument("--lr", ...)`, and `cfg.lr` / `self.cfg.lr` resolved to a class
-field of a class defined in the file (`lr: float = 3e-4`). Anything else is unknown (None):
-rules stay silent on values they cannot see.
+Where optimizer hyperparameters sit in torch.optim constructors (:func:`opt_arg`), param groups,
+the indexes of argparse defaults and config-class fields that the value evaluator reads, names
+that look like hyperparameters, and the "small model" contexts where unusual values are
+published. The *values* themselves come from one place, :mod:`recipecheck.program.values`
+(:func:`number` is a thin wrapper over it, kept for callers that need one agreed number).
 """
 
 from __future__ import annotations
