@@ -9,7 +9,16 @@ branches, calls of project functions to their returns, and module globals of a s
 ``exec``s a configuration file to their value with the note that it may be overridden.
 
 Anything else is ``unknown`` with the reason, so that a caller can say *why* it does not know
-instead of pretending a default applies.
+instead of pretending a default applies. A parameter's default is certain only where the analysed
+code calls the function; the evaluation sees the module and the project modules it imports.
+
+What rules use: :func:`value_of` (or :func:`number_of` for one agreed number), :func:`judge`
+(decide a predicate on the set: ``ALL`` possibilities bad -> the rule's severity, ``SOME`` ->
+``info`` naming the condition, ``NONE``; unknown is never bad), :func:`optimizer_sites` (the
+linted file's torch optimizers, including those built in another project module and reported at
+the call that obtains them) with :func:`hparam` / :func:`site_hparams` (their hyperparameters,
+with possibilities of the other branch removed) and :func:`settled_in_owner` (a value already
+bad in the module that builds the optimizer is that module's finding).
 """
 
 from __future__ import annotations
