@@ -314,3 +314,12 @@ def test_self_attribute_is_read_from_its_own_class():
 def test_cross_module_lr_bad_in_one_branch_is_info():
     (f,) = _lint_file(PROJECTS / "optim_in_model" / "train_branch.py", "RC602")
     assert f.line == 16 and f.severity.value == "info" and "args.big_lr" in f.message
+
+
+@pytest.mark.parametrize("flag,severity", [("False", "warning"), ("True", None), ("args.decoupled", "info"),
+                                           ("DEC", "warning")])
+def test_adam_decoupled_flag_through_values(flag, severity):
+    src = ("import torch\nDEC = False\n"
+           f"opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=0.01, decoupled_weight_decay={flag})\n")
+    found = [f.severity.value for f in _findings(src, "RC601")]
+    assert found == ([severity] if severity else [])

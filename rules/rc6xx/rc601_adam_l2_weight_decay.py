@@ -1,7 +1,7 @@
 import libcst as cst
 
 from recipecheck.finding import Severity
-from recipecheck.program.values import ALL, judge, optimizer_sites, settled_in_owner, site_hparams, worst
+from recipecheck.program.values import ALL, hparam, judge, optimizer_sites, settled_in_owner, site_hparams, worst
 from recipecheck.rule import Context, FixSpec, Rule
 
 COUPLED = ("Adam", "RMSprop", "Adagrad")
@@ -9,6 +9,10 @@ COUPLED = ("Adam", "RMSprop", "Adagrad")
 
 def _truthy(expr) -> bool:
     return isinstance(expr, cst.Name) and expr.value == "True"
+
+
+def _falsy(expr) -> bool:
+    return isinstance(expr, cst.Name) and expr.value == "False"
 
 
 def _append_to_import(module: cst.Module) -> cst.Module | None:
@@ -52,7 +56,9 @@ class AdamL2WeightDecay(Rule):
     max]); the claim held on 5 of 5 seeds.
 
     ## Known problems
-    `Adam(..., decoupled_weight_decay=True)` (newer PyTorch) is AdamW and is not flagged.
+    `Adam(..., decoupled_weight_decay=True)` (newer PyTorch) is AdamW and is not flagged; a flag
+    given as a name is followed like the decay (on in every value: not flagged; off in some, or
+    unknown: `info`).
     Decay values the code does not state (read from a config file) are not checked.
     The value is followed through the project (a name bound in either branch of an `if`, a
     parameter to the arguments of its calls, an argparse default, a config field), and so is
@@ -112,22 +118,32 @@ class AdamL2WeightDecay(Rule):
             c = site.construction
             if c.name not in COUPLED:
                 continue
-            if _truthy(c.arg("decoupled_weight_decay")):
+            decoupled = c.arg("decoupled_weight_decay")
+            if _truthy(decoupled):
                 continue
             j = worst(judge(v, lambda x: x > 0) for v in site_hparams(p, site, "weight_decay"))
             if not j or settled_in_owner(p, site, "weight_decay", lambda x: x > 0):
                 continue
+            partial = "" if j.verdict == ALL else f"; only {j.when()}"
+            if decoupled is not None and not _falsy(decoupled):
+                # `decoupled_weight_decay=flag`: AdamW unless the flag is off in every value
+                dv = hparam(p, site, "decoupled_weight_decay", decoupled)
+                d = judge(dv, lambda x: not x, numeric=False)
+                if not d and dv.unknown is None:
+                    continue  # on in every value: this is AdamW
+                if d.verdict != ALL:
+                    partial = partial or f"; only when `{ctx.code(decoupled)}` is off"
             own = site.via is None
-            fix = self._fix(ctx, c) if c.name == "Adam" and own and j.verdict == ALL else None
+            fix = self._fix(ctx, c) if c.name == "Adam" and own and not partial else None
             alt = "AdamW" if c.name == "Adam" else "AdamW (or SGD with weight decay)"
             msg = (f"{c.name}(weight_decay={j.first:g}) adds L2 to the gradient, which the adaptive step "
                    f"then rescales: weights are not decayed uniformly; use {alt}, whose decay is decoupled")
             if not own:
                 msg += f" (the optimizer is {site.via})"
-            if j.verdict == ALL:
+            if not partial:
                 ctx.report(site.report, msg, fix=fix)
             else:
-                ctx.report(site.report, f"{msg}; only {j.when()}", severity=Severity.INFO)
+                ctx.report(site.report, msg + partial, severity=Severity.INFO)
 
     @staticmethod
     def _fix(ctx: Context, c) -> FixSpec | None:
