@@ -544,19 +544,14 @@ def _conds_of_assignment(a) -> list:
     return conditions_of(a.function, a.node)
 
 
-_CONDS: dict[int, tuple] = {}  # id(function node) -> (node, {id(node): conditions})
-
-
 def conditions_of(fn: FunctionInfo, target) -> list:
     """The `if` tests `target` sits under in `fn`, as expressions (`not t` for an `else`).
-    One walk per function, remembered (rules and the evaluator ask for many nodes)."""
-    hit = _CONDS.get(id(fn.node))
-    if hit is None or hit[0] is not fn.node:
-        hit = (fn.node, _index_conditions(fn))
-        if len(_CONDS) > 4096:
-            _CONDS.clear()
-        _CONDS[id(fn.node)] = hit
-    return list(hit[1].get(id(target), ()))
+    One walk per function, kept on the function (rules and the evaluator ask for many nodes)."""
+    index = fn.__dict__.get("_rc_conditions")
+    if index is None:
+        index = _index_conditions(fn)
+        fn.__dict__["_rc_conditions"] = index
+    return list(index.get(id(target), ()))
 
 
 def _index_conditions(fn: FunctionInfo) -> dict[int, tuple]:
@@ -828,7 +823,10 @@ def hparam(program: ProgramModel, site: OptimizerSite, name: str, expr=None) -> 
     e = expr if expr is not None else opt_arg(c, name)
     if e is None:
         return Value(unknown=f"`{name}` not passed")
-    return consistent_with(value_of(program, c.function, e), site.conds())
+    v = value_of(program, c.function, e)
+    if not any(p.condition for p in v.possibilities):
+        return v  # nothing branch-dependent: no need to find the optimizer's own branch
+    return consistent_with(v, site.conds())
 
 
 def worst(judgements) -> Judgement:
