@@ -108,12 +108,18 @@ class ProjectLink:
         prog._link()
         return prog
 
-    def closure(self, prog: ProgramModel, text: str) -> list[ProgramModel]:
-        """The modules `prog` (whose source is `text`) reads names from, transitively: only
-        these are parsed and built (an import the code never uses is not followed)."""
+    def closure(self, prog: ProgramModel, text: str | None = None) -> list[ProgramModel]:
+        """The modules `prog` (whose source is `text`; read from its file when not given) reads
+        names from, transitively: only these are parsed and built (an import the code never
+        uses is not followed)."""
         out: list[ProgramModel] = []
         seen: set[str] = {prog.path} if prog.path else set()
-        queue = list(module_deps(self.project, prog.path, text)) if prog.path else []
+        if getattr(prog, "deps", None) is not None:  # a neighbour: known since it was built
+            queue = list(prog.deps)
+        elif prog.path and (text := text if text is not None else read_text(prog.path)) is not None:
+            queue = list(module_deps(self.project, prog.path, text))
+        else:
+            queue = []
         while queue and len(out) < MAX_MODULES:
             path = queue.pop(0)
             if path in seen:
@@ -197,6 +203,9 @@ class _MainLink:
 
     def lookup(self, prog: ProgramModel, dotted: str):
         return self.shared.lookup(prog, dotted)
+
+    def program(self, path: str) -> ProgramModel | None:
+        return self.shared.program(path)
 
 
 def build_linked(module: cst.Module, path: str, text: str) -> ProgramModel:
