@@ -10,8 +10,10 @@ and peak memory. Targets: ratio <= 1.5 at the default --jobs (all cores), <= 2.5
 --jobs 1, warm re-run <= 10% of cold.
 
 `--project` builds one project instead (pyproject.toml at the root, a package of library
-modules that import each other, and training scripts importing a few of them), so every lint
-also reads and links its imported neighbours. It prints the same ratios for the whole project,
+modules that import each other, and training scripts importing a few of them; every import is
+used by a call), so every lint also reads and links its imported neighbours. It prints the same
+ratios for the whole project (wall time, and CPU time, which other load on a shared machine
+disturbs less),
 and the wall time of `recipecheck lint one.py` in a fresh interpreter with the cache warm (what
 a pre-commit run on one unchanged file costs), and the same right after a line was appended to
 that file (a pre-commit run on one edited file: its used neighbours are read, nothing else is
