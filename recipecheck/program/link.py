@@ -273,12 +273,14 @@ def _reachable(main: ProgramModel) -> list[FunctionInfo]:
 
 
 def reset_caches() -> None:
-    """Forget every parse and neighbour model kept in this process (benchmarks, tests)."""
+    """Forget every parse, summary and neighbour model kept in this process (benchmarks,
+    tests)."""
     _PARSED.clear()
     _LINKS.clear()
-    from recipecheck.program import project
+    from recipecheck.program import project, summary
 
     project.new_run()
+    summary.reset()
 
 
 def release(program: ProgramModel) -> None:
