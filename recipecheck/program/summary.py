@@ -209,15 +209,14 @@ class _Walk:
         training: dict[str, set[str]] = {}
         limit = e.MAX_PARSE_NODES
         nodes = depth = 1  # the Module node
-        AST, Name, Attribute, If, Call = ast.AST, ast.Name, ast.Attribute, ast.If, ast.Call
-        ctx_types = (ast.Load, ast.Store, ast.Del)
-        # stack items: (node, depth, owner of uses, owner of training events)
-        stack: list[tuple] = []
-        for stmt in reversed(self._top_statements(s)):
-            stack.append(stmt)
+        Name, Attribute, If, Call = ast.Name, ast.Attribute, ast.If, ast.Call
+        fields_of = _child_fields
+        # stack items: (node, depth, the set of names its owner uses, owner of training events)
+        stack: list[tuple] = [(n, d, uses.setdefault(owner, set()), fo)
+                              for n, d, owner, fo in reversed(self._top_statements(s))]
         pop, push = stack.pop, stack.append
         while stack:
-            node, d, owner, fowner = pop()
+            node, d, used, fowner = pop()
             nodes += 1
             if d > depth:
                 depth = d
@@ -225,7 +224,7 @@ class _Walk:
                 break
             t = type(node)
             if t is Name:
-                uses.setdefault(owner, set()).add(node.id)
+                used.add(node.id)
                 nodes += 1  # its ctx
                 if d + 1 > depth:
                     depth = d + 1
@@ -233,7 +232,7 @@ class _Walk:
             if t is Attribute:
                 dotted = _dotted(node)
                 if dotted is not None:
-                    uses.setdefault(owner, set()).add(dotted)
+                    used.add(dotted)
                     k = dotted.count(".")  # attributes, each with its ctx, then the name and its ctx
                     nodes += 2 * k + 1
                     if d + k + 1 > depth:
@@ -243,26 +242,25 @@ class _Walk:
                 self._training(node, fowner, training)
             elif t is If and len(node.orelse) == 1 and type(node.orelse[0]) is If:
                 # an `elif` is a sibling branch to libcst, not a level (as engine._ast_size)
-                push((node.orelse[0], d, owner, fowner))
-                for field in ("test", "body"):
-                    v = getattr(node, field)
-                    for c in (v if type(v) is list else (v,)):
-                        push((c, d + 1, owner, fowner))
+                push((node.orelse[0], d, used, fowner))
+                push((node.test, d + 1, used, fowner))
+                for c in node.body:
+                    push((c, d + 1, used, fowner))
                 continue
             d1 = d + 1
-            for field in node._fields:
+            nodes_fields, ctx = fields_of(t)
+            if ctx:  # an expression context (Load/Store/Del) is a leaf: counted, not walked
+                nodes += 1
+                if d1 > depth:
+                    depth = d1
+            for field in nodes_fields:
                 v = getattr(node, field, None)
                 if type(v) is list:
                     for c in v:
-                        if isinstance(c, AST):
-                            push((c, d1, owner, fowner))
-                elif isinstance(v, AST):
-                    if isinstance(v, ctx_types):
-                        nodes += 1
-                        if d1 > depth:
-                            depth = d1
-                    else:
-                        push((v, d1, owner, fowner))
+                        if c is not None and type(c) is not str:
+                            push((c, d1, used, fowner))
+                elif v is not None:
+                    push((v, d1, used, fowner))
         if self.check_depth and depth > e.MAX_PARSE_DEPTH:
             return _empty([1, 1, f"it is nested {depth} levels deep, more than the linter's parser "
                                f"handles ({e.MAX_PARSE_DEPTH}; libcst's time and memory grow with "
@@ -270,7 +268,7 @@ class _Walk:
         if nodes > limit:
             return _empty([1, 1, f"it has more than {limit} syntax nodes, more than the linter's "
                                "parser handles in bounded memory"])
-        s["uses"] = {k: sorted(v) for k, v in uses.items()}
+        s["uses"] = {k: sorted(v) for k, v in uses.items() if v}
         s["training"] = {k: sorted(v) for k, v in training.items()}
         return s
 
@@ -323,6 +321,33 @@ class _Walk:
             training.setdefault(owner, set()).add("scheduler")
         elif d.startswith(_OPTIMIZER_HINTS) or ".optim." in d:
             training.setdefault(owner, set()).add("optimizer")
+
+
+_FIELDS: dict[type, tuple[tuple[str, ...], bool]] = {}
+
+
+def _child_fields(t: type) -> tuple[tuple[str, ...], bool]:
+    """The fields of an AST node type that hold nodes, and whether it has an expression
+    context: the others hold names, numbers and flags (`FunctionDef.name`, `Constant.value`)."""
+    got = _FIELDS.get(t)
+    if got is None:
+        probe = _NODE_FIELDS.get(t.__name__)
+        names = tuple(f for f in t._fields if f != "ctx" and (probe is None or f in probe))
+        got = _FIELDS[t] = (names, "ctx" in t._fields)
+    return got
+
+
+# fields that never hold a node, by node type (a str or int or constant value)
+_SCALAR_FIELDS = {"id", "attr", "name", "arg", "asname", "module", "level", "type_comment",
+                  "is_async", "conversion", "simple", "kind", "n", "s", "value_str"}
+_NODE_FIELDS: dict[str, set[str]] = {}
+for _t in (getattr(ast, n) for n in dir(ast)):
+    if isinstance(_t, type) and issubclass(_t, ast.AST) and getattr(_t, "_fields", None):
+        _NODE_FIELDS[_t.__name__] = {f for f in _t._fields if f not in _SCALAR_FIELDS}
+# Constant.value is a Python value (never a node); MatchSingleton too
+_NODE_FIELDS["Constant"] = set()
+_NODE_FIELDS["MatchSingleton"] = set()
+_NODE_FIELDS["Global"] = _NODE_FIELDS["Nonlocal"] = set()  # lists of names (str)
 
 
 class _ClassShell(ast.AST):
