@@ -52,6 +52,7 @@ _EVAL_FUNC = re.compile(
 _MODEL_LEAF = re.compile(r"(^|_)(model|net|network|encoder|decoder|classifier|backbone|generator|"
                          r"discriminator|autoencoder|vae|gpt|bert|transformer|cnn|rnn|lstm|mlp)"
                          r"s?(_|$|\d)|^net[a-z]?$|^(netg|netd|g|d)$", re.I)
+_GENERATE = ".generate"
 _TRAIN_MODELS = ("torchvision.models", "timm.create_model", "timm.models")
 
 
@@ -226,6 +227,14 @@ def split_kind(text: str | None) -> str | None:
     if "test" in kinds:
         return "test"
     return None
+
+
+def forward_text(ev) -> str | None:
+    """The model as written at a forward call: `model` for `model(x)` and `model.generate(x)`."""
+    text = ev.callee_text
+    if text and text.endswith(_GENERATE) and text.count(".") <= 2:
+        return text[:-len(_GENERATE)]
+    return text
 
 
 def model_key(dotted: str | None) -> str | None:
@@ -456,18 +465,20 @@ class Evaluation:
             return None
         if mode_call(ev) is not None:
             return None
-        text = n.canon(ev.callee_text)
+        # `model.generate(ids)` (Hugging Face, seq2seq decoders) runs the model's forward in
+        # whatever mode the model is in: it is a forward of `model`
+        callee = forward_text(ev)
+        text = n.canon(callee)
         key = model_key(text)
         if key in self.model_keys:
             return key
-        if key and _MODEL_LEAF.search(key) and "." not in ev.callee_text.split(".", 1)[-1] and \
-                not ev.callee_text.endswith((".eval", ".train")) and self._looks_called_as_module(ev):
+        if key and _MODEL_LEAF.search(key) and "." not in callee.split(".", 1)[-1] and \
+                not callee.endswith((".eval", ".train")) and self._looks_called_as_module(callee):
             return key
         return None
 
     @staticmethod
-    def _looks_called_as_module(ev: Event) -> bool:
-        text = ev.callee_text or ""
+    def _looks_called_as_module(text: str) -> bool:
         parts = text.split(".")
         if len(parts) == 1:
             return True

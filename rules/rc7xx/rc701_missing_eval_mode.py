@@ -7,7 +7,7 @@ from recipecheck.program.nodes import iter_children
 from recipecheck.finding import Severity
 from recipecheck.program.imports import dotted_name
 from recipecheck.program.model import build_program
-from recipecheck.program.evaluation import NO_GRAD, analysis, insert_before_transform
+from recipecheck.program.evaluation import NO_GRAD, analysis, forward_text, insert_before_transform
 from recipecheck.rule import Context, FixSpec, Rule
 
 
@@ -381,6 +381,16 @@ class MissingEvalMode(Rule):
         '        if idx.size(1) > 500:\n'
         '            break\n'
         ),
+        # the same generate() validation after model.eval()
+        "import torch\n"
+        "def validate(model, tok, loader):\n    model.eval()\n    hits = 0\n    with torch.no_grad():\n"
+        "        for batch in val_loader:\n"
+        "            out = model.generate(batch['pixel_values'])\n"
+        "            hits += sum(a == b for a, b in zip(tok.batch_decode(out), batch['text']))\n    return hits\n"
+        "opt = torch.optim.AdamW(model.parameters(), lr=5e-5)\n"
+        "for epoch in range(3):\n    model.train()\n    for batch in train_loader:\n"
+        "        model(**batch).loss.backward()\n        opt.step()\n        opt.zero_grad()\n"
+        "    validate(model, tok, val_loader)\n",
     )
     INVALID = (
         # an inference helper with no loop: no_grad, but the Dropout model stays in train mode
@@ -402,6 +412,16 @@ class MissingEvalMode(Rule):
         "        opt.zero_grad()\n        crit(model(x), y).backward()\n        opt.step()\n"
         "model = Net()\nopt = torch.optim.Adam(model.parameters(), lr=1e-3)\n"
         "for epoch in range(5):\n    train_one_epoch(model, train_loader, opt)\n    evaluate(model, val_loader)\n",
+        # a seq2seq model decoded with generate(): generate() does not switch to eval mode
+        "import torch\n"
+        "def validate(model, tok, loader):\n    hits = 0\n    with torch.no_grad():\n"
+        "        for batch in val_loader:  # expect: RC701\n"
+        "            out = model.generate(batch['pixel_values'])\n"
+        "            hits += sum(a == b for a, b in zip(tok.batch_decode(out), batch['text']))\n    return hits\n"
+        "opt = torch.optim.AdamW(model.parameters(), lr=5e-5)\n"
+        "for epoch in range(3):\n    model.train()\n    for batch in train_loader:\n"
+        "        model(**batch).loss.backward()\n        opt.step()\n        opt.zero_grad()\n"
+        "    validate(model, tok, val_loader)\n",
     )
 
     def check(self, ctx: Context) -> None:
@@ -471,7 +491,7 @@ class MissingEvalMode(Rule):
             if n.event is None or n.chain != el.node.chain:
                 continue
             if ev.is_model_call(n) == model:
-                text = n.event.callee_text
+                text = forward_text(n.event)
                 return text if text and "(" not in text else None
         return None
 
@@ -508,7 +528,7 @@ def _check_prediction_helpers(ctx: Context, ev) -> None:
         if not bad:
             continue
         seen.add(id(e.node))
-        name = e.callee_text or model
+        name = forward_text(e) or model
         ctx.report(e.node, (
             f"{fn.name}() runs {name} under no_grad/inference_mode but in training mode: Dropout stays "
             f"on and BatchNorm uses batch statistics, so predictions are random and wrong; call "

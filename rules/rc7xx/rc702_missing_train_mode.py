@@ -1,7 +1,7 @@
 import libcst as cst
 
 from recipecheck.finding import Severity
-from recipecheck.program.evaluation import analysis, insert_before_transform
+from recipecheck.program.evaluation import analysis, forward_text, insert_before_transform
 from recipecheck.rule import Context, FixSpec, Rule
 
 
@@ -126,7 +126,7 @@ class MissingTrainMode(Rule):
                             continue
                         done.add(id(node))
                         fix = self._fix(ev, batch, fwd, s)
-                        name = fwd.event.callee_text
+                        name = forward_text(fwd.event)
                         if matters:
                             ctx.report(node, (
                                 f"{ctx.code(node)} switches {name} to eval mode inside the training "
@@ -146,7 +146,7 @@ class MissingTrainMode(Rule):
         # the batch loop must not itself contain the eval() (periodic eval inside the loop)
         if batch in ms.node.ancestors() or fwd.chain != batch.chain:
             return None
-        name = fwd.event.callee_text
+        name = forward_text(fwd.event)
         if not name or "(" in name:
             return None
         loop = batch.loop
@@ -176,7 +176,7 @@ def _check_periodic_eval(ctx: Context, ev, done: set[int]) -> None:
                     if id(node) in done:
                         continue
                     done.add(id(node))
-                    name = fwd.event.callee_text
+                    name = forward_text(fwd.event)
                     ctx.report(node, (
                         f"{ctx.code(node)} switches {name} to eval mode during training (a periodic "
                         f"evaluation) and nothing in the training loop calls {name}.train() again: "

@@ -1,5 +1,5 @@
 from recipecheck.finding import Severity
-from recipecheck.program.evaluation import analysis
+from recipecheck.program.evaluation import analysis, forward_text
 from recipecheck.rule import Context, Rule
 
 
@@ -70,6 +70,9 @@ class EvalWithoutNoGrad(Rule):
         "import torch\n@torch.inference_mode()\ndef evaluate(model, loader):\n    model.eval()\n"
         "    for x, y in loader:\n        model(x)\nfor epoch in range(3):\n    evaluate(model, val_loader)\n",
         "import torch\nmodel.eval()\nfor x, y in val_loader:\n    with torch.no_grad():\n        out = model(x)\n",
+        # generate() disables autograd itself
+        "import torch\nmodel.eval()\nfor batch in val_loader:\n"
+        "    out = model.generate(batch['input_ids'])\n",
     )
     INVALID = (
         "import torch\nmodel.eval()\nfor x, y in val_loader:  # expect: RC703\n"
@@ -86,6 +89,8 @@ class EvalWithoutNoGrad(Rule):
                 continue
             if grad_disabled_by_call(ctx.program, el):
                 continue
+            if forward_text(el.forward.event) != el.forward.event.callee_text:
+                continue  # generate() (Hugging Face) disables autograd itself
             loop = el.node.loop
             anchor = loop.node.iter if loop.iter is not None else loop.node.test
             ctx.report(anchor, (
