@@ -46,7 +46,8 @@ class BatchNormPositionalEps(Rule):
     ## What it does
     Flags `nn.BatchNorm1d/2d/3d(C, x)` (and `SyncBatchNorm`, `InstanceNorm*d`) whose second
     positional argument reads as a momentum: a number of 0.1 or more (`0.8`, `0.9`, `0.1`),
-    or a name like `momentum` / `bn_momentum`. The second positional parameter of these
+    or a name like `momentum` / `bn_momentum`, or the channel count repeated
+    (`BatchNorm2d(c, c)`). The second positional parameter of these
     classes is `eps`, not `momentum`: `BatchNorm2d(256, 0.8)` sets `eps=0.8`. Real eps values
     (`1e-5`, `1e-3`, `0.001`) passed positionally are fine.
 
@@ -105,6 +106,11 @@ class BatchNormPositionalEps(Rule):
         "bn3 = nn.BatchNorm2d(num_features=64, eps=0.001)\n",
         "import torch.nn as nn\nBN_EPS = 1e-5\nbn = nn.BatchNorm2d(64, BN_EPS)\n"
         "gn = nn.GroupNorm(32, 64, 1e-5)\n",
+        # the look-alike: one channel count, eps by keyword
+        "import torch.nn as nn\nclass Branch(nn.Module):\n"
+        "    def __init__(self, c_in, c_out):\n        super().__init__()\n"
+        "        self.body = nn.Sequential(nn.Conv2d(c_out, c_out, 3, padding=1),\n"
+        "                                  nn.BatchNorm2d(c_out, eps=1e-3), nn.ReLU(inplace=True))\n",
     )
     INVALID = (
         "import torch.nn as nn\n"
@@ -119,6 +125,12 @@ class BatchNormPositionalEps(Rule):
         "from torch import nn\nclass Net(nn.Module):\n"
         "    def __init__(self, c, bn_momentum=0.9):\n        super().__init__()\n"
         "        self.bn = nn.BatchNorm2d(c, bn_momentum)  # expect: RC511\n",
+        # the channel count written twice, as in the Conv2d(c, c) next to it
+        "import torch.nn as nn\nclass Branch(nn.Module):\n"
+        "    def __init__(self, c_in, c_out):\n        super().__init__()\n"
+        "        self.body = nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1),\n"
+        "                                  nn.BatchNorm2d(c_out, c_out),  # expect: RC511\n"
+        "                                  nn.ReLU(inplace=True))\n",
     )
 
     def check(self, ctx: Context) -> None:
@@ -133,13 +145,22 @@ class BatchNormPositionalEps(Rule):
             value = number(p, cs.function, arg)
             name = dotted_name(arg)
             leaf = name.rsplit(".", 1)[-1].lower() if name else ""
+            cls = tn.last(cs.qualname)
+            features = _positional(cs.node, 0) if position == 1 else None
+            if features is not None and name is not None and dotted_name(features) == name:
+                # `BatchNorm2d(c, c)`: the channel count repeated (a copy of a Conv2d(c, c) line)
+                # lands in eps, an eps of tens or hundreds
+                ctx.report(cs.node, (
+                    f"`{ctx.code(cs.node)}` passes the channel count `{name}` again as the second "
+                    f"positional argument, which {cls} takes as `eps`: an eps this large stops the "
+                    "layer from normalizing; drop the second argument (RC511)"))
+                continue
             if "momentum" in leaf or leaf in ("mom", "bn_mom"):
                 what = f"`{ctx.code(arg)}`"
             elif value is not None and value >= _EPS_LIMIT:
                 what = f"{value:g}"
             else:
                 continue
-            cls = tn.last(cs.qualname)
             ctx.report(cs.node, (
                 f"`{ctx.code(cs.node)}` passes {what} positionally where {cls} takes `eps`, not "
                 "`momentum`: an eps this large stops the layer from normalizing "
