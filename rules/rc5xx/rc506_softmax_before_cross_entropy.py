@@ -26,8 +26,10 @@ class SoftmaxBeforeCrossEntropy(Rule):
     `log_softmax`. The squashing is found in the loss call itself
     (`F.cross_entropy(F.softmax(z, 1), y)`), in the variable it passes (`probs = z.softmax(1)`),
     or in the model: `criterion(model(x), y)` where the model's last layer is `nn.Softmax` /
-    `nn.LogSoftmax` / `nn.Sigmoid` or its `forward()` returns `F.softmax(...)`. The finding is
-    on the softmax/sigmoid.
+    `nn.LogSoftmax` / `nn.Sigmoid` or its `forward()` returns `F.softmax(...)`. A project loss
+    function or loss module that passes its first input, only reshaped or indexed, to one of
+    these losses counts as that loss (`CrossEntropy2d()(F.log_softmax(pred, 1), y)`). The
+    finding is on the softmax/sigmoid.
 
     ## Why is this bad?
     `CrossEntropyLoss` applies `log_softmax` itself. On probabilities in [0, 1] it
@@ -106,6 +108,14 @@ class SoftmaxBeforeCrossEntropy(Rule):
         "import torch.nn as nn\n"
         "netD = nn.Sequential(nn.Linear(784, 256), nn.LeakyReLU(0.2), nn.Linear(256, 1), nn.Sigmoid())\n"
         "criterion = nn.BCELoss()\nloss = criterion(netD(x).view(-1), labels)\n",
+        # project loss helpers: one takes the log of its probabilities, one gets the logits
+        "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
+        "class ProbNLL(nn.Module):\n    def forward(self, probs, target):\n"
+        "        return F.nll_loss(torch.log(probs.clamp_min(1e-8)), target)\n"
+        "def pixel_ce(logits, target):\n    n, c = logits.shape[:2]\n"
+        "    return F.cross_entropy(logits.permute(0, 2, 3, 1).reshape(-1, c), target.view(-1))\n"
+        "def losses(z, y):\n    probs = F.softmax(z, dim=1)\n"
+        "    return ProbNLL()(probs, y) + pixel_ce(z, y)\n",
     )
     INVALID = (
         "import torch.nn.functional as F\n"
@@ -132,13 +142,28 @@ class SoftmaxBeforeCrossEntropy(Rule):
         "import torch\nimport torch.nn as nn\ncriterion = nn.NLLLoss()\n"
         "out = criterion(torch.softmax(logits, -1), y)  # expect: RC506\n"
         "bce = nn.BCEWithLogitsLoss()(torch.sigmoid(z), t)  # expect: RC506\n",
+        # the probabilities bound in the statement just above the loss
+        "import torch.nn.functional as F\n"
+        "def step(z, y):\n    probs = F.softmax(z, dim=1)  # expect: RC506\n"
+        "    return F.cross_entropy(probs, y)\n",
+        # a project loss module that reshapes its input and hands it to F.cross_entropy
+        "import torch.nn as nn\nimport torch.nn.functional as F\n"
+        "class PixelCE(nn.Module):\n    def forward(self, predict, target):\n"
+        "        n, c, h, w = predict.size()\n"
+        "        predict = predict.permute(0, 2, 3, 1).contiguous().view(-1, c)\n"
+        "        return F.cross_entropy(predict, target.view(-1))\n"
+        "def loss_calc(pred, label):\n    criterion = PixelCE()\n"
+        "    pred = F.log_softmax(pred, dim=1)  # expect: RC506\n    return criterion(pred, label)\n",
     )
 
     def check(self, ctx: Context) -> None:
         p = ctx.program
         la = None
+        wrappers: dict[int, str | None] = {}
         for cs in p.calls:
             kind = self._loss_kind(p, cs)
+            if kind is None:
+                kind = self._wrapper_kind(p, cs, wrappers)
             if kind is None:
                 continue
             arg = _first_arg(cs.node)
@@ -191,6 +216,44 @@ class SoftmaxBeforeCrossEntropy(Rule):
             return "nll"
         return None
 
+    def _wrapper_kind(self, p, cs, memo) -> str | None:
+        """The loss kind of a project function or loss module (`loss_calc(pred, y)`,
+        `criterion = CrossEntropy2d(); criterion(pred, y)`) that hands its first input, only
+        reshaped or indexed, to a logits loss."""
+        if len(cs.node.args) < 2 or not cs.dotted or cs.dotted in _NOT_LOSSES or cs.qualname is not None:
+            return None
+        fns = []
+        try:
+            fns = p._callees_of(cs.function, cs.node)
+        except Exception:  # the callee search is best effort
+            fns = []
+        if not fns and cs.dotted.count(".") == 0 or (cs.dotted.startswith("self.") and cs.dotted.count(".") == 1):
+            for c in p.evaluate_dotted(cs.function, cs.dotted):
+                cls = p.classes.get(c.qualname[6:]) if c.qualname.startswith("local:") else None
+                m = p.class_method(cls, "forward") if cls is not None and cls.is_module else None
+                if m is not None:
+                    fns.append(m)
+        if len(fns) != 1:
+            return None
+        w = fns[0]
+        if id(w) in memo:
+            return memo[id(w)]
+        memo[id(w)] = None
+        params = [q for q in w.params if q not in ("self", "cls")]
+        if not params:
+            return None
+        for inner in p.calls:
+            if inner.function is not w:
+                continue
+            kind = self._loss_kind(p, inner)
+            if kind is None:
+                continue
+            arg = _first_arg(inner.node)
+            if arg is not None and _reaches_param(w, arg, params[0], inner.order, 0):
+                memo[id(w)] = kind
+                return kind
+        return None
+
     def _squashed(self, p, la, f, expr, order, depth):
         """(node, kind, label) of a softmax/log_softmax/sigmoid that `expr` ends with."""
         if depth > 4 or expr is None:
@@ -198,8 +261,10 @@ class SoftmaxBeforeCrossEntropy(Rule):
         if isinstance(expr, cst.Subscript):
             return self._squashed(p, la, f, expr.value, order, depth + 1)
         if isinstance(expr, cst.Name):
+            # a call site carries the order of the last event before it, which an assignment in
+            # the statement just above takes too: `<=` keeps `p = F.softmax(z, 1); ce(p, y)`
             binds = [a for a in f.assignments if a.target == expr.value and a.augmented is None
-                     and a.order < order]
+                     and a.order <= order]
             if not binds:
                 return None
             a = max(binds, key=lambda a: a.order)
@@ -208,7 +273,8 @@ class SoftmaxBeforeCrossEntropy(Rule):
                 if v.index != 0:
                     return None
                 v = v.value
-            return self._squashed(p, la, f, v, a.order, depth + 1)
+            # the calls inside the bound value come before the binding: order - 1
+            return self._squashed(p, la, f, v, a.order - 1, depth + 1)
         if not isinstance(expr, cst.Call):
             return None
         func = expr.func
@@ -245,3 +311,23 @@ def _first_arg(call: cst.Call):
         if a.keyword is not None and a.keyword.value == "input":
             return a.value
     return None
+
+
+def _reaches_param(f, expr, param: str, order: int, depth: int) -> bool:
+    """`expr` is the parameter `param` of `f`, at most reshaped, indexed or cast."""
+    if depth > 8 or expr is None:
+        return False
+    if isinstance(expr, cst.Subscript):
+        return _reaches_param(f, expr.value, param, order, depth + 1)
+    if isinstance(expr, cst.Name):
+        binds = [a for a in f.assignments if a.target == expr.value and a.augmented is None and a.order <= order]
+        if not binds:
+            return expr.value == param
+        a = max(binds, key=lambda a: a.order)
+        if isinstance(a.value, _Unpacked):
+            return False
+        return _reaches_param(f, a.value, param, a.order - 1, depth + 1)
+    if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and \
+            expr.func.attr.value in _SHAPE_METHODS:
+        return _reaches_param(f, expr.func.value, param, order, depth + 1)
+    return False
