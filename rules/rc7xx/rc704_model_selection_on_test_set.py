@@ -81,8 +81,10 @@ class ModelSelectionOnTestSet(Rule):
     test metric (`best_acc = test_acc`, `is_best = acc > best_acc` where `acc` comes from
     `evaluate(model, test_loader)`, or inside a `test()` that iterates the test loader), an
     `if test_loss < ...:` in the training loop that saves a checkpoint or breaks, early
-    stopping fed a test metric (`early_stopping(test_loss, model)`), and
-    `ReduceLROnPlateau.step(test_loss)`.
+    stopping fed a test metric (`early_stopping(test_loss, model)`),
+    `ReduceLROnPlateau.step(test_loss)`, and a validation set or loader that is the test data
+    (`val_set = test_set`, `val_loader = DataLoader(test_dataset)`) in a function that selects
+    or stops on its metric.
 
     ## Why is this bad?
     Choosing the epoch, the checkpoint or the LR schedule by test performance fits them to the
@@ -139,6 +141,18 @@ class ModelSelectionOnTestSet(Rule):
         "def fit(model, val_set, test_set):\n    val_acc = evaluate(model, val_set)\n"
         "    test_acc = evaluate(model, test_set)\n    print(val_acc, test_acc)\n"
         "    val_loader = test_loader\n    return val_acc\n",
+        # the look-alike: validation loader over a split of the training data, test loader
+        # evaluated once at the end
+        "import torch\nfrom torch.utils.data import DataLoader, random_split\n"
+        "def main(model, train_dataset, test_dataset):\n"
+        "    train_part, val_part = random_split(train_dataset, [0.9, 0.1])\n"
+        "    train_loader = DataLoader(train_part, batch_size=64, shuffle=True)\n"
+        "    val_loader = DataLoader(dataset=val_part, batch_size=64)\n"
+        "    test_loader = DataLoader(dataset=test_dataset, batch_size=64)\n"
+        "    best = 0.0\n    for epoch in range(30):\n        train_epoch(model, train_loader)\n"
+        "        acc = evaluate(model, val_loader)\n        if acc > best:\n            best = acc\n"
+        "            torch.save(model.state_dict(), 'best.pt')\n"
+        "    print(evaluate(model, test_loader))\n",
         # resuming: best_acc read back from a checkpoint is not a selection
         (
         'import torch\n'
@@ -197,6 +211,15 @@ class ModelSelectionOnTestSet(Rule):
         "    if acc > best_acc:\n        torch.save(model.state_dict(), 'ckpt.pth')\n"
         "        best_acc = acc  # expect: RC704\n"
         "for epoch in range(10):\n    test(epoch)\n",
+        # the loader named for validation is built over the test data; the kept checkpoint is
+        # chosen on a score computed from it
+        "import torch\nfrom torch.utils.data import DataLoader\n"
+        "def main(model, train_dataset, test_dataset):\n"
+        "    train_loader = DataLoader(train_dataset, batch_size=64, shuffle=True)\n"
+        "    val_loader = DataLoader(dataset=test_dataset, batch_size=64)  # expect: RC704\n"
+        "    best = 0.0\n    for epoch in range(30):\n        train_epoch(model, train_loader)\n"
+        "        acc = evaluate(model, val_loader)\n        if acc > best:\n            best = acc\n"
+        "            torch.save(model.state_dict(), 'best.pt')\n",
     )
 
     def check(self, ctx: Context) -> None:
@@ -300,14 +323,22 @@ class ModelSelectionOnTestSet(Rule):
 
 
 def _check_test_set_as_validation(ctx: Context, p) -> None:
-    """`val_set = test_set` (typically the default when no validation split is given) in a
+    """`val_set = test_set` (typically the default when no validation split is given) or
+    `val_loader = DataLoader(test_set)` in a
     function that then selects or stops on the validation metric: the test set drives it."""
     from recipecheck.program.data import is_data_name
 
     for a in p.assignments:
-        if a.augmented is not None or not isinstance(a.value, (cst.Name, cst.Attribute)):
+        if a.augmented is not None:
             continue
-        src = dotted_name(a.value)
+        if isinstance(a.value, (cst.Name, cst.Attribute)):
+            src = dotted_name(a.value)
+        elif isinstance(a.value, cst.Call) and (p.imports.resolve(a.value.func) or "").endswith(".DataLoader"):
+            # `val_loader = DataLoader(test_dataset, ...)`: the loader named for validation
+            # iterates the test data
+            src = _loader_dataset(a.value)
+        else:
+            continue
         if split_kind(a.target) != "val" or split_kind(src) != "test":
             continue
         if not (is_data_name(a.target) and is_data_name(src)):
@@ -321,9 +352,25 @@ def _check_test_set_as_validation(ctx: Context, p) -> None:
             "then optimistically biased; split a validation set off the training data instead (RC704)"))
 
 
+def _loader_dataset(call: cst.Call) -> str | None:
+    for i, arg in enumerate(a for a in call.args if not a.star):
+        if (arg.keyword is None and i == 0) or (arg.keyword is not None and arg.keyword.value == "dataset"):
+            return dotted_name(arg.value)
+    return None
+
+
 def _selects_on_validation(p, f) -> bool:
-    def val_side(expr) -> bool:
-        return any(split_kind(d) == "val" for d in _names(expr))
+    def val_side(expr, depth=0) -> bool:
+        """The expression names validation data, or a local it reads was computed from it
+        (`acc = evaluate(model, val_loader)`)."""
+        for d in _names(expr):
+            if split_kind(d) == "val":
+                return True
+            if depth < 2 and "." not in d and any(
+                    isinstance(a.value, cst.CSTNode) and a.value is not expr and val_side(a.value, depth + 1)
+                    for a in f.bindings(d)):
+                return True
+        return False
 
     body = f.node.body if isinstance(f.node, cst.FunctionDef) else f.node
     for node in _ifs(body):
