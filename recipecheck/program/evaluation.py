@@ -229,6 +229,23 @@ def split_kind(text: str | None) -> str | None:
     return None
 
 
+_CONTAINERS = {"torch.nn.Sequential", "torch.nn.ModuleList", "torch.nn.ModuleDict"}
+
+
+def _holds_parameters(f: FunctionInfo, call: cst.Call) -> bool:
+    """A container built from the enclosing function's parameters, whose layers are unknown."""
+    for a in call.args:
+        v = a.value
+        stack = [v]
+        while stack:
+            e = stack.pop()
+            if isinstance(e, (cst.List, cst.Tuple)):
+                stack += [el.value for el in e.elements]
+            elif isinstance(e, cst.Name) and e.value in f.params and not f.bindings(e.value):
+                return True
+    return False
+
+
 def forward_text(ev) -> str | None:
     """The model as written at a forward call: `model` for `model(x)` and `model.generate(x)`."""
     text = ev.callee_text
@@ -732,6 +749,8 @@ class Evaluation:
             q = p.imports.resolve(value.func)
             if (d is not None and d in p.classes and p.classes[d].is_module) or \
                     (q is not None and q.startswith("torch.nn.") and q.count(".") == 2):
+                if q in _CONTAINERS and _holds_parameters(a.function, value):
+                    return True  # `nn.Sequential(*encoders, head)`: modules handed in from outside
                 local = True
             else:
                 return True
@@ -768,6 +787,17 @@ class Evaluation:
             if n.event is not None and self.is_model_call(n):
                 return False
         return False
+
+    def train_at_loop_start(self, el: EvalLoop, keys: list[str]) -> Node | None:
+        """`for x, y in val_loader: model.train(); model(x)`: the node of the unconditional
+        train() the loop's body runs before its first model call."""
+        for n in el.node.walk():
+            ms = self._ms_by_node.get(id(n))
+            if ms is not None and ms.model in keys and not n.conds:
+                return n if ms.mode == "train" else None
+            if n.event is not None and self.is_model_call(n):
+                return None
+        return None
 
     def eval_in_constructor(self, el: EvalLoop, keys: list[str]) -> bool:
         """`self.model.eval()` in the owning class's `__init__`, and no `self.model.train()`

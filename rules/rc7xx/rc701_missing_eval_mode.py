@@ -70,7 +70,9 @@ class MissingEvalMode(Rule):
     rule walks back from the loop, through helper calls (`evaluate(model, ...)` called from the
     epoch loop), and through the end of the enclosing loop body (what later epochs see): if
     the last `model.eval()` / `model.train()` reached is `model.train()`, or nothing sets the
-    mode of a model that was built or trained in the file, the loop is reported.
+    mode of a model that was built or trained in the file, the loop is reported. A
+    `model.train()` in the loop's body before the forward undoes the `eval()` before it and is
+    reported too. `model.generate(...)` counts as a forward of `model`.
 
     ## Why is this bad?
     In training mode Dropout keeps dropping units and BatchNorm normalizes with the statistics
@@ -391,6 +393,22 @@ class MissingEvalMode(Rule):
         "for epoch in range(3):\n    model.train()\n    for batch in train_loader:\n"
         "        model(**batch).loss.backward()\n        opt.step()\n        opt.zero_grad()\n"
         "    validate(model, tok, val_loader)\n",
+        # the look-alike: train() restored after the evaluation loop
+        "import torch\nimport torch.nn as nn\n"
+        "model = nn.Sequential(nn.Linear(8, 16), nn.Dropout(0.3), nn.Linear(16, 2))\n"
+        "opt = torch.optim.Adam(model.parameters(), lr=1e-3)\n"
+        "for epoch in range(5):\n    for x, y in train_loader:\n"
+        "        opt.zero_grad()\n        crit(model(x), y).backward()\n        opt.step()\n"
+        "    model.eval()\n    with torch.no_grad():\n        for x, y in val_loader:\n"
+        "            correct += (model(x).argmax(1) == y).sum().item()\n    model.train()\n",
+        # modules handed in from outside are not known to be mode-free: eval() is called
+        "import torch\nfrom torch import nn\n"
+        "def fit(encoders, head, loader, val_loader):\n    model = nn.Sequential(*encoders, head)\n"
+        "    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)\n    for epoch in range(3):\n"
+        "        model.train()\n        for x, y in loader:\n            opt.zero_grad()\n"
+        "            nn.functional.cross_entropy(model(x), y).backward()\n            opt.step()\n"
+        "        model.eval()\n        with torch.no_grad():\n"
+        "            acc = sum((model(x).argmax(1) == y).sum().item() for x, y in val_loader)\n",
     )
     INVALID = (
         # an inference helper with no loop: no_grad, but the Dropout model stays in train mode
@@ -422,6 +440,15 @@ class MissingEvalMode(Rule):
         "for epoch in range(3):\n    model.train()\n    for batch in train_loader:\n"
         "        model(**batch).loss.backward()\n        opt.step()\n        opt.zero_grad()\n"
         "    validate(model, tok, val_loader)\n",
+        # eval() before the loop, undone by a train() in its body
+        "import torch\nimport torch.nn as nn\n"
+        "model = nn.Sequential(nn.Linear(8, 16), nn.Dropout(0.3), nn.Linear(16, 2))\n"
+        "opt = torch.optim.Adam(model.parameters(), lr=1e-3)\n"
+        "for epoch in range(5):\n    model.train()\n    for x, y in train_loader:\n"
+        "        opt.zero_grad()\n        crit(model(x), y).backward()\n        opt.step()\n"
+        "    model.eval()\n    with torch.no_grad():\n        for x, y in val_loader:\n"
+        "            model.train()  # expect: RC701\n"
+        "            correct += (model(x).argmax(1) == y).sum().item()\n",
     )
 
     def check(self, ctx: Context) -> None:
@@ -435,6 +462,16 @@ class MissingEvalMode(Rule):
                 continue  # precise-BN style recalibration: train mode over train data on purpose
             for model in el.models:
                 keys = [model, *ev.owner_keys(el, model)]
+                inside = ev.train_at_loop_start(el, keys)
+                if inside is not None and ev.mode_matters(model):
+                    # eval() before the loop is undone by a train() in its body
+                    reported.add(id(el.node.loop))
+                    ctx.report(inside.event.node, (
+                        f"`{ctx.code(inside.event.node)}` inside the evaluation loop puts {model} back "
+                        "in training mode before its forward: Dropout stays on and BatchNorm uses "
+                        "batch statistics, so the metric is wrong; remove it and call train() after "
+                        "the loop (RC701, runtime twin RT111)"))
+                    break
                 if not any(self._left_in_train(ev, el, k) for k in keys) or \
                         any(self._set_to_eval(ev, el, k) for k in keys[1:]) or \
                         ev.eval_at_loop_start(el, keys) or ev.eval_in_constructor(el, keys):
