@@ -7,7 +7,9 @@ class SchedulerBeforeOptimizerStep(Rule):
     ## What it does
     Flags `scheduler.step()` that runs before `optimizer.step()` in the same iteration: at the
     top of the epoch loop before the batch loop, or before the optimizer step inside the batch
-    loop. A scheduler step guarded by a condition (`if epoch > 0:`) is left alone.
+    loop. A scheduler step guarded by a condition (`if epoch > 0:`) is left alone, unless the
+    optimizer step sits under the same condition right after it (an accumulation gate
+    `if (i + 1) % k == 0: scheduler.step(); optimizer.step()`).
 
     ## Why is this bad?
     Since PyTorch 1.1 the scheduler must be stepped after the optimizer. Stepping it first
@@ -61,6 +63,16 @@ class SchedulerBeforeOptimizerStep(Rule):
         "sched = torch.optim.lr_scheduler.StepLR(opt, 30)\nfor epoch in range(90):\n"
         "    if epoch > 0:\n        sched.step()\n    for x, y in loader:\n        opt.zero_grad()\n"
         "        crit(model(x), y).backward()\n        opt.step()\n",
+        # the same gate with the optimizer first; a scheduler under its own condition
+        "import torch\nfrom torch.optim.lr_scheduler import LambdaLR, StepLR\n"
+        "opt = torch.optim.AdamW(model.parameters(), lr=3e-5)\n"
+        "sched = LambdaLR(opt, lambda s: min(1.0, (s + 1) / 500))\n"
+        "for step, batch in enumerate(loader):\n    (model(**batch).loss / 4).backward()\n"
+        "    if (step + 1) % 4 == 0:\n        opt.step()\n        sched.step()\n        opt.zero_grad()\n",
+        "import torch\nfrom torch.optim.lr_scheduler import StepLR\n"
+        "opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)\nsched = StepLR(opt, 1000)\n"
+        "for step, (x, y) in enumerate(loader):\n    if step > 0 and step % 1000 == 0:\n        sched.step()\n"
+        "    opt.zero_grad()\n    crit(model(x), y).backward()\n    opt.step()\n",
     )
     INVALID = (
         "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
@@ -71,6 +83,13 @@ class SchedulerBeforeOptimizerStep(Rule):
         "sched = torch.optim.lr_scheduler.OneCycleLR(opt, 0.1, total_steps=10 * len(loader))\n"
         "for epoch in range(10):\n    for x, y in loader:\n        opt.zero_grad()\n"
         "        crit(model(x), y).backward()\n        sched.step()  # expect: RC203\n        opt.step()\n",
+        # both under the accumulation gate, the scheduler first
+        "import torch\nfrom torch.optim.lr_scheduler import LambdaLR\n"
+        "opt = torch.optim.AdamW(model.parameters(), lr=3e-5)\n"
+        "sched = LambdaLR(opt, lambda s: min(1.0, (s + 1) / 500))\n"
+        "for step, batch in enumerate(loader):\n    (model(**batch).loss / 4).backward()\n"
+        "    if (step + 1) % 4 == 0:\n        sched.step()  # expect: RC203\n"
+        "        opt.step()\n        opt.zero_grad()\n",
     )
 
     def check(self, ctx: Context) -> None:
@@ -80,15 +99,24 @@ class SchedulerBeforeOptimizerStep(Rule):
             direct = {id(e) for e in xl.direct()}
             for j, e in enumerate(seq):
                 ev = e.event
-                if id(e) not in direct or not p.is_scheduler_step(ev) or e.conds:
+                if id(e) not in direct or not p.is_scheduler_step(ev):
                     continue
                 before = any(p.optimizer_step_target(seq[i].event) for i in range(j))
                 after = next((seq[i] for i in range(j + 1, len(seq))
                               if p.optimizer_step_target(seq[i].event)), None)
                 if before or after is None:
                     continue
+                if e.conds and not _same_guard(ev, after.event):
+                    continue  # a conditional scheduler step: only under the optimizer's own gate
                 node = e.event.node
                 ctx.report(node, (
                     f"{ctx.code(node)} runs before {ctx.code(after.site_in(xl.loop.function))} in "
                     "each iteration: the first LR of the schedule is skipped; step the scheduler "
                     "after the optimizer (RC203)"))
+
+
+def _same_guard(a, b) -> bool:
+    """Both calls sit in the same function under the same conditions
+    (`if (i + 1) % k == 0: scheduler.step(); optimizer.step()`): whenever one runs, both do."""
+    return a.function is b.function and a.loop is b.loop and bool(a.conds) and \
+        tuple(map(id, a.conds)) == tuple(map(id, b.conds))
