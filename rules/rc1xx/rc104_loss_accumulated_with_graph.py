@@ -42,8 +42,8 @@ class LossAccumulatedWithGraph(Rule):
     """
     ## What it does
     Flags a running total that adds the loss tensor itself, `total += loss` or
-    `total = total + loss * x.size(0)`, inside a loop, where `loss` is the tensor that
-    `backward()` runs on. Totals that add `loss.item()`, `loss.detach()` or `float(loss)` are
+    `total = total + loss * x.size(0)`, or a list that keeps it (`losses.append(loss)`), inside
+    a loop, where `loss` is the tensor that `backward()` runs on. Totals that add `loss.item()`, `loss.detach()` or `float(loss)` are
     fine, and so is accumulating a loss that is itself back-propagated later.
 
     ## Why is this bad?
@@ -102,6 +102,14 @@ class LossAccumulatedWithGraph(Rule):
         "    loss.backward()\n",
         "for x, y in loader:\n    loss = crit(model(x), y)\n    loss.backward()\n"
         "    loss = loss.item()\n    total += loss\n",
+        # the look-alikes: the list keeps numbers; a per-iteration list summed into the loss
+        "import torch\nfor epoch in range(10):\n    losses = []\n"
+        "    for i, batch in enumerate(loader):\n        loss = crit(model(batch['x']), batch['y'])\n"
+        "        opt.zero_grad()\n        loss.backward()\n        opt.step()\n"
+        "        losses.append(loss.item())\n    print(sum(losses) / len(losses))\n",
+        "import torch\nfor x, y in loader:\n    parts = []\n    for head in heads:\n"
+        "        loss = crit(head(x), y)\n        parts.append(loss)\n"
+        "    loss = torch.stack(parts).sum()\n    opt.zero_grad()\n    loss.backward()\n    opt.step()\n",
     )
     INVALID = (
         # validation loss summed with autograd on: every batch's graph is kept
@@ -111,11 +119,61 @@ class LossAccumulatedWithGraph(Rule):
         "    total_loss += loss  # expect: RC104\n",
         "for x, y in loader:\n    loss = crit(model(x), y)\n    loss.backward()\n"
         "    epoch_loss = epoch_loss + loss * x.size(0)  # expect: RC104\n",
+        # the epoch's losses kept in a list, graphs and all
+        "import torch\nfor epoch in range(10):\n    losses = []\n"
+        "    for i, batch in enumerate(loader):\n        loss = crit(model(batch['x']), batch['y'])\n"
+        "        opt.zero_grad()\n        loss.backward()\n        opt.step()\n"
+        "        losses.append(loss)  # expect: RC104\n    print(torch.stack(losses).mean().item())\n",
     )
 
     def check(self, ctx: Context) -> None:
         self._check_training_totals(ctx)
+        self._check_training_lists(ctx)
         _check_eval_totals(ctx)
+
+    def _check_training_lists(self, ctx: Context) -> None:
+        """`losses.append(loss)` in the training loop: the list holds every graph."""
+        p = ctx.program
+        by_function: dict[int, list] = {}
+        for cs in p.calls:
+            if cs.loop is not None and cs.dotted and cs.dotted.endswith(".append") and \
+                    cs.dotted.count(".") <= 2 and len(cs.node.args) == 1:
+                by_function.setdefault(id(cs.function), []).append(cs)
+        for f in p.functions.values():
+            calls = by_function.get(id(f))
+            if not calls:
+                continue
+            backward_names: set[str] = set()
+            for e in f.events:
+                if e.kind == "backward" and isinstance(e.operand, cst.CSTNode):
+                    backward_names |= _graph_names(e.operand)
+            if not backward_names:
+                continue
+            feeding = set(backward_names)  # names the back-propagated tensor is computed from
+            changed = True
+            while changed:
+                changed = False
+                for a in f.assignments:
+                    if a.target in feeding and isinstance(a.value, cst.CSTNode):
+                        new = _graph_names(a.value) - feeding
+                        if new:
+                            feeding |= new
+                            changed = True
+            for cs in calls:
+                holder = cs.dotted[:-len(".append")]
+                if holder in feeding or holder.rsplit(".", 1)[-1] in feeding:
+                    continue  # the list is summed and back-propagated later
+                if any(a.target == holder and a.loop is cs.loop for a in f.assignments):
+                    continue  # emptied every iteration: no graph outlives it
+                value = cs.node.args[0].value
+                hits = [n for n in _graph_names(value) & backward_names
+                        if n != holder and not self._reassigned_to_number(f, n, cs.order)]
+                if hits:
+                    name = sorted(hits)[0]
+                    ctx.report(cs.node, (
+                        f"`{ctx.code(cs.node)}` keeps the loss tensor `{name}` in a list: every "
+                        f"iteration's autograd graph stays in memory; append `{name}.item()` or "
+                        f"`{name}.detach()` instead (RC104)"))
 
     def _check_training_totals(self, ctx: Context) -> None:
         p = ctx.program
