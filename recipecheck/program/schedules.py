@@ -16,7 +16,7 @@ _STEP_NAME = re.compile(
     r"(^|_)(iters?|iterations?|total_steps|max_steps|num_steps|n_steps|train_steps|training_steps|"
     r"num_training_steps|steps_per_epoch|num_batches|n_batches|updates|num_updates|max_iter|"
     r"total_iters|warmup_steps|num_warmup_steps|decay_steps|lr_decay_iters|warmup_iters|"
-    r"batches_per_epoch|iters_per_epoch|total_iterations)$",
+    r"batches_per_epoch|iters_per_epoch|total_iterations|estimated_stepping_batches)$",
     re.I,
 )
 _ITERATION_LITERAL = 1000  # a literal horizon this large is counted in iterations, not epochs
