@@ -670,6 +670,17 @@ class ProgramModel:
             return hit
         if isinstance(expr, cst.IfExp):  # either branch may run
             return self.evaluate(f, expr.body, depth + 1) + self.evaluate(f, expr.orelse, depth + 1)
+        if isinstance(expr, cst.Subscript):
+            # `loaders["train"]` where loaders is a dict literal, here or returned by a helper
+            out = []
+            key = _string_key(expr)
+            if key is not None:
+                for fn, d in self._dict_literals(f, expr.value, depth + 1):
+                    for el in d.elements:
+                        if isinstance(el, cst.DictElement) and isinstance(el.key, cst.SimpleString) and \
+                                el.key.evaluated_value == key:
+                            out += self.evaluate(fn, el.value, depth + 1)
+            return out
         d = dotted_name(expr)
         if d is not None:
             if d.endswith(".module") and d.count(".") >= 1:  # DDP/DataParallel's wrapped model
@@ -677,6 +688,27 @@ class ProgramModel:
                 if inner:
                     return inner
             return self.evaluate_dotted(f, d, depth + 1)
+        return []
+
+    def _dict_literals(self, f: FunctionInfo, expr, depth: int) -> list[tuple[FunctionInfo, cst.Dict]]:
+        """The dict literals (with the function they are written in) a name or a helper call
+        stands for: `loaders = {...}`, `loaders = get_loaders(...)` whose return is `{...}`."""
+        if depth > 6:
+            return []
+        if isinstance(expr, cst.Dict):
+            return [(f, expr)]
+        if isinstance(expr, cst.Call):
+            out = []
+            for fn in self._callees_of(f, expr):
+                for r in fn.returns:
+                    out += self._dict_literals(fn, r, depth + 1)
+            return out
+        if isinstance(expr, cst.Name):
+            out = []
+            for a in f.bindings(expr.value):
+                if isinstance(a.value, (cst.Dict, cst.Call, cst.Name)) and a.value is not expr:
+                    out += self._dict_literals(f, a.value, depth + 1)
+            return out
         return []
 
     def _evaluate_call(self, f: FunctionInfo, expr, depth: int) -> list[Construction]:
@@ -1043,3 +1075,12 @@ def build_program(module: cst.Module) -> ProgramModel:
     _Builder(program).walk(module)
     program._link()
     return program
+
+
+def _string_key(sub: cst.Subscript) -> str | None:
+    if len(sub.slice) != 1 or not isinstance(sub.slice[0].slice, cst.Index):
+        return None
+    v = sub.slice[0].slice.value
+    if isinstance(v, cst.SimpleString):
+        return str(v.evaluated_value)
+    return None
