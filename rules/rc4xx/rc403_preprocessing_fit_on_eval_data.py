@@ -1,4 +1,7 @@
+import libcst as cst
+
 from recipecheck.finding import Severity
+from recipecheck.program.imports import dotted_name
 from recipecheck.program.data import data_model, is_data_name, is_eval_name, is_train_name
 from recipecheck.rule import Context, Rule
 
@@ -16,7 +19,9 @@ class PreprocessingFitOnEvalData(Rule):
     X_test]))`, or `mu = X_val.mean(0)` / `X_test.std()` used to normalize. The arrays are
     recognized by their names (`X_test`, `x_val`, `valid_data`, `testset`) and by what they
     were derived from. `scaler.transform(X_test)` after `scaler.fit(X_train)` is the correct
-    pattern and is not flagged.
+    pattern and is not flagged. A helper function or dataset class that normalizes its input
+    with the input's own statistics (`def standardize(x): return (x - x.mean(0)) / x.std(0)`)
+    is reported where it is called on held-out data (`standardize(X_test)`).
 
     ## Why is this bad?
     The model is trained on inputs normalized with the training statistics and evaluated on
@@ -80,6 +85,12 @@ class PreprocessingFitOnEvalData(Rule):
         # derived from the training split
         "from sklearn.model_selection import train_test_split\nfrom sklearn.preprocessing import StandardScaler\n"
         "X_train, X_test = train_test_split(X)\nfeats = X_train.to_numpy()\nscaler = StandardScaler().fit(feats)\n",
+        # the look-alikes: training statistics passed in; per-sample standardization
+        "import numpy as np\ndef apply_stats(x, mean, std):\n    return (x - mean) / std\n"
+        "def per_row(x):\n    return (x - x.mean(axis=1, keepdims=True)) / x.std(axis=1, keepdims=True)\n"
+        "def load(data):\n    X_train, X_test = data['X_train'], data['X_test']\n"
+        "    mean, std = X_train.mean(axis=0), X_train.std(axis=0)\n"
+        "    return apply_stats(X_train, mean, std), apply_stats(X_test, mean, std), per_row(X_test)\n",
     )
     INVALID = (
         "from sklearn.preprocessing import StandardScaler\nscaler = StandardScaler()\n"
@@ -92,6 +103,19 @@ class PreprocessingFitOnEvalData(Rule):
         # derived from the test split
         "from sklearn.preprocessing import StandardScaler\nfeats = X_test.to_numpy()[:, 2:]\n"
         "scaler = StandardScaler().fit(feats)  # expect: RC403\n",
+        # a helper that standardizes its input with the input's own statistics, per split
+        "import numpy as np\ndef standardize(x):\n    return (x - x.mean(axis=0)) / (x.std(axis=0) + 1e-8)\n"
+        "def load(data):\n    X_train, X_test = data['X_train'], data['X_test']\n"
+        "    X_train = standardize(X_train)\n    X_test = standardize(X_test)  # expect: RC403\n"
+        "    return X_train, X_test\n",
+        # a dataset class that normalizes the images it is given with their own statistics
+        "import numpy as np\nclass ImageSet:\n    def __init__(self, images, labels):\n"
+        "        self.images = self.normalize(images)\n        self.labels = labels\n"
+        "    def normalize(self, images):\n        images = images.astype('float32')\n"
+        "        mean = images.mean(axis=(0, 1, 2))\n        std = images.std(axis=(0, 1, 2))\n"
+        "        return (images - mean) / std\n"
+        "train_set = ImageSet(train_images, train_labels)\n"
+        "test_set = ImageSet(test_images, test_labels)  # expect: RC403\n",
     )
 
     def check(self, ctx: Context) -> None:
@@ -100,6 +124,8 @@ class PreprocessingFitOnEvalData(Rule):
         for s in dm.stats:
             if s.kind == "stat" and s.method not in _CENTERING:
                 continue  # min/max of test images is mostly display scaling
+            if s.roots and len(s.roots) == 1 and s.function.params and s.roots[0].name in s.function.params:
+                _check_helper_callers(ctx, dm, s, done)
             if not s.normalizes or (s.stmt is not None and s.stmt in done):
                 continue
             direct = [r.name for r in s.roots if is_eval_name(r.name) and is_data_name(r.name)]
@@ -120,3 +146,63 @@ class PreprocessingFitOnEvalData(Rule):
                 f"{ctx.code(s.node)}: normalization statistics {what} held-out data ({direct[0]}): "
                 "evaluation inputs are scaled differently from training and the held-out set leaks into "
                 "its own evaluation; fit on the training split and only transform the others (RC403)"))
+
+
+def _normalizes_in_return(s) -> bool:
+    """`return (x - x.mean(0)) / x.std(0)`: the statistic normalizes the function's result."""
+    from recipecheck.program.nodes import walk
+
+    # the names the statistic is bound to (`mean = x.mean(0)`)
+    bound = {a.target for a in s.function.assignments
+             if isinstance(a.value, cst.CSTNode) and any(n is s.node for n in walk(a.value))}
+    for r in s.function.returns:
+        if not isinstance(r, cst.CSTNode):
+            continue
+        for n in walk(r):
+            if isinstance(n, cst.BinaryOperation) and isinstance(n.operator, (cst.Subtract, cst.Divide)):
+                inside = list(walk(n))
+                if any(x is s.node for x in inside) or any(
+                        isinstance(x, cst.Name) and x.value in bound for x in inside):
+                    return True
+    return False
+
+
+def _check_helper_callers(ctx: Context, dm, s, done: set) -> None:
+    """A helper that normalizes its parameter with that parameter's own statistics
+    (`def standardize(x): return (x - x.mean(0)) / x.std(0)`), called on held-out data:
+    `standardize(X_test)` computes the statistics on the test set."""
+    p = ctx.program
+    root = s.roots[0].name
+    f = s.function
+    if root not in f.params or any(
+            not isinstance(a.value, cst.CSTNode) or root not in _names(a.value) for a in f.bindings(root)):
+        return  # rebound to something else than a conversion of itself (`x = x.astype(float)`)
+    if not (s.normalizes or _normalizes_in_return(s)):
+        return
+    stack = [(f, root, 0)]
+    while stack:
+        fn, name, depth = stack.pop()
+        for caller, arg in p.param_args(fn, name):
+            d = dotted_name(arg)
+            if d is None:
+                continue
+            leaf = d.rsplit(".", 1)[-1]
+            if is_eval_name(leaf) and is_data_name(leaf) and not is_train_name(leaf):
+                call = next((c for c in p.calls if c.function is caller and any(a.value is arg for a in c.node.args)), None)
+                node = call.node if call is not None else arg
+                if id(node) in done:
+                    continue
+                done.add(id(node))
+                ctx.report(node, (
+                    f"`{ctx.code(node)}` normalizes held-out data ({d}) with its own statistics "
+                    f"({ctx.code(s.node)} in {f.name}()): evaluation inputs are scaled differently "
+                    "from training and the held-out set leaks into its own evaluation; compute the "
+                    "statistics on the training split and pass them in (RC403)"))
+            elif "." not in d and d in caller.params and not caller.bindings(d) and depth < 2:
+                stack.append((caller, d, depth + 1))
+
+
+def _names(expr) -> set[str]:
+    from recipecheck.program.nodes import walk
+
+    return {n.value for n in walk(expr) if isinstance(n, cst.Name)}
