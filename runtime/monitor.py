@@ -689,16 +689,24 @@ class Monitor:
             acc: dict[tuple, list[float]] = {}
             for k, v in zip(keys, values):
                 acc.setdefault(k, []).append(v)
-            for (label, s, mean) in sorted(acc, key=lambda k: (k[1], k[0] or "")):
-                vs = acc[(label, s, mean)]
+            # insertion order is time order, so each series' steps come out non-decreasing
+            per_name: dict[str, tuple[list, list]] = {}
+            for (label, s, mean), vs in acc.items():
                 # a loss module's outputs are averaged (the script's scaling is not visible there);
                 # the tensors backward() was called on are summed: what the optimizer step optimizes
-                v = sum(vs) / len(vs) if mean else sum(vs)
+                v = sum(vs) / len(vs) if mean else (vs[0] if len(vs) == 1 else sum(vs))
                 name = "loss" if label is None else f"loss/{label}"
-                self.loss_reads.setdefault(name, []).append((s, v))
-                if label is None:
-                    losses.append((s, v))
-                self.series.append(name, s, v)
+                entry = per_name.get(name)
+                if entry is None:
+                    entry = per_name[name] = ([], [])
+                entry[0].append(s)
+                entry[1].append(v)
+            for name, (ss, vs) in per_name.items():
+                pairs = list(zip(ss, vs))
+                self.loss_reads[name] = pairs
+                if name == "loss":
+                    losses = pairs
+                self.series.extend(name, ss, vs)
         deferred, self._deferred = self._deferred, []
         if deferred:
             by_dev: dict[Any, list[int]] = {}
@@ -1040,11 +1048,17 @@ class Monitor:
             for attr, entries in (("pre", self._dispatch.get("_pre", ())), ("post", self._dispatch.get("_post", ()))):
                 for chk, fn, sched in entries:
                     for s in _steps_in(sched, start, end):
-                        plan.setdefault(s, _StepPlan()).add(attr, (chk, fn))
+                        sp = plan.get(s)
+                        if sp is None:
+                            sp = plan[s] = _StepPlan()
+                        getattr(sp, attr).append((chk, fn))
             if self._act_modules:
                 for chk in self._act_checks:
                     for s in _steps_in(chk.activation_schedule, start, end):
-                        plan.setdefault(s, _StepPlan()).act.append(chk)
+                        sp = plan.get(s)
+                        if sp is None:
+                            sp = plan[s] = _StepPlan()
+                        sp.act.append(chk)
             self._plan_map, self._plan_start, self._plan_end = plan, start, end
         return self._plan_map.get(step)
 
@@ -1065,11 +1079,18 @@ class Monitor:
             return  # evaluation (no_grad) or not a loss
         if self.criterion_info is None:
             self._note_criterion(criterion, args[0] if args else None, args[1] if len(args) > 1 else None)
-        if self._init_open and output.numel() == 1:
+        if output.numel() != 1:
+            return
+        if self._init_open:
             self._init_vals.append(output.detach())
         if self.loss_source in (None, "criterion") and not self.patch_backward:
             self.loss_source = "criterion"
-            self._record_loss(output)
+            # _record_loss inlined: this runs at every criterion call of the training loop
+            pending = self._pending
+            pending.append(output.detach())
+            self._n_losses += 1
+            if len(pending) >= self._loss_cap:
+                del pending[: len(pending) // 2]
 
     def _note_criterion(self, criterion, logits, target) -> None:
         info = {"type": type(criterion).__name__ if criterion is not None else None}
