@@ -243,6 +243,7 @@ class Monitor:
         self._train_loader: Optional[weakref.ref] = None
         self._t0 = 0.0
         self._first_batch: Optional[tuple] = None  # (inputs, targets) seen first, for --sanity
+        self._first_args: Optional[tuple] = None  # positional arguments of that first training forward
         self.before_first_step = None  # callable(mon, optimizer), e.g. the sanity suite
         self._rebuild_dispatch()
 
@@ -456,6 +457,7 @@ class Monitor:
         self._loaders = {}
         self._last_loader = self._train_loader = None
         self._first_batch = None
+        self._first_args = None
         self.before_first_step = None
         self._dispatch = {}
 
@@ -939,6 +941,7 @@ class Monitor:
             self._suspended = False
             self._pending = pending
         self._first_batch = None
+        self._first_args = None
 
     # manual update loops (recipecheck run, no optimizer) -----------------------------------------
 
@@ -1241,6 +1244,7 @@ class Monitor:
             self._cand_roots.add(module)
             if self._first_batch is None and self.before_first_step is not None:
                 self._first_batch = (_first_tensor(args, None), None)
+                self._first_args = args  # forward(x, y) computing its own loss needs all of them
         self._depth += 1
 
     def _disc_post(self, module, args, output) -> None:
