@@ -875,7 +875,11 @@ class Monitor:
         else:
             if self.global_hooks and id(optimizer) not in self._opt_ids:
                 self._discover(optimizer)
-            primary = self._is_primary(optimizer)
+            if optimizer is self._primary_opt:  # _is_primary's common case, inlined
+                self._idle_primary = 0
+                primary = True
+            else:
+                primary = self._is_primary(optimizer)
             if primary:
                 self._begin_step(optimizer)
         self._pre_ran = None
@@ -887,8 +891,12 @@ class Monitor:
         step = self.step
         plan = self._plan_map.get(step) if self._plan_start <= step < self._plan_end else self._plan_for(step)
         if plan is not None:
-            for chk, fn in plan.post:
-                self._call(chk, fn, optimizer)
+            for chk, fn in plan.post:  # self._call inlined
+                if not chk.disabled:
+                    try:
+                        fn(self, optimizer)
+                    except Exception as exc:
+                        self._disable(chk, exc)
         if primary:
             if self._pre_handles:
                 self._disarm_pre(step)
@@ -1122,8 +1130,8 @@ class Monitor:
 
     def _assign_pending(self, optimizer, primary: bool, step: Optional[int] = None) -> None:
         vals, self._pending = self._pending, []
-        key = (None if primary else self._opt_label(optimizer), self.step if step is None else step,
-               self.loss_source == "criterion")
+        label = None if primary else (self._opt_labels.get(id(optimizer)) or self._opt_label(optimizer))
+        key = (label, self.step if step is None else step, self.loss_source == "criterion")
         self._loss_vals.extend(vals)
         self._loss_keys.extend([key] * len(vals))
         if len(self._loss_vals) >= self._loss_cap:
@@ -1377,7 +1385,8 @@ class _Tap:
         call = self.inner if self.inner is not None else mod._call_impl
         if mon is None or not mon._active or mon._suspended or _is_tracing() or _is_compiling():
             return call(*args, **kwargs)
-        if self.model:
+        # (the common paths are inlined: this runs at every call of the model and the criterion)
+        if self.model and (mon._train_inputs if torch.is_grad_enabled() else mon._eval_inputs):
             try:
                 mon._on_model_input(mod, args, kwargs)
             except Exception:  # the monitor must never break the user's forward
@@ -1388,10 +1397,11 @@ class _Tap:
                 out = call(*args, **kwargs)
             finally:
                 mon._in_crit -= 1
-            try:
-                mon._on_criterion(mod, args, out)
-            except Exception:
-                pass
+            if isinstance(out, torch.Tensor) and out.requires_grad:  # not an evaluation loss
+                try:
+                    mon._on_criterion(mod, args, out)
+                except Exception:
+                    pass
         else:
             out = call(*args, **kwargs)
         if self.act is not None or (self.model and mon._output_watchers):
