@@ -542,6 +542,10 @@ elif kind == "multistep-iterations":
     sched = L.MultiStepLR(opt, milestones=[2 * len(loader), 4 * len(loader)])
 elif kind == "exp-batches":
     sched = L.ExponentialLR(opt, gamma=0.995)
+elif kind == "plateau-epochs":         # BUG: patience counts epochs
+    sched = L.ReduceLROnPlateau(opt, patience=10)
+elif kind == "plateau-iterations":
+    sched = L.ReduceLROnPlateau(opt, patience=1000)
 elif kind == "step-per-epoch":
     sched, per_batch = L.StepLR(opt, step_size=2, gamma=0.1), False
 elif kind == "cosine-per-epoch":
@@ -551,11 +555,12 @@ steps = 0
 for epoch in range(epochs):
     for xb, yb in loader:
         opt.zero_grad()
-        crit(model(xb), yb).backward()
+        loss = crit(model(xb), yb)
+        loss.backward()
         opt.step()
         steps += 1
         if per_batch:
-            sched.step()
+            sched.step(loss.item()) if kind.startswith("plateau") else sched.step()
         if stop and steps == stop:
             sys.exit(0)
     if not per_batch:
@@ -568,6 +573,7 @@ for epoch in range(epochs):
     ("step-epochs", 50, "step_size=30"),
     ("multistep-epochs", 50, "milestones [30, 45]"),
     ("exp-epochs", 50, "gamma=0.9"),
+    ("plateau-epochs", 50, "patience=10"),
 ])
 def test_rt105_epoch_sized_schedule_stepped_per_batch_decided_at_the_end_of_epoch_0(tmp_path, kind, factor, what):
     code, data = _run(tmp_path, SCHEDULES, [kind, "3", "1600"])  # 50 batches per pass
@@ -596,6 +602,7 @@ def test_rt105_long_horizon_per_batch_is_judged_when_the_run_outlives_it(tmp_pat
     ("warmup-cosine", 5, 1600),
     ("multistep-iterations", 5, 1600),
     ("exp-batches", 5, 1600),
+    ("plateau-iterations", 5, 1600),
     ("step-per-epoch", 6, 1600),
     ("cosine-per-epoch", 6, 1600),
 ])
