@@ -62,6 +62,11 @@ _ALONE = [
     ("trainer_scheduler", "train.py", "RC201"),
     # a step helper of another module called from the batch loop, nothing resets: alone, a miss
     ("step_helper", "train.py", "RC101"),
+    # an optimizer built by configure_optimizers() of model.py with the script's lr / a config's decay
+    ("optim_in_model", "train.py", "RC602"),
+    ("optim_config_class", "train.py", "RC603"),
+    # a zero init constant passed to a model class of another module
+    ("init_arg", "train.py", "RC301"),
 ]
 
 

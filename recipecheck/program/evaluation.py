@@ -66,7 +66,8 @@ _DROPOUT_ARG = {"torch.nn.RNN": (5, 0.0), "torch.nn.LSTM": (5, 0.0), "torch.nn.G
                 "torch.nn.TransformerDecoderLayer": (3, 0.1)}
 
 
-def _mode_sensitive(qualname: str | None, call: cst.Call | None = None) -> bool:
+def _mode_sensitive(qualname: str | None, call: cst.Call | None = None, program: ProgramModel | None = None,
+                    function: FunctionInfo | None = None) -> bool:
     """A layer that computes differently in train and eval mode: Dropout, BatchNorm,
     InstanceNorm, a library model, or an RNN/attention/Transformer layer with dropout > 0
     (an `nn.LSTM` without `dropout=` is the same in both modes)."""
@@ -84,7 +85,17 @@ def _mode_sensitive(qualname: str | None, call: cst.Call | None = None) -> bool:
     if arg is None:
         return spec[1] > 0
     v = literal_number(arg)
-    return v is None or v > 0
+    if v is not None:
+        return v > 0
+    if program is None:
+        return True
+    # `nn.LSTM(..., dropout=args.dropout)`: off only when every value the code gives it is 0
+    # (a parameter's default alone does not count: a caller elsewhere may pass another value)
+    from recipecheck.program.values import ALL, judge, value_of
+
+    val = value_of(program, function, arg)
+    return not (judge(val, lambda x: x == 0).verdict == ALL and not any(
+        x.source.startswith("default of parameter") for x in val.possibilities))
 
 
 # ------------------------------------------------------------------ loops that are not evaluation
@@ -718,7 +729,7 @@ class Evaluation:
         if "sensitive" not in self.__dict__:
             # model classes of other project modules count with their layers
             progs = [p, *(p.link.programs.values() if getattr(p, "link", None) else ())]
-            self.__dict__["sensitive"] = any(_mode_sensitive(cs.qualname, cs.node)
+            self.__dict__["sensitive"] = any(_mode_sensitive(cs.qualname, cs.node, p, cs.function)
                                              for q in progs for cs in q.calls)
         return self.__dict__["sensitive"]
 

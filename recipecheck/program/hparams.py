@@ -1,11 +1,10 @@
-"""Hyperparameter values the code states: numbers behind names, argparse defaults, config fields.
+"""Optimizer and hyperparameter vocabulary shared by the rules and the recipe.
 
-Rules about optimizer settings (RC6xx) and searches (RC706) ask "what number is this argument?".
-The answer is looked up from the program model's indexes only: a literal, a name bound to a
-literal (one binding, or all bindings agreeing), `args.lr` resolved to the `default=` of the
-matching `parser.add_argument("--lr", ...)`, and `cfg.lr` / `self.cfg.lr` resolved to a class
-field of a class defined in the file (`lr: float = 3e-4`). Anything else is unknown (None):
-rules stay silent on values they cannot see.
+Where optimizer hyperparameters sit in torch.optim constructors (:func:`opt_arg`), param groups,
+the indexes of argparse defaults and config-class fields that the value evaluator reads, names
+that look like hyperparameters, and the "small model" contexts where unusual values are
+published. The *values* themselves come from one place, :mod:`recipecheck.program.values`
+(:func:`number` is a thin wrapper over it, kept for callers that need one agreed number).
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from recipecheck.program.imports import dotted_name
 from recipecheck.program.model import Construction, FunctionInfo, ProgramModel
 
 _CACHE_ATTR = "_recipecheck_hparams"
-_MAX_DEPTH = 6
 
 
 def _cache(program: ProgramModel) -> dict:
@@ -85,80 +83,13 @@ def _class_fields(program: ProgramModel) -> dict[str, list[cst.BaseExpression]]:
     return out
 
 
-def _agree(values: list[float | None]) -> float | None:
-    if not values or any(v is None for v in values):
-        return None
-    first = values[0]
-    return first if all(v == first for v in values) else None
-
-
 def number(program: ProgramModel, f: FunctionInfo | None, expr, depth: int = 0) -> float | None:
-    """The number an expression stands for, or None when the code does not say."""
-    if expr is None or depth > _MAX_DEPTH:
-        return None
-    if isinstance(expr, (cst.Integer, cst.Float)):
-        try:
-            return float(expr.evaluated_value)
-        except (TypeError, ValueError):
-            return None
-    if isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, (cst.Minus, cst.Plus)):
-        v = number(program, f, expr.expression, depth + 1)
-        if v is None:
-            return None
-        return -v if isinstance(expr.operator, cst.Minus) else v
-    if isinstance(expr, cst.BinaryOperation):
-        a = number(program, f, expr.left, depth + 1)
-        b = number(program, f, expr.right, depth + 1)
-        if a is None or b is None:
-            return None
-        op = expr.operator
-        try:
-            if isinstance(op, cst.Add):
-                return a + b
-            if isinstance(op, cst.Subtract):
-                return a - b
-            if isinstance(op, cst.Multiply):
-                return a * b
-            if isinstance(op, cst.Divide):
-                return a / b
-            if isinstance(op, cst.Power):
-                return float(a ** b)
-        except (ZeroDivisionError, OverflowError, TypeError):
-            return None
-        return None
-    if isinstance(expr, cst.Name):
-        if expr.value in ("True", "False", "None"):
-            return None
-        return _name_value(program, f, expr.value, depth)
-    if isinstance(expr, cst.Attribute):
-        d = dotted_name(expr)
-        if d is None:
-            return None
-        leaf = d.rsplit(".", 1)[-1]
-        head = d.split(".", 1)[0]
-        if head in program.imports.aliases:
-            return None
-        defaults = _argparse_defaults(program).get(leaf)
-        if defaults:
-            return _agree([number(program, None, v, depth + 1) for v in defaults])
-        fields = _class_fields(program).get(leaf)
-        if fields:
-            return _agree([number(program, None, v, depth + 1) for v in fields])
-    return None
+    """The number an expression stands for, or None when the code does not say (or says several
+    things): a thin wrapper over :func:`recipecheck.program.values.number_of`, the one
+    evaluator. Rules that can decide on a set of possibilities use ``values.value_of``."""
+    from recipecheck.program.values import number_of
 
-
-def _name_value(program: ProgramModel, f: FunctionInfo | None, name: str, depth: int) -> float | None:
-    scope = f or program.module_function
-    while scope is not None:
-        binds = [a for a in scope.assignments if a.target == name]
-        if binds:
-            if any(a.augmented is not None for a in binds):
-                return None
-            return _agree([number(program, scope, a.value, depth + 1) for a in binds])
-        if name in scope.params:
-            return None
-        scope = scope.parent
-    return None
+    return number_of(program, f, expr)
 
 
 def is_positive(v: float | None) -> bool:

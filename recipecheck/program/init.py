@@ -96,6 +96,7 @@ class InitSite:
     placeholder: bool = False  # re-initialized later in the same class/function
     whole_model: bool = False  # applied to every layer of a kind / every parameter
     conds: list = field(default_factory=list)  # (if test, in its body) around the call
+    value_expr: cst.BaseExpression | None = None  # the constant as written, when not a literal
 
     @property
     def cls(self) -> ClassInfo | None:
@@ -112,6 +113,20 @@ def literal_number(node: cst.BaseExpression | None) -> float | None:
     return _literal_number(node, bools=True)
 
 
+def _constant(site: InitSite, program: ProgramModel, function: FunctionInfo, expr) -> float | None:
+    """The constant an init writes: a literal, else what the value evaluator finds when every
+    possibility agrees (a name, a parameter passed by the file's calls, a config field); the
+    expression is kept on the site so that a module that imports this one can evaluate it with
+    its own arguments (`Net(constant_weight=0)`)."""
+    v = literal_number(expr)
+    if v is not None or expr is None:
+        return v
+    site.value_expr = expr
+    from recipecheck.program.values import number_of
+
+    return number_of(program, function, expr)
+
+
 
 
 def _strip_data(text: str) -> str:
@@ -120,18 +135,28 @@ def _strip_data(text: str) -> str:
     return text
 
 
-def _set_normal(site, mean, std) -> None:
+def _num(program: ProgramModel | None, function: FunctionInfo | None, expr) -> float | None:
+    """A literal, else the single number the value evaluator finds (None: computed or several)."""
+    v = literal_number(expr)
+    if v is not None or expr is None or program is None:
+        return v
+    from recipecheck.program.values import number_of
+
+    return number_of(program, function, expr)
+
+
+def _set_normal(site, mean, std, program: ProgramModel | None = None) -> None:
     """N(mean, std) with torch's defaults (0, 1) for absent arguments."""
     site.kind = "normal"
-    site.mean = 0.0 if mean is None else literal_number(mean)
-    site.scale = 1.0 if std is None else literal_number(std)
+    site.mean = 0.0 if mean is None else _num(program, site.function, mean)
+    site.scale = 1.0 if std is None else _num(program, site.function, std)
 
 
-def _set_uniform(site, low, high) -> None:
+def _set_uniform(site, low, high, program: ProgramModel | None = None) -> None:
     """U(low, high) with torch's defaults (0, 1); the scale is the larger bound's magnitude."""
     site.kind = "uniform"
-    lo = 0.0 if low is None else literal_number(low)
-    hi = 1.0 if high is None else literal_number(high)
+    lo = 0.0 if low is None else _num(program, site.function, low)
+    hi = 1.0 if high is None else _num(program, site.function, high)
     site.scale = None if lo is None or hi is None else max(abs(lo), abs(hi))
 
 
@@ -455,11 +480,12 @@ class InitModel:
             elif name == "ones":
                 site.kind, site.value = "ones", 1.0
             elif name == "constant":
-                site.kind, site.value = "constant", literal_number(call_arg(call, "val", 1))
+                site.kind, site.value = "constant", _constant(site, self.p, cs.function,
+                                                              call_arg(call, "val", 1))
             elif name in ("normal", "trunc_normal"):
-                _set_normal(site, call_arg(call, "mean", 1), call_arg(call, "std", 2))
+                _set_normal(site, call_arg(call, "mean", 1), call_arg(call, "std", 2), self.p)
             elif name == "uniform":
-                _set_uniform(site, call_arg(call, "a", 1), call_arg(call, "b", 2))
+                _set_uniform(site, call_arg(call, "a", 1), call_arg(call, "b", 2), self.p)
             elif name.startswith("xavier"):
                 site.kind = "xavier"
             elif name.startswith("kaiming"):
@@ -473,14 +499,14 @@ class InitModel:
             if meth == "zero_":
                 site.kind, site.value = "zeros", 0.0
             elif meth == "fill_":
-                v = literal_number(call_arg(call, "value", 0))
-                if v is None:
+                v = _constant(site, self.p, cs.function, call_arg(call, "value", 0))
+                if v is None and site.value_expr is None:
                     return None
                 site.kind, site.value = ("zeros" if v == 0 else "ones" if v == 1 else "constant"), v
             elif meth == "normal_":
-                _set_normal(site, call_arg(call, "mean", 0), call_arg(call, "std", 1))
+                _set_normal(site, call_arg(call, "mean", 0), call_arg(call, "std", 1), self.p)
             elif meth == "uniform_":
-                _set_uniform(site, call_arg(call, "from", 0), call_arg(call, "to", 1))
+                _set_uniform(site, call_arg(call, "from", 0), call_arg(call, "to", 1), self.p)
             site = self._with_role(site, target, ctx, require_param=True)
             return site
         # parameter / raw tensor built from a factory
@@ -520,8 +546,8 @@ class InitModel:
                 expr.func.attr.value == "requires_grad_":
             expr = expr.func.value
         if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, (cst.Multiply, cst.Divide)):
-            lit_r = literal_number(expr.right)
-            lit_l = literal_number(expr.left)
+            lit_r = _num(self.p, function, expr.right)
+            lit_l = _num(self.p, function, expr.left)
             if isinstance(expr.left, cst.Call) and lit_r is not None:
                 scale_mult = lit_r if isinstance(expr.operator, cst.Multiply) else (1 / lit_r if lit_r else None)
                 expr = expr.left
@@ -552,18 +578,18 @@ class InitModel:
             if meth == "zero_":
                 site.kind, site.value = "zeros", 0.0
             elif meth == "fill_":
-                v = literal_number(call_arg(chained, "value", 0))
+                v = _num(self.p, function, call_arg(chained, "value", 0))
                 if v is None:
                     return None
                 site.kind, site.value = ("zeros" if v == 0 else "ones" if v == 1 else "constant"), v
             elif meth == "normal_":
                 m, s = call_arg(chained, "mean", 0), call_arg(chained, "std", 1)
-                site.kind, site.mean = "normal", (0.0 if m is None else literal_number(m))
-                site.scale = 1.0 if s is None else literal_number(s)
+                site.kind, site.mean = "normal", (0.0 if m is None else _num(self.p, function, m))
+                site.scale = 1.0 if s is None else _num(self.p, function, s)
             else:
                 a, b = call_arg(chained, "from", 0), call_arg(chained, "to", 1)
-                av = 0.0 if a is None else literal_number(a)
-                bv = 1.0 if b is None else literal_number(b)
+                av = 0.0 if a is None else _num(self.p, function, a)
+                bv = 1.0 if b is None else _num(self.p, function, b)
                 site.kind = "uniform"
                 site.scale = None if av is None or bv is None else max(abs(av), abs(bv))
         elif fname == "zeros":
@@ -571,7 +597,7 @@ class InitModel:
         elif fname == "ones":
             site.kind, site.value = "ones", 1.0
         elif fname == "full":
-            v = literal_number(call_arg(factory, "fill_value", 1))
+            v = _num(self.p, function, call_arg(factory, "fill_value", 1))
             if v is None:
                 return None
             site.kind, site.value = ("zeros" if v == 0 else "ones" if v == 1 else "constant"), v
@@ -582,7 +608,7 @@ class InitModel:
         elif fname == "normal":
             m, s = call_arg(factory, "mean", 0), call_arg(factory, "std", 1)
             site.kind = "normal"
-            site.scale = literal_number(s)
+            site.scale = _num(self.p, function, s)
         else:
             return None  # empty / Tensor: uninitialized, set elsewhere
         if site.value is not None and scale_mult is not None:
@@ -1064,4 +1090,97 @@ def added_to_identity(site: InitSite) -> bool:
                 if _mentions(a, zero, {text}) and not _mentions(b, zero, {text}) and \
                         _mentions(b, inputs, identity_attrs):
                     return True
+    return False
+
+
+# --------------------------------------------------------------------------- other modules
+
+
+@dataclass(eq=False)
+class ForeignSite:
+    """An init site of another module reached from a call of the linted file."""
+
+    site: InitSite
+    owner: ProgramModel  # the module that holds the site
+    call: cst.Call  # the linted file's call (where a finding is reported)
+    caller: FunctionInfo  # the function of the linted file that makes the call
+    callee: FunctionInfo | None  # the called function, or the class's __init__
+
+    def value(self, program: ProgramModel):
+        """The constant as *this* call makes it: a parameter of the callee (directly, or through
+        `self.x = x` in `__init__`) is the argument of this call; anything else is evaluated
+        over every call (see :mod:`recipecheck.program.values`)."""
+        from recipecheck.program.nodes import bind_arguments
+        from recipecheck.program.values import value_of
+
+        expr = self.site.value_expr
+        fn = self.callee
+        name = None
+        if fn is not None and isinstance(fn.node, cst.FunctionDef):
+            if isinstance(expr, cst.Name) and self.site.function is fn and expr.value in fn.params and \
+                    not fn.bindings(expr.value):
+                name = expr.value
+            d = dotted_name(expr) if isinstance(expr, cst.Attribute) else None
+            if d and d.startswith("self.") and d.count(".") == 1:
+                binds = fn.bindings(d)
+                if len(binds) == 1 and isinstance(binds[0].value, cst.Name) and \
+                        binds[0].value.value in fn.params:
+                    name = binds[0].value.value
+        if name is not None and not any(a.star for a in self.call.args):
+            bound = dict(bind_arguments(self.call, fn.params, fn.cls is not None))
+            if name in bound:
+                return value_of(program, self.caller, bound[name])
+            from recipecheck.program.values import _param_default
+
+            default = _param_default(fn, name)
+            if default is not None:
+                return value_of(self.owner, fn, default)
+        return value_of(program, self.site.function, expr)
+
+
+def foreign_constant_sites(program: ProgramModel) -> list[ForeignSite]:
+    """Init sites of project classes and init helpers defined in other modules whose constant
+    is not a literal, with each call of the linted file that builds the class or calls the
+    helper (where a finding is reported): `Net(constant_weight=0)` in train.py reaching
+    `nn.init.constant_(m.weight, constant_weight)` in model.py."""
+    link = getattr(program, "link", None)
+    if link is None or not link.programs:
+        return []
+    out = []
+    seen: set[tuple[int, int]] = set()
+    for cs in program.calls:
+        if not cs.dotted or cs.function.program not in (None, program):
+            continue
+        try:
+            target = link.lookup(program, cs.dotted)
+        except RecursionError:
+            continue
+        if isinstance(target, ClassInfo):
+            owner = next((m for m in link.programs.values()
+                          if getattr(m, "own_classes", m.classes).get(target.name) is target), None)
+            callee = owner.class_method(target, "__init__") if owner is not None else None
+        elif isinstance(target, FunctionInfo):  # an init helper: `init_weights(layer, 0.0)`
+            owner = target.program
+            callee = target
+        else:
+            continue
+        if owner is None or owner is program:
+            continue
+        for site in init_model(owner).sites:
+            if site.value_expr is None or (id(site.node), id(cs.node)) in seen:
+                continue
+            if isinstance(target, ClassInfo) and site.cls is not target:
+                continue
+            if isinstance(target, FunctionInfo) and not _inside(site.function, target):
+                continue
+            seen.add((id(site.node), id(cs.node)))
+            out.append(ForeignSite(site, owner, cs.node, cs.function, callee))
+    return out
+
+
+def _inside(fn: FunctionInfo | None, outer: FunctionInfo) -> bool:
+    while fn is not None:
+        if fn is outer:
+            return True
+        fn = fn.parent
     return False

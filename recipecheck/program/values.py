@@ -9,12 +9,22 @@ branches, calls of project functions to their returns, and module globals of a s
 ``exec``s a configuration file to their value with the note that it may be overridden.
 
 Anything else is ``unknown`` with the reason, so that a caller can say *why* it does not know
-instead of pretending a default applies.
+instead of pretending a default applies. A parameter's default is certain only where the analysed
+code calls the function; the evaluation sees the module and the project modules it imports.
+
+What rules use: :func:`value_of` (or :func:`number_of` for one agreed number), :func:`judge`
+(decide a predicate on the set: ``ALL`` possibilities bad -> the rule's severity, ``SOME`` ->
+``info`` naming the condition, ``NONE``; unknown is never bad), :func:`optimizer_sites` (the
+linted file's torch optimizers, including those built in another project module and reported at
+the call that obtains them) with :func:`hparam` / :func:`site_hparams` (their hyperparameters,
+with possibilities of the other branch removed) and :func:`settled_in_owner` (a value already
+bad in the module that builds the optimizer is that module's finding).
 """
 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 
 import libcst as cst
@@ -134,6 +144,24 @@ class Evaluator:
     def __init__(self, program: ProgramModel) -> None:
         self.p = program
         self._memo: dict[tuple[int, int], Value] = {}
+        self._modules: list[ProgramModel] | None = None
+
+    def modules(self) -> list[ProgramModel]:
+        """The program and the project modules it imports, transitively: what it can know.
+        (Not every module the shared project link has loaded: those depend on which other
+        files were linted in the process, and a value must not.)"""
+        if self._modules is None:
+            link = self.p.link
+            deps: list[ProgramModel] = []
+            if link is not None and getattr(link, "shared", None) is not None:
+                deps = list(link.programs.values())  # the linted file: its view is its closure
+            elif link is not None and hasattr(link, "closure"):  # a neighbour: the shared link
+                try:
+                    deps = link.closure(self.p)
+                except RecursionError:
+                    deps = []
+            self._modules = [self.p, *[d for d in deps if d is not self.p]]
+        return self._modules
 
     # -- entry
     def value(self, f: FunctionInfo | None, expr, depth: int = 0) -> Value:
@@ -245,7 +273,32 @@ class Evaluator:
             if name in scope.params:
                 return self._param(scope, name, depth)
             scope = scope.parent
+        here = f.program or self.p
+        if name in here.imports.project:  # `from config import lr`
+            g = self._global_of(here, name, None, depth)
+            if g is not None:
+                return g
         return _unknown(f"`{name}` is not assigned in the code analysed")
+
+    def _global_of(self, here: ProgramModel, local: str, attr: str | None, depth: int) -> Value | None:
+        """A module global of another project module, named through an import of `here`."""
+        link = self.p.link
+        t = here.imports.project.get(local)
+        if link is None or t is None:
+            return None
+        name = attr if t.attr is None else (t.attr if attr is None else None)
+        if name is None:
+            return None
+        try:
+            prog = link.programs.get(t.path) or link.program(t.path)
+        except RecursionError:
+            return None
+        if prog is None:
+            return None
+        binds = [a for a in prog.module_function.assignments if a.target == name]
+        if not binds:
+            return None
+        return self._bindings(prog.module_function, name, binds, depth)
 
     def _bindings(self, scope: FunctionInfo, name: str, binds, depth: int) -> Value:
         vals: list[Value] = []
@@ -292,17 +345,58 @@ class Evaluator:
             default = _param_default(scope, name)
             if default is not None:
                 v = self.value(scope, default, depth + 1)
+                unknown = v.unknown
+                if unknown is None and not self._called(scope):
+                    # the default holds only if the code that calls it passes nothing
+                    unknown = (f"`{scope.name}()` is not called in the code analysed: a caller "
+                               f"elsewhere may pass `{name}`")
                 return Value([Possibility(p.value, f"default of parameter `{name}`", p.condition)
-                              for p in v.possibilities], v.unknown, v.overridable)
+                              for p in v.possibilities], unknown, v.overridable)
             return _unknown(f"`{name}` is a parameter of `{scope.name}()` and no call passes it")
         return _merge([self.value(caller, arg, depth + 1) for caller, arg in sites])
+
+    def _called(self, fn: FunctionInfo) -> bool:
+        """Some analysed code calls `fn` (or builds its class, for `__init__`), or passes it as a
+        callback (`model.apply(init_weights)`)."""
+        progs = self.modules()
+        ids = {id(q) for q in progs}
+        # callers the link added from modules this view does not import do not count
+        if any(id(getattr(ev.function, "program", None) or self.p) in ids for ev in fn.callers):
+            return True
+        names = {fn.name}
+        if fn.name in ("__init__", "__call__", "forward") and fn.cls is not None:
+            names = {fn.cls.name}  # built, then called as `obj(...)`
+        for prog in progs:
+            # `from util.misc import GradScalerWrapper as NativeScaler`
+            local = names | {k for k, t in prog.imports.project.items() if getattr(t, "attr", None) in names}
+            for cs in prog.calls:
+                leaf = (cs.dotted or "").rsplit(".", 1)[-1]
+                if leaf in local:
+                    return True
+                for a in cs.node.args:
+                    if isinstance(a.value, (cst.Name, cst.Attribute)) and \
+                            (dotted_name(a.value) or "").rsplit(".", 1)[-1] == fn.name:
+                        return True
+        return False
 
     def _attribute(self, f: FunctionInfo, expr: cst.Attribute, depth: int) -> Value:
         d = dotted_name(expr)
         if d is None:
             return _unknown(f"`{_code(expr)}`")
         leaf = d.rsplit(".", 1)[-1]
-        progs = [self.p, *(self.p.link.programs.values() if self.p.link is not None else ())]
+        head = d.split(".", 1)[0]
+        here = f.program or self.p
+        if head in here.imports.aliases:  # `math.pi`, `np.e`, `torch.float32`: not the project's
+            return _unknown(f"`{d}` comes from `{here.imports.aliases[head]}`")
+        if head in here.imports.project and d.count(".") == 1:  # `import config; config.lr`
+            g = self._global_of(here, head, leaf, depth)
+            if g is not None:
+                return g
+        # `self.x`: what the methods of this class (and its bases) assign first
+        own = self._self_attribute(f, d, depth) if head == "self" and d.count(".") == 1 else None
+        if own is not None:
+            return own
+        progs = self.modules()
         # argparse defaults: `args.lr`
         from recipecheck.program import hparams as hp
 
@@ -331,11 +425,64 @@ class Evaluator:
             if fields:
                 for v in fields:
                     vals.append(self.value(prog.module_function, v, depth + 1))
+                # a dataclass field is also set by its constructor: `GPTConfig(dropout=0.1)`
+                vals += self._constructor_keywords(progs, prog, leaf, depth)
         if vals:
             m = _merge(vals)
             return Value([Possibility(p.value, f"`{leaf}` set in a config object", p.condition)
                           for p in m.possibilities], m.unknown, m.overridable)
         return _unknown(f"`{d}` is not set in the code analysed")
+
+    def _self_attribute(self, f: FunctionInfo, d: str, depth: int) -> Value | None:
+        """`self.lr` from the assignments of the methods of the enclosing class and of its bases
+        (in any module); None when none assigns it (another object may: a looser lookup)."""
+        scope: FunctionInfo | None = f
+        while scope is not None and scope.cls is None:
+            scope = scope.parent
+        if scope is None:
+            return None
+        classes = []
+        cls = scope.cls
+        seen: set[int] = set()
+        while cls is not None and id(cls) not in seen:
+            seen.add(id(cls))
+            classes.append(cls)
+            cls = next((self.p.classes[b.rsplit(".", 1)[-1]] for b in cls.bases
+                        if b.rsplit(".", 1)[-1] in self.p.classes), None)
+        vals = [self.value(m, a.value, depth + 1) for c in classes for m in c.methods.values()
+                for a in m.assignments if a.target == d and a.augmented is None and a.value is not None]
+        if not vals:
+            return None
+        return _merge(vals)
+
+    def _constructor_keywords(self, progs, prog: ProgramModel, leaf: str, depth: int) -> list[Value]:
+        """Values given to field `leaf` by calls of the classes of `prog` that declare it
+        (`Config(lr=0.1)`); `Config(**kw)` or positional arguments make it partly unknown."""
+        owners = set()
+        for cls in getattr(prog, "own_classes", prog.classes).values():
+            body = cls.node.body
+            for stmt in (body.body if isinstance(body, cst.IndentedBlock) else ()):
+                if isinstance(stmt, cst.SimpleStatementLine) and any(
+                        (isinstance(x, cst.AnnAssign) and isinstance(x.target, cst.Name) and x.target.value == leaf)
+                        or (isinstance(x, cst.Assign) and len(x.targets) == 1 and
+                            isinstance(x.targets[0].target, cst.Name) and x.targets[0].target.value == leaf)
+                        for x in stmt.body):
+                    owners.add(cls.name)
+        out: list[Value] = []
+        if not owners:
+            return out
+        for q in progs:
+            for cs in q.calls:
+                if not cs.dotted or cs.dotted.rsplit(".", 1)[-1] not in owners:
+                    continue
+                for a in cs.node.args:
+                    if a.keyword is not None and a.keyword.value == leaf:
+                        out.append(self.value(cs.function, a.value, depth + 1))
+                    elif a.star == "**" or (a.keyword is None and not a.star and
+                                            cs.dotted.rsplit(".", 1)[-1] not in ("dataclass",)):
+                        out.append(_unknown(f"`{leaf}` may be set by `{_code(cs.node)}`"))
+                        break
+        return out
 
     def _call(self, f: FunctionInfo, call: cst.Call, depth: int) -> Value:
         d = dotted_name(call.func)
@@ -398,27 +545,36 @@ def _conds_of_assignment(a) -> list:
 
 
 def conditions_of(fn: FunctionInfo, target) -> list:
-    """The `if` tests `target` sits under in `fn`, as expressions (`not t` for an `else`)."""
-    out: list = []
+    """The `if` tests `target` sits under in `fn`, as expressions (`not t` for an `else`).
+    One walk per function, kept on the function (rules and the evaluator ask for many nodes)."""
+    index = fn.__dict__.get("_rc_conditions")
+    if index is None:
+        index = _index_conditions(fn)
+        fn.__dict__["_rc_conditions"] = index
+    return list(index.get(id(target), ()))
 
-    def visit(node, conds) -> bool:
-        if node is target:
-            out.extend(conds)
-            return True
-        if isinstance(node, cst.If):
-            if visit(node.body, conds + [node.test]):
-                return True
-            if node.orelse is not None:
-                return visit(node.orelse, conds + [cst.UnaryOperation(cst.Not(), node.test)])
-            return False
+
+def _index_conditions(fn: FunctionInfo) -> dict[int, tuple]:
+    from recipecheck.program.nodes import iter_children
+
+    out: dict[int, tuple] = {}
+    stack = [(fn.node, ())]
+    while stack:
+        node, conds = stack.pop()
+        out[id(node)] = conds
         if isinstance(node, (cst.FunctionDef, cst.ClassDef)) and node is not fn.node:
-            return False
-        from recipecheck.program.nodes import iter_children
-
-        return any(visit(c, conds) for c in iter_children(node))
-
-    visit(fn.node, [])
+            continue
+        if isinstance(node, cst.If):
+            stack.append((node.test, conds))
+            stack.append((node.body, conds + (node.test,)))
+            if node.orelse is not None:
+                stack.append((node.orelse, conds + (cst.UnaryOperation(cst.Not(), node.test),)))
+            continue
+        for c in iter_children(node):
+            stack.append((c, conds))
     return out
+
+
 
 
 def _config_override(prog: ProgramModel) -> str | None:
@@ -452,3 +608,269 @@ def evaluator(program: ProgramModel) -> Evaluator:
 def value_of(program: ProgramModel, f: FunctionInfo | None, expr) -> Value:
     """The possible values of `expr` evaluated in function `f` of `program` (any linked module)."""
     return evaluator(program).value(f, expr)
+
+
+# ------------------------------------------------------------------------ what rules ask
+
+# A rule's decision on a value (issue 8: "rules decide on the set"):
+ALL = "all"  # every possibility is bad and nothing is unknown: report at the rule's severity
+SOME = "some"  # a possibility is bad, not all (or a part is unknown): report at info, say when
+NONE = "none"  # no known possibility is bad (unknown alone never counts as bad)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    verdict: str
+    bad: tuple[Possibility, ...] = ()
+    value: Value | None = None
+
+    def __bool__(self) -> bool:
+        return self.verdict != NONE
+
+    @property
+    def first(self) -> float:
+        return float(self.bad[0].value)
+
+    def when(self) -> str:
+        """Why the finding holds only in part (empty for ALL): the conditions of the bad values,
+        or that the value is not always this one."""
+        if self.verdict != SOME:
+            return ""
+        conds = [p.condition for p in self.bad if p.condition]
+        if conds and len(conds) == len(self.bad):
+            return "when `" + "` or `".join(dict.fromkeys(conds)) + "`"
+        v = self.value
+        bad = " or ".join(dict.fromkeys(_fmt_num(p.value) for p in self.bad))
+        if v is not None and v.unknown and len(self.bad) == len(v.possibilities):
+            return f"if it is {bad} ({v.unknown})"
+        return f"if it is {bad} (possible values: {v.describe(_fmt_num) if v is not None else '?'})"
+
+
+def _fmt_num(v) -> str:
+    return f"{v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else repr(v)
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def judge(v: Value, bad, numeric: bool = True) -> Judgement:
+    """Decide `bad(number)` over the numeric possibilities of `v` (every possibility with
+    `numeric=False`): ALL when every possibility is one for which it holds and nothing is
+    unknown, SOME when it holds for some, NONE otherwise (a value the code does not state is
+    never taken for a default)."""
+    nums = [p for p in v.possibilities if not numeric or _is_num(p.value)]
+    hits = tuple(p for p in nums if _safe(bad, p.value))
+    if not hits:
+        return Judgement(NONE, (), v)
+    every = v.unknown is None and len(nums) == len(v.possibilities) and len(hits) == len(nums)
+    return Judgement(ALL if every else SOME, hits, v)
+
+
+def _safe(pred, x) -> bool:
+    try:
+        return bool(pred(x))
+    except Exception:
+        return False
+
+
+def _norm_cond(c: str) -> tuple[bool, str]:
+    """(negated, core) of a condition as code: `not (x)` / `not x` -> (True, x)."""
+    c = c.strip()
+    neg = False
+    while c.startswith("not "):
+        neg = not neg
+        c = c[4:].strip()
+        if c.startswith("(") and c.endswith(")"):
+            c = c[1:-1].strip()
+    return neg, c
+
+
+def consistent_with(v: Value, conds: list[str]) -> Value:
+    """Drop the possibilities that hold only under the negation of a condition the use sits
+    under (`if big: lr = 10.0 ... else: lr = 1e-3; opt = Adam(lr=lr)` inside `if not big:`)."""
+    if not conds or not v.possibilities:
+        return v
+    here = {_norm_cond(c) for c in conds}
+    keep = []
+    for p in v.possibilities:
+        parts = [_norm_cond(x) for x in (p.condition or "").split(" and ") if x.strip()]
+        if any((not neg, core) in here for neg, core in parts):
+            continue
+        keep.append(p)
+    if not keep:
+        return v
+    return Value(keep, v.unknown, v.overridable)
+
+
+def number_of(program: ProgramModel, f: FunctionInfo | None, expr) -> float | None:
+    """The number `expr` stands for when every possibility agrees (None when the code does not
+    say, or says several things): for callers that need one number."""
+    if expr is None:
+        return None
+    return value_of(program, f, expr).number()
+
+
+@dataclass
+class OptimizerSite:
+    """A torch optimizer the linted file builds or obtains from another project module, with the
+    node of the linted file where a finding on it is reported."""
+
+    construction: object  # Construction
+    report: cst.CSTNode
+    via: str | None = None  # "built by `model.configure_optimizers()` in model.py"
+    target: str | None = None  # the name it is bound to in the linted file
+    _conds: list | None = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.construction.name
+
+    def conds(self) -> list[str]:
+        if self._conds is None:
+            c = self.construction
+            self._conds = [_code(t) for t in conditions_of(c.function, c.node)]
+        return self._conds
+
+
+def optimizer_sites(program: ProgramModel) -> list[OptimizerSite]:
+    """The torch.optim optimizers of the linted file: those it builds, and those built in another
+    project module that a call of the file returns (`model.configure_optimizers(...)`) or that a
+    project class it instantiates builds in its `configure_optimizers` (Lightning), reported at
+    that call. Memoized per program."""
+    cached = getattr(program, "_optimizer_sites", None)
+    if cached is not None:
+        return cached
+    from recipecheck.program.hparams import is_torch_optimizer
+
+    out = [OptimizerSite(c, c.node, None, c.target) for c in program.constructions("optimizer")
+           if is_torch_optimizer(c)]
+    seen = {id(s.construction.node) for s in out}
+    if getattr(program, "link", None) is not None and program.link.programs:
+        targets = {id(a.value): a.target for a in program.assignments if a.augmented is None}
+        for pass_ in ("calls", "classes"):  # an explicit call is the better place to report
+            for cs in program.calls:
+                if cs.function.program not in (None, program) or (cs.qualname or "").startswith("torch"):
+                    continue
+                if pass_ == "calls":
+                    try:
+                        callees = program._callees_of(cs.function, cs.node)
+                    except RecursionError:
+                        callees = []
+                    foreign = [fn for fn in callees if fn.program not in (None, program)]
+                    if not foreign:
+                        continue
+                    via_fn = foreign[0]
+                    # what the call returns, or (a tuple, a dict) what the callee builds
+                    found = program.evaluate(cs.function, cs.node) or [
+                        c for c in via_fn.program.all_constructions if c.function is via_fn]
+                else:
+                    # Lightning calls `configure_optimizers` of the module it is given itself
+                    cls = _foreign_class(program, cs)
+                    if cls is None or not _is_lightning(program, cls):
+                        continue
+                    meth = program.class_method(cls, "configure_optimizers")
+                    if meth is None or meth.program in (None, program):
+                        continue
+                    via_fn = meth
+                    found = [c for c in meth.program.all_constructions if c.function is meth]
+                for c in found:
+                    if c.role != "optimizer" or not is_torch_optimizer(c) or id(c.node) in seen:
+                        continue
+                    if c.function.program in (None, program):
+                        continue
+                    seen.add(id(c.node))
+                    where = os.path.basename(via_fn.program.path or "") if via_fn.program else ""
+                    via = f"built by `{via_fn.name}()`" + (f" in {where}" if where else "")
+                    out.append(OptimizerSite(c, cs.node, via, targets.get(id(cs.node))))
+    program._optimizer_sites = out  # type: ignore[attr-defined]
+    return out
+
+
+def _is_lightning(program: ProgramModel, cls) -> bool:
+    seen: set[int] = set()
+    while cls is not None and id(cls) not in seen:
+        seen.add(id(cls))
+        if any(b.endswith("LightningModule") for b in cls.bases):
+            return True
+        cls = next((program.classes[b.rsplit(".", 1)[-1]] for b in cls.bases
+                    if b.rsplit(".", 1)[-1] in program.classes), None)
+    return False
+
+
+def _foreign_class(program: ProgramModel, cs):
+    """The project class (of another module) that call `cs` instantiates, if any."""
+    d = cs.dotted
+    if not d or program.link is None:
+        return None
+    from recipecheck.program.model import ClassInfo
+
+    try:
+        target = program.link.lookup(program, d)
+    except RecursionError:
+        return None
+    if isinstance(target, ClassInfo):
+        return target
+    return None
+
+
+def hparam(program: ProgramModel, site: OptimizerSite, name: str, expr=None) -> Value:
+    """The value of optimizer hyperparameter `name` (or of `expr`, e.g. a param-group entry),
+    with the possibilities that contradict the branch the optimizer is built under removed."""
+    from recipecheck.program.hparams import opt_arg
+
+    c = site.construction
+    e = expr if expr is not None else opt_arg(c, name)
+    if e is None:
+        return Value(unknown=f"`{name}` not passed")
+    v = value_of(program, c.function, e)
+    if not any(p.condition for p in v.possibilities):
+        return v  # nothing branch-dependent: no need to find the optimizer's own branch
+    return consistent_with(v, site.conds())
+
+
+def worst(judgements) -> Judgement:
+    """The strongest of several judgements (one per param group): ALL before SOME before NONE."""
+    js = list(judgements)
+    for verdict in (ALL, SOME):
+        for j in js:
+            if j.verdict == verdict:
+                return j
+    return Judgement(NONE)
+
+
+def site_hparams(program: ProgramModel, site: OptimizerSite, name: str) -> list[Value]:
+    """The values of `name` for the optimizer: the argument, then each param group's entry."""
+    from recipecheck.program.hparams import dict_value, param_groups
+
+    out = []
+    c = site.construction
+    from recipecheck.program.hparams import opt_arg
+
+    if opt_arg(c, name) is not None:
+        out.append(hparam(program, site, name))
+    for g in param_groups(c):
+        gv = dict_value(g, name)
+        if gv is not None:
+            out.append(hparam(program, site, name, gv))
+    return out
+
+
+def owner_view(program: ProgramModel, site: OptimizerSite) -> ProgramModel | None:
+    """For an optimizer built in another module: that module's own model (what it knows
+    without the linted file's arguments); None for the linted file's own optimizers."""
+    if site.via is None:
+        return None
+    owner = getattr(site.construction.function, "program", None)
+    return owner if owner is not None and owner is not program else None
+
+
+def settled_in_owner(program: ProgramModel, site: OptimizerSite, name: str, bad) -> bool:
+    """The optimizer comes from another module whose own code already makes `name` bad in every
+    possibility (a literal there): that module's finding, not the linted file's (`lint .` would
+    report it twice)."""
+    owner = owner_view(program, site)
+    if owner is None:
+        return False
+    values = site_hparams(owner, site, name)
+    return bool(values) and worst(judge(v, bad) for v in values).verdict == ALL

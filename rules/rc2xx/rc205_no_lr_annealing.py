@@ -176,7 +176,7 @@ def _adversarial(opts) -> bool:
 
 def _short_fine_tune(p) -> bool:
     """A pretrained model trained for at most a few epochs (a fine-tune)."""
-    from recipecheck.program.hparams import number
+    from recipecheck.program.values import number_of as number
     pretrained = any((cs.qualname or cs.dotted or "").endswith("from_pretrained")
                      or any(a.keyword is not None and a.keyword.value in ("pretrained", "weights")
                             for a in cs.node.args)

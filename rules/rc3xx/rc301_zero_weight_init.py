@@ -1,9 +1,12 @@
+import os
+
 import libcst as cst
 
 from recipecheck.finding import Severity
-from recipecheck.program.init import (added_to_identity, init_model, outside_premise,
+from recipecheck.program.init import (added_to_identity, foreign_constant_sites, init_model, outside_premise,
                                       zeroes_forward_path)
 from recipecheck.program.nodes import walk
+from recipecheck.program.values import ALL, NONE, Judgement, judge, value_of
 from recipecheck.rule import Context, Rule
 
 
@@ -31,6 +34,11 @@ class ZeroWeightInit(Rule):
     with default init (mean [min, max]); the claim held on 5 of 5 seeds.
 
     ## Known problems
+    A constant that is not a literal is followed through the project (`Net(constant_weight=0)`
+    reaching `nn.init.constant_(m.weight, constant_weight)`, in the same file or in the module
+    that defines `Net`, reported at the call that passes it). When only some of its possible
+    values are zero (two calls, or either branch of an `if`), the finding is `info` and names
+    the condition.
     Not reported: weight-norm gains, scalar or per-channel gates (`lambda_*`, layer scale), learned
     tokens/queries/slots, inputs, files of tests, a classifier head selected by name
     (`if name.startswith("head")`), and a zero term added to a residual or an identity
@@ -250,26 +258,52 @@ class ZeroWeightInit(Rule):
         "import torch.nn as nn\nmodel = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))\n"
         "for name, p in model.named_parameters():\n    if 'bias' in name:\n        nn.init.normal_(p, 0, 0.01)\n"
         "    else:\n        nn.init.zeros_(p)  # expect: RC301\n",
+        # the constant is an argument: every call passes 0
+        "import torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self, w0=None):\n        super().__init__()\n"
+        "        self.fc1 = nn.Linear(8, 16)\n        self.fc2 = nn.Linear(16, 2)\n        if w0 is not None:\n"
+        "            nn.init.constant_(self.fc1.weight, w0)  # expect: RC301\n"
+        "    def forward(self, x):\n        return self.fc2(nn.functional.relu(self.fc1(x)))\n"
+        "model = Net(w0=0)\n",
     )
 
     def check(self, ctx: Context) -> None:
-        im = init_model(ctx.program)
-        for s in im.sites:
-            if s.role != "weight" or s.placeholder or s.kind not in ("zeros", "constant") or s.value != 0:
+        p = ctx.program
+        im = init_model(p)
+        cases = [(s, im, p, ctx.path, ctx.module, None) for s in im.sites]
+        calls = {}
+        # a class or init helper of another module whose constant comes from this file's
+        # arguments (a helper's layers are this file's: its layer count is this file's)
+        for fs in foreign_constant_sites(p):
+            s = fs.site
+            calls[id(fs.call), id(s.node)] = fs
+            cases.append((s, init_model(fs.owner) if s.cls is not None else im, fs.owner,
+                          fs.owner.path or "", fs.owner.module, fs.call))
+        for s, sim, prog, path, module, call in cases:
+            if s.role != "weight" or s.placeholder or s.kind not in ("zeros", "constant"):
                 continue
-            if outside_premise(s, ctx.path, ctx.module):
+            j = self._zero(p, s, calls.get((id(call), id(s.node))))
+            if not j:
+                continue
+            if outside_premise(s, path, module):
                 continue  # a gain, gate, token, input, test tensor or zero-init head
-            path_zeroed = zeroes_forward_path(s, ctx.program)
-            if path_zeroed is False or (path_zeroed is None and (im.is_output_layer(s) or
+            path_zeroed = zeroes_forward_path(s, prog)
+            if path_zeroed is False or (path_zeroed is None and (sim.is_output_layer(s) or
                                                                  added_to_identity(s))):
                 continue  # zero-init of a head or a residual branch's last layer: a technique
+            node = call if call is not None else s.node
+            partial = {} if j.verdict == ALL else {"severity": Severity.INFO}
+            when = "" if j.verdict == ALL else f" (only {j.when()})"
+            via = ""
+            if call is not None:
+                via = (f"{ctx.code(call)} passes `{ctx.code(s.value_expr)}` = 0 to "
+                       f"`{ctx.code(s.node)}` in {os.path.basename(path)}, which ")
             if path_zeroed:
-                ctx.report(s.node, (
-                    f"{ctx.code(s.node)} zeroes {s.target_text or 'this layer'}, and "
+                ctx.report(node, (
+                    f"{via or ctx.code(s.node) + ' '}zeroes {s.target_text or 'this layer'}{when}, and "
                     f"{s.cls.name}.forward returns only terms multiplied by its output (no "
                     "residual): the block outputs zeros at init and the layers after it get no "
                     "signal; initialize to identity (`x * (1 + gamma) + beta`) or add the "
-                    "input back (RC301)"))
+                    "input back (RC301)"), **partial)
                 continue
             what = s.target_text or "this parameter"
             if s.whole_model and s.owner is None:
@@ -279,8 +313,22 @@ class ZeroWeightInit(Rule):
                     isinstance(n, cst.SimpleString) for n in walk(t))]
                 what = (f"the weight of the {s.layer} layers selected by `{ctx.code(named[0])}` "
                         f"({what})" if named else f"the weight of every {s.layer} ({what})")
-            ctx.report(s.node, (
-                f"{ctx.code(s.node)} initializes {what} to zero: all units of the layer compute the "
-                "same thing and get the same gradient (behind a ReLU none at all), so they never "
-                "differentiate; use a random init such as nn.init.kaiming_normal_ / xavier_uniform_ "
-                "(RC301)"))
+            ctx.report(node, (
+                f"{via or ctx.code(s.node) + ' '}initializes {what} to zero{when}: all units of the layer "
+                "compute the same thing and get the same gradient (behind a ReLU none at all), so they "
+                "never differentiate; use a random init such as nn.init.kaiming_normal_ / "
+                "xavier_uniform_ (RC301)"), **partial)
+
+    @staticmethod
+    def _zero(p, s, fs) -> Judgement:
+        """Is the site's constant zero, in every possibility (ALL) or some (SOME)? A site of
+        another module (`fs`) counts only when its own module does not already make it zero
+        (it is reported there) and the value this call passes does."""
+        zero = lambda v: v == 0  # noqa: E731
+        if s.value_expr is None:
+            return Judgement(ALL) if s.kind == "zeros" or s.value == 0 else Judgement(NONE)
+        if fs is None:
+            return judge(value_of(p, s.function, s.value_expr), zero)
+        if judge(value_of(s.function.program or p, s.function, s.value_expr), zero).verdict == ALL:
+            return Judgement(NONE)
+        return judge(fs.value(p), zero)

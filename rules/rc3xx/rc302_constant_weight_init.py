@@ -1,8 +1,11 @@
+import os
+
 import libcst as cst
 
 from recipecheck.finding import Severity
-from recipecheck.program.init import init_model, outside_premise
+from recipecheck.program.init import foreign_constant_sites, init_model, outside_premise
 from recipecheck.program.nodes import walk
+from recipecheck.program.values import ALL, Judgement, Possibility, judge, value_of
 from recipecheck.rule import Context, Rule
 
 
@@ -31,7 +34,10 @@ class ConstantWeightInit(Rule):
     ## Known problems
     Weight-norm gains (`weight_g`), gates, learned tokens, inputs and files of tests are not
     weights of a linear map and are not reported.
-    A constant that is not a literal (`constant_(w, args.c)`) is not evaluated. When the file
+    A constant that is not a literal is followed through the project (`Net(c=0.5)` reaching
+    `nn.init.constant_(m.weight, c)`, reported at that call when `Net` is defined in another
+    module); when only some of its possible values are nonzero, the finding is `info` and
+    names the condition; one it cannot resolve is not reported. When the file
     has a single weight layer (no hidden units to keep apart) the rule is silent.
 
     ## Example
@@ -102,13 +108,35 @@ class ConstantWeightInit(Rule):
     )
 
     def check(self, ctx: Context) -> None:
-        im = init_model(ctx.program)
-        for s in im.sites:
+        p = ctx.program
+        im = init_model(p)
+        cases = [(s, im, ctx.path, ctx.module, None) for s in im.sites]
+        # a class or init helper of another module whose constant comes from this file's
+        # arguments (a helper's layers are this file's: its layer count is this file's)
+        calls = {}
+        for fs in foreign_constant_sites(p):
+            calls[id(fs.call), id(fs.site.node)] = fs
+            cases.append((fs.site, init_model(fs.owner) if fs.site.cls is not None else im,
+                          fs.owner.path or "", fs.owner.module, fs.call))
+        for s, sim, path, module, call in cases:
             if s.role != "weight" or s.placeholder or s.kind not in ("ones", "constant"):
                 continue
-            if s.value is None or s.value == 0 or im.weight_layer_count() <= 1:
+            nonzero = lambda v: v != 0  # noqa: E731
+            if s.value_expr is None:
+                if call is not None or s.value is None or s.value == 0:
+                    continue
+                j = Judgement(ALL, (Possibility(s.value, "literal"),))
+            else:
+                if call is not None and judge(value_of(s.function.program or p, s.function, s.value_expr),
+                                              nonzero).verdict == ALL:
+                    continue  # the class's own module already makes it constant: reported there
+                fs = calls.get((id(call), id(s.node))) if call is not None else None
+                j = judge(fs.value(p) if fs is not None else value_of(p, s.function, s.value_expr), nonzero)
+                if not j:
+                    continue
+            if sim.weight_layer_count() <= 1:
                 continue
-            if outside_premise(s, ctx.path, ctx.module):
+            if outside_premise(s, path, module):
                 continue  # a gain, gate, token, input, test tensor or zero-init head
             what = s.target_text or "this parameter"
             if s.whole_model and s.owner is None:
@@ -118,7 +146,13 @@ class ConstantWeightInit(Rule):
                     isinstance(n, cst.SimpleString) for n in walk(t))]
                 what = (f"the weight of the {s.layer} layers selected by `{ctx.code(named[0])}` "
                         f"({what})" if named else f"the weight of every {s.layer} ({what})")
-            ctx.report(s.node, (
-                f"{ctx.code(s.node)} sets {what} to the constant {_fmt(s.value)}: every unit starts "
+            head = ctx.code(s.node)
+            if call is not None:
+                head = (f"{ctx.code(call)} passes `{ctx.code(s.value_expr)}` = {_fmt(j.first)} to "
+                        f"`{ctx.code(s.node)}` in {os.path.basename(path)}, which")
+            when = "" if j.verdict == ALL else f" (only {j.when()})"
+            partial = {} if j.verdict == ALL else {"severity": Severity.INFO}
+            ctx.report(call if call is not None else s.node, (
+                f"{head} sets {what} to the constant {_fmt(j.first)}{when}: every unit starts "
                 "identical and gets the same gradient, so the units never differentiate; use a random "
-                "init (nn.init.kaiming_normal_ / xavier_uniform_) (RC302)"))
+                "init (nn.init.kaiming_normal_ / xavier_uniform_) (RC302)"), **partial)

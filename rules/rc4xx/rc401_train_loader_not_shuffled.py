@@ -3,6 +3,7 @@ import libcst as cst
 from recipecheck.finding import Severity
 from recipecheck.program.data import _literal, call_arg, data_model
 from recipecheck.program.nodes import walk
+from recipecheck.program.values import ALL, judge, value_of
 from recipecheck.rule import Context, FixSpec, Rule
 
 
@@ -78,7 +79,10 @@ class TrainLoaderNotShuffled(Rule):
     `batch_size=None`; add `# noqa: RC401` otherwise. Time-series or curriculum training that
     must keep the order should also say so with `# noqa: RC401`. Manual batching
     (`for i in range(0, n, bs): x = X[i:i + bs]`) and loaders built in another module or with
-    `**kwargs` are not checked.
+    `**kwargs` are not checked. A `shuffle=` given as a name or flag is followed by the value
+    evaluator: reported only when every value the code gives it is off (`SHUFFLE = False`);
+    a mix of values (one helper building the training and the test loader with
+    `shuffle=shuffle`) is not reported, since the training call may be the one that shuffles.
 
     ## Example
     ```python
@@ -200,7 +204,11 @@ class TrainLoaderNotShuffled(Rule):
                 continue
             shuffle = loader.arg("shuffle", 2)
             if shuffle is not None and _literal(shuffle) is not False and _literal(shuffle) is not None:
-                continue
+                # a name or flag: unshuffled only when every value the code gives it is off
+                # (`SHUFFLE = False`); a mix is not reported (one helper builds both loaders)
+                if judge(value_of(ctx.program, loader.function, shuffle), lambda x: not x,
+                         numeric=False).verdict != ALL:
+                    continue
             sampler = loader.arg("sampler", 3)
             bsampler = loader.arg("batch_sampler", 4)
             if (sampler is not None and _literal(sampler) is not None) or \

@@ -4,6 +4,7 @@ from recipecheck.finding import Severity
 from recipecheck.program.gates import guards_of, mentions_training, training_gated
 from recipecheck.program.layers import functional_kind, layer_analysis
 from recipecheck.program.nodes import call_arg, literal_number
+from recipecheck.program.values import ALL, judge, value_of
 from recipecheck.rule import Context, FixSpec, Rule
 
 
@@ -31,7 +32,10 @@ class FunctionalDropoutAlwaysOn(Rule):
     ## Known problems
     An explicit `training=True` is taken as deliberate (Monte Carlo dropout) and not
     reported. A `dropout_p` attribute that the module itself resets in `train()`/`eval()`
-    overrides is not recognised.
+    overrides is not recognised. A probability that is 0 in every value the code gives it
+    (a literal, a name, an attribute or config field set to 0, the argument of every call that
+    builds the module) is not reported; a parameter's default alone does not count, since a
+    caller elsewhere may pass another value.
 
     ## Example
     ```python
@@ -68,6 +72,11 @@ class FunctionalDropoutAlwaysOn(Rule):
     FIX = "safe"
     STATIC_TWIN = "RT111"
     VALID = (
+        # the probability is 0 in every configuration the code builds
+        "import torch.nn as nn\nimport torch.nn.functional as F\n"
+        "class Net(nn.Module):\n    def __init__(self, p):\n        super().__init__()\n"
+        "        self.p = p\n        self.fc = nn.Linear(4, 2)\n    def forward(self, x):\n"
+        "        return self.fc(F.dropout(x, self.p))\nmodel = Net(p=0.0)\n",
         "import torch.nn as nn\nimport torch.nn.functional as F\n"
         "class Net(nn.Module):\n    def forward(self, x):\n"
         "        x = F.dropout(x, 0.5, training=self.training)\n"
@@ -148,7 +157,7 @@ class FunctionalDropoutAlwaysOn(Rule):
                 continue
             if sum(1 for a in call.args if a.keyword is None) >= 3:
                 continue
-            if literal_number(call_arg(call, "p", 1)) == 0.0:
+            if _always_zero(p, f, call_arg(call, "p", 1)):
                 continue  # p=0: nothing is dropped
             if training_gated(f.node, call):
                 continue  # `if self.training: x = F.dropout(x, p)` runs only in training
@@ -171,7 +180,7 @@ class FunctionalDropoutAlwaysOn(Rule):
         if any(a.star for a in call.args):
             return
         arg = _sdpa_dropout_arg(call)
-        if arg is None or literal_number(arg.value) == 0.0:
+        if arg is None or _always_zero(ctx.program, f, arg.value):
             return
         if training_gated(f.node, call) or _value_gated(f, arg.value):
             return
@@ -191,6 +200,19 @@ class FunctionalDropoutAlwaysOn(Rule):
 
 
 _SDPA = "torch.nn.functional.scaled_dot_product_attention"
+
+
+def _always_zero(p, f, expr) -> bool:
+    """The dropout probability is 0 in every possibility the code states (a literal, a name or
+    config field bound to 0). A parameter's default is not enough: a caller elsewhere may pass
+    another value."""
+    if expr is None:
+        return False
+    if literal_number(expr) == 0.0:
+        return True
+    v = value_of(p, f, expr)
+    return judge(v, lambda x: x == 0).verdict == ALL and not any(
+        x.source.startswith("default of parameter") for x in v.possibilities)
 
 
 def _sdpa_dropout_arg(call: cst.Call) -> cst.Arg | None:

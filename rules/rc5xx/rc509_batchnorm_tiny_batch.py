@@ -2,7 +2,9 @@ import libcst as cst
 from pydantic import Field
 
 from recipecheck.finding import Severity
-from recipecheck.program.layers import call_arg_node, layer_analysis, literal_number, nn_kind
+from recipecheck.program.layers import call_arg_node, layer_analysis, nn_kind
+from recipecheck.program.nodes import literal_number
+from recipecheck.program.values import ALL, judge, value_of
 from recipecheck.rule import Context, Rule, RuleOptions
 
 _ITER_WRAPPERS = {"enumerate", "tqdm", "iter", "tqdm.tqdm", "tqdm.auto.tqdm", "tqdm.notebook.tqdm"}
@@ -28,8 +30,11 @@ class BatchNormTinyBatch(Rule):
     0.989] with batch_size=32 (mean [min, max]); the claim held on 5 of 5 seeds.
 
     ## Known problems
-    Only literal batch sizes are checked: a literal argument, a name bound to a literal, or
-    the literal `default=` of the argparse option it comes from (`args.batch_size`). Files
+    The batch size is followed through the project by the value evaluator (a literal, a name,
+    the argparse default of `args.batch_size`, a config field, a parameter bound to the
+    arguments of its calls); a size computed at run time is not checked. When only some of its
+    possible values are below the limit (`bs = 4 if args.debug else 64`), the finding is
+    `info` and names the condition. Files
     that freeze BatchNorm (`isinstance(m, nn.BatchNorm2d)` then `m.eval()` or
     `requires_grad = False`, `FrozenBatchNorm2d`) are not reported. Gradient
     accumulation does not help BatchNorm: its statistics are per micro-batch.
@@ -130,15 +135,18 @@ class BatchNormTinyBatch(Rule):
             arg = call_arg_node(c.node, "batch_size", 1)
             if arg is None:
                 continue
-            size = self._literal(p, c, arg.value)
-            if size is None or size >= minimum:
+            j = judge(value_of(p, c.function, arg.value), lambda n: n < minimum)
+            if not j:
                 continue
+            size = j.first
             shown = "" if literal_number(arg.value) is not None else f" ({int(size)})"
-            ctx.report(arg, (
-                f"the training DataLoader uses `batch_size={ctx.code(arg.value)}`{shown} and the model has BatchNorm: "
-                f"batch statistics from {int(size)} samples are so noisy that training and the "
-                f"running averages suffer; use a batch of at least {minimum}, or GroupNorm/LayerNorm "
-                "(RC509)"))
+            msg = (f"the training DataLoader uses `batch_size={ctx.code(arg.value)}`{shown} and the model has "
+                   f"BatchNorm: batch statistics from {int(size)} samples are so noisy that training and "
+                   f"the running averages suffer; use a batch of at least {minimum}, or GroupNorm/LayerNorm")
+            if j.verdict == ALL:
+                ctx.report(arg, f"{msg} (RC509)")
+            else:
+                ctx.report(arg, f"{msg}; only {j.when()} (RC509)", severity=Severity.INFO)
 
     @staticmethod
     def _is_wrapper(p, call: cst.Call) -> bool:
@@ -146,26 +154,6 @@ class BatchNormTinyBatch(Rule):
         if isinstance(func, cst.Name) and func.value in _ITER_WRAPPERS:
             return True
         return (p.imports.resolve(func) or "") in _ITER_WRAPPERS
-
-    @staticmethod
-    def _literal(p, c, value) -> float | None:
-        n = literal_number(value)
-        if n is not None:
-            return n
-        if isinstance(value, cst.Attribute) and isinstance(value.value, cst.Name):
-            return _argparse_default(p, value.attr.value)
-        if isinstance(value, cst.Name):
-            f = c.function
-            while f is not None:
-                binds = f.bindings(value.value)
-                if binds:
-                    vals = {literal_number(a.value) if isinstance(a.value, cst.CSTNode) else None
-                            for a in binds}
-                    return vals.pop() if len(vals) == 1 else None
-                if value.value in f.params:
-                    return None
-                f = f.parent
-        return None
 
     @staticmethod
     def _trains_batchnorm(p) -> bool:
@@ -196,26 +184,6 @@ class BatchNormTinyBatch(Rule):
                        cs.function.cls.name in classes for cs in p.calls)
         return any(nn_kind(cs.qualname) == "bn" or cs.qualname == "torch.nn.functional.batch_norm"
                    for cs in p.calls)
-
-
-def _argparse_default(p, dest: str) -> float | None:
-    """The literal default of `parser.add_argument("--batch-size", default=4)` for `args.batch_size`."""
-    found = []
-    for cs in p.calls:
-        func = cs.node.func
-        if not isinstance(func, cst.Attribute) or func.attr.value != "add_argument":
-            continue
-        names = [a.value.evaluated_value for a in cs.node.args
-                 if a.keyword is None and isinstance(a.value, cst.SimpleString)]
-        kw = {a.keyword.value: a.value for a in cs.node.args if a.keyword is not None}
-        if "dest" in kw and isinstance(kw["dest"], cst.SimpleString):
-            key = kw["dest"].evaluated_value
-        else:
-            longs = [n for n in names if isinstance(n, str) and n.startswith("--")]
-            key = longs[0][2:].replace("-", "_") if longs else None
-        if key == dest and "default" in kw:
-            found.append(literal_number(kw["default"]))
-    return found[0] if len(found) == 1 else None
 
 
 def _freezes_batchnorm(p) -> bool:

@@ -2,7 +2,7 @@ import libcst as cst
 
 from recipecheck.finding import Severity
 from recipecheck.program import torchnames as tn
-from recipecheck.program.hparams import number
+from recipecheck.program.values import number_of as number
 from recipecheck.program.imports import dotted_name
 from recipecheck.rule import Context, Rule
 

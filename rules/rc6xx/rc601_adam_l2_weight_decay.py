@@ -1,7 +1,7 @@
 import libcst as cst
 
 from recipecheck.finding import Severity
-from recipecheck.program.hparams import dict_value, is_torch_optimizer, number, opt_arg, param_groups
+from recipecheck.program.values import ALL, hparam, judge, optimizer_sites, settled_in_owner, site_hparams, worst
 from recipecheck.rule import Context, FixSpec, Rule
 
 COUPLED = ("Adam", "RMSprop", "Adagrad")
@@ -9,6 +9,10 @@ COUPLED = ("Adam", "RMSprop", "Adagrad")
 
 def _truthy(expr) -> bool:
     return isinstance(expr, cst.Name) and expr.value == "True"
+
+
+def _falsy(expr) -> bool:
+    return isinstance(expr, cst.Name) and expr.value == "False"
 
 
 def _append_to_import(module: cst.Module) -> cst.Module | None:
@@ -52,8 +56,15 @@ class AdamL2WeightDecay(Rule):
     max]); the claim held on 5 of 5 seeds.
 
     ## Known problems
-    `Adam(..., decoupled_weight_decay=True)` (newer PyTorch) is AdamW and is not flagged.
-    Decay values the file does not state (read from a config file) are not checked.
+    `Adam(..., decoupled_weight_decay=True)` (newer PyTorch) is AdamW and is not flagged; a flag
+    given as a name is followed like the decay (on in every value: not flagged; off in some, or
+    unknown: `info`).
+    Decay values the code does not state (read from a config file) are not checked.
+    The value is followed through the project (a name bound in either branch of an `if`, a
+    parameter to the arguments of its calls, an argparse default, a config field), and so is
+    an optimizer built in another module (`model.configure_optimizers()`), reported at the
+    call in the linted file. It reports at the rule's severity only when every possible
+    value qualifies; when only some do, at `info`, naming the condition.
 
     ## Example
     ```python
@@ -103,27 +114,36 @@ class AdamL2WeightDecay(Rule):
 
     def check(self, ctx: Context) -> None:
         p = ctx.program
-        for c in p.constructions("optimizer"):
-            if c.name not in COUPLED or not is_torch_optimizer(c):
+        for site in optimizer_sites(p):
+            c = site.construction
+            if c.name not in COUPLED:
                 continue
-            if _truthy(c.arg("decoupled_weight_decay")):
+            decoupled = c.arg("decoupled_weight_decay")
+            if _truthy(decoupled):
                 continue
-            wd_expr = opt_arg(c, "weight_decay")
-            wd = number(p, c.function, wd_expr)
-            values = [wd] if wd_expr is not None else []
-            for g in param_groups(c):
-                gv = dict_value(g, "weight_decay")
-                if gv is not None:
-                    values.append(number(p, c.function, gv))
-            positive = [v for v in values if v is not None and v > 0]
-            if not positive:
+            j = worst(judge(v, lambda x: x > 0) for v in site_hparams(p, site, "weight_decay"))
+            if not j or settled_in_owner(p, site, "weight_decay", lambda x: x > 0):
                 continue
-            fix = self._fix(ctx, c) if c.name == "Adam" else None
+            partial = "" if j.verdict == ALL else f"; only {j.when()}"
+            if decoupled is not None and not _falsy(decoupled):
+                # `decoupled_weight_decay=flag`: AdamW unless the flag is off in every value
+                dv = hparam(p, site, "decoupled_weight_decay", decoupled)
+                d = judge(dv, lambda x: not x, numeric=False)
+                if not d and dv.unknown is None:
+                    continue  # on in every value: this is AdamW
+                if d.verdict != ALL:
+                    partial = partial or f"; only when `{ctx.code(decoupled)}` is off"
+            own = site.via is None
+            fix = self._fix(ctx, c) if c.name == "Adam" and own and not partial else None
             alt = "AdamW" if c.name == "Adam" else "AdamW (or SGD with weight decay)"
-            ctx.report(c.node, (
-                f"{c.name}(weight_decay={positive[0]:g}) adds L2 to the gradient, which the adaptive step "
-                f"then rescales: weights are not decayed uniformly; use {alt}, whose decay is decoupled "
-                ), fix=fix)
+            msg = (f"{c.name}(weight_decay={j.first:g}) adds L2 to the gradient, which the adaptive step "
+                   f"then rescales: weights are not decayed uniformly; use {alt}, whose decay is decoupled")
+            if not own:
+                msg += f" (the optimizer is {site.via})"
+            if not partial:
+                ctx.report(site.report, msg, fix=fix)
+            else:
+                ctx.report(site.report, msg + partial, severity=Severity.INFO)
 
     @staticmethod
     def _fix(ctx: Context, c) -> FixSpec | None:

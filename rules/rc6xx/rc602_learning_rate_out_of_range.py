@@ -1,7 +1,9 @@
+import libcst as cst
 from pydantic import Field
 
 from recipecheck.finding import Severity
-from recipecheck.program.hparams import is_torch_optimizer, opt_arg, opt_number, small_model_context
+from recipecheck.program.hparams import opt_arg, small_model_context
+from recipecheck.program.values import ALL, hparam, judge, optimizer_sites, settled_in_owner
 from recipecheck.rule import Context, Rule, RuleOptions
 from recipecheck.rules.rc6xx.rc605_rnn_without_grad_clipping import _is_rnn, clips_gradients
 
@@ -37,7 +39,14 @@ class LearningRateOutOfRange(Rule):
     ## Known problems
     For a reinforcement-learning policy, a linear probe on frozen features or a layer trained by
     its own optimizer (forward-forward), where such LRs are published and work, it reports at `info`.
-    Values computed at run time (`lr = base_lr * world_size`) are not checked. An optimizer
+    The LR is followed through the project: a name bound in either branch of an `if` or a
+    conditional expression, a function parameter to the arguments of its calls, an argparse
+    default, a config field, and an optimizer built in another module (`model.configure_optimizers()`
+    in model.py, a Lightning module's `configure_optimizers`), reported at the call in the
+    linted file. It reports at the rule's severity only when every possible value is out of
+    range; when only some are (`lr = 10.0 if args.big else 1e-3`), at `info`, naming the
+    condition; so does an LR that is a parameter's default in a function no analysed code
+    calls (a caller elsewhere may pass another). Values computed at run time (`lr = base_lr * world_size`) are not checked. An optimizer
     driven by OneCycleLR/CyclicLR (which set the LR themselves) or by LambdaLR/MultiplicativeLR
     (whose factor makes the base LR a scale, as in the Noam schedule `Adam(lr=1.0)` times
     `d_model**-0.5 * ...`) is skipped, and so is SGD in a
@@ -87,6 +96,15 @@ class LearningRateOutOfRange(Rule):
         "import torch\nopt = torch.optim.Adam(model.parameters(), lr=1.0, betas=(0.9, 0.98))\n"
         "sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 512 ** -0.5 * min((s + 1) ** -0.5, (s + 1) * 4000 ** -1.5))\n",
         "import torch\nopt = torch.optim.Adam(model.parameters(), lr=args.lr)\n",
+        # one --lr for alternative optimizers: the user picks both together
+        "import argparse\nimport torch\nparser = argparse.ArgumentParser()\n"
+        "parser.add_argument('--lr', type=float, default=0.1)\nparser.add_argument('--optim', default='sgd')\n"
+        "args = parser.parse_args()\nif args.optim == 'sgd':\n"
+        "    opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9)\nelse:\n"
+        "    opt = torch.optim.Adam(model.parameters(), lr=args.lr)\n",
+        # the bad value belongs to the other branch
+        "import torch\nif args.sgd:\n    lr = 0.1\n    opt = torch.optim.SGD(model.parameters(), lr=lr)\n"
+        "else:\n    lr = 1e-3\n    opt = torch.optim.Adam(model.parameters(), lr=lr)\n",
     )
     INVALID = (
         "import torch\nopt = torch.optim.Adam(model.parameters(), lr=0.1)  # expect: RC602\n",
@@ -94,45 +112,84 @@ class LearningRateOutOfRange(Rule):
         "import argparse\nimport torch\nparser = argparse.ArgumentParser()\n"
         "parser.add_argument('--lr', type=float, default=1e-8)\nargs = parser.parse_args()\n"
         "opt = torch.optim.AdamW(model.parameters(), lr=args.lr)  # expect: RC602\n",
+        # one branch only: reported at info, naming the condition
+        "import torch\nlr = 10.0 if args.big else 1e-3\n"
+        "opt = torch.optim.Adam(model.parameters(), lr=lr)  # expect: RC602\n",
     )
 
     def check(self, ctx: Context) -> None:
         p = ctx.program
         o = self.options
-        overridden = {id(s.arg("optimizer", 0)) for s in p.constructions("scheduler") if s.name in _OVERRIDES}
-        override_names = {ctx.code(s.arg("optimizer", 0)) for s in p.constructions("scheduler")
-                          if s.name in _OVERRIDES and s.arg("optimizer", 0) is not None}
-        opts = p.constructions("optimizer")
+        sites = optimizer_sites(p)
         rnn_clipped = None
-        for c in opts:
-            if not is_torch_optimizer(c) or id(c.node) in overridden or (c.target and c.target in override_names):
+        for site in sites:
+            c = site.construction
+            if _schedule_overrides(p, site):
                 continue
-            lr = opt_number(p, c, "lr")
-            if lr is None:
+            lr_expr = opt_arg(c, "lr")
+            if lr_expr is None:
                 continue
-            lr_text = ctx.code(opt_arg(c, "lr"))
-            if any(other is not c and other.name != c.name and opt_arg(other, "lr") is not None and
-                   ctx.code(opt_arg(other, "lr")) == lr_text for other in opts):
+            lr_text = _code(lr_expr)
+            if any(other is not site and other.name != c.name and opt_arg(other.construction, "lr") is not None
+                   and other.construction.function is c.function
+                   and _code(opt_arg(other.construction, "lr")) == lr_text for other in sites):
                 continue  # one --lr shared by alternative optimizers: the user picks both together
-            if c.name == "SGD" and lr > o.max_sgd_lr:
+            value = hparam(p, site, "lr")
+            if c.name == "SGD":
+                j = judge(value, lambda v: v > o.max_sgd_lr)
+                if not j or settled_in_owner(p, site, "lr", lambda v: v > o.max_sgd_lr):
+                    continue
                 if rnn_clipped is None:
                     rnn_clipped = any(_is_rnn(cs.qualname) for cs in p.calls) and clips_gradients(p)
                 if rnn_clipped:
                     continue  # word-level RNN LMs: SGD lr=20 with clipping is the reference recipe
-                why = (f"SGD with lr={lr:g} (above {o.max_sgd_lr:g}) takes steps larger than the weights: "
+                why = (f"SGD with lr={j.first:g} (above {o.max_sgd_lr:g}) takes steps larger than the weights: "
                        "training diverges or oscillates; use 0.1 or less (scale with the batch size and warm up)")
-            elif c.name in ADAPTIVE and lr > o.max_adaptive_lr:
-                why = (f"{c.name} with lr={lr:g} (above {o.max_adaptive_lr:g}) moves every weight by about "
-                       "lr per step whatever its gradient scale: the run diverges or bounces; use 1e-4 to 1e-3")
-            elif c.name in ADAPTIVE and lr < o.min_adaptive_lr:
-                why = (f"{c.name} with lr={lr:g} (below {o.min_adaptive_lr:g}) barely changes the weights: "
-                       "the run wastes its budget; use 1e-5 to 1e-3")
+            elif c.name in ADAPTIVE:
+                out_of_range = lambda v: v > o.max_adaptive_lr or v < o.min_adaptive_lr  # noqa: E731
+                j = judge(value, out_of_range)
+                if not j or settled_in_owner(p, site, "lr", out_of_range):
+                    continue
+                if j.first > o.max_adaptive_lr:
+                    why = (f"{c.name} with lr={j.first:g} (above {o.max_adaptive_lr:g}) moves every weight by "
+                           "about lr per step whatever its gradient scale: the run diverges or bounces; "
+                           "use 1e-4 to 1e-3")
+                else:
+                    why = (f"{c.name} with lr={j.first:g} (below {o.min_adaptive_lr:g}) barely changes the "
+                           "weights: the run wastes its budget; use 1e-5 to 1e-3")
             else:
                 continue
+            if site.via:
+                why = f"{why} (the optimizer is {site.via})"
             small = small_model_context(p, c)
             if small:
-                ctx.report(c.node, f"{why}; values like this are published for {small}, so check "
+                ctx.report(site.report, f"{why}; values like this are published for {small}, so check "
                            "it rather than change it (RC602, runtime twin RT103)",
                            severity=Severity.INFO)
+            elif j.verdict != ALL:
+                ctx.report(site.report, f"{why}; only {j.when()} (RC602, runtime twin RT103)",
+                           severity=Severity.INFO)
             else:
-                ctx.report(c.node, f"{why} (RC602, runtime twin RT103)")
+                ctx.report(site.report, f"{why} (RC602, runtime twin RT103)")
+
+
+def _code(node) -> str:
+    return cst.Module([]).code_for_node(node)
+
+
+def _schedule_overrides(p, site) -> bool:
+    """A scheduler that sets or scales the LR itself (OneCycleLR, LambdaLR...) drives this
+    optimizer, in the linted file or in the module that builds it."""
+    c = site.construction
+    progs = [p] + ([c.function.program] if c.function.program not in (None, p) else [])
+    names = {n for n in (site.target, c.target) if n}
+    for prog in progs:
+        for s in prog.constructions("scheduler"):
+            if s.name not in _OVERRIDES:
+                continue
+            arg = s.arg("optimizer", 0)
+            if arg is None:
+                continue
+            if arg is c.node or _code(arg) in names:
+                return True
+    return False

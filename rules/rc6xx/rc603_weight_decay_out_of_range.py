@@ -6,8 +6,9 @@ from recipecheck.program.nodes import iter_children
 from pydantic import Field
 
 from recipecheck.finding import Severity
-from recipecheck.program.hparams import (dict_value, is_torch_optimizer, number, opt_arg, param_groups,
-                                         small_model_context)
+from recipecheck.program.hparams import small_model_context
+from recipecheck.program.values import (ALL, judge, number_of, optimizer_sites, settled_in_owner, site_hparams,
+                                        worst)
 from recipecheck.program.imports import dotted_name
 from recipecheck.rule import Context, Rule, RuleOptions
 
@@ -84,6 +85,11 @@ class WeightDecayOutOfRange(Rule):
     its own optimizer, it reports at `info`.
     Values computed at run time are not checked; penalty terms are recognized by their shape
     (a parameter norm times a number added to a loss).
+    The value is followed through the project (a name bound in either branch of an `if`, a
+    parameter to the arguments of its calls, an argparse default, a config field), and so is
+    an optimizer built in another module (`model.configure_optimizers()`), reported at the
+    call in the linted file. It reports at the rule's severity only when every possible
+    value qualifies; when only some do, at `info`, naming the condition.
 
     ## Example
     ```python
@@ -133,22 +139,26 @@ class WeightDecayOutOfRange(Rule):
     def check(self, ctx: Context) -> None:
         p = ctx.program
         o = self.options
-        for c in p.constructions("optimizer"):
-            if c.name not in COUPLED or not is_torch_optimizer(c):
+        for site in optimizer_sites(p):
+            c = site.construction
+            if c.name not in COUPLED:
                 continue
-            exprs = [opt_arg(c, "weight_decay")] + [dict_value(g, "weight_decay") for g in param_groups(c)]
-            values = [number(p, c.function, e) for e in exprs if e is not None]
-            big = [v for v in values if v is not None and v > o.max_weight_decay]
-            if big:
+            big = lambda x: x > o.max_weight_decay  # noqa: E731
+            j = worst(judge(v, big) for v in site_hparams(p, site, "weight_decay"))
+            if j and not settled_in_owner(p, site, "weight_decay", big):
                 small = small_model_context(p, c)
-                msg = (f"{c.name}(weight_decay={big[0]:g}) is L2 regularization far above the usual "
+                msg = (f"{c.name}(weight_decay={j.first:g}) is L2 regularization far above the usual "
                        f"1e-5 to 5e-4 (limit {o.max_weight_decay:g}): the penalty outweighs the data "
                        "and the model underfits; use 1e-4 to 5e-4 (AdamW-sized values belong to AdamW)")
+                if site.via:
+                    msg += f" (the optimizer is {site.via})"
                 if small:
-                    ctx.report(c.node, f"{msg}; larger values are common for {small} (RC603)",
+                    ctx.report(site.report, f"{msg}; larger values are common for {small} (RC603)",
                                severity=Severity.INFO)
+                elif j.verdict != ALL:
+                    ctx.report(site.report, f"{msg}; only {j.when()} (RC603)", severity=Severity.INFO)
                 else:
-                    ctx.report(c.node, f"{msg} (RC603)")
+                    ctx.report(site.report, f"{msg} (RC603)")
         for a in p.assignments:
             if a.value is None or not isinstance(a.value, cst.CSTNode):
                 continue
@@ -184,7 +194,7 @@ class WeightDecayOutOfRange(Rule):
         coef = 1.0
         penalty = False
         for fac in factors:
-            v = number(p, f, fac)
+            v = number_of(p, f, fac)
             if v is not None:
                 coef *= v
             elif _is_penalty(fac) and not penalty:

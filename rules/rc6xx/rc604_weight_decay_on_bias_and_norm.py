@@ -1,5 +1,6 @@
 from recipecheck.finding import Severity
-from recipecheck.program.hparams import is_torch_optimizer, number, opt_arg, whole_model_params
+from recipecheck.program.hparams import whole_model_params
+from recipecheck.program.values import ALL, hparam, judge, optimizer_sites, settled_in_owner
 from recipecheck.rule import Context, Rule
 
 
@@ -28,6 +29,11 @@ class WeightDecayOnBiasAndNorm(Rule):
     ## Known problems
     The rule does not check that the model has biases or normalization layers (almost all do).
     AdamW's implicit default `weight_decay=0.01` is not reported. Off by default (info).
+    The value is followed through the project (a name bound in either branch of an `if`, a
+    parameter to the arguments of its calls, an argparse default, a config field), and so is
+    an optimizer built in another module (`model.configure_optimizers()`), reported at the
+    call in the linted file. It reports as it is when every possible value is positive; when
+    only some are, the message names the condition.
 
     ## Example
     ```python
@@ -75,16 +81,21 @@ class WeightDecayOnBiasAndNorm(Rule):
 
     def check(self, ctx: Context) -> None:
         p = ctx.program
-        for c in p.constructions("optimizer"):
-            if not is_torch_optimizer(c):
-                continue
+        for site in optimizer_sites(p):
+            c = site.construction
             owner = whole_model_params(c)
             if owner is None:
                 continue
-            wd = number(p, c.function, opt_arg(c, "weight_decay"))
-            if wd is None or wd <= 0:
+            j = judge(hparam(p, site, "weight_decay"), lambda x: x > 0)
+            if not j or settled_in_owner(p, site, "weight_decay", lambda x: x > 0):
                 continue
-            ctx.report(c.node, (
-                f"{c.name}(weight_decay={wd:g}) decays every parameter of {owner}, biases and "
-                "normalization scales included: it pulls norm gains to zero and fights the "
-                "normalization; put parameters with dim < 2 in a group with weight_decay=0 (RC604)"))
+            if owner == "self" and c.function.cls is not None:
+                owner = c.function.cls.name
+            msg = (f"{c.name}(weight_decay={j.first:g}) decays every parameter of {owner}, biases and "
+                   "normalization scales included: it pulls norm gains to zero and fights the "
+                   "normalization; put parameters with dim < 2 in a group with weight_decay=0")
+            if site.via:
+                msg += f" (the optimizer is {site.via})"
+            if j.verdict != ALL:
+                msg += f"; only {j.when()}"
+            ctx.report(site.report, msg + " (RC604)")

@@ -26,12 +26,15 @@ def _sequence_length(p) -> float | None:
     """The longest literal sequence length the script sets (`bptt = 35`, `--seq_len 200`,
     `block_size = 256`), None when none is written."""
     from recipecheck.program.hparams import _argparse_defaults
-    values = [literal_number(a.value) for a in p.assignments
-              if a.augmented is None and _SEQ_NAME.match(a.target.rsplit(".", 1)[-1])]
+    from recipecheck.program.values import value_of
+
+    exprs = [(a.function, a.value) for a in p.assignments
+             if a.augmented is None and a.value is not None and _SEQ_NAME.match(a.target.rsplit(".", 1)[-1])]
     for dest, defaults in _argparse_defaults(p).items():
         if _SEQ_NAME.match(dest):
-            values += [literal_number(d) for d in defaults]
-    known = [v for v in values if v is not None]
+            exprs += [(None, d) for d in defaults if d is not None]
+    known = [x.value for f, e in exprs for x in value_of(p, f, e).possibilities
+             if isinstance(x.value, (int, float)) and not isinstance(x.value, bool)]
     return max(known) if known else None
 
 

@@ -1,7 +1,8 @@
 from pydantic import Field
 
 from recipecheck.finding import Severity
-from recipecheck.program.hparams import dict_value, is_torch_optimizer, number, opt_arg, param_groups
+from recipecheck.program.hparams import dict_value, opt_arg, param_groups
+from recipecheck.program.values import ALL, hparam, judge, optimizer_sites, owner_view, settled_in_owner
 from recipecheck.rule import Context, Rule, RuleOptions
 from recipecheck.rules.rc6xx.rc605_rnn_without_grad_clipping import _is_rnn
 
@@ -61,8 +62,10 @@ class PlainSgdNoMomentum(Rule):
     93.8 [77, 113] with SGD, momentum=0.9 (mean [min, max]); the claim held on 5 of 5 seeds.
 
     ## Known problems
-    Depth is estimated from the layers the file builds; a model imported from another file
-    of the project is not counted. Recurrent language models (an RNN/LSTM/GRU in the file) are
+    Depth is estimated from the layers the file builds (and, for an optimizer built in another
+    project module, the layers that module builds); a model class imported from another file
+    is otherwise not counted. A `momentum=` the code passes is followed like RC602's LR; when
+    only some of its values are 0 the message names the condition. Recurrent language models (an RNN/LSTM/GRU in the file) are
     skipped: plain SGD with gradient clipping is their classic recipe (Zaremba et al. 2014,
     Merity et al. 2018). Off by default (info).
 
@@ -114,20 +117,32 @@ class PlainSgdNoMomentum(Rule):
     def check(self, ctx: Context) -> None:
         p = ctx.program
         depth = None
-        for c in p.constructions("optimizer"):
-            if c.name != "SGD" or not is_torch_optimizer(c):
+        for site in optimizer_sites(p):
+            c = site.construction
+            if c.name != "SGD":
                 continue
-            m_expr = opt_arg(c, "momentum")
-            if m_expr is not None:
-                m = number(p, c.function, m_expr)
-                if m is None or m > 0:
+            partial = ""
+            if opt_arg(c, "momentum") is not None:
+                j = judge(hparam(p, site, "momentum"), lambda m: m <= 0)
+                if not j:
                     continue
+                partial = "" if j.verdict == ALL else f"; only {j.when()}"
             if any(dict_value(g, "momentum") is not None for g in param_groups(c)):
                 continue
             if depth is None:
                 depth = 0 if any(_is_rnn(cs.qualname) for cs in p.calls) else network_depth(p)
-            if depth < self.options.min_layers:
+            d = depth
+            other = c.function.program
+            if site.via and other is not None and other is not p and depth:
+                d = max(d, 0 if any(_is_rnn(cs.qualname) for cs in other.calls) else network_depth(other))
+            if d < self.options.min_layers:
                 continue
-            ctx.report(c.node, (
+            owner = owner_view(p, site)
+            if owner is not None and (opt_arg(c, "momentum") is None or settled_in_owner(
+                    p, site, "momentum", lambda m: m <= 0)) and not any(_is_rnn(cs.qualname) for cs in owner.calls) \
+                    and network_depth(owner) >= self.options.min_layers:
+                continue  # the module that builds it is reported itself, whatever this file passes
+            via = f" (the optimizer is {site.via})" if site.via else ""
+            ctx.report(site.report, (
                 "SGD without momentum on a deep network crawls along flat directions and zig-zags "
-                "across steep ones; use momentum=0.9 (nesterov=True), or Adam/AdamW (RC606)"))
+                f"across steep ones; use momentum=0.9 (nesterov=True), or Adam/AdamW{via}{partial} (RC606)"))

@@ -1,7 +1,8 @@
 import libcst as cst
 
 from recipecheck.finding import Severity
-from recipecheck.program.hparams import is_hparam_name, is_lr_or_wd_name, number
+from recipecheck.program.hparams import is_hparam_name, is_lr_or_wd_name
+from recipecheck.program.values import number_of as number
 from recipecheck.program.imports import dotted_name
 from recipecheck.rule import Context, Rule
 
