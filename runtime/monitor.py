@@ -207,7 +207,6 @@ class Monitor:
         self._n_backward = 0
         self._n_losses = 0
         self._taps: dict[int, "_Tap"] = {}
-        self._in_crit = 0
         self._fn_watch = True  # the loss graph is inspected once for a functional loss's kind
         self._suspended = False  # True while the sanity suite runs its own forward/backward passes
         # manual update loops (no optimizer): "watch" until an optimizer step or a manual update is seen
@@ -1245,7 +1244,6 @@ class Monitor:
 
     def _disc_pre(self, module, args) -> None:
         if isinstance(module, _LOSS_TYPES):
-            self._in_crit += 1  # F.cross_entropy inside a loss module is that module's call
             if torch.is_grad_enabled():
                 self._cand_criteria.add(module)
         elif self._depth == 0 and module.training and torch.is_grad_enabled():
@@ -1257,8 +1255,6 @@ class Monitor:
 
     def _disc_post(self, module, args, output) -> None:
         self._depth = max(0, self._depth - 1)
-        if isinstance(module, _LOSS_TYPES):
-            self._in_crit = max(0, self._in_crit - 1)
         if isinstance(module, _LOSS_TYPES) and torch.is_grad_enabled() and \
                 (self.criterion_info is None or self.criterion_info.get("functional")):
             self._note_criterion(module, args[0] if args else None, args[1] if len(args) > 1 else None)
@@ -1391,19 +1387,13 @@ class _Tap:
                 mon._on_model_input(mod, args, kwargs)
             except Exception:  # the monitor must never break the user's forward
                 pass
+        out = call(*args, **kwargs)
         if self.criterion:
-            mon._in_crit += 1  # F.cross_entropy inside a loss module is that module's call
-            try:
-                out = call(*args, **kwargs)
-            finally:
-                mon._in_crit -= 1
             if isinstance(out, torch.Tensor) and out.requires_grad:  # not an evaluation loss
                 try:
                     mon._on_criterion(mod, args, out)
                 except Exception:
                     pass
-        else:
-            out = call(*args, **kwargs)
         if self.act is not None or (self.model and mon._output_watchers):
             try:
                 if self.act is not None and mod.training and torch.is_grad_enabled() and isinstance(out, torch.Tensor):
