@@ -33,7 +33,9 @@ class GradientsNotReset(Check):
     # the check counts each optimizer's own steps; the monitor calls it at every post-step (O(1))
     schedule = Always()
     first = 3  # the first steps of each optimizer are watched...
-    every = 20  # ...then every 20th
+    every = 20  # ...then every 20th up to step `dense_until`...
+    dense_until = 200
+    every_late = 100  # ...then every 100th (arming costs hooks on the parameters: keeps the overhead low)
     watch = 3  # parameters watched per optimizer
     confirmations = 2
 
@@ -50,7 +52,7 @@ class GradientsNotReset(Check):
         watched = self._armed.pop(k, None)
         if watched is not None:
             self._judge(mon, opt, watched)
-        if n <= self.first or n % self.every == 0:
+        if n <= self.first or n % (self.every if n <= self.dense_until else self.every_late) == 0:
             self._arm(mon, opt)
 
     def _picks(self, mon, opt):
