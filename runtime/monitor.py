@@ -883,8 +883,15 @@ class Monitor:
                 self._begin_step(optimizer)
         self._pre_ran = None
         self._in_step = False
-        if self._pending and optimizer is not self._manual_opt:
-            self._assign_pending(optimizer, primary)
+        pending = self._pending
+        if pending and optimizer is not self._manual_opt:  # _assign_pending inlined (every step)
+            self._pending = []
+            label = None if primary else (self._opt_labels.get(id(optimizer)) or self._opt_label(optimizer))
+            key = (label, self.step, self.loss_source == "criterion")
+            self._loss_vals += pending
+            self._loss_keys += [key] * len(pending)
+            if len(self._loss_vals) >= self._loss_cap:
+                self.flush()
         if primary and self._init_open:
             self._init_open = False
         step = self.step
