@@ -71,7 +71,7 @@ import torch
 from .checks import all_check_classes
 from .checks.base import CALLBACKS, Check, overrides
 from .findings import RuntimeFinding
-from .stats import SeriesStore
+from .stats import Always, SeriesStore
 from . import ddp as _ddp
 
 __all__ = ["Monitor", "monitor"]
@@ -778,7 +778,9 @@ class Monitor:
         for cb in CALLBACKS:
             d[cb] = [(c, getattr(c, cb)) for c in self.checks if not c.disabled and overrides(c, cb)]
         d["_pre"] = [(c, f, c.schedule) for c, f in d["on_pre_step"]]
-        d["_post"] = [(c, f, c.schedule) for c, f in d["on_post_step"]]
+        # post-step callbacks due at every step are called directly, not planned step by step
+        self._post_always = [(c, f) for c, f in d["on_post_step"] if type(c.schedule) is Always]
+        d["_post"] = [(c, f, c.schedule) for c, f in d["on_post_step"] if type(c.schedule) is not Always]
         self._dispatch = d
         self._train_inputs = [(c, f) for c, f in d["on_model_input"]
                               if c.model_inputs in ("all", "train") and (c, "on_model_input") not in self._paused]
@@ -896,13 +898,12 @@ class Monitor:
             self._init_open = False
         step = self.step
         plan = self._plan_map.get(step) if self._plan_start <= step < self._plan_end else self._plan_for(step)
-        if plan is not None:
-            for chk, fn in plan.post:  # self._call inlined
-                if not chk.disabled:
-                    try:
-                        fn(self, optimizer)
-                    except Exception as exc:
-                        self._disable(chk, exc)
+        for chk, fn in (self._post_always + plan.post) if plan is not None else self._post_always:
+            if not chk.disabled:  # self._call inlined
+                try:
+                    fn(self, optimizer)
+                except Exception as exc:
+                    self._disable(chk, exc)
         if primary:
             if self._pre_handles:
                 self._disarm_pre(step)
