@@ -12,6 +12,7 @@ import importlib
 import io
 import json
 import os
+import re
 import sys
 import threading
 import tokenize
@@ -108,6 +109,7 @@ class _Positions:
         self.source = source
         self.program = program
         self._meta = None
+        self._statements: dict[int, tuple] = {}  # top-level statement -> (its metadata, line shift)
         self._excluded: list[tuple[int, int]] | None = None
         # first line of each node's code, and each call node's dotted callee: a text repeated
         # in many places is matched against every peer, each generated once
@@ -193,6 +195,11 @@ class _Positions:
         key = _first_line(text)
         if key:
             occ = self._occurrences(key)
+            if len(occ) > 1 and isinstance(node, cst.Call):
+                # `train_step(model, batch)` also reads as the signature `def train_step(model,
+                # batch)`: that occurrence is no call (without this, the whole file's positions)
+                occ = [o for o in occ if not _DEF_BEFORE.search(
+                    self.source, self.source.rfind("\n", 0, o) + 1, o)] or occ
             if len(occ) == 1:
                 return self._span(occ[0], text)
             if occ:
@@ -203,11 +210,45 @@ class _Positions:
                     for k, peer in enumerate(peers):
                         if peer is node:
                             return self._span(occ[k], text)
+        got = self._in_statement(node) if self._meta is None else None
+        if got is not None:
+            return got
         if self._meta is None:
             self._meta = _cst_metadata.MetadataWrapper(self.module, unsafe_skip_copy=True).resolve(
                 _cst_metadata.PositionProvider)
         rng = self._meta[node]
         return rng.start.line, rng.start.column + 1, rng.end.line, rng.end.column + 1
+
+    def _in_statement(self, node: cst.CSTNode) -> tuple[int, int, int, int] | None:
+        """The position from libcst's metadata for the top-level statement holding `node` only
+        (the statement's line comes from the module summary): a fraction of the whole file's."""
+        from recipecheck.program.nodes import walk
+        from recipecheck.program.summary import summary_of
+
+        s = summary_of(self.source)
+        if s is None:
+            return None
+        index = 0  # CPython counts each statement of `a = 1; b = 2` on its own
+        for stmt in self.module.body:
+            if any(n is node for n in walk(stmt)):
+                break
+            index += len(stmt.body) if isinstance(stmt, cst.SimpleStatementLine) else 1
+        else:
+            return None
+        if index >= len(s["lines"]):
+            return None
+        cached = self._statements.get(id(stmt))
+        if cached is None:
+            mini = self.module.with_changes(body=[stmt], header=[], footer=[])
+            meta = _cst_metadata.MetadataWrapper(mini, unsafe_skip_copy=True).resolve(
+                _cst_metadata.PositionProvider)
+            cached = self._statements[id(stmt)] = (meta, s["lines"][index] - meta[stmt].start.line)
+        meta, shift = cached
+        rng = meta[node]
+        return rng.start.line + shift, rng.start.column + 1, rng.end.line + shift, rng.end.column + 1
+
+
+_DEF_BEFORE = re.compile(r"\b(?:def|class)\s+\Z")
 
 
 def _first_line(text: str) -> str:
@@ -404,7 +445,9 @@ def _lint_source(source, path, rules, *, ignore, max_file_size, fix, describe_fi
     assert text is not None
     if has_skip_file(text):
         return result
-    deep = too_deep_for_parser(text)
+    from recipecheck.program.summary import too_deep  # the check, kept with the summary
+
+    deep = too_deep(text)
     if deep is not None:
         if SYNTAX_CODE in active:
             line, col, why = deep

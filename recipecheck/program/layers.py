@@ -354,7 +354,7 @@ class LayerAnalysis:
             unit.instantiated = unit.top_level and (name in built or any(
                 b.endswith("LightningModule") for b in cls.bases))
             w = _ForwardWalker(self, unit.steps)
-            out = w.run_function(fwd, (Val((), True),), (name,))
+            out = w.run_function(fwd, (Val((), True),), (("cls", id(cls)),))
             unit.output = out
             unit.complete = out is not None
             self._class_units[name] = unit
@@ -844,7 +844,10 @@ class _ForwardWalker:
         self.a = analysis
         self.p = analysis.p
         self.steps = steps
-        self.stack: tuple[str, ...] = ()
+        # what is being inlined, by identity (a name would confuse two modules' `block()` or two
+        # classes of the same name): ("seq", id of the construction), ("cls", id of the class),
+        # ("fn", id of the function)
+        self.stack: tuple[tuple[str, int], ...] = ()
         self.in_branch = 0  # inside an `if` of forward(): the ops may not run
 
     # -- applying ops
@@ -856,13 +859,13 @@ class _ForwardWalker:
             self.steps.append(Step(op, val.ops, val.from_input))
         return val.then(op)
 
-    def apply_elems(self, elems: list[_Elem], val: Val, stack: tuple[str, ...]) -> Val:
+    def apply_elems(self, elems: list[_Elem], val: Val, stack: tuple[tuple[str, int], ...]) -> Val:
         for e in elems:
             val = self.apply_module_expr(e.expr, e.function, val, e.expr, stack, e.conditional)
         return val
 
     def apply_module_expr(self, expr, f: FunctionInfo, val: Val, site: cst.CSTNode,
-                          stack: tuple[str, ...], conditional: bool = False) -> Val:
+                          stack: tuple[tuple[str, int], ...], conditional: bool = False) -> Val:
         """Apply the module `expr` (an attribute, a construction, a name) to `val`."""
         self.a.budget -= 10
         if len(stack) > _MAX_DEPTH or self.a.budget < 0:
@@ -881,12 +884,13 @@ class _ForwardWalker:
                 if elems is not None:
                     if conditional:
                         elems = [_Elem(e.expr, e.function, True) for e in elems]
-                    return self.apply_elems(elems, val, stack + (f"seq:{id(c.node)}",))
+                    return self.apply_elems(elems, val, stack + (("seq", id(c.node)),))
             if q.startswith("local:"):
                 name = q[6:]
                 fwd = self.a._method(name, "forward")
-                if fwd is not None and name not in stack and isinstance(fwd.node, cst.FunctionDef):
-                    out = self.run_function(fwd, (val,), stack + (name,))
+                key = ("cls", id(self.p.classes.get(name)))
+                if fwd is not None and key not in stack and isinstance(fwd.node, cst.FunctionDef):
+                    out = self.run_function(fwd, (val,), stack + (key,))
                     if out is not None:
                         return out
             return self.apply(Op("module", _label(expr), site, ctor=c.node, qualname=q,
@@ -1155,11 +1159,13 @@ class _ForwardWalker:
                 self._first_val(call, env, fn)
                 return None
             val = self._first_val(call, env, fn)
-            callee = self.p.functions.get(func.value)
-            if callee is not None and callee.cls is None and callee.key not in self.stack and \
+            # a free function of the module the running code is in (a model class of another
+            # module calls its own helpers, not the linted file's namesakes)
+            callee = (fn.program or self.p).functions.get(func.value)
+            if callee is not None and callee.cls is None and ("fn", id(callee)) not in self.stack and \
                     len(self.stack) <= _MAX_DEPTH:
                 args = tuple(self.eval(a.value, env, fn) for a in call.args if not a.keyword)
-                out = self.run_function(callee, args, self.stack + (callee.key,))
+                out = self.run_function(callee, args, self.stack + (("fn", id(callee)),))
                 if out is not None:
                     return out
             if val is not None:
@@ -1218,7 +1224,7 @@ class _ForwardWalker:
         if owner is not None:
             m = self.a._method(owner.name, meth)
             if m is not None and meth != "forward":
-                key = m.key
+                key = ("fn", id(m))
                 if key in self.stack or len(self.stack) > _MAX_DEPTH:
                     return self.apply(Op("other", f"self.{meth}", call, function=fn), first)
                 out = self.run_function(m, tuple(arg_vals), self.stack + (key,))

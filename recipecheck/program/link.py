@@ -1,15 +1,18 @@
 """The project link: one program model per imported project module, connected.
 
 Stage 3 of the pipeline (DESIGN.md, "The project, not the file"). For a linted file, every
-project module it imports (transitively, see :mod:`recipecheck.program.project`) gets its own
-:class:`ProgramModel`, parsed, built and linked once per process and shared by every file that
-imports it (again only when its content changes; parses are kept by content hash and reused
-when the module is itself linted). Then:
+project module whose names its code reads (transitively: the modules those read from, and so
+on; decided on the modules' cached summaries, see :func:`recipecheck.program.project.module_deps`
+and :mod:`recipecheck.program.summary`) gets its own :class:`ProgramModel`, parsed, built and
+linked once per process and shared by every file that uses it (again only when its content
+changes; parses are kept by content hash and reused when the module is itself linted). A module
+imported but never used is not parsed at all. Then:
 
 - names imported from project modules resolve to the functions and classes of those modules
   (:meth:`ProjectLink.lookup`, following re-exports in packages' ``__init__.py``);
-- every model sees every project class by name, so a model class defined in ``model.py`` is a
-  local class for ``train.py``: its layers, its methods (``configure_optimizers``), its bases;
+- every model sees the classes of the modules it uses by name, so a model class defined in
+  ``model.py`` is a local class for ``train.py``: its layers, its methods
+  (``configure_optimizers``), its bases;
 - calls into other modules are linked like calls to the file's own functions, so the expanded
   view inlines ``engine.train_one_epoch`` into the epoch loop of ``main``.
 
@@ -26,7 +29,8 @@ from collections import OrderedDict
 import libcst as cst
 
 from recipecheck.program.model import ClassInfo, FunctionInfo, ProgramModel, _Builder, build_program
-from recipecheck.program.project import MAX_MODULES, Project, bindings, project_of, read_text
+from recipecheck.program.project import (MAX_MODULES, Project, bindings, module_deps, project_of,
+                                         read_text)
 
 _PARSED: "OrderedDict[tuple[str, str], cst.Module | None]" = OrderedDict()
 _PARSED_MAX = 512
@@ -54,10 +58,10 @@ def parse_cached(path: str, text: str) -> cst.Module | None:
     if key in _PARSED:
         _PARSED.move_to_end(key)
         return _PARSED[key]
-    from recipecheck.engine import too_deep_for_parser
+    from recipecheck.program.summary import too_deep
 
     try:  # a neighbour too deep for libcst would crash the process: it informs nothing
-        mod: cst.Module | None = None if too_deep_for_parser(text) else cst.parse_module(text)
+        mod: cst.Module | None = None if too_deep(text) else cst.parse_module(text)
     except Exception:  # a broken neighbour only informs less
         mod = None
     _PARSED[key] = mod
@@ -96,28 +100,35 @@ class ProjectLink:
         self.programs[path] = prog
         self._hashes[path] = h
         prog.own_classes = dict(prog.classes)
-        for t in prog.imports.project.values():  # imports first (a cycle sees a partial model)
-            dep = self.program(t.path)
+        prog.deps = module_deps(self.project, path, text)
+        for p in prog.deps:  # used modules first (a cycle sees a partial model)
+            dep = self.program(p)
             if dep is not None and dep is not prog:
                 _merge_classes(prog, dep)
         prog._link()
         return prog
 
-    def closure(self, prog: ProgramModel) -> list[ProgramModel]:
-        """The modules `prog` imports, transitively (built on demand)."""
+    def closure(self, prog: ProgramModel, text: str | None = None) -> list[ProgramModel]:
+        """The modules `prog` (whose source is `text`; read from its file when not given) reads
+        names from, transitively: only these are parsed and built (an import the code never
+        uses is not followed)."""
         out: list[ProgramModel] = []
         seen: set[str] = {prog.path} if prog.path else set()
-        queue = [prog]
+        if getattr(prog, "deps", None) is not None:  # a neighbour: known since it was built
+            queue = list(prog.deps)
+        elif prog.path and (text := text if text is not None else read_text(prog.path)) is not None:
+            queue = list(module_deps(self.project, prog.path, text))
+        else:
+            queue = []
         while queue and len(out) < MAX_MODULES:
-            cur = queue.pop(0)
-            for t in cur.imports.project.values():
-                if t.path in seen:
-                    continue
-                seen.add(t.path)
-                dep = self.program(t.path)
-                if dep is not None:
-                    out.append(dep)
-                    queue.append(dep)
+            path = queue.pop(0)
+            if path in seen:
+                continue
+            seen.add(path)
+            dep = self.program(path)
+            if dep is not None:
+                out.append(dep)
+                queue.extend(getattr(dep, "deps", ()))
         return out
 
     def lookup(self, prog: ProgramModel, dotted: str) -> FunctionInfo | ClassInfo | None:
@@ -193,6 +204,9 @@ class _MainLink:
     def lookup(self, prog: ProgramModel, dotted: str):
         return self.shared.lookup(prog, dotted)
 
+    def program(self, path: str) -> ProgramModel | None:
+        return self.shared.program(path)
+
 
 def build_linked(module: cst.Module, path: str, text: str) -> ProgramModel:
     """The program model of `module` (the file at `path`), linked with its project's modules.
@@ -209,7 +223,7 @@ def build_linked(module: cst.Module, path: str, text: str) -> ProgramModel:
     apath = os.path.abspath(path)
     remember_parse(apath, text, module)
     main = _new_program(module, apath, project, text, shared)
-    closure = shared.closure(main)
+    closure = shared.closure(main, text)
     if not closure:
         return build_program(module)
     main.link = _MainLink(shared, {q.path: q for q in closure})
@@ -224,8 +238,12 @@ def build_linked(module: cst.Module, path: str, text: str) -> ProgramModel:
                 main.imports.aliases[k] = v
     main._link()
     for q in closure:  # constructors called in other modules (CapWords: class names)
-        main.map_constructor_args([cs for cs in q.calls if cs.qualname is None and cs.dotted and
-                                   cs.dotted.rsplit(".", 1)[-1][:1].isupper()])
+        ctors = q.__dict__.get("_ctor_calls")
+        if ctors is None:  # a shared neighbour: the same for every file that uses it
+            ctors = q.__dict__["_ctor_calls"] = [
+                cs for cs in q.calls if cs.qualname is None and cs.dotted and
+                cs.dotted.rsplit(".", 1)[-1][:1].isupper()]
+        main.map_constructor_args(ctors)
     # parameters of other modules' functions now map to the file's arguments: objects passed
     # in (a loss scaler, a wrapper) can be followed into their classes' methods
     main._undo = []
@@ -255,9 +273,14 @@ def _reachable(main: ProgramModel) -> list[FunctionInfo]:
 
 
 def reset_caches() -> None:
-    """Forget every parse and neighbour model kept in this process (benchmarks, tests)."""
+    """Forget every parse, summary and neighbour model kept in this process (benchmarks,
+    tests)."""
     _PARSED.clear()
     _LINKS.clear()
+    from recipecheck.program import project, summary
+
+    project.new_run()
+    summary.reset()
 
 
 def release(program: ProgramModel) -> None:

@@ -180,15 +180,29 @@ def project_of(path: str) -> Project | None:
     return project_for(find_root(os.path.dirname(os.path.abspath(path))))
 
 
+_TEXTS: dict[str, tuple[tuple[int, int], str]] = {}
+
+
 def read_text(path: str) -> str | None:
+    """The file's text; read again only when its modification time or size changed (the link
+    asks for a neighbour's text each time a file that uses it is linted)."""
     try:
+        st = os.stat(path)
+        stamp = (st.st_mtime_ns, st.st_size)
+        got = _TEXTS.get(path)
+        if got is not None and got[0] == stamp:
+            return got[1]
         data = Path(path).read_bytes()
     except OSError:
         return None
     try:
-        return data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
-        return data.decode("latin-1")
+        text = data.decode("latin-1")
+    if len(_TEXTS) > 4096:
+        _TEXTS.clear()
+    _TEXTS[path] = (stamp, text)
+    return text
 
 
 _BINDINGS: dict[tuple[str, str, int], dict[str, Target]] = {}
@@ -248,3 +262,86 @@ def dependency_digest(path: str, text: str) -> str:
             h.update(b"<missing>")
         h.update(b"\0")
     return h.hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- used neighbours
+
+_DEPS: dict[tuple[str, str, int], list[str]] = {}
+
+
+def new_run() -> None:
+    """Forget what was read from disk: a new lint run sees every file as it is now (within a
+    run, files are taken not to change)."""
+    _TEXTS.clear()
+    _DEPS.clear()
+
+
+def module_deps(project: Project, path: str, text: str) -> list[str]:
+    """The project modules that `path`'s code actually reads a name from, in import order.
+
+    A name imported from a module and never used informs nothing, so its module is not read
+    (a plain `import module` never used is, for its import-time effects). A used name is followed through packages the way the linker resolves it: `from pkg import
+    Trainer` re-exported by `pkg/__init__.py` from `pkg/trainer.py` needs both files, and
+    `import a.b` used as `a.b.c.f()` needs `a/b/c.py`. Decided on the modules' summaries
+    (:mod:`recipecheck.program.summary`), without parsing any of them with libcst.
+    """
+    key = (str(project.root), os.path.abspath(path), hash(text))
+    got = _DEPS.get(key)
+    if got is None:
+        if len(_DEPS) > 8192:
+            _DEPS.clear()
+        got = _DEPS[key] = _module_deps(project, path, text)
+    return got
+
+
+def _module_deps(project: Project, path: str, text: str) -> list[str]:
+    from recipecheck.program.summary import summary_of, used_names
+
+    binds = bindings(project, path, text)
+    if not binds:
+        return []
+    s = summary_of(text)
+    if s is None:  # CPython cannot read it: every import may matter
+        return list(dict.fromkeys(t.path for t in binds.values()))
+    used = used_names(s)
+    heads: dict[str, list[list[str]]] = {}
+    for u in used:
+        head, *rest = u.split(".")
+        if head in binds:
+            heads.setdefault(head, []).append(rest)
+    # `import models` whose name the code never reads is there for what the module does when
+    # imported (registering model classes with a factory): it is read, its own imports only
+    # as far as it uses them
+    side_effect = {r.local for r in scan_imports(text) if r.name is None and r.local == r.module.split(".")[0]}
+    out: dict[str, None] = {}
+    for local, t in binds.items():  # in import order
+        if local not in heads and local in side_effect:
+            out[t.path] = None
+        for rest in heads.get(local, ()):
+            out[t.path] = None
+            parts = ([t.attr] if t.attr else []) + rest
+            for p in _follow(project, t.path, parts, 0):
+                out[p] = None
+    me = os.path.abspath(path)
+    return [p for p in out if p != me]
+
+
+def _follow(project: Project, path: str, parts: list[str], depth: int) -> list[str]:
+    """Modules reached by reading `parts` from the module at `path` (as ProjectLink resolves)."""
+    from recipecheck.program.summary import defines, summary_of
+
+    if not parts or depth > 8:
+        return []
+    text = read_text(path)
+    if text is None:
+        return []
+    name = parts[0]
+    if defines(summary_of(text), name):
+        return []
+    t = bindings(project, path, text).get(name)
+    if t is not None:  # a re-export: `from .trainer import Trainer` in a package
+        return [t.path, *_follow(project, t.path, ([t.attr] if t.attr else []) + parts[1:], depth + 1)]
+    sub = project.submodule(path, name)
+    if sub is not None:
+        return [sub, *_follow(project, sub, parts[1:], depth + 1)]
+    return []
