@@ -1,13 +1,14 @@
 """Runtime monitor overhead: plain training loop vs. the same loop under the monitor.
 
-Same process, interleaved blocks (plain, monitored, plain, ...) of identical models/optimizers,
-median over repeats of the per-step time; on CPU, default schedule: an MLP, a small CNN, a
+Same process, several pairs of identical loops, short interleaved blocks (plain, monitored,
+monitored, plain, ...), the median of the per-pair ratios with its spread, in CPU and wall time
+(see ``overhead``); a same-loop ablation (monitor active vs suspended); on CPU, default schedule: an MLP, a small CNN, a
 DCGAN-shaped loop (two models, two optimizers, three backward calls per step) and a
 nanoGPT-shaped loop (F.cross_entropy, 4 micro-batches of gradient accumulation per step).
 Then the memory growth of a monitored run over 10k steps (``--steps`` to change).
 
     python benchmarks/runtime_overhead.py            # full run
-    python benchmarks/runtime_overhead.py --quick    # fewer repeats, 2k steps
+    python benchmarks/runtime_overhead.py --quick    # fewer blocks and pairs, 2k steps
 
 Prints the per-step overhead ratio (target <= 5%), the CPU time spent inside the monitor's
 hooks per step (a direct measurement that a busy machine disturbs less than the A/B ratio),
@@ -18,15 +19,20 @@ from __future__ import annotations
 
 import argparse
 import gc
-import math
 import os
-import resource
-import statistics
-import sys
-import time
-import tracemalloc
 
-import torch
+# one intra-op thread unless the caller chose: set before torch starts its thread pools (a
+# benchmark sharing a few cores with other work is steadier single-threaded)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import resource  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import tracemalloc  # noqa: E402
+
+import torch  # noqa: E402
 from torch import nn
 
 from recipecheck.runtime import Monitor
@@ -156,36 +162,103 @@ def make_monitor(loop):
     return Monitor(loop.model, loop.opt, criterion=loop.crit, report=None, summary=False)
 
 
-def overhead(kind, repeats, block, warmup=300):
-    """Two identical loops A and B; first A plain / B monitored, then the roles swap (so that
-    any difference between the two instances cancels). Blocks alternate plain/monitored; the
-    median of the paired ratios cancels slow drifts of a shared machine."""
-    a, b = Loop(kind), Loop(kind)
-    tp, tm, phase_ratio = [], [], []
+def _quantile(xs, q):
+    xs = sorted(xs)
+    i = (len(xs) - 1) * q
+    lo = int(i)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (i - lo)
+
+
+def _boot_ci(xs, n=2000, seed=0):
+    """95% bootstrap interval of the median (own RNG: the benchmark's models never see it)."""
+    import random
+
+    rng = random.Random(seed)
+    meds = sorted(statistics.median(rng.choices(xs, k=len(xs))) for _ in range(n))
+    return meds[int(0.025 * n)], meds[int(0.975 * n) - 1]
+
+
+class Timed:
+    """A loop whose ``run`` returns (CPU s/step, wall s/step)."""
+
+    def __init__(self, loop):
+        self.loop = loop
+
+    def run(self, steps):
+        w0 = time.perf_counter()
+        cpu = self.loop.run(steps)
+        return cpu, (time.perf_counter() - w0) / steps
+
+
+def overhead(kind, rounds, block=None, pairs=3, warmup=300, block_s=0.15):
+    """Plain vs monitored per-step time, steadied three ways against a shared, busy machine:
+
+    * ``pairs`` independent pairs of identical loops (one plain, one monitored), so that a speed
+      difference between two instances of the same model (memory placement) averages out, and the
+      roles inside each pair swap halfway (a fresh monitor on the other instance, warmed up again);
+    * many short blocks (about ``block_s`` seconds), each plain block adjacent in time to its
+      monitored twin, the order alternating: a pair ratio sees the same machine load;
+    * the median of all pair ratios, with its interquartile range and a bootstrap 95% interval,
+      for CPU time (process_time) and wall time.
+    """
+    insts = [(Loop(kind), Loop(kind)) for _ in range(pairs)]
+    if block is None:
+        probe = Timed(insts[0][0])
+        probe.run(10)
+        cpu, wall = probe.run(20)
+        block = max(5, int(block_s / max(wall, 1e-6)))
+    ratios_cpu, ratios_wall, tp, tm = [], [], [], []
+    per_phase = max(1, rounds // 2)
     for phase in range(2):
-        plain, monitored = (a, b) if phase == 0 else (b, a)
-        plain.monitor(False)
-        monitored.monitor(True)
-        # warm-up: allocator, first-step costs and the monitor's start-up sampling (dense first
-        # steps, the first 256 batch fingerprints) so that the blocks measure the steady state
-        plain.run(warmup)
-        monitored.run(warmup)
-        ratios = []
-        for r in range(max(1, repeats // 2)):
-            order = (plain, monitored) if r % 2 == 0 else (monitored, plain)
-            pair = {}
-            for loop in order:
-                pair[loop is plain] = loop.run(block)
-            tp.append(pair[True])
-            tm.append(pair[False])
-            ratios.append(pair[False] / pair[True])
-        phase_ratio.append(statistics.median(ratios))
-    a.monitor(False)
-    b.monitor(False)
-    p, m = statistics.median(tp), statistics.median(tm)
-    # geometric mean of the two phases' median ratios: a speed difference between the two
-    # instances multiplies one phase's ratio and divides the other's, so it cancels
-    return p, m, math.sqrt(phase_ratio[0] * phase_ratio[1]) - 1.0, phase_ratio
+        roles = []
+        for a, b in insts:
+            plain, monitored = (a, b) if phase == 0 else (b, a)
+            plain.monitor(False)
+            monitored.monitor(True)
+            # warm-up: allocator, first-step costs and the monitor's start-up sampling (dense first
+            # steps, the first 256 batch fingerprints) so that the blocks measure the steady state
+            plain.run(warmup)
+            monitored.run(warmup)
+            roles.append((Timed(plain), Timed(monitored)))
+        for r in range(per_phase):
+            for i, (plain, monitored) in enumerate(roles):
+                order = (plain, monitored) if (r + i) % 2 == 0 else (monitored, plain)
+                res = {id(t): t.run(block) for t in order}
+                (pc, pw), (mc, mw) = res[id(plain)], res[id(monitored)]
+                tp.append(pc)
+                tm.append(mc)
+                ratios_cpu.append(mc / pc)
+                ratios_wall.append(mw / pw)
+    for a, b in insts:
+        a.monitor(False)
+        b.monitor(False)
+    summary = {}
+    for name, rs in (("cpu", ratios_cpu), ("wall", ratios_wall)):
+        lo, hi = _boot_ci(rs)
+        summary[name] = {"median": statistics.median(rs) - 1.0, "q1": _quantile(rs, 0.25) - 1.0,
+                         "q3": _quantile(rs, 0.75) - 1.0, "ci": (lo - 1.0, hi - 1.0), "n": len(rs)}
+    return statistics.median(tp), statistics.median(tm), block, summary
+
+
+def suspended_ablation(kind, rounds, block, warmup=300):
+    """One monitored loop, alternating blocks with the monitor active and suspended (its hooks stay
+    installed but return at once): no instance difference at all, but the pass-through cost of
+    the hooks counts as "plain" (the direct hook time below covers it)."""
+    loop = Loop(kind)
+    loop.monitor(True)
+    loop.run(warmup)
+    t = Timed(loop)
+    ratios = []
+    for r in range(rounds):
+        res = {}
+        for susp in ((False, True) if r % 2 == 0 else (True, False)):
+            loop.mon._suspended = susp
+            res[susp] = t.run(block)[0]
+        ratios.append(res[False] / res[True])
+    loop.mon._suspended = False
+    loop.monitor(False)
+    return statistics.median(ratios) - 1.0, _quantile(ratios, 0.25) - 1.0, _quantile(ratios, 0.75) - 1.0
 
 
 def hook_time(kind, steps, warmup=300):
@@ -258,8 +331,10 @@ def memory_growth(steps):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=40)
-    ap.add_argument("--block", type=int, default=100, help="steps per timed block (= one read interval)")
+    ap.add_argument("--rounds", type=int, default=16, help="blocks per pair of loops (half before the role swap)")
+    ap.add_argument("--pairs", type=int, default=3, help="independent pairs of plain/monitored loops per workload")
+    ap.add_argument("--block", type=int, default=None,
+                    help="steps per timed block (default: about 0.15 s of plain steps)")
     ap.add_argument("--steps", type=int, default=10_000, help="steps of the memory run")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--warmup", type=int, default=300, help="untimed steps before the blocks")
@@ -268,27 +343,38 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true")
     a = ap.parse_args(argv)
     if a.quick:
-        a.repeats, a.steps, a.hook_steps = 10, 2000, 800
+        a.rounds, a.pairs, a.steps, a.hook_steps = 8, 2, 2000, 800
     torch.set_num_threads(a.threads)
-    print(f"torch {torch.__version__}, CPU, {a.threads} thread(s), {a.repeats} repeats x {a.block} steps, "
-          f"interleaved, CPU time (process_time), "
-          f"median of paired ratios")
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    print(f"torch {torch.__version__}, CPU, {a.threads} thread(s) (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}), "
+          f"{a.pairs} pairs x {a.rounds} blocks per workload, load average before: "
+          f"{' '.join(f'{x:.2f}' for x in load) if load else '?'}")
+    print("overhead = median over adjacent (plain, monitored) block pairs of monitored/plain - 1; "
+          "[IQR], (95% bootstrap interval of the median)")
     worst = 0.0
     for kind in a.models.split(","):
-        p, m, ratio, phases = overhead(kind, a.repeats, a.block,
-                                       warmup=a.warmup if kind in ("mlp", "gan") else a.warmup // 3)
-        worst = max(worst, ratio)
-        print(f"{kind:4s}: plain {p * 1e3:.3f} ms/step, monitored {m * 1e3:.3f} ms/step, "
-              f"overhead {ratio * 100:+.2f}% (phase ratios {phases[0]:.3f}, {phases[1]:.3f})")
+        warm = a.warmup if kind in ("mlp", "gan") else a.warmup // 3
+        p, m, block, res = overhead(kind, a.rounds, a.block, pairs=a.pairs, warmup=warm)
+        c, w = res["cpu"], res["wall"]
+        worst = max(worst, c["median"])
+        print(f"{kind:5s}: plain {p * 1e3:.3f} ms/step, monitored {m * 1e3:.3f} ms/step (CPU), {c['n']} pairs of "
+              f"{block}-step blocks")
+        for name, r in (("CPU ", c), ("wall", w)):
+            print(f"       {name} overhead {r['median'] * 100:+.2f}% [{r['q1'] * 100:+.1f}%, {r['q3'] * 100:+.1f}%] "
+                  f"({r['ci'][0] * 100:+.2f}%, {r['ci'][1] * 100:+.2f}%)")
+        sm, sq1, sq3 = suspended_ablation(kind, a.rounds, block, warmup=warm)
+        print(f"       same loop, monitor active vs suspended (CPU): {sm * 100:+.2f}% [{sq1 * 100:+.1f}%, {sq3 * 100:+.1f}%]")
         inside, step_t = hook_time(kind, a.hook_steps if kind in ("mlp", "gan") else a.hook_steps // 4)
-        print(f"{kind:4s}: time inside the monitor's hooks {inside * 1e6:.1f} us/step = "
+        print(f"       time inside the monitor's hooks {inside * 1e6:.1f} us/step = "
               f"{inside / p * 100:.2f}% of the plain step")
     warm, marks = memory_growth(a.steps)
     (m0, r0, n0), (m1, r1, n1) = marks[warm], marks[a.steps]
     print(f"memory: python heap (tracemalloc) {m0 / 1024:.1f} KiB at step {warm} -> {m1 / 1024:.1f} KiB at step "
           f"{a.steps} ({(m1 - m0) / 1024:+.1f} KiB); max RSS {r0 / 1024:.1f} -> {r1 / 1024:.1f} MiB; "
           f"series points {n0} -> {n1}")
-    print(f"worst overhead {worst * 100:+.2f}% (target <= 5%)")
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    print(f"worst median CPU overhead {worst * 100:+.2f}% (target <= 5%); load average after: "
+          f"{' '.join(f'{x:.2f}' for x in load) if load else '?'}")
     return 0
 
 

@@ -364,11 +364,21 @@ def _sanity_runner(num_classes, losses: Optional["_LossRecorder"] = None, consol
             loss_fn = _sanity.ShapedLoss(crit)
         if y is None and call is not None:
             y = call[2]
+        in_forward = call is not None and _targets_fed_to_forward(mon._first_args, call[2])
+        if in_forward and x is not None:
+            # nanoGPT/minGPT style `logits, loss = model(x, y)`: the model computes its loss (and,
+            # in nanoGPT, its full logits) only when given the targets, so it is called as in training
+            x = tuple(mon._first_args)
         missing = [what for what, v in (("a model", model), ("the loss (an nn.*Loss module or a functional "
                                         "loss such as F.cross_entropy)", loss_fn), ("the inputs", x), ("the targets", y))
                    if v is None]
         if missing:
             reason = f"could not find {', '.join(missing)} at the first optimizer step"
+            sys.stderr.write(f"recipecheck: --sanity skipped: {reason}.\n")
+            mon.run["sanity"] = {"status": "skipped", "reason": reason}
+            return
+        reason = _sanity_preflight(_sanity, model, loss_fn, x, y)
+        if reason:
             sys.stderr.write(f"recipecheck: --sanity skipped: {reason}.\n")
             mon.run["sanity"] = {"status": "skipped", "reason": reason}
             return
@@ -385,6 +395,9 @@ def _sanity_runner(num_classes, losses: Optional["_LossRecorder"] = None, consol
             mon.findings.extend(res.findings)
             details = dict(getattr(res, "details", {}))
             details["loss"] = repr(loss_fn)
+            if in_forward:
+                details["loss_in_forward"] = ("the model computes its loss in forward(inputs, targets); the suite "
+                                              "calls it the same way and recomputes the loss from its logits")
             if user_hooks:
                 details["user_hooks_left_out"] = user_hooks
             mon.run["sanity"] = details
@@ -393,8 +406,11 @@ def _sanity_runner(num_classes, losses: Optional["_LossRecorder"] = None, consol
 
                 progress.update("LR", 0, 1)
                 # one batch, cycled: a few dozen examples show the LR at which the loss falls fastest
-                lx, ly = _sanity._take(x, 64, y), _sanity._take(y, 64, x)
-                lr = lr_range_test(model, loss_fn, (lx, ly), factory, num_iters=100, time_budget=SANITY_BUDGET_S,
+                if in_forward:  # inputs and the flattened targets do not share a batch dimension
+                    lx, ly = x, y
+                else:
+                    lx, ly = _sanity._take(x, 64, y), _sanity._take(y, 64, x)
+                lr = lr_range_test(model, loss_fn, [(lx, ly)], factory, num_iters=100, time_budget=SANITY_BUDGET_S,
                                    progress=lambda done, total: progress.update("LR", done, total))
                 progress.update("LR", 1, 1)
                 mon.series.set("lr_range_test", lr.to_series())
@@ -416,6 +432,43 @@ def _sanity_runner(num_classes, losses: Optional["_LossRecorder"] = None, consol
 #: seconds for the gradient check and for the LR range test each (twice that for RT114) under
 #: ``recipecheck run --sanity``; the suite must not hold the real training back for long
 SANITY_BUDGET_S = 60.0
+
+def _targets_fed_to_forward(args: Any, target: Any) -> bool:
+    """Whether the loss's target (or a view of it, ``targets.view(-1)``) was an argument of the
+    model's first training forward besides the input: the loss is computed inside ``forward``."""
+    if not isinstance(target, torch.Tensor) or not isinstance(args, tuple) or len(args) < 2:
+        return False
+    try:
+        ptr = target.untyped_storage().data_ptr()
+        return any(isinstance(a, torch.Tensor) and a.untyped_storage().data_ptr() == ptr for a in args[1:])
+    except Exception:
+        return False
+
+
+def _sanity_preflight(_sanity, model, loss_fn, x, y) -> Optional[str]:
+    """One forward and loss on a copy, before the suite: a model whose output cannot be paired
+    with the loss the script differentiated is a reason to skip the suite, not three crashes."""
+    try:
+        with _sanity.preserve_rng(0), _sanity.isolated(), torch.no_grad():
+            m = _sanity.clean_copy(model)
+            m.train()  # as the suite runs its copies: training mode, dropout off
+            _sanity._dropout_off(m)
+            dev = _sanity._model_device(m)
+            xx, yy = x, y
+            if dev is not None:
+                xx = _sanity._map_tensors(x, lambda t: t.to(dev))
+                yy = _sanity._map_tensors(y, lambda t: t.to(dev))
+            out = _sanity._forward(m, xx)
+            loss = loss_fn(out, yy)
+            if not isinstance(loss, torch.Tensor):
+                return f"the loss {loss_fn!r} did not return a tensor on the model's output"
+        return None
+    except Exception as exc:
+        what = type(model).__name__
+        return (f"the loss the script differentiated ({loss_fn!r}) could not be recomputed from the output of "
+                f"{what}(inputs) on the first batch ({type(exc).__name__}: {str(exc)[:200]}); the suite needs "
+                f"loss_fn(model(inputs), targets)")
+
 
 def _same_tensor(a: Any, b: Any) -> bool:
     return (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape

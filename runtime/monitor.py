@@ -71,7 +71,7 @@ import torch
 from .checks import all_check_classes
 from .checks.base import CALLBACKS, Check, overrides
 from .findings import RuntimeFinding
-from .stats import SeriesStore
+from .stats import Always, SeriesStore
 from . import ddp as _ddp
 
 __all__ = ["Monitor", "monitor"]
@@ -207,7 +207,6 @@ class Monitor:
         self._n_backward = 0
         self._n_losses = 0
         self._taps: dict[int, "_Tap"] = {}
-        self._in_crit = 0
         self._fn_watch = True  # the loss graph is inspected once for a functional loss's kind
         self._suspended = False  # True while the sanity suite runs its own forward/backward passes
         # manual update loops (no optimizer): "watch" until an optimizer step or a manual update is seen
@@ -243,6 +242,7 @@ class Monitor:
         self._train_loader: Optional[weakref.ref] = None
         self._t0 = 0.0
         self._first_batch: Optional[tuple] = None  # (inputs, targets) seen first, for --sanity
+        self._first_args: Optional[tuple] = None  # positional arguments of that first training forward
         self.before_first_step = None  # callable(mon, optimizer), e.g. the sanity suite
         self._rebuild_dispatch()
 
@@ -456,6 +456,7 @@ class Monitor:
         self._loaders = {}
         self._last_loader = self._train_loader = None
         self._first_batch = None
+        self._first_args = None
         self.before_first_step = None
         self._dispatch = {}
 
@@ -689,16 +690,24 @@ class Monitor:
             acc: dict[tuple, list[float]] = {}
             for k, v in zip(keys, values):
                 acc.setdefault(k, []).append(v)
-            for (label, s, mean) in sorted(acc, key=lambda k: (k[1], k[0] or "")):
-                vs = acc[(label, s, mean)]
+            # insertion order is time order, so each series' steps come out non-decreasing
+            per_name: dict[str, tuple[list, list]] = {}
+            for (label, s, mean), vs in acc.items():
                 # a loss module's outputs are averaged (the script's scaling is not visible there);
                 # the tensors backward() was called on are summed: what the optimizer step optimizes
-                v = sum(vs) / len(vs) if mean else sum(vs)
+                v = sum(vs) / len(vs) if mean else (vs[0] if len(vs) == 1 else sum(vs))
                 name = "loss" if label is None else f"loss/{label}"
-                self.loss_reads.setdefault(name, []).append((s, v))
-                if label is None:
-                    losses.append((s, v))
-                self.series.append(name, s, v)
+                entry = per_name.get(name)
+                if entry is None:
+                    entry = per_name[name] = ([], [])
+                entry[0].append(s)
+                entry[1].append(v)
+            for name, (ss, vs) in per_name.items():
+                pairs = list(zip(ss, vs))
+                self.loss_reads[name] = pairs
+                if name == "loss":
+                    losses = pairs
+                self.series.extend(name, ss, vs)
         deferred, self._deferred = self._deferred, []
         if deferred:
             by_dev: dict[Any, list[int]] = {}
@@ -769,7 +778,9 @@ class Monitor:
         for cb in CALLBACKS:
             d[cb] = [(c, getattr(c, cb)) for c in self.checks if not c.disabled and overrides(c, cb)]
         d["_pre"] = [(c, f, c.schedule) for c, f in d["on_pre_step"]]
-        d["_post"] = [(c, f, c.schedule) for c, f in d["on_post_step"]]
+        # post-step callbacks due at every step are called directly, not planned step by step
+        self._post_always = [(c, f) for c, f in d["on_post_step"] if type(c.schedule) is Always]
+        d["_post"] = [(c, f, c.schedule) for c, f in d["on_post_step"] if type(c.schedule) is not Always]
         self._dispatch = d
         self._train_inputs = [(c, f) for c, f in d["on_model_input"]
                               if c.model_inputs in ("all", "train") and (c, "on_model_input") not in self._paused]
@@ -865,20 +876,34 @@ class Monitor:
         else:
             if self.global_hooks and id(optimizer) not in self._opt_ids:
                 self._discover(optimizer)
-            primary = self._is_primary(optimizer)
+            if optimizer is self._primary_opt:  # _is_primary's common case, inlined
+                self._idle_primary = 0
+                primary = True
+            else:
+                primary = self._is_primary(optimizer)
             if primary:
                 self._begin_step(optimizer)
         self._pre_ran = None
         self._in_step = False
-        if self._pending and optimizer is not self._manual_opt:
-            self._assign_pending(optimizer, primary)
+        pending = self._pending
+        if pending and optimizer is not self._manual_opt:  # _assign_pending inlined (every step)
+            self._pending = []
+            label = None if primary else (self._opt_labels.get(id(optimizer)) or self._opt_label(optimizer))
+            key = (label, self.step, self.loss_source == "criterion")
+            self._loss_vals += pending
+            self._loss_keys += [key] * len(pending)
+            if len(self._loss_vals) >= self._loss_cap:
+                self.flush()
         if primary and self._init_open:
             self._init_open = False
         step = self.step
         plan = self._plan_map.get(step) if self._plan_start <= step < self._plan_end else self._plan_for(step)
-        if plan is not None:
-            for chk, fn in plan.post:
-                self._call(chk, fn, optimizer)
+        for chk, fn in (self._post_always + plan.post) if plan is not None else self._post_always:
+            if not chk.disabled:  # self._call inlined
+                try:
+                    fn(self, optimizer)
+                except Exception as exc:
+                    self._disable(chk, exc)
         if primary:
             if self._pre_handles:
                 self._disarm_pre(step)
@@ -931,6 +956,7 @@ class Monitor:
             self._suspended = False
             self._pending = pending
         self._first_batch = None
+        self._first_args = None
 
     # manual update loops (recipecheck run, no optimizer) -----------------------------------------
 
@@ -1040,11 +1066,17 @@ class Monitor:
             for attr, entries in (("pre", self._dispatch.get("_pre", ())), ("post", self._dispatch.get("_post", ()))):
                 for chk, fn, sched in entries:
                     for s in _steps_in(sched, start, end):
-                        plan.setdefault(s, _StepPlan()).add(attr, (chk, fn))
+                        sp = plan.get(s)
+                        if sp is None:
+                            sp = plan[s] = _StepPlan()
+                        getattr(sp, attr).append((chk, fn))
             if self._act_modules:
                 for chk in self._act_checks:
                     for s in _steps_in(chk.activation_schedule, start, end):
-                        plan.setdefault(s, _StepPlan()).act.append(chk)
+                        sp = plan.get(s)
+                        if sp is None:
+                            sp = plan[s] = _StepPlan()
+                        sp.act.append(chk)
             self._plan_map, self._plan_start, self._plan_end = plan, start, end
         return self._plan_map.get(step)
 
@@ -1065,11 +1097,18 @@ class Monitor:
             return  # evaluation (no_grad) or not a loss
         if self.criterion_info is None:
             self._note_criterion(criterion, args[0] if args else None, args[1] if len(args) > 1 else None)
-        if self._init_open and output.numel() == 1:
+        if output.numel() != 1:
+            return
+        if self._init_open:
             self._init_vals.append(output.detach())
         if self.loss_source in (None, "criterion") and not self.patch_backward:
             self.loss_source = "criterion"
-            self._record_loss(output)
+            # _record_loss inlined: this runs at every criterion call of the training loop
+            pending = self._pending
+            pending.append(output.detach())
+            self._n_losses += 1
+            if len(pending) >= self._loss_cap:
+                del pending[: len(pending) // 2]
 
     def _note_criterion(self, criterion, logits, target) -> None:
         info = {"type": type(criterion).__name__ if criterion is not None else None}
@@ -1098,8 +1137,8 @@ class Monitor:
 
     def _assign_pending(self, optimizer, primary: bool, step: Optional[int] = None) -> None:
         vals, self._pending = self._pending, []
-        key = (None if primary else self._opt_label(optimizer), self.step if step is None else step,
-               self.loss_source == "criterion")
+        label = None if primary else (self._opt_labels.get(id(optimizer)) or self._opt_label(optimizer))
+        key = (label, self.step if step is None else step, self.loss_source == "criterion")
         self._loss_vals.extend(vals)
         self._loss_keys.extend([key] * len(vals))
         if len(self._loss_vals) >= self._loss_cap:
@@ -1213,19 +1252,17 @@ class Monitor:
 
     def _disc_pre(self, module, args) -> None:
         if isinstance(module, _LOSS_TYPES):
-            self._in_crit += 1  # F.cross_entropy inside a loss module is that module's call
             if torch.is_grad_enabled():
                 self._cand_criteria.add(module)
         elif self._depth == 0 and module.training and torch.is_grad_enabled():
             self._cand_roots.add(module)
             if self._first_batch is None and self.before_first_step is not None:
                 self._first_batch = (_first_tensor(args, None), None)
+                self._first_args = args  # forward(x, y) computing its own loss needs all of them
         self._depth += 1
 
     def _disc_post(self, module, args, output) -> None:
         self._depth = max(0, self._depth - 1)
-        if isinstance(module, _LOSS_TYPES):
-            self._in_crit = max(0, self._in_crit - 1)
         if isinstance(module, _LOSS_TYPES) and torch.is_grad_enabled() and \
                 (self.criterion_info is None or self.criterion_info.get("functional")):
             self._note_criterion(module, args[0] if args else None, args[1] if len(args) > 1 else None)
@@ -1352,23 +1389,19 @@ class _Tap:
         call = self.inner if self.inner is not None else mod._call_impl
         if mon is None or not mon._active or mon._suspended or _is_tracing() or _is_compiling():
             return call(*args, **kwargs)
-        if self.model:
+        # (the common paths are inlined: this runs at every call of the model and the criterion)
+        if self.model and (mon._train_inputs if torch.is_grad_enabled() else mon._eval_inputs):
             try:
                 mon._on_model_input(mod, args, kwargs)
             except Exception:  # the monitor must never break the user's forward
                 pass
+        out = call(*args, **kwargs)
         if self.criterion:
-            mon._in_crit += 1  # F.cross_entropy inside a loss module is that module's call
-            try:
-                out = call(*args, **kwargs)
-            finally:
-                mon._in_crit -= 1
-            try:
-                mon._on_criterion(mod, args, out)
-            except Exception:
-                pass
-        else:
-            out = call(*args, **kwargs)
+            if isinstance(out, torch.Tensor) and out.requires_grad:  # not an evaluation loss
+                try:
+                    mon._on_criterion(mod, args, out)
+                except Exception:
+                    pass
         if self.act is not None or (self.model and mon._output_watchers):
             try:
                 if self.act is not None and mod.training and torch.is_grad_enabled() and isinstance(out, torch.Tensor):

@@ -199,6 +199,8 @@ def series_kind(name: str, data: Any = None) -> str:
     if name == "loss":
         return "loss"
     head = name.split("/", 1)[0]
+    if head == "loss" and "/" in name:  # loss/<label>: the losses of the other optimizers (a GAN's G)
+        return "loss"
     if head == "lr" and "/" in name:
         return "lr"
     if head in ("update_ratio", "grad_norm", "activations"):

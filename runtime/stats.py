@@ -98,6 +98,14 @@ class LogSpaced(Schedule):
     def __call__(self, step: int) -> bool:
         return step >= 1 and (step & (step - 1)) == 0
 
+    def steps_in(self, start: int, end: int) -> list:
+        out, p = [], 1
+        while p < end:
+            if p >= start:
+                out.append(p)
+            p <<= 1
+        return out
+
     def __repr__(self) -> str:
         return "LogSpaced()"
 
@@ -158,6 +166,16 @@ class BoundedSeries:
             del self.values[1::2]
             self.stride *= 2
 
+    def extend(self, steps: list, values: list) -> None:
+        """``append`` for many points (one call per batched read instead of one per point)."""
+        if self.stride == 1 and len(self.steps) + len(steps) < self.max_points:
+            self._seen += len(steps)
+            self.steps.extend(steps)
+            self.values.extend(values)
+            return
+        for st, v in zip(steps, values):
+            self.append(st, v)
+
     def __len__(self) -> int:
         return len(self.steps)
 
@@ -189,6 +207,14 @@ class SeriesStore:
                 return  # bounded number of series too
             s = self._series[name] = BoundedSeries(self.max_points)
         s.append(step, value)
+
+    def extend(self, name: str, steps: list, values: list) -> None:
+        s = self._series.get(name)
+        if s is None:
+            if len(self._series) >= self.max_series:
+                return
+            s = self._series[name] = BoundedSeries(self.max_points)
+        s.extend(steps, values)
 
     def set(self, name: str, data: dict) -> None:
         self._other[name] = data

@@ -128,6 +128,23 @@ def test_rt104_fires_without_zero_grad():
     assert f.severity == "error" and f.static_twin == "RC101" and f.where == "0.weight"
 
 
+@pytest.mark.parametrize("stop_at", [60, 450])
+def test_rt104_catches_resets_that_stop_later_in_the_run(stop_at):
+    # the watch is dense at first (every 20th step), sparse later (every 100th): a reset that
+    # disappears mid-run (zero_grad behind a condition) is caught within two watches
+    m, opt = model_and_sgd(lr=1e-4)
+    x, y = make_data(64)
+    crit = nn.CrossEntropyLoss()
+    with monitor(m, opt, criterion=crit, report=None, summary=False, checks=["RT104"]) as mon:
+        for step in range(1, 701):
+            if step < stop_at:
+                opt.zero_grad()
+            crit(m(x), y).backward()
+            opt.step()
+    f = the(mon, "RT104")
+    assert stop_at < f.step <= stop_at + (60 if stop_at < 200 else 220), f.step
+
+
 @pytest.mark.parametrize("set_to_none", [True, False])
 def test_rt104_quiet_with_gradient_accumulation(set_to_none):
     m, opt = model_and_sgd(lr=0.01)

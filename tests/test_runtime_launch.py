@@ -437,3 +437,78 @@ def test_sanity_with_scripted_and_scaled_functional_loss(tmp_path):
     sanity = _report(rep)["run"]["sanity"]
     assert "cross_entropy" in sanity["loss"] and "'ignore_index': -1" in sanity["loss"], sanity["loss"]
     assert sanity["gradient_check"]["status"] in ("great", "ok")
+
+
+# ------------------------------------------------------- --sanity with the loss inside forward(x, y)
+
+GPT = textwrap.dedent('''
+    import sys, torch
+    from torch import nn
+    from torch.nn import functional as F
+    style = sys.argv[1]
+    torch.manual_seed(0)
+    V, T, D = 65, 16, 32
+
+    class GPT(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.wte = nn.Embedding(V, D)
+            self.wpe = nn.Embedding(T, D)
+            self.mlp = nn.Sequential(nn.LayerNorm(D), nn.Linear(D, 4 * D), nn.GELU(), nn.Linear(4 * D, D))
+            self.ln_f = nn.LayerNorm(D)
+            self.lm_head = nn.Linear(D, V, bias=False)
+
+        def forward(self, idx, targets=None):
+            x = self.wte(idx) + self.wpe(torch.arange(idx.size(1)))
+            x = self.ln_f(x + self.mlp(x))
+            if targets is None:  # inference: nanoGPT computes the last position only
+                return (self.lm_head(x[:, [-1], :]) if style == "nanogpt" else self.lm_head(x)), None
+            logits = self.lm_head(x)
+            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
+            return loss if style == "loss-only" else (logits, loss)
+
+    data = torch.randint(0, V, (4096,))
+    model = GPT()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
+    for it in range(20):
+        ix = torch.randint(len(data) - T, (8,))
+        x = torch.stack([data[i:i + T] for i in ix])
+        y = torch.stack([data[i + 1:i + 1 + T] for i in ix])
+        out = model(x, y)
+        loss = out if style == "loss-only" else out[1]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    print("FINAL", round(loss.item(), 4))
+''')
+
+
+@pytest.mark.parametrize("style", ["nanogpt", "mingpt"])
+def test_sanity_on_a_model_computing_its_loss_in_forward(tmp_path, style, capsys):
+    script = tmp_path / "train.py"
+    script.write_text(GPT)
+    rep = tmp_path / "rep"
+    assert run_script(str(script), [style], report=str(rep), sanity=True, summary=False) == 0
+    data = _report(rep)
+    sanity = data["run"]["sanity"]
+    for key in ("gradient_check", "overfit", "regularization"):
+        assert sanity[key]["status"] not in ("crashed", "skipped"), sanity[key]
+    assert sanity["overfit"]["status"] == "ok" and "forward(inputs, targets)" in sanity["loss_in_forward"]
+    assert not data["run"]["check_errors"], data["run"]["check_errors"]
+    assert data["series"]["lr_range_test"]["suggested_lr"] > 0
+    plain = subprocess.run([sys.executable, str(script), style], capture_output=True, text=True,
+                           env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert _field(capsys.readouterr().out, "FINAL") == _field(plain.stdout, "FINAL")  # training unchanged
+
+
+def test_sanity_skips_with_a_reason_when_the_output_cannot_be_paired_with_the_loss(tmp_path, capsys):
+    # forward(x, y) returns the loss alone: no logits to recompute the loss from
+    script = tmp_path / "train.py"
+    script.write_text(GPT)
+    rep = tmp_path / "rep"
+    assert run_script(str(script), ["loss-only"], report=str(rep), sanity=True, summary=False) == 0
+    data = _report(rep)
+    assert data["run"]["sanity"]["status"] == "skipped"
+    assert "could not be recomputed from the output of GPT" in data["run"]["sanity"]["reason"]
+    assert "--sanity skipped" in capsys.readouterr().err
+    assert not data["run"]["check_errors"]

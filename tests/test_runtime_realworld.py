@@ -505,6 +505,123 @@ def test_rt105_cosine_horizon_per_batch_reported_when_it_runs_out_with_the_pass_
     assert len(rt105) == 1 and "about 50x" in rt105[0]["message"] and "T_max=200" in rt105[0]["message"]
 
 
+SCHEDULES = '''
+import sys, torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+kind, epochs, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+stop = int(sys.argv[4]) if len(sys.argv) > 4 else None
+torch.manual_seed(0)
+x = torch.randn(n, 10); y = (x[:, 0] > 0).long()
+loader = DataLoader(TensorDataset(x, y), batch_size=32, shuffle=True)
+model = nn.Sequential(nn.Linear(10, 16), nn.ReLU(), nn.Linear(16, 2))
+opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+L = torch.optim.lr_scheduler
+per_batch = True
+if kind == "cosine-epochs":            # BUG: T_max counts epochs
+    sched = L.CosineAnnealingLR(opt, T_max=30)
+elif kind == "step-epochs":            # BUG: step_size counts epochs
+    sched = L.StepLR(opt, step_size=30, gamma=0.1)
+elif kind == "multistep-epochs":       # BUG: milestones count epochs
+    sched = L.MultiStepLR(opt, milestones=[30, 45])
+elif kind == "exp-epochs":             # BUG: gamma is a per-epoch decay
+    sched = L.ExponentialLR(opt, gamma=0.9)
+elif kind == "onecycle":
+    sched = L.OneCycleLR(opt, max_lr=0.1, total_steps=epochs * len(loader))
+elif kind == "cosine-batches":
+    sched = L.CosineAnnealingLR(opt, T_max=epochs * len(loader))
+elif kind == "cosine-dataset-batches":  # len(dataset) // bs: one step per epoch short of len(loader)
+    sched = L.CosineAnnealingLR(opt, T_max=epochs * (n // 32))
+elif kind == "warmup-lambda":
+    sched = L.LambdaLR(opt, lambda it: min(1.0, (it + 1) / 100))
+elif kind == "warmup-cosine":
+    w = 20
+    sched = L.SequentialLR(opt, [L.LinearLR(opt, 0.01, 1.0, total_iters=w),
+                                 L.CosineAnnealingLR(opt, T_max=epochs * len(loader) - w)], milestones=[w])
+elif kind == "multistep-iterations":
+    sched = L.MultiStepLR(opt, milestones=[2 * len(loader), 4 * len(loader)])
+elif kind == "exp-batches":
+    sched = L.ExponentialLR(opt, gamma=0.995)
+elif kind == "plateau-epochs":         # BUG: patience counts epochs
+    sched = L.ReduceLROnPlateau(opt, patience=10)
+elif kind == "plateau-iterations":
+    sched = L.ReduceLROnPlateau(opt, patience=1000)
+elif kind == "step-per-epoch":
+    sched, per_batch = L.StepLR(opt, step_size=2, gamma=0.1), False
+elif kind == "cosine-per-epoch":
+    sched, per_batch = L.CosineAnnealingLR(opt, T_max=epochs), False
+crit = nn.CrossEntropyLoss()
+steps = 0
+for epoch in range(epochs):
+    for xb, yb in loader:
+        opt.zero_grad()
+        loss = crit(model(xb), yb)
+        loss.backward()
+        opt.step()
+        steps += 1
+        if per_batch:
+            sched.step(loss.item()) if kind.startswith("plateau") else sched.step()
+        if stop and steps == stop:
+            sys.exit(0)
+    if not per_batch:
+        sched.step()
+'''
+
+
+@pytest.mark.parametrize("kind,factor,what", [
+    ("cosine-epochs", 50, "T_max=30"),
+    ("step-epochs", 50, "step_size=30"),
+    ("multistep-epochs", 50, "milestones [30, 45]"),
+    ("exp-epochs", 50, "gamma=0.9"),
+    ("plateau-epochs", 50, "patience=10"),
+])
+def test_rt105_epoch_sized_schedule_stepped_per_batch_decided_at_the_end_of_epoch_0(tmp_path, kind, factor, what):
+    code, data = _run(tmp_path, SCHEDULES, [kind, "3", "1600"])  # 50 batches per pass
+    rt105 = [f for f in data["findings"] if f["code"] == "RT105"]
+    assert code == 0 and len(rt105) == 1, data["findings"]
+    msg = rt105[0]["message"]
+    assert rt105[0]["step"] == 51 and rt105[0]["epoch"] == 1  # when epoch 1 begins
+    assert f"ran 50 times in one pass" in msg and f"about {factor}x faster" in msg and what in msg, msg
+
+
+def test_rt105_long_horizon_per_batch_is_judged_when_the_run_outlives_it(tmp_path):
+    # T_max=200 (epochs) stepped per batch over 50 batches: through epoch 3 this is exactly a correct
+    # 4-epoch per-batch cosine (next test), so the verdict waits for step 200 + slack, not the end of the run
+    code, data = _run(tmp_path, SCHED, ["cosine"])
+    rt105 = [f for f in data["findings"] if f["code"] == "RT105"]
+    assert len(rt105) == 1 and 200 < rt105[0]["step"] <= 212
+    assert "about 50x" in rt105[0]["message"] and "T_max=200" in rt105[0]["message"]
+
+
+@pytest.mark.parametrize("kind,epochs,n", [
+    ("cosine-batches", 4, 1600),  # the same shape as the T_max=200 bug above, for the 4 epochs it plans
+    ("onecycle", 5, 1600),
+    ("cosine-batches", 5, 1600),
+    ("cosine-dataset-batches", 5, 1610),  # 51 batches per pass, T_max = 5 * 50
+    ("warmup-lambda", 5, 1600),
+    ("warmup-cosine", 5, 1600),
+    ("multistep-iterations", 5, 1600),
+    ("exp-batches", 5, 1600),
+    ("plateau-iterations", 5, 1600),
+    ("step-per-epoch", 6, 1600),
+    ("cosine-per-epoch", 6, 1600),
+])
+def test_rt105_quiet_on_schedules_sized_for_how_they_are_stepped(tmp_path, kind, epochs, n):
+    code, data = _run(tmp_path, SCHEDULES, [kind, str(epochs), str(n)])
+    assert code == 0
+    assert [f for f in data["findings"] if f["code"] == "RT105"] == []
+    assert "RT105" in data["run"]["checks_ran"] and data["run"]["epochs"] == epochs
+
+
+def test_rt105_run_ending_inside_the_first_pass_uses_the_loaders_length(tmp_path):
+    # the run stops after 12 of 50 batches: the rate per pass is 50, not the 11 or 12 steps seen
+    code, data = _run(tmp_path, SCHEDULES, ["multistep-epochs", "3", "1600", "40"])
+    rt105 = [f for f in data["findings"] if f["code"] == "RT105"]
+    assert len(rt105) == 1, data["findings"]
+    msg = rt105[0]["message"]
+    assert "first 40 optimizer steps" in msg and "about 50x faster" in msg and "50 batches per pass" in msg, msg
+
+
 # --------------------------------------------------------------------------------------------
 # item 1: pickling, torch.save, deepcopy, jit, export of a monitored model
 # --------------------------------------------------------------------------------------------

@@ -178,6 +178,7 @@ def test_series_kind_and_moving_average():
     assert series_kind("activations/x/first") == "activations"
     assert series_kind("lr_range_test") == "lr_range_test"
     assert series_kind("whatever") == "other"
+    assert series_kind("loss/opt1-Generator") == "loss"  # a second optimizer's losses (a GAN's G)
     assert moving_average([1.0, 3.0, 5.0], window=2) == [1.0, 2.0, 4.0]
     assert moving_average([1.0, float("nan"), 3.0], window=3) == [1.0, 1.0, 2.0]
     assert moving_average([None, None], window=2) == [None, None]
@@ -336,3 +337,15 @@ def test_sanity_text_for_the_terminal():
     assert "RT114 overfit a tiny batch: ok [0.5 s] - loss 1.1 -> 0.05 on 20 examples" in text
     assert "reached at step 37" in text and "2 module hook(s)" in text and "suggested lr 0.01" in text
     assert "skipped (could not find" in sanity_text({"status": "skipped", "reason": "could not find a model"})
+
+
+def test_gan_losses_of_every_optimizer_are_plotted_together_under_loss(tmp_path):
+    pytest.importorskip("matplotlib")
+    steps = list(range(1, 30))
+    series = {"loss": {"step": steps, "value": [1.4 - 0.01 * s for s in steps]},
+              "loss/opt1-Generator": {"step": steps, "value": [0.7 + 0.02 * s for s in steps]}}
+    write_report(tmp_path, [], series, {})
+    page = (tmp_path / "report.html").read_text()
+    assert _plots_by_kind(page) == {"loss": 1}  # one loss plot, no "other" section
+    assert 'data-kind="other"' not in page
+    assert 'data-series="loss/opt1-Generator"' in page

@@ -33,7 +33,9 @@ class GradientsNotReset(Check):
     # the check counts each optimizer's own steps; the monitor calls it at every post-step (O(1))
     schedule = Always()
     first = 3  # the first steps of each optimizer are watched...
-    every = 20  # ...then every 20th
+    every = 20  # ...then every 20th up to step `dense_until`...
+    dense_until = 200
+    every_late = 100  # ...then every 100th (arming costs hooks on the parameters: keeps the overhead low)
     watch = 3  # parameters watched per optimizer
     confirmations = 2
 
@@ -42,6 +44,7 @@ class GradientsNotReset(Check):
         self._armed = {}
         self._hits = {}
         self._judged = 0
+        self._pick_cache = {}
 
     def on_post_step(self, mon, opt):
         k = id(opt)
@@ -49,21 +52,31 @@ class GradientsNotReset(Check):
         watched = self._armed.pop(k, None)
         if watched is not None:
             self._judge(mon, opt, watched)
-        if n <= self.first or n % self.every == 0:
+        if n <= self.first or n % (self.every if n <= self.dense_until else self.every_late) == 0:
             self._arm(mon, opt)
 
-    def _arm(self, mon, opt):
+    def _picks(self, mon, opt):
+        """(parameter, name) of the watched parameters of ``opt``: first, middle and last with a
+        gradient; kept while they still have a dense gradient (no scan over all parameters, which
+        is hundreds of tensors in a real model, at every armed step)."""
+        picks = self._pick_cache.get(id(opt))
+        if picks is not None and all(p.grad is not None and not p.grad.is_sparse for p, _ in picks):
+            return picks
         params = [p for g in opt.param_groups for p in g["params"]
                   if p.requires_grad and p.grad is not None and not p.grad.is_sparse]
-        if not params:
+        picks = [(params[i], mon.param_name(params[i], f"param{i}"))
+                 for i in sorted({0, len(params) // 2, len(params) - 1})[: self.watch]] if params else []
+        self._pick_cache[id(opt)] = picks
+        return picks
+
+    def _arm(self, mon, opt):
+        picks = self._picks(mon, opt)
+        if not picks:
             return
-        picks = {0, len(params) // 2, len(params) - 1}
         watched = []
-        for i in sorted(picks)[: self.watch]:
-            p = params[i]
+        for p, name in picks:
             g = p.grad
-            st = {"name": mon.param_name(p, f"param{i}"), "grad": weakref.ref(g), "version": g._version, "n": 0,
-                  "pure": True}
+            st = {"name": name, "grad": weakref.ref(g), "version": g._version, "n": 0, "pure": True}
             # removed at the optimizer's next step, or in release() at exit
             st["handle"] = p.register_post_accumulate_grad_hook(_Observer(st))
             watched.append((weakref.ref(p), st))

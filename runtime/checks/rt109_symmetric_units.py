@@ -90,5 +90,8 @@ class _Steps(Schedule):
     def __call__(self, step):
         return step in self.steps
 
+    def steps_in(self, start, end):
+        return sorted(s for s in self.steps if start <= s < end)
+
     def __repr__(self):
         return f"Steps({sorted(self.steps)})"
