@@ -197,10 +197,14 @@ class Monitor:
         self._steps_since_epoch = 0
         self._epoch_source: Optional[str] = None
         self._loss_vals: list[torch.Tensor] = []
-        self._loss_keys: list[tuple] = []  # (series label or None for "loss", step, mean?) per value
+        # runs of _loss_vals: ((series label or None for "loss", step, mean?), number of values)
+        self._loss_keys: list[tuple] = []
         self._pending: list[torch.Tensor] = []  # losses since the last optimizer step (any optimizer)
         self._init_vals: list[torch.Tensor] = []  # per-call loss values before the first step ends (RT101)
         self._init_open = True
+        # the criterion tap's fast path (append the detached loss, nothing else) once nothing else
+        # is left to do at a criterion call: criterion seen, step 1 over, losses from the criterion
+        self._crit_fast = False
         self.init_loss: Optional[float] = None  # mean per-call loss of step 1 (criterion/functional loss)
         self.loss_reads: dict[str, list] = {}  # series name -> [(step, value)] read at the last flush
         self._opt_labels: dict[int, str] = {}
@@ -622,6 +626,7 @@ class Monitor:
         """Record the loss of the current step (a scalar tensor; stays on its device). With gradient
         accumulation, call it with each micro-batch's (scaled) loss: the step's loss is their sum,
         what the optimizer step optimizes."""
+        self._crit_fast = False
         if self.loss_source != "explicit":
             self.loss_source = "explicit"
             self._pending = []  # criterion outputs recorded so far would be counted twice
@@ -688,8 +693,14 @@ class Monitor:
                 self.init_loss = sum(iv) / len(iv)
                 values = values[:len(vals)]
             acc: dict[tuple, list[float]] = {}
-            for k, v in zip(keys, values):
-                acc.setdefault(k, []).append(v)
+            o = 0
+            for k, n in keys:
+                got = acc.get(k)
+                if got is None:
+                    acc[k] = values[o:o + n]
+                else:
+                    got += values[o:o + n]
+                o += n
             # insertion order is time order, so each series' steps come out non-decreasing
             per_name: dict[str, tuple[list, list]] = {}
             for (label, s, mean), vs in acc.items():
@@ -891,7 +902,7 @@ class Monitor:
             label = None if primary else (self._opt_labels.get(id(optimizer)) or self._opt_label(optimizer))
             key = (label, self.step, self.loss_source == "criterion")
             self._loss_vals += pending
-            self._loss_keys += [key] * len(pending)
+            self._loss_keys.append((key, len(pending)))
             if len(self._loss_vals) >= self._loss_cap:
                 self.flush()
         if primary and self._init_open:
@@ -1093,6 +1104,15 @@ class Monitor:
             self._call(chk, fn, model, args, kwargs)
 
     def _on_criterion(self, criterion, args, output) -> None:
+        if self._crit_fast and output.numel() == 1:
+            # the steady state (criterion seen, step 1 over, losses from the criterion): the tap
+            # checked that the output is a tensor that requires grad
+            pending = self._pending
+            pending.append(output.detach())
+            self._n_losses += 1
+            if len(pending) >= self._loss_cap:
+                del pending[: len(pending) // 2]
+            return
         if not (isinstance(output, torch.Tensor) and output.requires_grad):
             return  # evaluation (no_grad) or not a loss
         if self.criterion_info is None:
@@ -1109,6 +1129,7 @@ class Monitor:
             self._n_losses += 1
             if len(pending) >= self._loss_cap:
                 del pending[: len(pending) // 2]
+            self._crit_fast = not self._init_open and self.criterion_info is not None
 
     def _note_criterion(self, criterion, logits, target) -> None:
         info = {"type": type(criterion).__name__ if criterion is not None else None}
@@ -1139,8 +1160,9 @@ class Monitor:
         vals, self._pending = self._pending, []
         label = None if primary else (self._opt_labels.get(id(optimizer)) or self._opt_label(optimizer))
         key = (label, self.step if step is None else step, self.loss_source == "criterion")
-        self._loss_vals.extend(vals)
-        self._loss_keys.extend([key] * len(vals))
+        if vals:
+            self._loss_vals.extend(vals)
+            self._loss_keys.append((key, len(vals)))
         if len(self._loss_vals) >= self._loss_cap:
             self.flush()
 

@@ -47,13 +47,26 @@ class GradientsNotReset(Check):
         self._pick_cache = {}
 
     def on_post_step(self, mon, opt):
-        k = id(opt)
-        n = self._n[k] = self._n.get(k, 0) + 1
-        watched = self._armed.pop(k, None)
-        if watched is not None:
-            self._judge(mon, opt, watched)
-        if n <= self.first or n % (self.every if n <= self.dense_until else self.every_late) == 0:
+        # called at every step of every optimizer: [steps of this optimizer, the next armed one]
+        c = self._n.get(id(opt))
+        if c is None:
+            c = self._n[id(opt)] = [0, self._next_armed(0)]
+        n = c[0] = c[0] + 1
+        if self._armed:
+            watched = self._armed.pop(id(opt), None)
+            if watched is not None:
+                self._judge(mon, opt, watched)
+        if n == c[1]:
+            c[1] = self._next_armed(n)
             self._arm(mon, opt)
+
+    def _next_armed(self, n):
+        """The step after ``n`` at which the check arms: each of the first ``first``, then every
+        ``every``-th up to ``dense_until``, then every ``every_late``-th."""
+        if n < self.first:
+            return n + 1
+        every = self.every if n < self.dense_until else self.every_late
+        return (n // every + 1) * every
 
     def _picks(self, mon, opt):
         """(parameter, name) of the watched parameters of ``opt``: first, middle and last with a

@@ -57,22 +57,27 @@ class LossNotDecreasing(Check):
     def _series(self, mon, name, vals):
         st = self._state(name)
         ch = chance_level(mon.criterion_info, mon.num_classes) if name == "loss" else None
+        # (runs at every batched read over every loss read: the state is held in locals)
+        early_l, tail, recent, since = st["early"], st["tail"], st["recent"], st["since"]
+        isfinite, ew = math.isfinite, self.early_window
         for step, v in vals:
-            if not math.isfinite(v):
+            if not isfinite(v):
                 continue  # RT106
             if st["first_step"] is None:
                 st["first_step"] = step
-            if len(st["early"]) < self.early_window:
-                st["early"].append(v)
+            if len(early_l) < ew:
+                early_l.append(v)
             else:
-                st["tail"].append(v)
-            st["recent"].append((step, v))
-            st["since"] += 1
-            if len(st["recent"]) >= 20 and st["since"] >= 10:
-                st["since"] = 0  # a rolling 20-step median every 10 losses is enough
-                m = median(x for _, x in list(st["recent"])[-20:])
+                tail.append(v)
+            recent.append((step, v))
+            since += 1
+            if since >= 10 and len(recent) >= 20:
+                since = 0  # a rolling 20-step median every 10 losses is enough
+                w = sorted([x for _, x in recent][-20:])  # finite values only (filtered above)
+                m = 0.5 * (w[9] + w[10])
                 if m < st["best"]:
                     st["best"], st["best_step"] = m, step
+        st["since"] = since
         if len(st["early"]) < self.early_window or not st["recent"]:
             return
         early = median(st["early"])
