@@ -702,18 +702,18 @@ class Monitor:
                     got += values[o:o + n]
                 o += n
             # insertion order is time order, so each series' steps come out non-decreasing
-            per_name: dict[str, tuple[list, list]] = {}
+            per_label: dict[Optional[str], tuple[list, list]] = {}
             for (label, s, mean), vs in acc.items():
                 # a loss module's outputs are averaged (the script's scaling is not visible there);
                 # the tensors backward() was called on are summed: what the optimizer step optimizes
                 v = sum(vs) / len(vs) if mean else (vs[0] if len(vs) == 1 else sum(vs))
-                name = "loss" if label is None else f"loss/{label}"
-                entry = per_name.get(name)
+                entry = per_label.get(label)
                 if entry is None:
-                    entry = per_name[name] = ([], [])
+                    entry = per_label[label] = ([], [])
                 entry[0].append(s)
                 entry[1].append(v)
-            for name, (ss, vs) in per_name.items():
+            for label, (ss, vs) in per_label.items():
+                name = "loss" if label is None else f"loss/{label}"
                 pairs = list(zip(ss, vs))
                 self.loss_reads[name] = pairs
                 if name == "loss":
@@ -727,7 +727,11 @@ class Monitor:
             host: list[Optional[list[float]]] = [None] * len(deferred)
             for dev, idx in by_dev.items():
                 dt = torch.float32 if dev.type == "mps" else torch.float64  # mps has no float64
-                flat = torch.cat([deferred[i][3].reshape(-1).to(dt) for i in idx])
+                parts = [deferred[i][3].reshape(-1) for i in idx]
+                if all(t.dtype == torch.float32 for t in parts):
+                    flat = torch.cat(parts).to(dt)  # one conversion (float32 -> float64 is exact)
+                else:
+                    flat = torch.cat([t.to(dt) for t in parts])
                 vals = flat.tolist()
                 o = 0
                 for i in idx:
