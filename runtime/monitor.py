@@ -891,9 +891,12 @@ class Monitor:
         else:
             if self.global_hooks and id(optimizer) not in self._opt_ids:
                 self._discover(optimizer)
-            if optimizer is self._primary_opt:  # _is_primary's common case, inlined
+            if optimizer is self._primary_opt:  # _is_primary's common cases, inlined
                 self._idle_primary = 0
                 primary = True
+            elif self._primary_opt is not None and self._idle_primary < 16:
+                self._idle_primary += 1  # another optimizer (a GAN's second one): not the step counter
+                primary = False
             else:
                 primary = self._is_primary(optimizer)
             if primary:
