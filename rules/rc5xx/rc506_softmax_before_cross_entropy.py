@@ -11,6 +11,7 @@ _BCE = {"torch.nn.functional.binary_cross_entropy_with_logits", "torch.nn.BCEWit
 _NLL = {"torch.nn.functional.nll_loss", "torch.nn.NLLLoss"}
 _SHAPE_METHODS = {"view", "reshape", "flatten", "squeeze", "unsqueeze", "contiguous", "permute",
                   "transpose", "float", "double", "to", "view_as", "reshape_as"}
+_NOT_SQUASHED = ("not squashed",)
 _PROB_MODULES = {"torch.nn.Softmax": "softmax", "torch.nn.LogSoftmax": "log_softmax",
                  "torch.nn.Sigmoid": "sigmoid", "torch.nn.modules.activation.Softmax": "softmax"}
 _PROB_METHODS = {"softmax": "softmax", "log_softmax": "log_softmax", "sigmoid": "sigmoid"}
@@ -127,6 +128,14 @@ class SoftmaxBeforeCrossEntropy(Rule):
         "        return self.log_softmax(h), self.softmax(h)\n"
         "netD = D()\ncrit = nn.NLLLoss()\nfor x, y in loader:\n"
         "    logp, probs = netD(x)\n    loss = crit(logp, y)\n",
+        # (logits, probabilities): the logits element goes into CrossEntropyLoss
+        "import torch.nn as nn\nimport torch.nn.functional as F\n"
+        "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.fc = nn.Linear(10, 3)\n"
+        "    def forward(self, x):\n        logits = self.fc(x)\n"
+        "        return logits, F.softmax(logits, dim=1)\n"
+        "model = Net()\nfor x, y in loader:\n    logits, probs = model(x)\n"
+        "    loss = F.cross_entropy(logits, y)\n",
     )
     INVALID = (
         # ACGAN: the class head of a (real/fake, classes) discriminator ends in Softmax
@@ -291,8 +300,9 @@ class SoftmaxBeforeCrossEntropy(Rule):
             a = max(binds, key=lambda a: a.order)
             v = a.value
             if isinstance(v, _Unpacked):
-                if v.index != 0:
-                    return self._tuple_element(p, la, f, v, depth)
+                got = self._tuple_element(p, la, f, v, depth)
+                if got is not None or v.index != 0:
+                    return None if got is _NOT_SQUASHED else got
                 v = v.value
             # the calls inside the bound value come before the binding: order - 1
             return self._squashed(p, la, f, v, a.order - 1, depth + 1)
@@ -350,7 +360,7 @@ class SoftmaxBeforeCrossEntropy(Rule):
             return None
         got = self._squashed(p, la, fwd, elems[v.index].value, 10**9, depth + 1)
         if got is None:
-            return None
+            return _NOT_SQUASHED  # the element is known: the model's last layer says nothing of it
         node, kind, label = got
         return node, kind, f"{label}, output {v.index} of `{unit.name}`,"
 
