@@ -136,8 +136,21 @@ class SoftmaxBeforeCrossEntropy(Rule):
         "        return logits, F.softmax(logits, dim=1)\n"
         "model = Net()\nfor x, y in loader:\n    logits, probs = model(x)\n"
         "    loss = F.cross_entropy(logits, y)\n",
+        # a helper returning (validity, logits): the logits go into cross_entropy
+        "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
+        "shared = nn.Sequential(nn.Linear(784, 128), nn.PReLU())\n"
+        "gan = nn.Sequential(nn.Linear(128, 1), nn.Sigmoid())\naux = nn.Linear(128, 10)\n"
+        "def D(X):\n    h = shared(X)\n    return gan(h), aux(h)\n"
+        "for X, y in loader:\n    d_real, c_real = D(X)\n    loss = F.cross_entropy(c_real, y)\n",
     )
     INVALID = (
+        # the same helper whose class head ends in Softmax
+        "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
+        "shared = nn.Sequential(nn.Linear(784, 128), nn.PReLU())\n"
+        "gan = nn.Sequential(nn.Linear(128, 1), nn.Sigmoid())\n"
+        "aux = nn.Sequential(nn.Linear(128, 10), nn.Softmax(dim=1))  # expect: RC506\n"
+        "def D(X):\n    h = shared(X)\n    return gan(h), aux(h)\n"
+        "for X, y in loader:\n    d_real, c_real = D(X)\n    loss = F.cross_entropy(c_real, y)\n",
         # ACGAN: the class head of a (real/fake, classes) discriminator ends in Softmax
         "import torch.nn as nn\n"
         "class D(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
@@ -350,7 +363,14 @@ class SoftmaxBeforeCrossEntropy(Rule):
         unit = la.model_of_call(v.value, f)
         cls = p.classes.get(unit.name) if unit is not None else None
         fwd = p.class_method(cls, "forward") if cls is not None else None
-        if fwd is None or unit.name in getattr(p, "foreign_classes", ()):
+        owner = unit.name if unit is not None else None
+        if fwd is None and unit is None and isinstance(v.value.func, cst.Name):
+            # a module-level helper of this file: `def D(X): h = shared(X); return gan(h), aux(h)`
+            fwd = p.functions.get(v.value.func.value)
+            owner = v.value.func.value
+            if fwd is None or fwd.cls is not None or not isinstance(fwd.node, cst.FunctionDef):
+                return None
+        if fwd is None or owner in getattr(p, "foreign_classes", ()):
             return None
         rets = _returns(fwd.node)
         if len(rets) != 1 or not isinstance(rets[0].value, cst.Tuple):
@@ -362,7 +382,7 @@ class SoftmaxBeforeCrossEntropy(Rule):
         if got is None:
             return _NOT_SQUASHED  # the element is known: the model's last layer says nothing of it
         node, kind, label = got
-        return node, kind, f"{label}, output {v.index} of `{unit.name}`,"
+        return node, kind, f"{label.rstrip(',')}, output {v.index} of `{owner}`,"
 
 
 def _returns(fn: cst.CSTNode) -> list:
