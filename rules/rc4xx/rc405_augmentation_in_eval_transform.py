@@ -16,7 +16,8 @@ class AugmentationInEvalTransform(Rule):
     assigned to (`val_set`, `test_dataset`) or of the loader built from it; the transform is
     followed through variables, `Compose([...])`, dictionaries of transforms
     (`data_transforms["train"]`) and `.transform = ...` assignments. A validation split made
-    with `random_split` from a dataset whose transform augments is flagged too.
+    with `random_split` (or a `Subset` of held-out indices read by the validation loader) from a
+    dataset whose transform augments is flagged too.
 
     ## Why is this bad?
     Evaluation must be deterministic and measure the model on the real input distribution.
