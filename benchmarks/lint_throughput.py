@@ -14,6 +14,7 @@ modules that import each other, and training scripts importing a few of them; ev
 used by a call), so every lint also reads and links its imported neighbours. It prints the same
 ratios for the whole project (wall time, and CPU time, which other load on a shared machine
 disturbs less),
+the same lint through the console script in a new interpreter (imports and exit included),
 and the wall time of `recipecheck lint one.py` in a fresh interpreter with the cache warm (what
 a pre-commit run on one unchanged file costs), and the same right after a line was appended to
 that file (a pre-commit run on one edited file: its used neighbours are read, nothing else is
@@ -146,6 +147,21 @@ def warm_single(path: Path, cwd: Path, runs: int = 5) -> tuple[float, float]:
     return statistics.median(times), statistics.median(cpu)
 
 
+def cli_project(root: Path, jobs: int) -> tuple[float, float]:
+    """Wall and CPU time of `recipecheck lint --no-cache --select ALL -j N root` in a new
+    interpreter: the whole-project lint as a user runs it (imports and process exit included)."""
+    import subprocess
+
+    cmd = [sys.executable, "-m", "recipecheck", "lint", "--no-cache", "--select", "ALL",
+           "-j", str(jobs), str(root)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    subprocess.run(cmd, cwd=root, capture_output=True, env=_child_env())
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+
+
 def _cpu() -> float:
     """CPU seconds of this process and its finished workers (less sensitive than wall time to
     other load on the machine; for --jobs 1 they are the same when it is idle)."""
@@ -243,6 +259,7 @@ def main_project(args) -> None:
         t_cold = lint([str(root)], args.jobs, use_cache=True)
         t_warm = lint([str(root)], args.jobs, use_cache=True)
         one = root / "proj" / f"lib_{(n_files - n_files // 10) - 1:04d}.py"
+        t_cli, cpu_cli = cli_project(root, 1)
         t_one, cpu_one = warm_single(one, root)
         t_changed, cpu_changed = changed_file(one, root)
         print(f"libcst parse only (1 process): {t_parse:7.2f} s")
@@ -253,6 +270,8 @@ def main_project(args) -> None:
         print(f"lint --jobs 1, files alone   : {t_alone:7.2f} s  ratio {t_alone / t_parse:5.2f} "
               f"(no project link, for comparison); CPU time ratio {cpu_alone / cpu_parse:5.2f}")
         print(f"cache: cold {t_cold:.2f} s, warm {t_warm:.2f} s: warm/cold {t_warm / t_cold:6.1%}")
+        print(f"`recipecheck lint --no-cache -j 1` on the project (new interpreter): {t_cli:.2f} s "
+              f"wall, {cpu_cli:.2f} s CPU, CPU ratio to parse-only {cpu_cli / cpu_parse:5.2f}")
         print(f"warm `recipecheck lint {one.relative_to(root)}` (new interpreter, median of 5): "
               f"{t_one:.2f} s wall, {cpu_one:.2f} s CPU (target <= 0.5 s wall)")
         print(f"changed-file `recipecheck lint {one.relative_to(root)}` after appending a line, cache warm "

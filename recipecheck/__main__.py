@@ -1,4 +1,4 @@
-from recipecheck.cli import main
+from recipecheck.entry import main
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -7,7 +7,14 @@ from __future__ import annotations
 import sys
 
 
+# True once the console script runs: the process ends when the command returns, so work that
+# only frees memory for later (collecting a lint's heap) can be skipped (see lint._collector_tuned)
+PROCESS_ENDS_AFTER_COMMAND = False
+
+
 def main() -> None:
+    global PROCESS_ENDS_AFTER_COMMAND
+    PROCESS_ENDS_AFTER_COMMAND = True
     if sys.argv[1:] == ["--version"]:
         from recipecheck import __version__
 

@@ -38,7 +38,8 @@ def guards_of(root: cst.CSTNode, target: cst.CSTNode) -> list[Guard] | None:
 def _find(node: cst.CSTNode, target: cst.CSTNode, out: list[Guard]) -> bool:
     if node is target:
         return True
-    if isinstance(node, cst.If):
+    t = type(node)  # exact types: isinstance on libcst's ABC node classes is slow here
+    if t is cst.If:
         if _find(node.test, target, out):
             return True
         out.append(Guard(node.test, True))
@@ -49,7 +50,7 @@ def _find(node: cst.CSTNode, target: cst.CSTNode, out: list[Guard]) -> bool:
             return True
         out.pop()
         return False
-    if isinstance(node, cst.IfExp):
+    if t is cst.IfExp:
         if _find(node.test, target, out):
             return True
         out.append(Guard(node.test, True))
@@ -60,7 +61,7 @@ def _find(node: cst.CSTNode, target: cst.CSTNode, out: list[Guard]) -> bool:
             return True
         out.pop()
         return False
-    if isinstance(node, cst.BooleanOperation) and isinstance(node.operator, cst.And):
+    if t is cst.BooleanOperation and type(node.operator) is cst.And:
         # `a and f(x)`: f runs only when a holds
         if _find(node.left, target, out):
             return True
@@ -69,7 +70,7 @@ def _find(node: cst.CSTNode, target: cst.CSTNode, out: list[Guard]) -> bool:
             return True
         out.pop()
         return False
-    if isinstance(node, (cst.IndentedBlock, cst.Module)):
+    if t is cst.IndentedBlock or t is cst.Module:
         mark = len(out)
         for stmt in node.body:
             if _find(stmt, target, out):

@@ -27,10 +27,12 @@ _STAR_EXPORTS = {
 def dotted_name(node: cst.BaseExpression) -> str | None:
     """`a.b.c` for a Name/Attribute chain, else None."""
     parts: list[str] = []
-    while isinstance(node, cst.Attribute):
+    # exact type tests: libcst's node classes are final, and isinstance on them takes the slow
+    # ABC path (this runs hundreds of thousands of times per project)
+    while type(node) is cst.Attribute:
         parts.append(node.attr.value)
         node = node.value
-    if isinstance(node, cst.Name):
+    if type(node) is cst.Name:
         parts.append(node.value)
         return ".".join(reversed(parts))
     return None

@@ -21,7 +21,8 @@ from typing import Iterator, Union
 
 import libcst as cst
 
-from recipecheck.program.nodes import bind_arguments, call_arg, child_fields, iter_children
+from recipecheck.program.nodes import (_IS_NODE, bind_arguments, call_arg, child_fields, is_node_type,
+                                       iter_children)
 
 from recipecheck.program import torchnames as tn
 from recipecheck.program.imports import ImportMap, dotted_name
@@ -278,12 +279,16 @@ class _Builder:
         needs its own order (a loop's iterable before the loop) schedules them with `_then`."""
         todo: list = [root]
         self._todo = todo
+        is_node = _IS_NODE.get  # a type lookup: isinstance on libcst's ABC is slow
         while todo:
             node = todo.pop()
-            if not isinstance(node, _CSTNode):
+            t = type(node)
+            k = is_node(t)
+            if k is None:
+                k = is_node_type(t)
+            if not k:
                 node()
                 continue
-            t = type(node)
             handlers = _HANDLERS.get(t)
             if handlers is None:
                 handlers = (getattr(_Builder, f"visit_{t.__name__}", None),
@@ -297,11 +302,19 @@ class _Builder:
             start = len(todo)
             for name in child_fields(t):
                 value = getattr(node, name)
-                if isinstance(value, _CSTNode):
+                tv = type(value)
+                k = is_node(tv)
+                if k is None:
+                    k = is_node_type(tv)
+                if k:
                     todo.append(value)
-                elif isinstance(value, (tuple, list)):
+                elif tv is tuple or tv is list:
                     for v in value:
-                        if isinstance(v, _CSTNode):
+                        tv = type(v)
+                        k = is_node(tv)
+                        if k is None:
+                            k = is_node_type(tv)
+                        if k:
                             todo.append(v)
             todo[start:] = todo[start:][::-1]
 

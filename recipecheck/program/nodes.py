@@ -31,15 +31,35 @@ def child_fields(t: type) -> tuple[str, ...]:
     return names
 
 
+# CSTNode is an ABC: `isinstance(x, cst.CSTNode)` takes the slow ABC path on every call, and
+# tree walks make millions of them. The answer per concrete type never changes.
+_IS_NODE: dict[type, bool] = {}
+
+
+def is_node_type(t: type) -> bool:
+    got = _IS_NODE.get(t)
+    if got is None:
+        got = _IS_NODE[t] = issubclass(t, cst.CSTNode)
+    return got
+
+
 def iter_children(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
     """The syntactic children of `node` in source order (no whitespace or punctuation)."""
+    is_node = _IS_NODE.get
     for name in child_fields(type(node)):
         v = getattr(node, name)
-        if isinstance(v, cst.CSTNode):
+        tv = type(v)
+        k = is_node(tv)
+        if k is None:
+            k = is_node_type(tv)
+        if k:
             yield v
-        elif isinstance(v, (tuple, list)):
+        elif tv is tuple or tv is list:
             for x in v:
-                if isinstance(x, cst.CSTNode):
+                kx = is_node(type(x))
+                if kx is None:
+                    kx = is_node_type(type(x))
+                if kx:
                     yield x
 
 

@@ -1,4 +1,4 @@
-from pydantic import Field
+from recipecheck.rule import Field
 
 from recipecheck.finding import Severity
 from recipecheck.program.init import init_model, outside_premise

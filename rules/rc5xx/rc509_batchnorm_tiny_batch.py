@@ -1,5 +1,5 @@
 import libcst as cst
-from pydantic import Field
+from recipecheck.rule import Field
 
 from recipecheck.finding import Severity
 from recipecheck.program.layers import call_arg_node, layer_analysis, nn_kind

@@ -1,5 +1,5 @@
 import libcst as cst
-from pydantic import Field
+from recipecheck.rule import Field
 
 from recipecheck.finding import Severity
 from recipecheck.program.hparams import opt_arg, small_model_context

@@ -3,7 +3,7 @@ import re
 import libcst as cst
 
 from recipecheck.program.nodes import iter_children
-from pydantic import Field
+from recipecheck.rule import Field
 
 from recipecheck.finding import Severity
 from recipecheck.program.hparams import small_model_context
