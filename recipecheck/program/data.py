@@ -90,6 +90,15 @@ def _walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
     return fast_walk(node)
 
 
+def _in_norm_expr(body, call) -> bool:
+    """`call` is an operand of a subtraction or division in `body` ((x - x.mean()) / x.std())."""
+    for n in fast_walk(body):
+        if isinstance(n, cst.BinaryOperation) and isinstance(n.operator, (cst.Subtract, cst.Divide)):
+            if n.right is call or n.left is call:
+                return True
+    return False
+
+
 def _literal(node) -> object:
     if isinstance(node, cst.Name) and node.value in ("True", "False", "None"):
         return {"True": True, "False": False, "None": None}[node.value]
@@ -448,9 +457,42 @@ class DataModel:
                 if roots:
                     out.append(StatSite(call, cs.function, "stat", roots, self._order(cs), None,
                                            method=tn.last(q or dotted_name(func) or "")))
+        out += self._columnwise_stats()
         for s in out:
             s._dm = self
         self._stats = out
+        return out
+
+    def _columnwise_stats(self) -> list[StatSite]:
+        """`df[cols].apply(lambda x: (x - x.mean()) / x.std())` (column by column, no `axis=1`):
+        each column's statistics are statistics of df over all its rows."""
+        out: list[StatSite] = []
+        for cs in self.p.calls:
+            func = cs.node.func
+            if cs.qualname is not None or not isinstance(func, cst.Attribute) or \
+                    func.attr.value not in ("apply", "transform") or not cs.node.args:
+                continue
+            lam = cs.node.args[0].value
+            axis = call_arg(cs.node, "axis", 1)
+            if cs.node.args[0].keyword is not None or not isinstance(lam, cst.Lambda) or \
+                    len(lam.params.params) != 1 or (axis is not None and _literal(axis) not in (0, "index")):
+                continue
+            param = lam.params.params[0].name.value
+            frame = func.value
+            if isinstance(frame, cst.Subscript) and not any(
+                    isinstance(e.slice, cst.Slice) for e in frame.slice):
+                frame = frame.value  # a column selection keeps every row
+            roots = [r for r in data_roots(self.p, frame) if not r.part]
+            if not roots:
+                continue
+            for n in fast_walk(lam.body):
+                if isinstance(n, cst.Call) and isinstance(n.func, cst.Attribute) and \
+                        n.func.attr.value in ("mean", "std", "var", "min", "max") and not n.args and \
+                        isinstance(n.func.value, cst.Name) and n.func.value.value == param:
+                    if _in_norm_expr(lam.body, n):
+                        out.append(StatSite(n, cs.function, "stat", roots, cs.order, True,
+                                            method=n.func.attr.value))
+                        break  # one finding per normalizing lambda
         return out
 
     def _order(self, cs) -> int:
@@ -497,10 +539,11 @@ class DataModel:
                     any(is_train_name(t) or is_eval_name(t) for t in self.targets.get(id(call), [])):
                 roots = [r for r in data_roots(p, call.func.value) if not r.part]
                 out.append(SplitSite(call, cs.function, roots, cs.order, "df.sample(frac=...)"))
-        # row selections assigned to train/val/test names: X_train = X[:n_train]
+        # row selections assigned to train/val/test names: X_train = X[:n_train], also converted
+        # (torch.tensor(X[:n_train].values))
         for a in p.assignments:
             v = a.value
-            if not isinstance(v, cst.Subscript) or a.augmented is not None:
+            if not isinstance(v, (cst.Subscript, cst.Call)) or a.augmented is not None:
                 continue
             if not (is_train_name(a.target) or is_eval_name(a.target)):
                 continue

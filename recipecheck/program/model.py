@@ -591,12 +591,28 @@ class ProgramModel:
         # calls of local classes' methods through an instance: trainer.fit()
         self.link_instance_calls(list(self.functions.values()))
 
+    def _helper_backward(self, f: FunctionInfo, ev: Event) -> None:
+        """`balancer.backward(losses)` on an instance of a project class (not a Module, not an
+        autograd Function) that defines `backward(self, ...)`: a call of that method, whose own
+        backward()/clip/step are then seen in order, not a backward() itself."""
+        for c in self.evaluate_dotted(f, ev.receiver):
+            cls = self.classes.get(c.qualname[6:]) if c.qualname.startswith("local:") else None
+            if cls is None or cls.is_module or any("Function" in b for b in cls.bases):
+                continue
+            m = self.class_method(cls, "backward")
+            if m is None or not m.params or m.params[0] != "self":
+                continue
+            ev.kind, ev.callee_text, ev.operand = "call", f"{ev.receiver}.backward", None
+            return
+
     def link_instance_calls(self, functions: list[FunctionInfo], undo: list | None = None) -> int:
         """Link `obj.meth()` / `obj()` calls whose `obj` evaluates to an instance of a project
         class; returns how many were linked (the project link repeats until none is)."""
         linked = 0
         for f in functions:
             for ev in f.events:
+                if ev.kind == "backward" and ev.receiver and ev.receiver not in _BACKWARD_OWNERS:
+                    self._helper_backward(f, ev)
                 if ev.kind == "call" and ev.callee is None and ev.callee_text and (
                         "." in ev.callee_text or self.link is not None):
                     obj, _, meth = ev.callee_text.rpartition(".")

@@ -19,8 +19,35 @@ def _has_op(node, ops) -> bool:
     return False
 
 
-def _is_modulo_test(expr) -> bool:
-    return _has_op(expr, (cst.Modulo,))
+def _is_modulo_test(expr, fn=None) -> bool:
+    """`(i + 1) % k == 0`, or a flag bound to one in the loop's function (`do_step = ...`)."""
+    if _has_op(expr, (cst.Modulo,)):
+        return True
+    if fn is None:
+        return False
+    names = {n.value for n in _names(expr)}
+    return any(a.target in names and a.augmented is None and isinstance(a.value, cst.CSTNode) and
+               _has_op(a.value, (cst.Modulo,)) for a in fn.assignments)
+
+
+def _names(node):
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, cst.Name):
+            yield n
+        stack.extend(iter_children(n))
+
+
+def _scaled_sum(node) -> bool:
+    """A loss expression divided or multiplied somewhere; for a sum of terms
+    (`recon + lam * sparsity`), every term: a weighted penalty is not a scaled loss."""
+    while isinstance(node, cst.BinaryOperation) and isinstance(node.operator, (cst.Add, cst.Subtract)) \
+            and not node.lpar:
+        if not _scaled_sum(node.right):
+            return False
+        node = node.left
+    return _has_op(node, (cst.Divide, cst.Multiply))
 
 
 class GradAccumulationUnscaled(Rule):
@@ -129,8 +156,19 @@ class GradAccumulationUnscaled(Rule):
         "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
         "for i, (x, y) in enumerate(loader):\n    opt.zero_grad()\n    loss = crit(model(x), y)\n"
         "    loss.backward()\n    opt.step()\n    if i % 100 == 0:\n        print(loss.item())\n",
+        # a step flag bound to the modulo test; the whole penalized loss is divided
+        "import torch\nopt = torch.optim.Adam(sae.parameters())\n"
+        "for i, (x,) in enumerate(loader):\n    is_step = (i + 1) % accum == 0\n    recon, c = sae(x)\n"
+        "    loss = ((recon - x).pow(2).mean() + lam * c.abs().mean()) / accum\n    loss.backward()\n"
+        "    if is_step:\n        opt.step()\n        opt.zero_grad()\n",
     )
     INVALID = (
+        # the same with the division forgotten: the sparsity weight is not a scaling of the loss
+        "import torch\nopt = torch.optim.Adam(sae.parameters())\n"
+        "for i, (x,) in enumerate(loader):\n    is_step = (i + 1) % accum == 0\n    recon, c = sae(x)\n"
+        "    loss = (recon - x).pow(2).mean() + lam * c.abs().mean()\n"
+        "    loss.backward()  # expect: RC105\n"
+        "    if is_step:\n        opt.step()\n        opt.zero_grad()\n",
         "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
         "for i, (x, y) in enumerate(loader):\n    loss = crit(model(x), y)\n"
         "    loss.backward()  # expect: RC105\n"
@@ -146,7 +184,7 @@ class GradAccumulationUnscaled(Rule):
             seq = list(xl.walk())
             steps = [e for e, path in seq if not path and p.optimizer_step_target(e.event)]
             accumulating = bool(steps) and all(
-                any(_is_modulo_test(c) for c in e.event.conds) for e in steps)
+                any(_is_modulo_test(c, e.event.function) for c in e.event.conds) for e in steps)
             if not steps and xl.parent is not None and isinstance(xl.loop.node, cst.For) and \
                     isinstance(xl.loop.node.iter, cst.Call) and dotted_name(xl.loop.node.iter.func) == "range":
                 after = False
@@ -188,7 +226,7 @@ class GradAccumulationUnscaled(Rule):
         for a in assigns:
             if a.augmented in ("DivideAssign", "MultiplyAssign"):
                 return True
-            if isinstance(a.value, cst.CSTNode) and _has_op(a.value, (cst.Divide, cst.Multiply)):
+            if isinstance(a.value, cst.CSTNode) and _scaled_sum(a.value):
                 return True
             if isinstance(a.value, cst.Call) and isinstance(a.value.func, (cst.Name, cst.Attribute)):
                 fname = dotted_name(a.value.func) or ""

@@ -63,8 +63,23 @@ class ClipOutsideBackwardStep(Rule):
         "for i, (x, y) in enumerate(loader):\n    scaler.scale(crit(model(x), y) / 2).backward()\n"
         "    if (i + 1) % 2 == 0:\n        scaler.unscale_(opt)\n        clip_grad_norm_(model.parameters(), 1.0)\n"
         "        scaler.step(opt)\n        scaler.update()\n        opt.zero_grad()\n",
+        # a multi-task loss balancer whose backward() runs backward, then clips
+        "import torch\nclass Balancer:\n    def __init__(self, max_norm):\n        self.max_norm = max_norm\n"
+        "    def backward(self, losses, params):\n        loss = losses.sum()\n        loss.backward()\n"
+        "        torch.nn.utils.clip_grad_norm_(params, self.max_norm)\n        return loss\n"
+        "bal = Balancer(1.0)\nopt = torch.optim.Adam(model.parameters())\n"
+        "for x, y in loader:\n    opt.zero_grad()\n    bal.backward(crit(model(x), y), model.parameters())\n"
+        "    opt.step()\n",
     )
     INVALID = (
+        # the same balancer clipping before its own backward(): the clip sees zeroed gradients
+        "import torch\nclass Balancer:\n    def __init__(self, max_norm):\n        self.max_norm = max_norm\n"
+        "    def backward(self, losses, params):\n        loss = losses.sum()\n"
+        "        torch.nn.utils.clip_grad_norm_(params, self.max_norm)  # expect: RC106\n"
+        "        loss.backward()\n        return loss\n"
+        "bal = Balancer(1.0)\nopt = torch.optim.Adam(model.parameters())\n"
+        "for x, y in loader:\n    opt.zero_grad()\n    bal.backward(crit(model(x), y), model.parameters())\n"
+        "    opt.step()\n",
         "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
         "for x, y in loader:\n    opt.zero_grad()\n    crit(model(x), y).backward()\n    opt.step()\n"
         "    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)  # expect: RC106\n",

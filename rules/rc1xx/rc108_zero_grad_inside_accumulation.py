@@ -119,7 +119,9 @@ class ZeroGradInsideAccumulation(Rule):
                 if not any(p.reset_covers(scope, key) for key in acc.opt_keys):
                     continue
                 node = e.site_in(acc.loop.loop.function)
-                step = acc.steps[0].site_in(acc.step_loop.loop.function)
+                # name the step of the optimizer this reset clears (two optimizers: GAN, VAE+disc)
+                mine = [st for st in acc.steps if p.reset_covers(scope, p.optimizer_step_target(st.event))]
+                step = (mine or acc.steps)[0].site_in(acc.step_loop.loop.function)
                 where = ("every iteration, while the optimizer steps only under an accumulation "
                          "gate" if acc.shape == "gated" else "on every micro-batch of the inner loop")
                 ctx.report(node, (

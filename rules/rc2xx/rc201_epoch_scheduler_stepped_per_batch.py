@@ -26,6 +26,69 @@ def _periodic_or_unconditional(conds) -> bool:
     return True
 
 
+def _mode_test(c, xl, ev) -> bool:
+    """`if phase == "train":` / `if train:` on a name that stays fixed for the whole batch loop
+    (the target of an enclosing loop, or a parameter, never rebound inside the batch loop): when
+    it holds, the step runs on every batch."""
+    if ev.function is not xl.loop.function:
+        return False
+    if isinstance(c, cst.UnaryOperation) and isinstance(c.operator, cst.Not):
+        c = c.expression
+    if isinstance(c, cst.Comparison) and len(c.comparisons) == 1 and isinstance(c.left, cst.Name) and \
+            isinstance(c.comparisons[0].operator, (cst.Equal, cst.NotEqual, cst.In, cst.NotIn)) and \
+            _literal_value(c.comparisons[0].comparator):
+        name = c.left.value
+    elif isinstance(c, cst.Name):
+        name = c.value
+    else:
+        return False
+    fixed = set(ev.function.params)
+    outer = xl.parent
+    while outer is not None and outer.loop.function is xl.loop.function:
+        node = outer.loop.node
+        if isinstance(node, cst.For):
+            fixed |= {n.value for n in _names(node.target)}
+        outer = outer.parent
+    if name not in fixed:
+        return False
+    return not any(_binds(n, name) for n in _walk(xl.loop.node))
+
+
+def _literal_value(node) -> bool:
+    if isinstance(node, (cst.SimpleString, cst.Integer)):
+        return True
+    if isinstance(node, (cst.Tuple, cst.List, cst.Set)):
+        return all(isinstance(e.value, (cst.SimpleString, cst.Integer)) for e in node.elements)
+    return False
+
+
+def _walk(node):
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        yield n
+        stack.extend(iter_children(n))
+
+
+def _names(node):
+    return [n for n in _walk(node) if isinstance(n, cst.Name)]
+
+
+def _binds(n, name: str) -> bool:
+    targets = []
+    if isinstance(n, cst.For):
+        targets = [n.target]
+    elif isinstance(n, cst.Assign):
+        targets = [t.target for t in n.targets]
+    elif isinstance(n, (cst.AugAssign, cst.AnnAssign)):
+        targets = [n.target]
+    elif isinstance(n, cst.NamedExpr):
+        targets = [n.target]
+    elif isinstance(n, cst.AsName):
+        targets = [n.name]
+    return any(isinstance(x, cst.Name) and x.value == name for t in targets for x in _walk(t))
+
+
 class EpochSchedulerSteppedPerBatch(Rule):
     """
     ## What it does
@@ -121,8 +184,25 @@ class EpochSchedulerSteppedPerBatch(Rule):
         "for epoch in range(90):\n    for i, (x, y) in enumerate(loader):\n        opt.zero_grad()\n"
         "        crit(model(x), y).backward()\n        opt.step()\n        if i == len(loader) - 1:\n"
         "            sched.step()\n",
+        # train/val phases: the scheduler steps once per training phase, after the batch loop
+        "import torch\nsched = torch.optim.lr_scheduler.StepLR(opt, step_size=7)\n"
+        "for epoch in range(25):\n    for phase in ['train', 'val']:\n"
+        "        for x, y in loaders[phase]:\n            opt.zero_grad()\n"
+        "            if phase == 'train':\n                crit(model(x), y).backward()\n                opt.step()\n"
+        "        if phase == 'train':\n            sched.step()\n",
+        # a flag recomputed on every batch is not a phase
+        "import torch\nsched = torch.optim.lr_scheduler.StepLR(opt, step_size=7)\n"
+        "for epoch in range(25):\n    for i, (x, y) in enumerate(loader):\n        opt.zero_grad()\n"
+        "        crit(model(x), y).backward()\n        opt.step()\n        last = i + 1 == n_batches\n"
+        "        if last:\n            sched.step()\n",
     )
     INVALID = (
+        # train/val phases: the step sits in the batch loop, under the phase test
+        "import torch\nsched = torch.optim.lr_scheduler.StepLR(opt, step_size=7)\n"
+        "for epoch in range(25):\n    for phase in ['train', 'val']:\n"
+        "        for x, y in loaders[phase]:\n            opt.zero_grad()\n"
+        "            if phase == 'train':\n                crit(model(x), y).backward()\n                opt.step()\n"
+        "                sched.step()  # expect: RC201\n",
         "import torch\nfrom torch.optim.lr_scheduler import StepLR\n"
         "opt = torch.optim.SGD(model.parameters(), lr=0.1)\nsched = StepLR(opt, step_size=30, gamma=0.1)\n"
         "for epoch in range(90):\n    for x, y in loader:\n        opt.zero_grad()\n"
@@ -158,7 +238,8 @@ class EpochSchedulerSteppedPerBatch(Rule):
                 scheds = p.schedulers_of(ev)
                 if not scheds or not all(is_epoch_scheduler(p, s) for s in scheds):
                     continue
-                if ev.conds and not _periodic_or_unconditional(ev.conds):
+                conds = [c for c in ev.conds if not _mode_test(c, xl, ev)]
+                if conds and not _periodic_or_unconditional(conds):
                     continue  # e.g. `if i == len(loader) - 1:` steps once per epoch
                 node = e.event.node
                 s = scheds[0]

@@ -9,7 +9,8 @@ class PreprocessingStatsBeforeSplit(Rule):
     Follows the data through the assignments of one function in statement order and flags
     normalization or PCA/whitening statistics computed on an array that is split into
     train/validation/test *afterwards*: `X.mean(0)`, `X.std()`, `np.mean(X, axis=0)`,
-    `torch.mean(dataset.data.float())`, `X.min()`/`X.max()` used for min-max scaling,
+    `torch.mean(dataset.data.float())`, pandas' column-wise
+    `df[cols].apply(lambda x: (x - x.mean()) / x.std())`, `X.min()`/`X.max()` used for min-max scaling,
     `StandardScaler().fit(X)`, `scaler.fit_transform(X)`, `PCA().fit(X)`, followed by
     `train_test_split(X, ...)`, `random_split(dataset, ...)`, `X[:n_train]` / `X[train_idx]`,
     `Subset(dataset, idx)` or `kfold.split(X)` on the same array or one derived from it
@@ -82,8 +83,19 @@ class PreprocessingStatsBeforeSplit(Rule):
         "import torchvision.transforms as T\nfrom torch.utils.data import random_split\n"
         "tf = T.Compose([T.ToTensor(), T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])\n"
         "train_set, val_set = random_split(full, [9000, 1000])\n",
+        # pandas: each row standardized by its own statistics (axis=1) before the split
+        "import pandas as pd\nimport torch\n"
+        "feats = pd.concat((train_df.iloc[:, 1:-1], test_df.iloc[:, 1:]))\n"
+        "feats[cols] = feats[cols].apply(lambda r: (r - r.mean()) / r.std(), axis=1)\n"
+        "n_train = train_df.shape[0]\ntrain_x = torch.tensor(feats[:n_train].values)\n",
     )
     INVALID = (
+        # pandas: train and test concatenated, standardized column by column, then sliced apart
+        "import pandas as pd\nimport torch\n"
+        "feats = pd.concat((train_df.iloc[:, 1:-1], test_df.iloc[:, 1:]))\n"
+        "feats[cols] = feats[cols].apply(lambda x: (x - x.mean()) / x.std())  # expect: RC402\n"
+        "n_train = train_df.shape[0]\ntrain_x = torch.tensor(feats[:n_train].values)\n"
+        "test_x = torch.tensor(feats[n_train:].values)\n",
         "from sklearn.model_selection import train_test_split\n"
         "X = (X - X.mean(0)) / X.std(0)  # expect: RC402\n"
         "X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2)\n",

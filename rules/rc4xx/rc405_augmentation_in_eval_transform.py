@@ -16,7 +16,8 @@ class AugmentationInEvalTransform(Rule):
     assigned to (`val_set`, `test_dataset`) or of the loader built from it; the transform is
     followed through variables, `Compose([...])`, dictionaries of transforms
     (`data_transforms["train"]`) and `.transform = ...` assignments. A validation split made
-    with `random_split` from a dataset whose transform augments is flagged too.
+    with `random_split` (or a `Subset` of held-out indices read by the validation loader) from a
+    dataset whose transform augments is flagged too.
 
     ## Why is this bad?
     Evaluation must be deterministic and measure the model on the real input distribution.
@@ -82,8 +83,23 @@ class AugmentationInEvalTransform(Rule):
         "def build_transform(train):\n    if train:\n        return T.Compose([T.RandomResizedCrop(224), T.ToTensor()])\n"
         "    return T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor()])\n"
         "val_set = datasets.ImageFolder('data/val', build_transform(train=False))\n",
+        # the validation rows come from a second copy of the training data, with the test transform
+        "import torch\nfrom torchvision import datasets, transforms as T\n"
+        "train_tf = T.Compose([T.RandomCrop(32, padding=4), T.ToTensor()])\ntest_tf = T.ToTensor()\n"
+        "train_set = datasets.CIFAR10('d', train=True, transform=train_tf)\n"
+        "valid_copy = datasets.CIFAR10('d', train=True, transform=test_tf)\n"
+        "idx = torch.randperm(len(train_set))\nvalid_set = torch.utils.data.Subset(valid_copy, idx[:5000])\n"
+        "train_set = torch.utils.data.Subset(train_set, idx[5000:])\n"
+        "valid_loader = torch.utils.data.DataLoader(valid_set, batch_size=64)\n",
     )
     INVALID = (
+        # a Subset of the augmented training set serves as the validation set
+        "import torch\nfrom torchvision import datasets, transforms as T\n"
+        "train_tf = T.Compose([T.RandomCrop(32, padding=4), T.ToTensor()])\n"
+        "train_set = datasets.CIFAR10('d', train=True, transform=train_tf)\n"
+        "idx = torch.randperm(len(train_set))\nvalid_set = torch.utils.data.Subset(train_set, idx[:5000])\n"
+        "train_set = torch.utils.data.Subset(train_set, idx[5000:])\n"
+        "valid_loader = torch.utils.data.DataLoader(valid_set, batch_size=64)  # expect: RC405\n",
         "import torchvision.transforms as T\nfrom torchvision import datasets\n"
         "train_tf = T.Compose([T.RandomResizedCrop(224), T.RandomHorizontalFlip(), T.ToTensor()])\n"
         "val_set = datasets.ImageFolder(valdir, transform=train_tf)  # expect: RC405\n",
@@ -142,7 +158,7 @@ class AugmentationInEvalTransform(Rule):
             ds = dm.dataset_of(c)
             if not evals or ds is None or "tta" in evals[0].lower():
                 continue
-            for d in p.evaluate(c.function, ds):
+            for d in _through_subsets(p, p.evaluate(c.function, ds)):
                 tf = d.arg("transform")
                 if tf is None or eval_context_of_call(dm, d.node, d.function) == "eval":
                     continue  # an evaluation dataset is reported at its own transform
@@ -184,3 +200,15 @@ class AugmentationInEvalTransform(Rule):
             f"the transform of {owner} applies random augmentation ({names}): every evaluation of the "
             "same model gives a different, biased score; use a deterministic transform (Resize/CenterCrop, "
             "ToTensor, Normalize) for validation/test data (RC405)"))
+
+
+def _through_subsets(p, datasets):
+    """`Subset(train_set, valid_idx)`: the rows are train_set's, and so is the transform."""
+    out = []
+    for d in datasets:
+        if tn.last(d.qualname) == "Subset" and d.qualname.startswith("torch."):
+            inner = d.arg("dataset", 0)
+            out += p.evaluate(d.function, inner) if inner is not None else []
+        else:
+            out.append(d)
+    return out

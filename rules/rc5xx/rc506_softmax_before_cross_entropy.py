@@ -11,6 +11,9 @@ _BCE = {"torch.nn.functional.binary_cross_entropy_with_logits", "torch.nn.BCEWit
 _NLL = {"torch.nn.functional.nll_loss", "torch.nn.NLLLoss"}
 _SHAPE_METHODS = {"view", "reshape", "flatten", "squeeze", "unsqueeze", "contiguous", "permute",
                   "transpose", "float", "double", "to", "view_as", "reshape_as"}
+_NOT_SQUASHED = ("not squashed",)
+_PROB_MODULES = {"torch.nn.Softmax": "softmax", "torch.nn.LogSoftmax": "log_softmax",
+                 "torch.nn.Sigmoid": "sigmoid", "torch.nn.modules.activation.Softmax": "softmax"}
 _PROB_METHODS = {"softmax": "softmax", "log_softmax": "log_softmax", "sigmoid": "sigmoid"}
 _NOT_LOSSES = {"print", "len", "range", "isinstance", "getattr", "setattr", "enumerate", "zip",
                "min", "max", "sum", "float", "int", "str", "list", "dict", "tuple", "super"}
@@ -116,8 +119,48 @@ class SoftmaxBeforeCrossEntropy(Rule):
         "    return F.cross_entropy(logits.permute(0, 2, 3, 1).reshape(-1, c), target.view(-1))\n"
         "def losses(z, y):\n    probs = F.softmax(z, dim=1)\n"
         "    return ProbNLL()(probs, y) + pixel_ce(z, y)\n",
+        # a two-headed model: log-probabilities into NLLLoss, probabilities only reported
+        "import torch.nn as nn\n"
+        "class D(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.fc = nn.Linear(10, 3)\n        self.log_softmax = nn.LogSoftmax(dim=1)\n"
+        "        self.softmax = nn.Softmax(dim=1)\n"
+        "    def forward(self, x):\n        h = self.fc(x)\n"
+        "        return self.log_softmax(h), self.softmax(h)\n"
+        "netD = D()\ncrit = nn.NLLLoss()\nfor x, y in loader:\n"
+        "    logp, probs = netD(x)\n    loss = crit(logp, y)\n",
+        # (logits, probabilities): the logits element goes into CrossEntropyLoss
+        "import torch.nn as nn\nimport torch.nn.functional as F\n"
+        "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.fc = nn.Linear(10, 3)\n"
+        "    def forward(self, x):\n        logits = self.fc(x)\n"
+        "        return logits, F.softmax(logits, dim=1)\n"
+        "model = Net()\nfor x, y in loader:\n    logits, probs = model(x)\n"
+        "    loss = F.cross_entropy(logits, y)\n",
+        # a helper returning (validity, logits): the logits go into cross_entropy
+        "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
+        "shared = nn.Sequential(nn.Linear(784, 128), nn.PReLU())\n"
+        "gan = nn.Sequential(nn.Linear(128, 1), nn.Sigmoid())\naux = nn.Linear(128, 10)\n"
+        "def D(X):\n    h = shared(X)\n    return gan(h), aux(h)\n"
+        "for X, y in loader:\n    d_real, c_real = D(X)\n    loss = F.cross_entropy(c_real, y)\n",
     )
     INVALID = (
+        # the same helper whose class head ends in Softmax
+        "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
+        "shared = nn.Sequential(nn.Linear(784, 128), nn.PReLU())\n"
+        "gan = nn.Sequential(nn.Linear(128, 1), nn.Sigmoid())\n"
+        "aux = nn.Sequential(nn.Linear(128, 10), nn.Softmax(dim=1))  # expect: RC506\n"
+        "def D(X):\n    h = shared(X)\n    return gan(h), aux(h)\n"
+        "for X, y in loader:\n    d_real, c_real = D(X)\n    loss = F.cross_entropy(c_real, y)\n",
+        # ACGAN: the class head of a (real/fake, classes) discriminator ends in Softmax
+        "import torch.nn as nn\n"
+        "class D(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.fc_dis = nn.Linear(10, 1)\n        self.fc_aux = nn.Linear(10, 3)\n"
+        "        self.softmax = nn.Softmax(dim=1)\n        self.sigmoid = nn.Sigmoid()\n"
+        "    def forward(self, x):\n        realfake = self.sigmoid(self.fc_dis(x)).view(-1)\n"
+        "        classes = self.softmax(self.fc_aux(x))  # expect: RC506\n"
+        "        return realfake, classes\n"
+        "netD = D()\naux = nn.NLLLoss()\nfor x, y in loader:\n"
+        "    dis_out, aux_out = netD(x)\n    loss = aux(aux_out, y)\n",
         "import torch.nn.functional as F\n"
         "loss = F.cross_entropy(F.softmax(logits, dim=1), y)  # expect: RC506\n",
         "import torch.nn as nn\n"
@@ -270,8 +313,9 @@ class SoftmaxBeforeCrossEntropy(Rule):
             a = max(binds, key=lambda a: a.order)
             v = a.value
             if isinstance(v, _Unpacked):
-                if v.index != 0:
-                    return None
+                got = self._tuple_element(p, la, f, v, depth)
+                if got is not None or v.index != 0:
+                    return None if got is _NOT_SQUASHED else got
                 v = v.value
             # the calls inside the bound value come before the binding: order - 1
             return self._squashed(p, la, f, v, a.order - 1, depth + 1)
@@ -288,6 +332,13 @@ class SoftmaxBeforeCrossEntropy(Rule):
             return None
         if isinstance(func, cst.Attribute):
             meth = func.attr.value
+            if isinstance(func.value, cst.Name) and func.value.value == "self":
+                # `self.softmax(h)`: the layer the attribute holds decides, not its name
+                quals = {o.qualname for o in p.evaluate_dotted(f, dotted_name(func))}
+                if len(quals) == 1 and (q := quals.pop()) in _PROB_MODULES:
+                    return expr, _PROB_MODULES[q], f"`{dotted_name(func)}` ({q.rsplit('.', 1)[-1]})"
+                if quals:
+                    return None
             if meth in _PROB_METHODS:
                 return expr, _PROB_METHODS[meth], f"`.{meth}()`"
             if meth in _SHAPE_METHODS:
@@ -302,6 +353,50 @@ class SoftmaxBeforeCrossEntropy(Rule):
                                          "(defined in another module),")  # report the call here
             return last.node, last.kind, f"{last.describe()}, the last layer of `{unit.name}`,"
         return None
+
+
+    def _tuple_element(self, p, la, f, v, depth):
+        """`a, probs = model(x)`: element `index` of the tuple the model's forward returns,
+        when forward has exactly one return, a tuple literal, and that element is squashed."""
+        if not isinstance(v.value, cst.Call):
+            return None
+        unit = la.model_of_call(v.value, f)
+        cls = p.classes.get(unit.name) if unit is not None else None
+        fwd = p.class_method(cls, "forward") if cls is not None else None
+        owner = unit.name if unit is not None else None
+        if fwd is None and unit is None and isinstance(v.value.func, cst.Name):
+            # a module-level helper of this file: `def D(X): h = shared(X); return gan(h), aux(h)`
+            fwd = p.functions.get(v.value.func.value)
+            owner = v.value.func.value
+            if fwd is None or fwd.cls is not None or not isinstance(fwd.node, cst.FunctionDef):
+                return None
+        if fwd is None or owner in getattr(p, "foreign_classes", ()):
+            return None
+        rets = _returns(fwd.node)
+        if len(rets) != 1 or not isinstance(rets[0].value, cst.Tuple):
+            return None
+        elems = rets[0].value.elements
+        if v.index >= len(elems) or any(isinstance(e, cst.StarredElement) for e in elems):
+            return None
+        got = self._squashed(p, la, fwd, elems[v.index].value, 10**9, depth + 1)
+        if got is None:
+            return _NOT_SQUASHED  # the element is known: the model's last layer says nothing of it
+        node, kind, label = got
+        return node, kind, f"{label.rstrip(',')}, output {v.index} of `{owner}`,"
+
+
+def _returns(fn: cst.CSTNode) -> list:
+    """The return statements of a function, not of the functions nested in it."""
+    out: list = []
+    todo = list(fn.body.children) if hasattr(fn, "body") else []
+    while todo:
+        n = todo.pop()
+        if isinstance(n, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+            continue
+        if isinstance(n, cst.Return):
+            out.append(n)
+        todo.extend(n.children)
+    return out
 
 
 def _first_arg(call: cst.Call):
