@@ -182,6 +182,11 @@ def lint(paths: list[str], jobs: int, use_cache: bool) -> float:
     from recipecheck.program.link import reset_caches
 
     reset_caches()  # no run may inherit parses and neighbour models from the one before
+    # nor the previous run's garbage: a lint leaves it for the process exit (the console script
+    # never collects it), and forked workers would inherit and traverse it
+    import gc
+
+    gc.collect()
 
     opts = LintOptions(paths=paths, select=["ALL"], jobs=jobs, use_cache=use_cache)
     t = time.perf_counter()
