@@ -785,19 +785,10 @@ def run_job(job: Job, use_cache: bool = True) -> FileResult:
         res = lint_source(data, job.path, _RULE_CACHE[rk], ignore=job.ignore,
                           max_file_size=job.max_file_size, describe_fixes=job.describe_fixes)
     if cfile is not None and not res.errors:
-        tmp = None
-        try:
-            cfile.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cfile.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"notice": res.notice,
+        from recipecheck.writing import cache_write
+
+        cache_write(cfile, json.dumps({"notice": res.notice,
                                        "findings": [f.to_json() for f in res.findings]}))
-            os.replace(tmp, cfile)
-        except OSError:  # an unusable cache is skipped, never an error
-            if tmp is not None:
-                try:
-                    tmp.unlink()
-                except OSError:
-                    pass
     return res
 
 

@@ -78,3 +78,20 @@ def write_fixed(path: str, original: bytes, new: bytes) -> None:
         raise
     except OSError as exc:
         raise WriteSkipped(f"cannot write the file: {exc.strerror or exc}") from None
+
+
+def cache_write(path, text: str) -> None:
+    """Write a cache entry atomically (temporary file, then rename); an unusable cache directory
+    is skipped silently: a cache is an optimisation, never an error."""
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        if tmp is not None:
+            try:
+                tmp.unlink()
+            except OSError:
+                pass

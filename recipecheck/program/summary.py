@@ -26,7 +26,6 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -94,19 +93,13 @@ def _read_disk(key: str) -> dict | None:
 
 
 def _write_disk(key: str, s: dict) -> None:
-    tmp = None
+    from recipecheck.writing import cache_write
+
     try:
         f = _cache_file(key)
-        f.parent.mkdir(parents=True, exist_ok=True)
-        tmp = f.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(s, separators=(",", ":")), encoding="utf-8")
-        os.replace(tmp, f)
     except OSError:  # an unusable cache is skipped, never an error
-        if tmp is not None:
-            try:
-                tmp.unlink()
-            except OSError:
-                pass
+        return
+    cache_write(f, json.dumps(s, separators=(",", ":")))
 
 
 def summary_of(text: str) -> dict | None:
