@@ -208,15 +208,20 @@ def read_text(path: str) -> str | None:
 _BINDINGS: dict[tuple[str, str, int], dict[str, Target]] = {}
 
 
+def _memo(cache: dict, compute, project: "Project", path: str, text: str):
+    """`compute(project, path, text)`, memoized by project root, file and content."""
+    key = (str(project.root), os.path.abspath(path), hash(text))
+    got = cache.get(key)
+    if got is None:
+        if len(cache) > 8192:
+            cache.clear()
+        got = cache[key] = compute(project, path, text)
+    return got
+
+
 def bindings(project: Project, path: str, text: str) -> dict[str, Target]:
     """Local name -> project target for every project import in one file (memoized by content)."""
-    key = (str(project.root), os.path.abspath(path), hash(text))
-    got = _BINDINGS.get(key)
-    if got is None:
-        if len(_BINDINGS) > 8192:
-            _BINDINGS.clear()
-        got = _BINDINGS[key] = _bindings(project, path, text)
-    return got
+    return _memo(_BINDINGS, _bindings, project, path, text)
 
 
 def _bindings(project: Project, path: str, text: str) -> dict[str, Target]:
@@ -285,13 +290,7 @@ def module_deps(project: Project, path: str, text: str) -> list[str]:
     `import a.b` used as `a.b.c.f()` needs `a/b/c.py`. Decided on the modules' summaries
     (:mod:`recipecheck.program.summary`), without parsing any of them with libcst.
     """
-    key = (str(project.root), os.path.abspath(path), hash(text))
-    got = _DEPS.get(key)
-    if got is None:
-        if len(_DEPS) > 8192:
-            _DEPS.clear()
-        got = _DEPS[key] = _module_deps(project, path, text)
-    return got
+    return _memo(_DEPS, _module_deps, project, path, text)
 
 
 def _module_deps(project: Project, path: str, text: str) -> list[str]:

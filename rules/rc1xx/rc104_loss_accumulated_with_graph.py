@@ -34,6 +34,15 @@ def _graph_names(expr: cst.CSTNode) -> set[str]:
     return out
 
 
+def _backward_names(f) -> set[str]:
+    """Names the tensors `f` back-propagates are computed from (outside detaching calls)."""
+    out: set[str] = set()
+    for e in f.events:
+        if e.kind == "backward" and isinstance(e.operand, cst.CSTNode):
+            out |= _graph_names(e.operand)
+    return out
+
+
 def _is_python_number(value) -> bool:
     return isinstance(value, cst.CSTNode) and not _graph_names(value) and not isinstance(value, cst.Name)
 
@@ -143,10 +152,7 @@ class LossAccumulatedWithGraph(Rule):
             calls = by_function.get(id(f))
             if not calls:
                 continue
-            backward_names: set[str] = set()
-            for e in f.events:
-                if e.kind == "backward" and isinstance(e.operand, cst.CSTNode):
-                    backward_names |= _graph_names(e.operand)
+            backward_names = _backward_names(f)
             if not backward_names:
                 continue
             feeding = set(backward_names)  # names the back-propagated tensor is computed from
@@ -178,10 +184,7 @@ class LossAccumulatedWithGraph(Rule):
     def _check_training_totals(self, ctx: Context) -> None:
         p = ctx.program
         for f in p.functions.values():
-            backward_names: set[str] = set()
-            for e in f.events:
-                if e.kind == "backward" and isinstance(e.operand, cst.CSTNode):
-                    backward_names |= _graph_names(e.operand)
+            backward_names = _backward_names(f)
             if not backward_names:
                 continue
             for a in f.assignments:
@@ -231,9 +234,7 @@ def _check_eval_totals(ctx: Context) -> None:
     eval_loops: set[int] | None = None  # computed on the first candidate (the mode view costs)
     backward_names: set[str] = set()
     for f in p.functions.values():
-        for e in f.events:
-            if e.kind == "backward" and isinstance(e.operand, cst.CSTNode):
-                backward_names |= _graph_names(e.operand)
+        backward_names |= _backward_names(f)
     for f in p.functions.values():
         if any(w in GRAD_CONTROL for w in _decorator_withs(p, f)):
             continue
