@@ -896,7 +896,7 @@ def _project_facts(p: ProgramModel, s: _Src, recipe: Recipe) -> None:
     from recipecheck.program.values import value_of
 
     if p.link is not None:
-        recipe.modules = [_rel(p, q.path) for q in p.link.programs.values()]
+        recipe.modules = list(dict.fromkeys(_rel(p, q.path) for q in p.link.programs.values()))
     reach = p.reachable_functions
     own = set(map(id, p.functions.values()))
     has_backward = any(ev.kind == "backward" for f in reach for ev in f.events)
