@@ -273,8 +273,16 @@ def test_neighbour_is_read_only_as_far_as_the_linted_file_uses_it(tmp_path, pars
     view = [t for t in parsed_texts if "_really_step" in t]
     assert len(view) == 1
     assert "plot_curves" not in view[0] and "class Logger" not in view[0] and "__main__" not in view[0]
-    # the kept statements stay on their own lines (positions in the module are unchanged)
-    assert view[0].splitlines().index("def step_all(opt):") == UTILS.splitlines().index("def step_all(opt):")
+    assert view[0].splitlines()[:2] == ["import torch", "SCALE = make_scale()"]  # module-level code
+
+
+def test_view_text_keeps_whole_statements_once():
+    text = "import a; import b\nx = 1\n\n\n@d\ndef f():\n    return 1\n\n\ndef g():\n    pass\n"
+    s = summary.summary_of(text)
+    ranges = summary.view_lines(s, summary.view_owners(s, frozenset({"f"})))
+    view = link._view_text(text, ranges)
+    assert view == "import a; import b\nx = 1\n@d\ndef f():\n    return 1\n"
+    libcst.parse_module(view)
 
 
 def test_neighbour_view_does_not_depend_on_what_was_linted_before(tmp_path):

@@ -116,7 +116,7 @@ class ProjectLink:
             lines = view_lines(s, kept)
             if lines is not None:
                 owners = frozenset(kept)
-                view_text = _blank_except(text, lines)
+                view_text = _view_text(text, lines)
         mod = parse_cached(path, view_text, checked=view_text is not text)
         if mod is None:
             self.views[key] = None
@@ -206,14 +206,19 @@ class ProjectLink:
         return None
 
 
-def _blank_except(text: str, ranges: list[tuple[int, int]]) -> str:
-    """`text` with every line outside `ranges` (1-based, inclusive) made empty: the kept
-    statements parse alone and keep their line numbers."""
+def _view_text(text: str, ranges: list[tuple[int, int]]) -> str:
+    """The lines of `text` in `ranges` (1-based, inclusive; statements sharing a line give the
+    same range), in order: the kept top-level statements, which parse alone. Their line numbers
+    change; nothing reads a position in a neighbour (findings there are never reported)."""
     lines = text.split("\n")
-    keep = bytearray(len(lines))
-    for a, b in ranges:
-        keep[a - 1:b] = b"\1" * (min(b, len(lines)) - a + 1)
-    return "\n".join(line if keep[i] else "" for i, line in enumerate(lines))
+    out: list[str] = []
+    end = 0
+    for a, b in sorted(ranges):
+        a = max(a, end + 1)
+        if a <= b:
+            out.extend(lines[a - 1:b])
+            end = b
+    return "\n".join(out) + "\n"
 
 
 def _merge_classes(prog: ProgramModel, other: ProgramModel) -> None:
