@@ -283,6 +283,11 @@ def test_view_text_keeps_whole_statements_once():
     view = link._view_text(text, ranges)
     assert view == "import a; import b\nx = 1\n@d\ndef f():\n    return 1\n"
     libcst.parse_module(view)
+    # line endings as CPython counts them: CRLF and a lone CR end a line, a form feed does not
+    odd = text.replace("\n", "\r\n", 3).replace("x = 1", "x = 1\x0c").replace("def g():\n", "def g():\r")
+    s = summary.summary_of(odd)
+    view = link._view_text(odd, summary.view_lines(s, summary.view_owners(s, frozenset({"f"}))))
+    assert view.replace("\r\n", "\n") == "import a; import b\nx = 1\x0c\n@d\ndef f():\n    return 1\n"
 
 
 def test_neighbour_view_does_not_depend_on_what_was_linted_before(tmp_path):
@@ -465,3 +470,24 @@ def test_parallel_project_lint_reports_in_the_same_order_as_serial(tmp_path):
         assert r.exit_code == 1, r.output
         out.append(json.loads(r.output))
     assert out[0] == out[1] and out[0]
+
+
+def test_every_view_of_every_fixture_parses_and_holds_what_it_names():
+    """Each single definition's view of each fixture script parses alone and defines it."""
+    root = Path(__file__).resolve().parent.parent / "fixtures"
+    checked = 0
+    for f in sorted(root.rglob("*.py")):
+        text = f.read_text(encoding="utf-8", errors="surrogateescape")
+        s = summary.summary_of(text)
+        if s is None or s["deep"]:
+            continue
+        for name in [*s["functions"], *s["classes"]][:6]:
+            lines = summary.view_lines(s, summary.view_owners(s, frozenset({name})))
+            if lines is None:
+                continue
+            view = link._view_text(text, lines)
+            mod = libcst.parse_module(view)
+            defined = {getattr(st, "name", None) and st.name.value for st in mod.body}
+            assert name in defined, (f, name)
+            checked += 1
+    assert checked > 200

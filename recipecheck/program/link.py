@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections import OrderedDict
 
 import libcst as cst
@@ -118,6 +119,8 @@ class ProjectLink:
                 owners = frozenset(kept)
                 view_text = _view_text(text, lines)
         mod = parse_cached(path, view_text, checked=view_text is not text)
+        if mod is None and view_text is not text:  # never less than the whole module would give
+            mod = parse_cached(path, text)
         if mod is None:
             self.views[key] = None
             return None
@@ -210,7 +213,7 @@ def _view_text(text: str, ranges: list[tuple[int, int]]) -> str:
     """The lines of `text` in `ranges` (1-based, inclusive; statements sharing a line give the
     same range), in order: the kept top-level statements, which parse alone. Their line numbers
     change; nothing reads a position in a neighbour (findings there are never reported)."""
-    lines = text.split("\n")
+    lines = _LINES.findall(text)  # with their endings, numbered as CPython numbers them
     out: list[str] = []
     end = 0
     for a, b in sorted(ranges):
@@ -218,7 +221,11 @@ def _view_text(text: str, ranges: list[tuple[int, int]]) -> str:
         if a <= b:
             out.extend(lines[a - 1:b])
             end = b
-    return "\n".join(out) + "\n"
+    view = "".join(out)
+    return view if view.endswith(("\n", "\r")) else view + "\n"
+
+
+_LINES = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
 
 
 def _merge_classes(prog: ProgramModel, other: ProgramModel) -> None:
