@@ -491,3 +491,20 @@ def test_every_view_of_every_fixture_parses_and_holds_what_it_names():
             assert name in defined, (f, name)
             checked += 1
     assert checked > 200
+
+
+def test_recipe_places_an_optimizer_of_a_view_on_its_line_in_the_file(tmp_path):
+    from recipecheck.recipe import build_recipe
+
+    (tmp_path / "pyproject.toml").write_text("")
+    utils = ("import torch\n\n\ndef plot(history):\n" + "    print(history)\n" * 30 +
+             "\n\ndef make_optimizer(model):\n    return torch.optim.AdamW(model.parameters(), lr=3e-4)\n")
+    (tmp_path / "utils.py").write_text(utils)
+    train = ("import torch\nfrom utils import make_optimizer\n\nmodel = torch.nn.Linear(2, 2)\n"
+             "opt = make_optimizer(model)\nfor epoch in range(2):\n    for x in [torch.randn(2, 2)]:\n"
+             "        opt.zero_grad()\n        model(x).sum().backward()\n        opt.step()\n")
+    (tmp_path / "train.py").write_text(train)
+    r = build_recipe(train, str(tmp_path / "train.py"))
+    (opt,) = r.optimizers
+    assert opt.module == "utils.py" and opt.lr == 3e-4
+    assert opt.line == utils.splitlines().index("    return torch.optim.AdamW(model.parameters(), lr=3e-4)") + 1

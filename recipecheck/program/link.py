@@ -25,6 +25,7 @@ other modules are dropped by the engine: neighbours inform, they are never repor
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import os
 import re
@@ -112,15 +113,16 @@ class ProjectLink:
         s = summary_of(text)
         owners: "frozenset[str] | None" = None
         view_text = text
+        starts: list[tuple[int, int]] = []
         if s is not None and not s["deep"]:
             kept = view_owners(s, names)
             lines = view_lines(s, kept)
             if lines is not None:
                 owners = frozenset(kept)
-                view_text = _view_text(text, lines)
+                view_text, starts = _view(text, lines)
         mod = parse_cached(path, view_text, checked=view_text is not text)
         if mod is None and view_text is not text:  # never less than the whole module would give
-            mod = parse_cached(path, text)
+            mod, starts = parse_cached(path, text), []
         if mod is None:
             self.views[key] = None
             return None
@@ -129,6 +131,7 @@ class ProjectLink:
         except RecursionError:
             self.views[key] = None
             return None
+        prog.line_starts = starts  # positions in the view -> lines of the file
         self.views[key] = prog  # an import cycle back to it sees the model unlinked
         prog.own_classes = dict(prog.classes)
         for dep, need in module_needs(self.project, path, text, owners).items():
@@ -211,18 +214,37 @@ class ProjectLink:
 
 def _view_text(text: str, ranges: list[tuple[int, int]]) -> str:
     """The lines of `text` in `ranges` (1-based, inclusive; statements sharing a line give the
-    same range), in order: the kept top-level statements, which parse alone. Their line numbers
-    change; nothing reads a position in a neighbour (findings there are never reported)."""
+    same range), in order: the kept top-level statements, which parse alone."""
+    return _view(text, ranges)[0]
+
+
+def _view(text: str, ranges: list[tuple[int, int]]) -> tuple[str, list[tuple[int, int]]]:
+    """The view text, and where its line numbers come from: (first line in the view, first
+    line in the file) for each run of kept lines (see :func:`file_line`)."""
     lines = _LINES.findall(text)  # with their endings, numbered as CPython numbers them
     out: list[str] = []
+    starts: list[tuple[int, int]] = []
     end = 0
     for a, b in sorted(ranges):
         a = max(a, end + 1)
         if a <= b:
+            starts.append((len(out) + 1, a))
             out.extend(lines[a - 1:b])
             end = b
     view = "".join(out)
-    return view if view.endswith(("\n", "\r")) else view + "\n"
+    return (view if view.endswith(("\n", "\r")) else view + "\n"), starts
+
+
+def file_line(prog: ProgramModel, line: int) -> int:
+    """A line of `prog`'s parsed text as a line of its file (a view holds only some lines)."""
+    starts = getattr(prog, "line_starts", None)
+    if not starts or line <= 0:
+        return line
+    i = bisect.bisect_right(starts, (line, float("inf"))) - 1
+    if i < 0:
+        return line
+    view_start, file_start = starts[i]
+    return file_start + line - view_start
 
 
 _LINES = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")

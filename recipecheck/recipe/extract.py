@@ -727,6 +727,7 @@ def _src_of(s: _Src, f: FunctionInfo) -> _Src:
     cache = s.__dict__.setdefault("_others", {})
     if id(prog) not in cache:
         cache[id(prog)] = _Src(prog.module, s.p, prog.module.code)
+        cache[id(prog)].origin = prog
     return cache[id(prog)]
 
 
