@@ -67,12 +67,20 @@ _DROPOUT_ARG = {"torch.nn.RNN": (5, 0.0), "torch.nn.LSTM": (5, 0.0), "torch.nn.G
                 "torch.nn.TransformerDecoderLayer": (3, 0.1)}
 
 
+_INSTANCE_NORM = re.compile(r"^torch\.nn\.(Lazy)?InstanceNorm\dd$|^torch\.nn\.functional\.instance_norm$")
+
+
 def _mode_sensitive(qualname: str | None, call: cst.Call | None = None, program: ProgramModel | None = None,
-                    function: FunctionInfo | None = None) -> bool:
+                    function: FunctionInfo | None = None, in_eval: bool = False) -> bool:
     """A layer that computes differently in train and eval mode: Dropout, BatchNorm,
     InstanceNorm, a library model, or an RNN/attention/Transformer layer with dropout > 0
-    (an `nn.LSTM` without `dropout=` is the same in both modes)."""
+    (an `nn.LSTM` without `dropout=` is the same in both modes). With `in_eval` (is training
+    mode wrong while evaluating?) InstanceNorm does not count: in training mode it normalizes
+    each sample by its own statistics, the computation it was trained with, so the output
+    neither depends on the rest of the batch nor differs from training."""
     if not qualname:
+        return False
+    if in_eval and _INSTANCE_NORM.match(qualname):
         return False
     if _SENSITIVE_LAYERS.match(qualname):
         return True
@@ -727,15 +735,16 @@ class Evaluation:
                 return True
         return False
 
-    def mode_matters(self, model: str) -> bool:
+    def mode_matters(self, model: str, in_eval: bool = False) -> bool:
         """False only when the model is built here from layers that behave the same in train and
-        eval mode (no Dropout, BatchNorm, InstanceNorm, dropout-carrying RNN/Transformer layers)."""
+        eval mode (no Dropout, BatchNorm, InstanceNorm, dropout-carrying RNN/Transformer layers).
+        With `in_eval`, whether training mode harms an evaluation (InstanceNorm does not)."""
         memo = self.__dict__.setdefault("_mode_matters_memo", {})  # rules ask per loop: scan once
-        if model not in memo:
-            memo[model] = self._mode_matters(model)
-        return memo[model]
+        if (model, in_eval) not in memo:
+            memo[model, in_eval] = self._mode_matters(model, in_eval)
+        return memo[model, in_eval]
 
-    def _mode_matters(self, model: str) -> bool:
+    def _mode_matters(self, model: str, in_eval: bool = False) -> bool:
         p = self.program
         local = False
         for a in p.assignments:
@@ -756,12 +765,13 @@ class Evaluation:
                 return True
         if not local:
             return True
-        if "sensitive" not in self.__dict__:
+        key = "sensitive_in_eval" if in_eval else "sensitive"
+        if key not in self.__dict__:
             # model classes of other project modules count with their layers
             progs = [p, *(p.link.programs.values() if getattr(p, "link", None) else ())]
-            self.__dict__["sensitive"] = any(_mode_sensitive(cs.qualname, cs.node, p, cs.function)
-                                             for q in progs for cs in q.calls)
-        return self.__dict__["sensitive"]
+            self.__dict__[key] = any(_mode_sensitive(cs.qualname, cs.node, p, cs.function, in_eval)
+                                     for q in progs for cs in q.calls)
+        return self.__dict__[key]
 
     def owner_keys(self, el: EvalLoop, model: str) -> list[str]:
         """Models that contain `model` as called in the loop: `model` for `model.decoder(x)`

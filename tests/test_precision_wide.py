@@ -1,0 +1,300 @@
+"""False positives found on public training code judged for the first time (detection,
+self-supervised, GAN, OCR and diffusion repositories; see benchmarks/verdicts.txt). Each case
+pairs the look-alike that must stay quiet (or drop to `info`) with the bug that must still be
+reported. Sources are written in the shape of the real code, not copied from it."""
+
+from recipecheck.engine import lint_source
+from recipecheck.rule import all_rules
+
+ALL = [r() for r in all_rules()]
+
+
+def found(src, code, path="train.py"):
+    res = lint_source(src, path, ALL)
+    assert res.errors == []
+    return [(f.line, f.severity.value) for f in res.findings if f.code == code]
+
+
+# ------------------------------------------------------------------ RC504: a block of a library-based model
+
+EMBEDDINGS = (
+    "import torch\n"
+    "import torch.nn as nn\n"
+    "from transformers import PreTrainedModel\n"
+    "\n"
+    "class TokenEmbeddings(nn.Module):\n"
+    "    def __init__(self, vocab, dim, p):\n"
+    "        super().__init__()\n"
+    "        self.tokens = nn.Embedding(vocab, dim)\n"
+    "        self.positions = nn.Embedding(512, dim)\n"
+    "        self.norm = nn.LayerNorm(dim)\n"
+    "        self.drop = nn.Dropout(p)\n"
+    "\n"
+    "    def forward(self, ids):\n"
+    "        pos = torch.arange(ids.size(1), device=ids.device)\n"
+    "        return self.drop(self.norm(self.tokens(ids) + self.positions(pos)))\n"
+    "\n"
+    "{owner}"
+)
+
+LIBRARY_MODEL = (
+    "class TextEncoder(PreTrainedModel):\n"
+    "    def __init__(self, config):\n"
+    "        super().__init__(config)\n"
+    "        self.embeddings = TokenEmbeddings(config.vocab_size, config.hidden_size, 0.1)\n"
+    "        self.layer = nn.TransformerEncoderLayer(config.hidden_size, 8, batch_first=True)\n"
+    "\n"
+    "    def forward(self, ids):\n"
+    "        return self.layer(self.embeddings(ids))\n"
+)
+
+TRAINER = (
+    "class Trainer:\n"
+    "    def __init__(self, vocab):\n"
+    "        self.model = TokenEmbeddings(vocab, 10, 0.5)\n"
+    "        self.opt = torch.optim.AdamW(self.model.parameters(), lr=1e-3)\n"
+)
+
+
+def test_rc504_block_of_a_model_whose_base_is_a_library_class_is_quiet():
+    # BertEmbeddings ends in dropout; BertModel(PreTrainedModel) builds it: hidden-unit dropout
+    assert found(EMBEDDINGS.format(owner=LIBRARY_MODEL), "RC504") == []
+
+
+def test_rc504_module_built_as_the_model_by_a_trainer_still_reported():
+    # a trainer class has no forward(): what it builds is the model, whose output is dropped out
+    assert found(EMBEDDINGS.format(owner=TRAINER), "RC504") == [(15, "warning")]
+
+
+# ------------------------------------------------------------------ RC301: the spatial-transformer init
+
+STN = (
+    "import numpy as np\n"
+    "import torch\n"
+    "import torch.nn as nn\n"
+    "\n"
+    "class Localizer(nn.Module):\n"
+    "    def __init__(self, n_points):\n"
+    "        super().__init__()\n"
+    "        self.n_points = n_points\n"
+    "        self.features = nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(),\n"
+    "                                      nn.AdaptiveAvgPool2d(1))\n"
+    "        self.fc1 = nn.Sequential(nn.Linear(32, 64), nn.ReLU())\n"
+    "        self.fc2 = nn.Linear(64, n_points * 2)\n"
+    "        self.fc2.weight.data.fill_(0)\n"
+    "{bias}"
+    "\n"
+    "    def forward(self, img):\n"
+    "        h = self.features(img).flatten(1)\n"
+    "        points = self.fc2(self.fc1(h)).view(img.size(0), self.n_points, 2)\n"
+    "        return points\n"
+    "\n"
+    "class Rectifier(nn.Module):\n"
+    "    def __init__(self, n_points):\n"
+    "        super().__init__()\n"
+    "        self.localizer = Localizer(n_points)\n"
+    "        self.grid = nn.Linear(n_points * 2, 64)\n"
+    "\n"
+    "    def forward(self, img):\n"
+    "        return self.grid(self.localizer(img).flatten(1))\n"
+)
+
+
+def test_rc301_zero_weight_with_bias_set_to_the_initial_points_is_quiet():
+    assign = ("        points = np.stack([np.linspace(-1, 1, n_points), np.zeros(n_points)], axis=1)\n"
+              "        self.fc2.bias.data = torch.from_numpy(points).float().view(-1)\n")
+    copy = "        self.fc2.bias.data.copy_(torch.tensor([1, 0, 0, 0, 1, 0], dtype=torch.float))\n"
+    assert found(STN.format(bias=assign), "RC301") == []
+    assert found(STN.format(bias=copy), "RC301") == []
+
+
+def test_rc301_zero_weight_with_zero_bias_in_a_block_still_reported():
+    assert found(STN.format(bias="        self.fc2.bias.data.zero_()\n"), "RC301") == [(13, "error")]
+    assert found(STN.format(bias="        self.fc2.bias.data.copy_(torch.zeros(6))\n"), "RC301") == \
+        [(13, "error")]
+
+
+# ------------------------------------------------------------------ RC602: linear evaluation of frozen features
+
+LINEAR_EVAL = (
+    "import torch\n"
+    "import torchvision.models as models\n"
+    "\n"
+    "def main_worker(args):\n"
+    "    model = models.resnet50()\n"
+    "{freeze}"
+    "    model.fc.weight.data.normal_(mean=0.0, std=0.01)\n"
+    "    model.fc.bias.data.zero_()\n"
+    "    criterion = torch.nn.CrossEntropyLoss()\n"
+    "{params}"
+    "    optimizer = torch.optim.SGD(parameters, 30.0, momentum=0.9, weight_decay=0.0)\n"
+    "    for epoch in range(100):\n"
+    "        for images, target in train_loader:\n"
+    "            loss = criterion(model(images), target)\n"
+    "            optimizer.zero_grad()\n"
+    "            loss.backward()\n"
+    "            optimizer.step()\n"
+)
+FREEZE = ("    for name, param in model.named_parameters():\n"
+          "        if name not in ['fc.weight', 'fc.bias']:\n"
+          "            param.requires_grad = False\n")
+
+
+def test_rc602_sgd_lr_30_on_the_trainable_part_of_a_frozen_model_is_info():
+    params = "    parameters = list(filter(lambda p: p.requires_grad, model.parameters()))\n"
+    assert found(LINEAR_EVAL.format(freeze=FREEZE, params=params), "RC602") == [(13, "info")]
+    comp = "    parameters = [p for p in model.parameters() if p.requires_grad]\n"
+    assert found(LINEAR_EVAL.format(freeze=FREEZE, params=comp), "RC602") == [(13, "info")]
+
+
+def test_rc602_sgd_lr_30_on_a_whole_model_still_reported():
+    # nothing frozen: the filter keeps every weight
+    params = "    parameters = list(filter(lambda p: p.requires_grad, model.parameters()))\n"
+    assert found(LINEAR_EVAL.format(freeze="", params=params), "RC602") == [(10, "warning")]
+    # frozen, but the optimizer gets every parameter anyway
+    assert found(LINEAR_EVAL.format(freeze=FREEZE, params="    parameters = model.parameters()\n"),
+                 "RC602") == [(13, "warning")]
+
+
+# ------------------------------------------------------------------ RC701: InstanceNorm generators sample in training mode
+
+GAN = (
+    "import torch\n"
+    "import torch.nn as nn\n"
+    "\n"
+    "class ResBlock(nn.Module):\n"
+    "    def __init__(self, dim):\n"
+    "        super().__init__()\n"
+    "        self.body = nn.Sequential(nn.Conv2d(dim, dim, 3, padding=1, bias=False),\n"
+    "                                  {norm}, nn.ReLU(inplace=True))\n"
+    "\n"
+    "    def forward(self, x):\n"
+    "        return x + self.body(x)\n"
+    "\n"
+    "class Generator(nn.Module):\n"
+    "    def __init__(self, dim=64):\n"
+    "        super().__init__()\n"
+    "        self.main = nn.Sequential(nn.Conv2d(3, dim, 7, padding=3), ResBlock(dim),\n"
+    "                                  nn.Conv2d(dim, 3, 7, padding=3), nn.Tanh())\n"
+    "\n"
+    "    def forward(self, x):\n"
+    "        return self.main(x)\n"
+    "\n"
+    "G = Generator()\n"
+    "opt = torch.optim.Adam(G.parameters(), lr=1e-4, betas=(0.5, 0.999))\n"
+    "for step, (x, y) in enumerate(train_loader):\n"
+    "    loss = (G(x) - y).abs().mean()\n"
+    "    opt.zero_grad()\n"
+    "    loss.backward()\n"
+    "    opt.step()\n"
+    "    if step % 1000 == 0:\n"
+    "        with torch.no_grad():\n"
+    "            for x_test, _ in test_loader:\n"
+    "                save_image(G(x_test), f'sample-{{step}}.jpg')\n"
+)
+
+
+def test_rc701_instance_norm_generator_sampled_in_train_mode_is_info():
+    for norm in ("nn.InstanceNorm2d(dim, affine=True, track_running_stats=True)",
+                 "nn.InstanceNorm2d(dim)"):
+        assert [s for _, s in found(GAN.format(norm=norm), "RC701")] == ["info"]
+
+
+def test_rc701_batch_norm_generator_sampled_in_train_mode_still_reported():
+    assert [s for _, s in found(GAN.format(norm="nn.BatchNorm2d(dim)"), "RC701")] == ["error"]
+
+
+def test_rc702_instance_norm_with_running_stats_still_matters_for_training():
+    # eval() left on while training switches InstanceNorm(track_running_stats=True) to the
+    # running averages: for training, the mode of an InstanceNorm still matters
+    src = GAN.format(norm="nn.InstanceNorm2d(dim, affine=True, track_running_stats=True)")
+    head = src[:src.index("for step, (x, y)")]
+    src = head + (
+        "for epoch in range(10):\n"
+        "    for x, y in train_loader:\n"
+        "        loss = (G(x) - y).abs().mean()\n"
+        "        opt.zero_grad()\n"
+        "        loss.backward()\n"
+        "        opt.step()\n"
+        "    G.eval()\n"
+        "    with torch.no_grad():\n"
+        "        for x_test, _ in test_loader:\n"
+        "            save_image(G(x_test), f'sample-{epoch}.jpg')\n")
+    assert [s for _, s in found(src, "RC702")] == ["error"]
+
+
+# ------------------------------------------------------------------ RC103: a profiler's backward is not a training step
+
+PROFILE = (
+    "import time\n"
+    "import torch\n"
+    "\n"
+    "def build_optimizer(model, lr, momentum=0.9):\n"
+    "    return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, nesterov=True)\n"
+    "\n"
+    "def profile(inputs, ops, n=10):\n"
+    "    results = []\n"
+    "    for x in inputs:\n"
+    "        x.requires_grad = True\n"
+    "        for m in ops:\n"
+    "            t_fwd = t_bwd = 0.0\n"
+    "            for _ in range(n):\n"
+    "                t0 = time.perf_counter()\n"
+    "                y = m(x)\n"
+    "                t1 = time.perf_counter()\n"
+    "                y.sum().backward()\n"
+    "                t_fwd += (t1 - t0) / n\n"
+    "                t_bwd += (time.perf_counter() - t1) / n\n"
+    "            results.append((t_fwd, t_bwd))\n"
+    "    return results\n"
+)
+FORGOTTEN_STEP = (
+    "\n"
+    "def train(model, loader, epochs):\n"
+    "    optimizer = build_optimizer(model, 0.01)\n"
+    "    for epoch in range(epochs):\n"
+    "        for x, y in loader:\n"
+    "            optimizer.zero_grad()\n"
+    "            loss = torch.nn.functional.cross_entropy(model(x), y)\n"
+    "            loss.backward()\n"
+)
+
+
+def test_rc103_profiler_next_to_an_optimizer_builder_is_quiet():
+    assert found(PROFILE, "RC103") == []
+
+
+def test_rc103_training_loop_that_forgets_the_step_still_reported():
+    assert found(PROFILE + FORGOTTEN_STEP, "RC103") == [(29, "error")]
+
+
+# ------------------------------------------------------------------ RC603: one weight decay for the optimizer chosen by a flag
+
+CHOICE = (
+    "import torch\n"
+    "\n"
+    "class Cfg:\n"
+    "    OPTIMIZER = 'adamw'\n"
+    "    BASE_LR = 5e-4\n"
+    "    WEIGHT_DECAY = 0.05\n"
+    "\n"
+    "def build_optimizer(cfg, model):\n"
+    "    name = cfg.OPTIMIZER.lower()\n"
+    "    if name == 'sgd':\n"
+    "        return torch.optim.SGD(model.parameters(), lr=cfg.BASE_LR, momentum=0.9,\n"
+    "                               weight_decay=cfg.WEIGHT_DECAY)\n"
+    "{other}"
+    "\n"
+    "optimizer = build_optimizer(Cfg(), model)\n"
+)
+ADAMW = ("    elif name == 'adamw':\n"
+         "        return torch.optim.AdamW(model.parameters(), lr=cfg.BASE_LR,\n"
+         "                                 weight_decay=cfg.WEIGHT_DECAY)\n")
+
+
+def test_rc603_weight_decay_shared_with_adamw_is_info():
+    assert [s for _, s in found(CHOICE.format(other=ADAMW), "RC603")] == ["info"]
+
+
+def test_rc603_sgd_alone_with_adamw_sized_decay_still_reported():
+    assert [s for _, s in found(CHOICE.format(other=""), "RC603")] == ["warning"]
