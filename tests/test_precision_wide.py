@@ -298,3 +298,61 @@ def test_rc603_weight_decay_shared_with_adamw_is_info():
 
 def test_rc603_sgd_alone_with_adamw_sized_decay_still_reported():
     assert [s for _, s in found(CHOICE.format(other=""), "RC603")] == ["warning"]
+
+
+# ------------------------------------------------------------------ RC701: eval() chained on the construction
+
+FEATURES = (
+    "import torch\n"
+    "from torchvision import models\n"
+    "\n"
+    "@torch.no_grad()\n"
+    "def feature_means(paths, device):\n"
+    "    net = {build}\n"
+    "    loaders = [make_loader(p) for p in paths]\n"
+    "    means = []\n"
+    "    for loader in loaders:\n"
+    "        feats = []\n"
+    "        for x in loader:\n"
+    "            feat = net(x.to(device))\n"
+    "            feats.append(feat)\n"
+    "        means.append(torch.cat(feats).mean(0))\n"
+    "    return means\n"
+)
+
+
+def test_rc701_eval_chained_on_the_construction_is_quiet():
+    # `inception = InceptionV3().eval().to(device)` in an FID helper
+    assert found(FEATURES.format(build="models.resnet18(weights='DEFAULT').eval().to(device)"), "RC701") == []
+    assert found(FEATURES.format(build="models.resnet18(weights='DEFAULT').to(device).eval()"), "RC701") == []
+
+
+def test_rc701_construction_without_eval_still_reported():
+    assert found(FEATURES.format(build="models.resnet18(weights='DEFAULT').to(device)"), "RC701") == \
+        [(9, "error")]
+    assert found(FEATURES.format(build="models.resnet18(weights='DEFAULT').eval().train()"), "RC701") == \
+        [(9, "error")]
+
+
+WRAPPED = (
+    "import torch\n"
+    "import torch.nn as nn\n"
+    "from torchvision import models\n"
+    "\n"
+    "class Features(nn.Module):\n"
+    "    def __init__(self):\n"
+    "        super().__init__()\n"
+    "        net = models.resnet18(weights='DEFAULT')\n"
+    "        self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.layer1)\n"
+    "\n"
+    "    def forward(self, x):\n"
+    "        return self.stem(x).mean((2, 3))\n"
+    "\n"
+) + FEATURES[FEATURES.index("@torch.no_grad()"):]
+
+
+def test_rc701_local_of_another_function_does_not_make_the_model_fresh():
+    # the backbone local in Features.__init__ shares the name of the evaluated model: another
+    # variable, which says nothing about the mode of `net` in feature_means()
+    assert found(WRAPPED.format(build="Features().eval().to(device)"), "RC701") == []
+    assert found(WRAPPED.format(build="Features().to(device)"), "RC701") == [(19, "error")]

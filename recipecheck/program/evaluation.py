@@ -473,12 +473,23 @@ class Evaluation:
 
     def _is_model_construction(self, a, fresh_only: bool = False) -> bool:
         """`a` binds a network: a local nn.Module class, a torchvision/timm constructor, or
-        (unless `fresh_only`: those come back in eval mode) a `from_pretrained` model."""
+        (unless `fresh_only`: those come back in eval mode) a `from_pretrained` model; moves
+        and mode calls chained on it are looked through (with `fresh_only`, a chained
+        `.eval()` means the model is not in training mode)."""
         p = self.program
-        d = dotted_name(a.value.func)
+        value = a.value
+        mode = None
+        while isinstance(value.func, cst.Attribute) and value.func.attr.value in _MOVES and \
+                isinstance(value.func.value, cst.Call):
+            if mode is None and value.func.attr.value in ("eval", "train"):
+                mode = value.func.attr.value  # the outermost mode call is the one that holds
+            value = value.func.value  # `Net().to(device)`, `Net().eval()`
+        if fresh_only and mode == "eval":
+            return False  # `net = Net().eval().to(device)`: built in eval mode
+        d = dotted_name(value.func)
         if d is not None and d in p.classes:
             return p.classes[d].is_module
-        q = p.imports.resolve(a.value.func)
+        q = p.imports.resolve(value.func)
         if q and q.startswith(_TRAIN_MODELS):
             return True
         return not fresh_only and bool(q) and q.startswith("transformers.") and q.endswith("from_pretrained")
@@ -729,7 +740,12 @@ class Evaluation:
                                           for c in n.children) and \
                     any(self.is_model_call(c) == model for c in n.walk()):
                 return True
+        seen = {id(root.function)} | {id(x.event.function) for c in root.children for x in (c, *c.walk())
+                                       if x.event is not None}
+        module = self.program.module_function
         for a in self.program.assignments:
+            if "." not in a.target and a.function is not module and id(a.function) not in seen:
+                continue  # a local of a function this run does not reach is another variable
             if model_key(a.target) == model and isinstance(a.value, cst.Call) and \
                     self._is_model_construction(a, fresh_only=True):
                 return True
