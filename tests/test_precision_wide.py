@@ -356,3 +356,67 @@ def test_rc701_local_of_another_function_does_not_make_the_model_fresh():
     # variable, which says nothing about the mode of `net` in feature_means()
     assert found(WRAPPED.format(build="Features().eval().to(device)"), "RC701") == []
     assert found(WRAPPED.format(build="Features().to(device)"), "RC701") == [(19, "error")]
+
+
+# ------------------------------------------------------------------ RC206 (info): which model the optimizer trains
+
+PACKAGE = (
+    "import torch\n"
+    "import torch.nn as nn\n"
+    "\n"
+    "class Attention(nn.Module):\n"
+    "    def __init__(self, dim, heads=8):\n"
+    "        super().__init__()\n"
+    "        self.heads = heads\n"
+    "        self.qkv = nn.Linear(dim, dim * 3)\n"
+    "        self.out = nn.Linear(dim, dim)\n"
+    "\n"
+    "    def forward(self, x):\n"
+    "        q, k, v = self.qkv(x).chunk(3, dim=-1)\n"
+    "        w = (q @ k.transpose(-1, -2) / q.size(-1) ** 0.5).softmax(-1)\n"
+    "        return self.out(w @ v)\n"
+    "\n"
+    "class Transformer(nn.Module):\n"
+    "    def __init__(self, dim, depth):\n"
+    "        super().__init__()\n"
+    "        self.layers = nn.ModuleList([Attention(dim) for _ in range(depth)])\n"
+    "\n"
+    "    def forward(self, x):\n"
+    "        for layer in self.layers:\n"
+    "            x = x + layer(x)\n"
+    "        return x\n"
+    "\n"
+    "class ConvVAE(nn.Module):\n"
+    "    def __init__(self, hidden=64, tokens=512):\n"
+    "        super().__init__()\n"
+    "        self.enc = nn.Sequential(nn.Conv2d(3, hidden, 4, 2, 1), nn.ReLU(), nn.Conv2d(hidden, tokens, 1))\n"
+    "        self.dec = nn.Sequential(nn.ConvTranspose2d(tokens, hidden, 4, 2, 1), nn.ReLU(),\n"
+    "                                 nn.Conv2d(hidden, 3, 1))\n"
+    "\n"
+    "    def forward(self, img):\n"
+    "        return ((self.dec(self.enc(img).softmax(1)) - img) ** 2).mean()\n"
+    "\n"
+    "model = {build}\n"
+    "model = model.cuda()\n"
+    "opt = torch.optim.Adam(model.parameters(), lr=3e-4)\n"
+    "for epoch in range(20):\n"
+    "    for img in loader:\n"
+    "        loss = model(img.cuda()).mean()\n"
+    "        opt.zero_grad()\n"
+    "        loss.backward()\n"
+    "        opt.step()\n"
+)
+
+
+def test_rc206_conv_vae_trained_next_to_a_transformer_class_is_quiet():
+    assert found(PACKAGE.format(build="ConvVAE(hidden=64)"), "RC206") == []
+
+
+def test_rc206_transformer_trained_without_warmup_still_reported():
+    assert found(PACKAGE.format(build="Transformer(256, 6)"), "RC206") == [(38, "info")]
+
+
+def test_rc206_a_spatial_transformer_is_not_named_like_a_transformer():
+    src = PACKAGE.replace("class Transformer(", "class SpatialTransformerNetwork(").format(
+        build="SpatialTransformerNetwork(256, 6)")
+    assert found(src, "RC206") == []
