@@ -420,3 +420,62 @@ def test_rc206_a_spatial_transformer_is_not_named_like_a_transformer():
     src = PACKAGE.replace("class Transformer(", "class SpatialTransformerNetwork(").format(
         build="SpatialTransformerNetwork(256, 6)")
     assert found(src, "RC206") == []
+
+
+# ------------------------------------------------------------------ RC205 (info): an optimizer factory
+
+FACTORY_STEP = (
+    "\n"
+    "def fit(model, loader):\n"
+    "    optimizer = build_optimizer(model, 0.01)\n"
+    "    for epoch in range(30):\n"
+    "        for x, y in loader:\n"
+    "            optimizer.zero_grad()\n"
+    "            torch.nn.functional.cross_entropy(model(x), y).backward()\n"
+    "            optimizer.step()\n"
+)
+
+
+def test_rc205_optimizer_factory_next_to_a_profiler_is_quiet():
+    # `smart_optimizer()` returns the optimizer; train.py puts the LambdaLR schedule on it
+    assert found(PROFILE, "RC205") == []
+
+
+def test_rc205_factory_used_by_a_constant_lr_loop_in_the_file_still_reported():
+    assert found(PROFILE + FACTORY_STEP, "RC205") == [(5, "info")]
+
+
+# ------------------------------------------------------------------ RC703 (info): a project's own inference-mode decorator
+
+DECORATED = (
+    "import torch\n"
+    "from utils.torch_utils import smart_inference_mode\n"
+    "\n"
+    "{decorator}"
+    "def evaluate(model, loader):\n"
+    "    model.eval()\n"
+    "    correct = 0\n"
+    "    for x, y in loader:\n"
+    "        correct += (model(x).argmax(1) == y).sum().item()\n"
+    "    return correct\n"
+    "\n"
+    "model = Net()\n"
+    "opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)\n"
+    "for epoch in range(10):\n"
+    "    model.train()\n"
+    "    for x, y in train_loader:\n"
+    "        opt.zero_grad()\n"
+    "        torch.nn.functional.cross_entropy(model(x), y).backward()\n"
+    "        opt.step()\n"
+    "    print(evaluate(model, val_loader))\n"
+)
+
+
+def test_rc703_function_under_a_decorator_named_inference_mode_is_quiet():
+    assert found(DECORATED.format(decorator="@smart_inference_mode()\n"), "RC703") == []
+    assert found(DECORATED.format(decorator="@no_grad\n"), "RC703") == []
+
+
+def test_rc703_undecorated_evaluation_still_reported():
+    assert found(DECORATED.format(decorator=""), "RC703") == [(7, "info")]
+    assert found(DECORATED.format(decorator="@smart_cache()\n"), "RC703") == [(8, "info")]

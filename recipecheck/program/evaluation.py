@@ -43,8 +43,9 @@ _MAX_DEPTH = 6
 NO_GRAD = {"torch.no_grad", "torch.inference_mode", "torch.autograd.no_grad",
            "torch.autograd.inference_mode", "torch.autograd.grad_mode.no_grad",
            "torch.autograd.grad_mode.inference_mode"}
+GRAD_FREE_BY_NAME = "<decorator named no_grad/inference_mode>"
 GRAD_CONTROL = NO_GRAD | {"torch.set_grad_enabled", "torch.autograd.set_grad_enabled",
-                          "torch.autograd.grad_mode.set_grad_enabled"}
+                          "torch.autograd.grad_mode.set_grad_enabled", GRAD_FREE_BY_NAME}
 
 _EVAL_FUNC = re.compile(
     r"^(eval|evaluate|evaluation|validate|validation|valid|val|test|testing|inference|predict)"
@@ -357,7 +358,16 @@ def _decorator_withs(program: ProgramModel, fn: FunctionInfo) -> tuple[str, ...]
         q = program.imports.resolve(expr)
         if q:
             out.append(q)
+        leaf = (q or dotted_name(expr) or "").rsplit(".", 1)[-1]
+        if q not in NO_GRAD and _GRAD_FREE_DECORATOR.search(leaf):
+            # a project's own wrapper (`smart_inference_mode()` picks inference_mode or
+            # no_grad by torch version), named for what it does: it controls autograd, but
+            # alone it does not make the function's loops evaluation loops
+            out.append(GRAD_FREE_BY_NAME)
     return tuple(out)
+
+
+_GRAD_FREE_DECORATOR = re.compile(r"(^|_)(no_grad|inference_mode)$")
 
 
 def _arg_text(program: ProgramModel, node: Node | None, expr: cst.BaseExpression, names: dict) -> str:

@@ -45,6 +45,8 @@ class NoLrAnnealing(Rule):
     Not reported on GAN recipes (optimizers for a generator and a discriminator keep a constant
     Adam LR by design) nor on short fine-tunes (a `from_pretrained`/`pretrained=True` model
     trained for at most 5 epochs).
+    Not reported on an optimizer factory (a function returning the optimizer in a file that
+    never steps one): the caller that trains with it sets the schedule.
     Schedules applied by a framework the file does not show (a YAML config, a Trainer built
     elsewhere) are not seen. Off by default (info).
 
@@ -147,6 +149,8 @@ class NoLrAnnealing(Rule):
                 return  # rebuilt inside a loop: the LR may change between rebuilds
         if _adversarial(opts) or _short_fine_tune(p):
             return  # GAN recipes keep a constant Adam LR by design; a few epochs from pretrained
+        if all(_returned(o) for o in opts) and not _steps_an_optimizer(p):
+            return  # an optimizer factory: the caller that trains with it sets the schedule
         opt = opts[0]
         lr = opt.arg("lr", 1)
         lr_txt = f" (lr={ctx.code(lr)})" if lr is not None else ""
@@ -190,3 +194,16 @@ def _short_fine_tune(p) -> bool:
             counts.append(number(p, xl.loop.function, it.args[-1].value if len(it.args) == 1
                                  else it.args[1].value))
     return bool(counts) and all(c is not None and c <= 5 for c in counts)
+
+
+def _returned(opt) -> bool:
+    """The optimizer is built to be returned (`def smart_optimizer(...): ... return optimizer`)."""
+    for r in opt.function.returns:
+        if r is opt.node or (opt.target and dotted_name(r) == opt.target):
+            return True
+    return False
+
+
+def _steps_an_optimizer(p) -> bool:
+    return any(ev.kind == "step" and p.role_of(f, ev.receiver) == "optimizer"
+               for f in p.functions.values() for ev in f.events)

@@ -174,7 +174,10 @@ class NoWarmupLargeLr(Rule):
     ## Known problems
     Only transformers trained from scratch in this file: not an RNN with an attention layer or a
     graph attention network, not a pretrained model, not an optimizer factory
-    (`configure_optimizers`) in a file without a training loop, not a linear probe.
+    (`configure_optimizers`) in a file without a training loop, not a linear probe. When the
+    optimizer's model is built from a class the linter sees, only that class and the classes
+    it builds count (a convolutional VAE trained next to a package's transformer is not one);
+    a class named like a spatial transformer (STN, an image warp) is not a transformer.
     A warmup implemented elsewhere (a config file, a Trainer in another module) is not seen.
     Off by default (info).
 
