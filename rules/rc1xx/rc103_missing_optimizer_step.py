@@ -24,7 +24,10 @@ class MissingOptimizerStep(Rule):
 
     ## Known problems
     A step performed by code in another module (a framework, a `Trainer` imported from
-    elsewhere) is not seen; the rule only fires when the file builds or names an optimizer.
+    elsewhere) is not seen; the rule only fires when the file builds or names an optimizer,
+    and only on loops that can reach one (in their function, the functions around it, its
+    class, its callers or the helpers it calls): a profiler timing backward passes next to an
+    optimizer factory is not a training loop.
 
     ## Example
     ```python
