@@ -479,3 +479,38 @@ def test_rc703_function_under_a_decorator_named_inference_mode_is_quiet():
 def test_rc703_undecorated_evaluation_still_reported():
     assert found(DECORATED.format(decorator=""), "RC703") == [(7, "info")]
     assert found(DECORATED.format(decorator="@smart_cache()\n"), "RC703") == [(8, "info")]
+
+
+# ------------------------------------------------------------------ RC205 (info): GAN optimizers built in a loop over the nets
+
+LOOP_BUILT = (
+    "import torch\n"
+    "\n"
+    "class Solver:\n"
+    "    def __init__(self, args, nets):\n"
+    "        self.nets = nets\n"
+    "        self.optims = {{}}\n"
+    "        for name in self.nets.keys():\n"
+    "            self.optims[name] = torch.optim.Adam(self.nets[name].parameters(), lr=args.lr,\n"
+    "                                                 betas=(0.0, 0.99))\n"
+    "\n"
+    "    def train(self, loader, steps):\n"
+    "        nets, optims = self.nets, self.optims\n"
+    "        for step, (x, y) in zip(range(steps), loader):\n"
+    "            loss_a = nets.{a}(x).mean()\n"
+    "            optims.{a}.zero_grad()\n"
+    "            loss_a.backward()\n"
+    "            optims.{a}.step()\n"
+    "            loss_b = nets.{b}(x).mean()\n"
+    "            optims.{b}.zero_grad()\n"
+    "            loss_b.backward()\n"
+    "            optims.{b}.step()\n"
+)
+
+
+def test_rc205_gan_optimizers_built_in_a_loop_are_quiet():
+    assert found(LOOP_BUILT.format(a="discriminator", b="generator"), "RC205") == []
+
+
+def test_rc205_other_loop_built_optimizers_still_reported():
+    assert found(LOOP_BUILT.format(a="encoder", b="decoder"), "RC205") == [(8, "info")]

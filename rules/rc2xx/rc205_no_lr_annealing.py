@@ -147,7 +147,7 @@ class NoLrAnnealing(Rule):
             if any(a.function is opt.function and a.loop is not None and a.value is opt.node
                    for a in p.assignments):
                 return  # rebuilt inside a loop: the LR may change between rebuilds
-        if _adversarial(opts) or _short_fine_tune(p):
+        if _adversarial(opts, _stepped(p)) or _short_fine_tune(p):
             return  # GAN recipes keep a constant Adam LR by design; a few epochs from pretrained
         if all(_returned(o) for o in opts) and not _steps_an_optimizer(p):
             return  # an optimizer factory: the caller that trains with it sets the schedule
@@ -164,18 +164,25 @@ _GAN_NAME = re.compile(r"(^|_)(g|d|gen|disc|generator|discriminator|critic|netg|
                        r"g_ab|g_ba|d_a|d_b|ge|e)(_|$|\d)|generator|discriminator|critic", re.I)
 
 
-def _adversarial(opts) -> bool:
+def _adversarial(opts, stepped=()) -> bool:
     """Two or more optimizers for a generator and a discriminator (optimizer_G / optimizer_D,
-    netG / netD): a GAN recipe, whose published LR is a constant (Adam 2e-4, betas 0.5)."""
+    netG / netD, or one construction in a loop over the nets, stepped as
+    `optims.generator.step()` / `optims.discriminator.step()`): a GAN recipe, whose published
+    LR is a constant (Adam 2e-4, betas 0.5)."""
     names = set()
-    for o in opts:
-        for text in (o.target or "", o.params_owner or ""):
-            leaf = text.rsplit(".", 1)[-1]
-            if leaf and _GAN_NAME.search(leaf):
-                names.add(leaf.lower())
+    for text in [t for o in opts for t in (o.target or "", o.params_owner or "")] + list(stepped):
+        leaf = text.rsplit(".", 1)[-1]
+        if leaf and _GAN_NAME.search(leaf):
+            names.add(leaf.lower())
     gen = any(re.search(r"(^|_)(g|ge|gen|netg)($|_|\d)|generator", n) for n in names)
     disc = any(re.search(r"(^|_)(d|disc|netd)($|_|\d)|discriminator|critic", n) for n in names)
-    return len(opts) >= 2 and gen and disc
+    return (len(opts) >= 2 or len(set(stepped)) >= 2) and gen and disc
+
+
+def _stepped(p) -> list[str]:
+    """Receivers of the optimizer steps of the file (`optims.generator`, `opt_d`)."""
+    return [ev.receiver for f in p.functions.values() for ev in f.events
+            if ev.kind == "step" and ev.receiver and p.role_of(f, ev.receiver) != "scheduler"]
 
 
 def _short_fine_tune(p) -> bool:
