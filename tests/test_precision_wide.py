@@ -514,3 +514,39 @@ def test_rc205_gan_optimizers_built_in_a_loop_are_quiet():
 
 def test_rc205_other_loop_built_optimizers_still_reported():
     assert found(LOOP_BUILT.format(a="encoder", b="decoder"), "RC205") == [(8, "info")]
+
+
+# ------------------------------------------------------------------ RC705 (info): self-supervised pretraining
+
+PRETRAIN = (
+    "import torch\n"
+    "import torch.nn.functional as F\n"
+    "\n"
+    "def info_nce(z, temperature=0.07):\n"
+    "    z = F.normalize(z, dim=1)\n"
+    "    a, b = z.chunk(2)\n"
+    "    logits = a @ b.t() / temperature\n"
+    "    return F.cross_entropy(logits, torch.arange(a.size(0)))\n"
+    "\n"
+    "model = Encoder()\n"
+    "opt = torch.optim.Adam(model.parameters(), lr=3e-4)\n"
+    "for epoch in range(100):\n"
+    "    for {batch} in {loader}:\n"
+    "        images = torch.cat(images, dim=0)\n"
+    "        loss = {loss}\n"
+    "        opt.zero_grad()\n"
+    "        loss.backward()\n"
+    "        opt.step()\n"
+)
+
+
+def test_rc705_contrastive_pretraining_that_drops_the_labels_is_quiet():
+    assert found(PRETRAIN.format(batch="images, _", loader="train_loader",
+                                 loss="info_nce(model(images))"), "RC705") == []
+    assert found(PRETRAIN.format(batch="step, (images, _)", loader="enumerate(train_loader)",
+                                 loss="info_nce(model(images))"), "RC705") == []
+
+
+def test_rc705_supervised_training_without_validation_still_reported():
+    assert found(PRETRAIN.format(batch="images, labels", loader="train_loader",
+                                 loss="F.cross_entropy(model(images), labels)"), "RC705") == [(12, "info")]
