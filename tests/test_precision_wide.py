@@ -550,3 +550,37 @@ def test_rc705_contrastive_pretraining_that_drops_the_labels_is_quiet():
 def test_rc705_supervised_training_without_validation_still_reported():
     assert found(PRETRAIN.format(batch="images, labels", loader="train_loader",
                                  loss="F.cross_entropy(model(images), labels)"), "RC705") == [(12, "info")]
+
+
+# ------------------------------------------------------------------ RC302: the norm class passed as an argument
+
+NORM_ARG = (
+    "import math\n"
+    "import torch.nn as nn\n"
+    "\n"
+    "class Net(nn.Module):\n"
+    "    def __init__(self, num_classes=10, norm_layer=nn.BatchNorm2d):\n"
+    "        super().__init__()\n"
+    "        self.conv = nn.Conv2d(3, 64, 3, bias=False)\n"
+    "        self.bn = norm_layer(64)\n"
+    "        self.fc = nn.Linear(64, num_classes)\n"
+    "        for m in self.modules():\n"
+    "            if isinstance(m, nn.Conv2d):\n"
+    "                n = m.kernel_size[0] * m.kernel_size[1] * m.out_channels\n"
+    "                m.weight.data.normal_(0, math.sqrt(2.0 / n))\n"
+    "            elif isinstance(m, {cls}):\n"
+    "                m.weight.data.fill_(1)\n"
+    "                m.bias.data.zero_()\n"
+    "\n"
+    "    def forward(self, x):\n"
+    "        return self.fc(self.bn(self.conv(x)).relu().mean((2, 3)))\n"
+)
+
+
+def test_rc302_norm_layer_passed_as_an_argument_is_a_norm():
+    assert found(NORM_ARG.format(cls="norm_layer"), "RC302") == []
+
+
+def test_rc302_linear_filled_with_one_still_reported():
+    assert found(NORM_ARG.format(cls="nn.Linear"), "RC302") == [(15, "error")]
+    assert found(NORM_ARG.format(cls="layer_cls"), "RC302") == [(15, "error")]

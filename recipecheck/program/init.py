@@ -263,6 +263,9 @@ def _kind_of_layer(name: str | None) -> str | None:
     return None
 
 
+_NORM_VAR = re.compile(r"(^|_)norm(_?(layer|cls|class|fn|module))?$", re.I)
+
+
 def _isinstance_classes(p: ProgramModel, test: cst.BaseExpression, var: str) -> list[str] | None:
     """Class names tested by `isinstance(var, X)` / `type(var) == X` / string tests on the class name."""
     out: list[str] = []
@@ -276,7 +279,12 @@ def _isinstance_classes(p: ProgramModel, test: cst.BaseExpression, var: str) -> 
             elems = [e.value for e in cls.elements] if isinstance(cls, (cst.Tuple, cst.List)) else [cls]
             for e in elems:
                 d = dotted_name(e)
-                if d:
+                if d and "." not in d and d not in p.classes and p.imports.resolve_dotted(d) is None \
+                        and _NORM_VAR.search(d):
+                    # `isinstance(m, norm_layer)` with the norm class passed as an argument
+                    # (`norm_layer=nn.BatchNorm2d`): a normalization layer
+                    out.append("BatchNorm2d")
+                elif d:
                     out.append(tn.last(p.imports.resolve_dotted(d) or d))
         elif isinstance(n, cst.SimpleString):
             s = n.evaluated_value
