@@ -584,3 +584,72 @@ def test_rc302_norm_layer_passed_as_an_argument_is_a_norm():
 def test_rc302_linear_filled_with_one_still_reported():
     assert found(NORM_ARG.format(cls="nn.Linear"), "RC302") == [(15, "error")]
     assert found(NORM_ARG.format(cls="layer_cls"), "RC302") == [(15, "error")]
+
+
+# ------------------------------------------------------------------ RC205 / RC705 (info): optimizing data, not a model
+
+ATTACK = (
+    "import torch\n"
+    "import torch.nn as nn\n"
+    "\n"
+    "class CarliniWagner:\n"
+    "    def __init__(self, model, c=1.0, steps=100, lr=0.01):\n"
+    "        self.model, self.c, self.steps, self.lr = model, c, steps, lr\n"
+    "\n"
+    "    def forward(self, images, labels):\n"
+    "        w = {init}\n"
+    "        w.requires_grad = True\n"
+    "        optimizer = torch.optim.Adam([w], lr=self.lr)\n"
+    "        for step in range(self.steps):\n"
+    "            adv = (torch.tanh(w) + 1) / 2\n"
+    "            l2 = ((adv - images) ** 2).flatten(1).sum(1).sum()\n"
+    "            cost = l2 + self.c * nn.functional.cross_entropy(self.model(adv), labels, reduction='sum')\n"
+    "            optimizer.zero_grad()\n"
+    "            cost.backward()\n"
+    "            optimizer.step()\n"
+    "        return ((torch.tanh(w) + 1) / 2).detach()\n"
+)
+
+
+def test_rc205_optimizing_a_copy_of_the_images_is_quiet():
+    assert found(ATTACK.format(init="torch.atanh(images * 2 - 1).detach()"), "RC205") == []
+    assert found(ATTACK.format(init="images.clone().detach()"), "RC205") == []
+
+
+def test_rc205_hand_written_model_parameters_still_reported():
+    # `torch.zeros(...)` is a fresh parameter of a hand-written model, not a copy of data
+    assert found(ATTACK.format(init="torch.zeros(10, 784)"), "RC205") == [(11, "info")]
+    assert found(ATTACK.format(init="torch.randn(10, 784).detach()"), "RC205") == [(11, "info")]
+
+
+JACOBIAN = (
+    "import torch\n"
+    "\n"
+    "def saliency(model, images, steps=50):\n"
+    "    maps = []\n"
+    "    for _ in range(steps):\n"
+    "        for x in images:\n"
+    "            x = x.clone().requires_grad_(True)\n"
+    "            model(x[None]).max().backward()\n"
+    "            maps.append(x.grad.abs())\n"
+    "    return maps\n"
+    "{training}"
+)
+TRAINING = (
+    "\n"
+    "def fit(model, loader):\n"
+    "    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)\n"
+    "    for epoch in range(30):\n"
+    "        for x, y in loader:\n"
+    "            opt.zero_grad()\n"
+    "            torch.nn.functional.cross_entropy(model(x), y).backward()\n"
+    "            opt.step()\n"
+)
+
+
+def test_rc705_backward_without_any_optimizer_is_not_training():
+    assert found(JACOBIAN.format(training=""), "RC705") == []
+
+
+def test_rc705_training_without_validation_still_reported():
+    assert [s for _, s in found(JACOBIAN.format(training=TRAINING), "RC705")] == ["info"]

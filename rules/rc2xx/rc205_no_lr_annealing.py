@@ -45,7 +45,9 @@ class NoLrAnnealing(Rule):
     Not reported on GAN recipes (optimizers for a generator and a discriminator keep a constant
     Adam LR by design) nor on short fine-tunes (a `from_pretrained`/`pretrained=True` model
     trained for at most 5 epochs).
-    Not reported on an optimizer factory (a function returning the optimizer in a file that
+    Not reported when the optimizer updates copies of data rather than a model
+    (`Adam([target])` with `target = content.clone().requires_grad_(True)`: style transfer,
+    an adversarial perturbation), nor on an optimizer factory (a function returning the optimizer in a file that
     never steps one): the caller that trains with it sets the schedule.
     Schedules applied by a framework the file does not show (a YAML config, a Trainer built
     elsewhere) are not seen. Off by default (info).
@@ -151,6 +153,8 @@ class NoLrAnnealing(Rule):
             return  # GAN recipes keep a constant Adam LR by design; a few epochs from pretrained
         if all(_returned(o) for o in opts) and not _steps_an_optimizer(p):
             return  # an optimizer factory: the caller that trains with it sets the schedule
+        if all(_optimizes_data(o) for o in opts):
+            return  # an image or a perturbation optimized (style transfer, CW attack): no model
         opt = opts[0]
         lr = opt.arg("lr", 1)
         lr_txt = f" (lr={ctx.code(lr)})" if lr is not None else ""
@@ -214,3 +218,40 @@ def _returned(opt) -> bool:
 def _steps_an_optimizer(p) -> bool:
     return any(ev.kind == "step" and p.role_of(f, ev.receiver) == "optimizer"
                for f in p.functions.values() for ev in f.events)
+
+
+_COPIES = ("clone", "detach", "requires_grad_", "to", "cuda", "float", "contiguous")
+
+
+def _optimizes_data(opt) -> bool:
+    """The optimizer's parameters are a literal list of tensors copied from data
+    (`[target]` with `target = content_img.clone().requires_grad_(True)`, `[w]` with
+    `w = to_tanh_space(images).detach()`), not a model's parameters nor fresh tensors
+    (`torch.zeros(..., requires_grad=True)` is a hand-written model)."""
+    first = opt.arg("params", 0)
+    if not isinstance(first, (cst.List, cst.Tuple)) or not first.elements:
+        return False
+    for el in first.elements:
+        if not isinstance(el.value, cst.Name):
+            return False
+        binds = [a.value for a in opt.function.bindings(el.value.value)]
+        if not binds or not all(_copy_of_data(v) for v in binds):
+            return False
+    return True
+
+
+def _copy_of_data(v) -> bool:
+    if not (isinstance(v, cst.Call) and isinstance(v.func, cst.Attribute) and v.func.attr.value in _COPIES):
+        return False
+    while isinstance(v, cst.Call) and isinstance(v.func, cst.Attribute) and v.func.attr.value in _COPIES:
+        v = v.func.value
+    # the copied tensor is data (a name, or a transform of one), not a factory call like torch.randn
+    if isinstance(v, cst.Call):
+        leaf = (dotted_name(v.func) or "").rsplit(".", 1)[-1]
+        return bool(leaf) and leaf not in _FACTORIES and bool(v.args)
+    return isinstance(v, (cst.Name, cst.Attribute, cst.Subscript))
+
+
+_FACTORIES = {"zeros", "ones", "randn", "rand", "randint", "empty", "full", "eye", "arange", "linspace",
+              "tensor", "Tensor", "FloatTensor", "normal", "zeros_like", "ones_like", "randn_like",
+              "rand_like", "empty_like", "full_like", "Parameter", "from_numpy", "as_tensor"}

@@ -60,7 +60,9 @@ class NoValidation(Rule):
     several optimizers (GANs) and reinforcement-learning loops (`env.step`) are skipped: they
     have no validation split by design, and so are self-supervised or unsupervised runs whose
     training loop throws the labels away (`for images, _ in loader`: SimCLR, MAE, SimMIM
-    pretraining, evaluated afterwards by a linear probe or a fine-tune). Off by default (info).
+    pretraining, evaluated afterwards by a linear probe or a fine-tune). Loops that call
+    backward() in a file with no optimizer (Jacobians, gradients of an input) are not
+    training. Off by default (info).
 
     ## Example
     ```python
@@ -115,6 +117,10 @@ class NoValidation(Rule):
         epochs = [n for n in epochs if _several(n.loop)]
         if not epochs or len(p.constructions("optimizer")) > 1 or _held_out_mentioned(p, ev):
             return
+        if not p.constructions("optimizer") and not any(
+                ev_.kind in ("step", "zero_grad") and p.role_of(f, ev_.receiver) == "optimizer"
+                for f in p.functions.values() for ev_ in f.events):
+            return  # backward without an optimizer (a Jacobian, an attack's input gradient): no training
         if any(cs.dotted and cs.dotted.endswith("env.step") or (cs.qualname or "").startswith(("gym", "gymnasium"))
                for cs in p.calls):
             return
