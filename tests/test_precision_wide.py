@@ -653,3 +653,111 @@ def test_rc705_backward_without_any_optimizer_is_not_training():
 
 def test_rc705_training_without_validation_still_reported():
     assert [s for _, s in found(JACOBIAN.format(training=TRAINING), "RC705")] == ["info"]
+
+
+# ------------------------------------------------------------------ RC701: a loss module is not a model
+
+DETECTION = (
+    "import torch\n"
+    "import torch.nn as nn\n"
+    "\n"
+    "class FocalLoss(nn.Module):\n"
+    "    def __init__(self, gamma=2.0):\n"
+    "        super().__init__()\n"
+    "        self.gamma = gamma\n"
+    "\n"
+    "    def forward(self, logits, targets):\n"
+    "        p = logits.sigmoid()\n"
+    "        return (-(1 - p) ** self.gamma * targets * p.log()).sum()\n"
+    "\n"
+    "class Detector(nn.Module):\n"
+    "    def __init__(self):\n"
+    "        super().__init__()\n"
+    "        self.body = nn.Sequential(nn.Conv2d(3, 16, 3), nn.BatchNorm2d(16), nn.ReLU())\n"
+    "        self.head = nn.Conv2d(16, 9, 1)\n"
+    "\n"
+    "    def forward(self, x):\n"
+    "        return self.head(self.body(x))\n"
+    "\n"
+    "net = Detector()\n"
+    "criterion = FocalLoss()\n"
+    "optimizer = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)\n"
+    "\n"
+    "def test(epoch):\n"
+    "{eval}"
+    "    total = 0.0\n"
+    "    with torch.no_grad():\n"
+    "        for inputs, targets in testloader:\n"
+    "            total += criterion(net(inputs), targets).item()\n"
+    "    return total\n"
+    "\n"
+    "for epoch in range(100):\n"
+    "    net.train()\n"
+    "    for inputs, targets in trainloader:\n"
+    "        optimizer.zero_grad()\n"
+    "        criterion(net(inputs), targets).backward()\n"
+    "        optimizer.step()\n"
+    "    test(epoch)\n"
+)
+
+
+def test_rc701_loss_module_in_an_evaluation_loop_is_not_a_model():
+    assert found(DETECTION.format(eval="    net.eval()\n"), "RC701") == []
+
+
+def test_rc701_the_model_itself_left_in_training_mode_still_reported():
+    res = lint_source(DETECTION.format(eval=""), "train.py", ALL)
+    msgs = [f.message for f in res.findings if f.code == "RC701"]
+    assert len(msgs) == 1 and "net" in msgs[0] and "criterion" not in msgs[0]
+
+
+# ------------------------------------------------------------------ RC303 / RC301: StyleGAN-style constant input and noise strength
+
+STYLE_GEN = (
+    "import torch\n"
+    "import torch.nn as nn\n"
+    "import torch.nn.functional as F\n"
+    "\n"
+    "class Block(nn.Module):\n"
+    "    def __init__(self, channels):\n"
+    "        super().__init__()\n"
+    "        self.conv = nn.Conv2d(channels, channels, 3, padding=1)\n"
+    "        self.to_noise = nn.Linear({noise_in}, channels)\n"
+    "\n"
+    "    def forward(self, x, noise):\n"
+    "        n = self.to_noise(noise).permute(0, 3, 2, 1)\n"
+    "        return F.leaky_relu(self.conv(x) + n, 0.2)\n"
+    "\n"
+    "class Generator(nn.Module):\n"
+    "    def __init__(self, channels=256, depth=4):\n"
+    "        super().__init__()\n"
+    "        self.const = nn.Parameter(torch.randn((1, channels, 4, 4)))\n"
+    "        self.blocks = nn.ModuleList([Block(channels) for _ in range(depth)])\n"
+    "        self.to_rgb = nn.Conv2d(channels, 3, 1)\n"
+    "\n"
+    "    def forward(self, noise):\n"
+    "        x = self.const{use}\n"
+    "        for block in self.blocks:\n"
+    "            x = block(x, noise)\n"
+    "        return self.to_rgb(x)\n"
+    "\n"
+    "class Trainer:\n"
+    "    def __init__(self):\n"
+    "        self.G = Generator()\n"
+    "        for block in self.G.blocks:\n"
+    "            nn.init.zeros_(block.to_noise.weight)\n"
+    "            nn.init.zeros_(block.to_noise.bias)\n"
+)
+
+
+def test_rc303_rc301_learned_constant_input_and_noise_gain_are_quiet():
+    src = STYLE_GEN.format(noise_in="1", use=".expand(noise.size(0), -1, -1, -1)")
+    assert found(src, "RC303") == []
+    assert found(src, "RC301") == []
+
+
+def test_rc303_rc301_weight_matrices_still_reported():
+    # without the broadcast to the batch nothing says the parameter is an input; a zeroed
+    # channels-to-channels layer is a weight matrix
+    src = STYLE_GEN.format(noise_in="channels", use=" * noise.mean()")
+    assert [c for c in ("RC303", "RC301") if found(src, c)] == ["RC303", "RC301"]

@@ -367,6 +367,7 @@ def _decorator_withs(program: ProgramModel, fn: FunctionInfo) -> tuple[str, ...]
     return tuple(out)
 
 
+_LOSS_CLASS = re.compile(r"(loss|criterion)$", re.I)
 _GRAD_FREE_DECORATOR = re.compile(r"(^|_)(no_grad|inference_mode)$")
 
 
@@ -498,7 +499,8 @@ class Evaluation:
             return False  # `net = Net().eval().to(device)`: built in eval mode
         d = dotted_name(value.func)
         if d is not None and d in p.classes:
-            return p.classes[d].is_module
+            # `criterion = FocalLoss()`: a loss module is not the model whose mode matters
+            return p.classes[d].is_module and not _LOSS_CLASS.search(d)
         q = p.imports.resolve(value.func)
         if q and q.startswith(_TRAIN_MODELS):
             return True

@@ -39,8 +39,8 @@ class ZeroWeightInit(Rule):
     that defines `Net`, reported at the call that passes it). When only some of its possible
     values are zero (two calls, or either branch of an `if`), the finding is `info` and names
     the condition.
-    Not reported: weight-norm gains, scalar or per-channel gates (`lambda_*`, layer scale), learned
-    tokens/queries/slots, inputs, files of tests, a classifier head selected by name
+    Not reported: weight-norm gains, scalar or per-channel gates (`lambda_*`, layer scale, an
+    `nn.Linear(1, channels)` noise strength), learned tokens/queries/slots, inputs, files of tests, a classifier head selected by name
     (`if name.startswith("head")`), and a zero term added to a residual or an identity
     (ReZero, adaLN-Zero, hyper-connections, `x * (1 + gamma) + beta`). A block whose forward
     returns only terms the zero init cancels (a FiLM `x * gamma + beta` with both zeroed) is

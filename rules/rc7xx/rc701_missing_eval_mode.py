@@ -99,7 +99,9 @@ class MissingEvalMode(Rule):
     owning class's constructor or as the first statement of the loop counts, an out-of-memory
     retry loop (`while batch_size: try: ...`) is looked through, and a loop whose model output
     feeds its next input (autoregressive decoding, sampling, an RL rollout) is not reported.
-    Models loaded with `from_pretrained` (already in eval mode) are only checked after training.
+    Models loaded with `from_pretrained` (already in eval mode) or built with `.eval()` chained
+    (`Net().eval().to(device)`) are only checked after training; a loss module
+    (`criterion = FocalLoss()`) is not a model.
 
     ## Example
     ```python
