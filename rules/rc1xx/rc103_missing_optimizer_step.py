@@ -25,7 +25,10 @@ class MissingOptimizerStep(Rule):
 
     ## Known problems
     A step performed by code in another module (a framework, a `Trainer` imported from
-    elsewhere) is not seen; the rule only fires when the file builds or names an optimizer.
+    elsewhere) is not seen; the rule only fires when the file builds or names an optimizer,
+    and only on loops that can reach one (in their function, the functions around it, its
+    class, its callers or the helpers it calls): a profiler timing backward passes next to an
+    optimizer factory is not a training loop.
     A call the linter cannot follow (a library, an unreadable module) that is handed the
     optimizer and is named for a step or update (`xm.optimizer_step(optimizer)` on TPUs) counts
     as the step.
@@ -101,7 +104,10 @@ class MissingOptimizerStep(Rule):
             for f in p.functions.values() for ev in f.events if ev.kind in ("zero_grad", "step"))
         if not has_optimizer:
             return
+        with_optimizer = _functions_with_optimizer(p)
         for xl in p.batch_loops:
+            if not _reaches_optimizer(xl, with_optimizer):
+                continue  # a profiler or gradient check: no optimizer anywhere near this loop
             scopes = [xl, *xl.ancestors()]
             stepped = False
             for scope in scopes:
@@ -169,3 +175,36 @@ class MissingOptimizerStep(Rule):
                     return True
                 stack.extend(iter_children(n))
         return False
+
+
+def _functions_with_optimizer(p) -> set[int]:
+    """Functions that build an optimizer or call zero_grad()/step() on one."""
+    out = {id(c.function) for c in p.constructions("optimizer")}
+    for f in p.functions.values():
+        if any(ev.kind in ("zero_grad", "step") and p.role_of(f, ev.receiver) == "optimizer"
+               for ev in f.events):
+            out.add(id(f))
+    return out
+
+
+def _reaches_optimizer(xl, with_optimizer: set[int]) -> bool:
+    """An optimizer is built or used where this loop can see it: in the loop's function, the
+    functions around it, the methods of its class, its callers (transitively) or the helpers
+    the loop calls. A file that builds an optimizer elsewhere (`smart_optimizer()` next to a
+    `profile()` that times forward and backward passes) does not make every backward a step
+    forgotten."""
+    seen: set[int] = set()
+    todo = [xl.loop.function] + [e.event.function for e, _ in xl.walk()]
+    while todo:
+        f = todo.pop()
+        if f is None or id(f) in seen:
+            continue
+        seen.add(id(f))
+        if id(f) in with_optimizer:
+            return True
+        if f.parent is not None:
+            todo.append(f.parent)
+        if f.cls is not None:
+            todo.extend(f.cls.methods.values())
+        todo.extend(ev.function for ev in f.callers)
+    return False
