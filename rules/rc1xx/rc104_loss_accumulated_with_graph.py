@@ -187,6 +187,8 @@ class LossAccumulatedWithGraph(Rule):
             backward_names = _backward_names(f)
             if not backward_names:
                 continue
+            terms = _loss_terms(p, f, backward_names)
+            feeding = _feeding(f, backward_names) if terms else set()
             for a in f.assignments:
                 if a.loop is None or a.value is None or not isinstance(a.value, cst.CSTNode):
                     continue
@@ -199,7 +201,8 @@ class LossAccumulatedWithGraph(Rule):
                     continue
                 if a.target in backward_names:
                     continue  # the total itself is back-propagated later
-                hits = [n for n in _graph_names(value) & backward_names
+                graph = backward_names if a.target in feeding else backward_names | terms
+                hits = [n for n in _graph_names(value) & graph
                         if n != a.target and not self._reassigned_to_number(f, n, a.order)]
                 if hits:
                     name = sorted(hits)[0]
@@ -224,6 +227,34 @@ _LOSS_FUNCS = {"cross_entropy", "nll_loss", "mse_loss", "l1_loss", "binary_cross
                "multi_margin_loss", "multilabel_margin_loss", "soft_margin_loss",
                "multilabel_soft_margin_loss"}
 _CRITERION_NAMES = {"criterion", "crit", "loss_fn", "loss_func", "loss_function", "lossfn"}
+
+
+def _loss_terms(p, f, backward_names: set[str]) -> set[str]:
+    """The loss terms the back-propagated loss is summed from (`mse = crit1(...)`,
+    `ce = crit2(...)`, `loss = mse + ce`): each carries the same graph as the loss."""
+    out: set[str] = set()
+    for a in f.assignments:
+        if a.target in backward_names and a.augmented is None and isinstance(a.value, cst.CSTNode):
+            for n in _graph_names(a.value) - backward_names:
+                if _loss_tensor(p, f, cst.Name(n), a.order, 0):
+                    out.add(n)
+    return out
+
+
+def _feeding(f, names: set[str]) -> set[str]:
+    """The names the tensors `names` are computed from (a total that is itself
+    back-propagated later feeds them)."""
+    feeding = set(names)
+    changed = True
+    while changed:
+        changed = False
+        for a in f.assignments:
+            if a.target in feeding and isinstance(a.value, cst.CSTNode):
+                new = _graph_names(a.value) - feeding
+                if new:
+                    feeding |= new
+                    changed = True
+    return feeding
 
 
 def _check_eval_totals(ctx: Context) -> None:

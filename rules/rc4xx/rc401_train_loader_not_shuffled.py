@@ -211,9 +211,13 @@ class TrainLoaderNotShuffled(Rule):
                     continue
             sampler = loader.arg("sampler", 3)
             bsampler = loader.arg("batch_sampler", 4)
-            if (sampler is not None and _literal(sampler) is not None) or \
-                    (bsampler is not None and _literal(bsampler) is not None):
+            when = ""
+            if bsampler is not None and _literal(bsampler) is not None:
                 continue
+            if sampler is not None and _literal(sampler) is not None:
+                when = _none_sampler_branch(ctx.program, loader.function, sampler)
+                if when is None:
+                    continue
             bs = call_arg(call, "batch_size", 1)
             if bs is not None and _literal(bs) is None:
                 continue
@@ -223,10 +227,30 @@ class TrainLoaderNotShuffled(Rule):
                     _single_pass(ctx.program, _xl):
                 continue  # random data, one batch, or one pass: the order cannot bias anything
             name = loader.target or "the training DataLoader"
+            if when:
+                ctx.report(call, (
+                    f"{name} feeds the training loop but is not shuffled when {when}: its sampler "
+                    "is None there and no shuffle is passed, so every epoch sees the examples in the "
+                    "same order; pass shuffle=(sampler is None) (RC401)"))
+                continue
             ctx.report(call, (
                 f"{name} feeds the training loop but is not shuffled: every epoch sees the examples "
                 "in the same order, so batches are not i.i.d. and the gradient is biased; pass "
                 "shuffle=True (or a sampler) (RC401)"), fix=_shuffle_fix(call))
+
+
+def _none_sampler_branch(p, f, sampler) -> str | None:
+    """`sampler = DistributedSampler(ds) if rank != -1 else None`: the branch (as code) in which
+    the code itself sets the sampler to None ("" when it always does), or None when it never
+    does (a sampler the code does not state is assumed to shuffle)."""
+    v = value_of(p, f, sampler)
+    nones = [q for q in v.possibilities if q.value is None and q.source == "literal"]
+    if not nones:
+        return None
+    conds = [q.condition for q in nones]
+    if not all(conds):
+        return ""
+    return "`" + "` or `".join(dict.fromkeys(conds)) + "`"
 
 
 def _check_loader_factories(ctx: Context, dm) -> None:

@@ -330,6 +330,13 @@ class SoftmaxBeforeCrossEntropy(Rule):
             if kind == "shape" and expr.args:
                 return self._squashed(p, la, f, expr.args[0].value, order, depth + 1)
             return None
+        if isinstance(func, cst.Call) and (q := p.imports.resolve(func.func)) in _PROB_MODULES:
+            return expr, _PROB_MODULES[q], f"`{q.rsplit('.', 1)[-1]}`"  # `nn.Softmax(dim=1)(z)`
+        if isinstance(func, cst.Name):
+            # `m = nn.LogSoftmax(dim=1)` earlier in the function, then `m(pred)`
+            quals = {o.qualname for o in p.evaluate_dotted(f, func.value)}
+            if len(quals) == 1 and (q := quals.pop()) in _PROB_MODULES:
+                return expr, _PROB_MODULES[q], f"`{func.value}` ({q.rsplit('.', 1)[-1]})"
         if isinstance(func, cst.Attribute):
             meth = func.attr.value
             if isinstance(func.value, cst.Name) and func.value.value == "self":
