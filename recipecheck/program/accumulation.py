@@ -60,14 +60,29 @@ def _has_modulo(node: cst.CSTNode) -> bool:
                for n in walk(node))
 
 
+def counter_gate(test: cst.CSTNode, fn) -> bool:
+    """A test on a micro-batch counter that the loop counts up and resets to zero
+    (`n += 1` ... `if n >= accum_steps: optimizer.step(); n = 0`)."""
+    if not isinstance(test, cst.Comparison) or not isinstance(test.left, cst.Name) or fn is None:
+        return False
+    name = test.left.value
+    counted = any(a.target == name and a.augmented == "AddAssign" and a.loop is not None
+                  for a in fn.assignments)
+    reset = any(a.target == name and a.augmented is None and a.loop is not None and
+                isinstance(a.value, cst.Integer) and a.value.value == "0" for a in fn.assignments)
+    return counted and reset
+
+
 def is_accumulation_gate(guard: Guard, xev: XEvent) -> bool:
     """A test like `(i + 1) % accum == 0`, directly or through a flag bound to one
-    (`do_step = (it + 1) % k == 0` ... `if do_step:`)."""
+    (`do_step = (it + 1) % k == 0` ... `if do_step:`), or a counter reset at each step."""
     test = guard.test
     if _has_modulo(test):
         return True
-    names = [n.value for n in walk(test) if isinstance(n, cst.Name)]
     fns = {xev.event.function, *(c.function for c in xev.chain)}
+    if any(counter_gate(test, fn) for fn in fns):
+        return True
+    names = [n.value for n in walk(test) if isinstance(n, cst.Name)]
     for fn in fns:
         for a in fn.assignments:
             if a.target in names and a.augmented is None and isinstance(a.value, cst.CSTNode) and \

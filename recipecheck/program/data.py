@@ -733,7 +733,9 @@ class _FnIndex:
             if cs.function is not f:
                 continue
             name = tn.last(cs.qualname or cs.dotted or "")
-            if name in NORMALIZE_NAMES or name in ("sub", "div", "sub_", "div_"):
+            # also a scaler built from the statistics: `StandardScaler(mean, std)` (a project's own)
+            if name in NORMALIZE_NAMES or name in ("sub", "div", "sub_", "div_") or \
+                    (name in _SCALERS and cs.qualname is None):
                 for arg in cs.node.args:
                     self._mark(arg.value)
 

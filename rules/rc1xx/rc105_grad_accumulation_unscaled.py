@@ -3,6 +3,7 @@ import libcst as cst
 from recipecheck.program.nodes import iter_children
 
 from recipecheck.finding import Severity
+from recipecheck.program.accumulation import counter_gate
 from recipecheck.program.imports import dotted_name
 from recipecheck.rule import Context, Rule
 
@@ -20,11 +21,14 @@ def _has_op(node, ops) -> bool:
 
 
 def _is_modulo_test(expr, fn=None) -> bool:
-    """`(i + 1) % k == 0`, or a flag bound to one in the loop's function (`do_step = ...`)."""
+    """`(i + 1) % k == 0`, a flag bound to one in the loop's function (`do_step = ...`), or
+    a counter test (`n >= k`, reset to 0 at each step)."""
     if _has_op(expr, (cst.Modulo,)):
         return True
     if fn is None:
         return False
+    if counter_gate(expr, fn):
+        return True  # `if n_accum >= k:` on a counter the loop resets at each step
     names = {n.value for n in _names(expr)}
     return any(a.target in names and a.augmented is None and isinstance(a.value, cst.CSTNode) and
                _has_op(a.value, (cst.Modulo,)) for a in fn.assignments)

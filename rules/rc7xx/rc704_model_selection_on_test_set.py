@@ -7,6 +7,7 @@ from recipecheck.program.nodes import iter_children
 from recipecheck.finding import Severity
 from recipecheck.program.evaluation import analysis, split_kind
 from recipecheck.program.imports import dotted_name
+from recipecheck.program.model import _Unpacked
 from recipecheck.rule import Context, Rule
 
 _BEST = re.compile(r"(^|_)best(_|$)|^is_best$", re.I)
@@ -247,7 +248,10 @@ class ModelSelectionOnTestSet(Rule):
                 key = (id(f), d)
                 if key not in memo:
                     memo[key] = None
-                    vals = [a.value for a in f.bindings(d) if a.value is not None and a.value is not expr]
+                    # `loss1, loss2 = self.vali(self.test_loader)`: each element is computed
+                    # from what the call is given
+                    vals = [a.value.value if isinstance(a.value, _Unpacked) else a.value
+                            for a in f.bindings(d) if a.value is not None and a.value is not expr]
                     sub = {derived(f, v, depth + 1) for v in vals if isinstance(v, cst.CSTNode)}
                     sub.discard(None)
                     memo[key] = "val" if "val" in sub else ("test" if "test" in sub else None)
