@@ -32,6 +32,14 @@ def lines(src: str, code: str) -> list[int]:
     ("recall_rc406_validation_from_training_data.py", "RC406"),
     ("recall_rc702_periodic_eval_iterations.py", "RC702"),
     ("recall_rc104_validation_loss_with_graph.py", "RC104"),
+    # round 3: each stands for public reports (the fixture is our own code in their shape)
+    ("recall_rc506_local_softmax_module.py", "RC506"),  # speedinghzl/Pytorch-Deeplab#2
+    ("recall_rc401_sampler_none_single_process.py", "RC401"),  # ultralytics/yolov5#5622, #2582
+    ("recall_rc203_phase_loop_guard.py", "RC203"),  # pytorch/tutorials#640
+    ("recall_rc104_summed_loss_terms.py", "RC104"),  # samuelyu2002/ImVisible#2
+    ("recall_rc704_unpacked_vali_tuple.py", "RC704"),  # thuml/Anomaly-Transformer#50
+    ("recall_rc105_counter_gate.py", "RC105"),  # hirofumi0810/neural_sp#168
+    ("recall_rc402_scaler_helpers.py", "RC402"),  # wengwenchao123/DDGCRN#4, LeiBAI/AGCRN#15
 ])
 def test_recall_fixture_fires(name, code):
     src = (BUGGY / name).read_text()
@@ -258,3 +266,260 @@ def test_validation_loss_sum_under_no_grad_or_backpropagated_is_quiet():
             total = total + criterion(model(x), y).item()
     """
     assert lines(src, "RC104") == []
+
+
+# -- round 3 (public reports named at each test)
+
+
+def test_local_log_softmax_module_before_cross_entropy():
+    # speedinghzl/Pytorch-Deeplab#2: `m = nn.LogSoftmax(dim=1); pred = m(pred)` before a CE loss
+    src = """
+        import torch.nn as nn
+        import torch.nn.functional as F
+        def loss_calc(pred, label):
+            m = nn.LogSoftmax(dim=1)
+            pred = m(pred)
+            return F.cross_entropy(pred, label)
+        def inline(z, y):
+            return F.cross_entropy(nn.Softmax(dim=1)(z), y)
+    """
+    assert lines(src, "RC506") == [6, 9]
+
+
+def test_local_softmax_module_with_nll_or_for_reporting_is_quiet():
+    src = """
+        import torch.nn as nn
+        import torch.nn.functional as F
+        def loss_calc(pred, label):
+            m = nn.LogSoftmax(dim=1)
+            return F.nll_loss(m(pred), label)
+        def report(z, y):
+            sm = nn.Softmax(dim=1)
+            probs = sm(z)
+            act = nn.ReLU()
+            return F.cross_entropy(act(z), y), probs
+    """
+    assert lines(src, "RC506") == []
+
+
+def test_sampler_none_in_one_branch_without_shuffle():
+    # ultralytics/yolov5#5622, #2582: sampler = DistributedSampler(...) if DDP else None, no shuffle
+    src = """
+        from torch.utils.data import DataLoader, Dataset, DistributedSampler
+        class DS(Dataset):
+            def __len__(self): return 10
+            def __getitem__(self, i): return i
+        def main(distributed):
+            ds = DS()
+            sampler = DistributedSampler(ds) if distributed else None
+            loader = DataLoader(ds, batch_size=4, sampler=sampler)
+            for epoch in range(3):
+                for x in loader:
+                    opt.zero_grad(); model(x).sum().backward(); opt.step()
+    """
+    assert lines(src, "RC401") == [9]
+    msg = [f.message for f in lint_source(textwrap.dedent(src), "t.py", ALL).findings if f.code == "RC401"]
+    assert "`not distributed`" in msg[0] or "distributed" in msg[0]
+
+
+def test_sampler_none_with_shuffle_fallback_or_always_set_is_quiet():
+    src = """
+        from torch.utils.data import DataLoader, Dataset, DistributedSampler
+        class DS(Dataset):
+            def __len__(self): return 10
+            def __getitem__(self, i): return i
+        def main(distributed):
+            ds = DS()
+            sampler = DistributedSampler(ds) if distributed else None
+            a = DataLoader(ds, batch_size=4, sampler=sampler, shuffle=(sampler is None))
+            s2 = None
+            if distributed:
+                s2 = DistributedSampler(ds)
+            b = DataLoader(ds, batch_size=4, sampler=s2, shuffle=not distributed)
+            s3 = DistributedSampler(ds, shuffle=True)
+            c = DataLoader(ds, batch_size=4, sampler=s3)
+            for epoch in range(3):
+                for loader in (a, b, c):
+                    for x in loader:
+                        opt.zero_grad(); model(x).sum().backward(); opt.step()
+    """
+    assert lines(src, "RC401") == []
+
+
+def test_scheduler_first_under_the_optimizers_own_phase_guard():
+    # pytorch/tutorials#640: `if phase == 'train': scheduler.step()` before the phase's batches
+    src = """
+        for epoch in range(25):
+            for phase in ["train", "val"]:
+                if phase == "train":
+                    scheduler.step()
+                    model.train()
+                for x, y in loaders[phase]:
+                    optimizer.zero_grad()
+                    loss = crit(model(x), y)
+                    if phase == "train":
+                        loss.backward()
+                        optimizer.step()
+    """
+    assert lines(src, "RC203") == [5]
+
+
+def test_scheduler_under_a_guard_the_optimizer_does_not_share_is_quiet():
+    src = """
+        for epoch in range(25):
+            for phase in ["train", "val"]:
+                if epoch > 0:
+                    scheduler.step()
+                for x, y in loaders[phase]:
+                    optimizer.zero_grad()
+                    loss = crit(model(x), y)
+                    if phase == "train":
+                        loss.backward()
+                        optimizer.step()
+                if phase == "train":
+                    other.step()
+    """
+    assert lines(src, "RC203") == []
+
+
+def test_running_totals_of_the_summed_loss_terms():
+    # samuelyu2002/ImVisible#2: `loss = MSE + cross_entropy`, then `running_loss_MSE += MSE`
+    src = """
+        import torch.nn as nn
+        mse = nn.MSELoss()
+        ce = nn.CrossEntropyLoss()
+        for epoch in range(10):
+            tot_mse = tot_ce = 0.0
+            for x, p, y in loader:
+                optimizer.zero_grad()
+                out = model(x)
+                MSE = mse(out[:, :4], p)
+                cross_entropy = ce(out[:, 4:], y)
+                loss = MSE + cross_entropy
+                loss.backward()
+                optimizer.step()
+                tot_mse += MSE
+                tot_ce += cross_entropy.item()
+    """
+    assert lines(src, "RC104") == [15]
+
+
+def test_total_of_a_term_that_is_back_propagated_is_quiet():
+    src = """
+        import torch.nn as nn
+        ce = nn.CrossEntropyLoss()
+        for x, y in loader:
+            optimizer.zero_grad()
+            out = model(x)
+            main = ce(out, y)
+            aux_total = 0.0
+            for head in heads:
+                aux = ce(head(out), y)
+                aux_total += aux
+            loss = main + 0.3 * aux_total
+            loss.backward()
+            optimizer.step()
+            seen += x.size(0)
+    """
+    assert lines(src, "RC104") == []
+
+
+def test_early_stopping_on_an_unpacked_test_metric():
+    # thuml/Anomaly-Transformer#50: `l1, l2 = self.vali(self.test_loader); early_stopping(l1, ...)`
+    src = """
+        class Solver:
+            def train(self):
+                for epoch in range(self.epochs):
+                    self.fit_epoch()
+                    vali_loss1, vali_loss2 = self.vali(self.test_loader)
+                    early_stopping(vali_loss1, self.model, path)
+                    if early_stopping.early_stop:
+                        break
+    """
+    assert lines(src, "RC704") == [7]
+
+
+def test_early_stopping_on_an_unpacked_validation_metric_is_quiet():
+    src = """
+        class Solver:
+            def train(self):
+                for epoch in range(self.epochs):
+                    self.fit_epoch()
+                    vali_loss1, vali_loss2 = self.vali(self.vali_loader)
+                    test_loss1, test_loss2 = self.vali(self.test_loader)
+                    early_stopping(vali_loss1, self.model, path)
+                    if early_stopping.early_stop:
+                        break
+    """
+    assert lines(src, "RC704") == []
+
+
+def test_counter_gated_accumulation_without_division():
+    # hirofumi0810/neural_sp#168: `n += 1; if n >= accum: step; n = 0`, loss not divided
+    src = """
+        n_accum = 0
+        for x, y in loader:
+            loss = crit(model(x), y)
+            loss.backward()
+            n_accum += 1
+            if n_accum >= accum_steps:
+                optimizer.step()
+                optimizer.zero_grad()
+                n_accum = 0
+    """
+    assert lines(src, "RC105") == [5]
+
+
+def test_counter_never_reset_is_not_accumulation():
+    src = """
+        step = 0
+        for x, y in loader:
+            optimizer.zero_grad()
+            loss = crit(model(x), y)
+            loss.backward()
+            step += 1
+            if step >= frozen_steps:
+                optimizer.step()
+    """
+    assert lines(src, "RC105") == []
+
+
+def test_stats_in_one_helper_and_split_in_another():
+    # wengwenchao123/DDGCRN#4, LeiBAI/AGCRN#15: normalize_dataset(data) then split_data_by_ratio(data)
+    src = """
+        import numpy as np
+        def normalize(data):
+            mean, std = data.mean(), data.std()
+            return (data - mean) / std
+        def split(data, ratio):
+            n = data.shape[0]
+            test_data = data[-int(n * ratio):]
+            train_data = data[:-int(n * ratio)]
+            return train_data, test_data
+        def load(path):
+            data = np.load(path)
+            data = normalize(data)
+            return split(data, 0.2)
+    """
+    assert lines(src, "RC402") == [13]
+
+
+def test_split_helper_before_the_normalizing_helper_is_quiet():
+    src = """
+        import numpy as np
+        def normalize(data):
+            mean, std = data.mean(), data.std()
+            return (data - mean) / std
+        def split(data, ratio):
+            n = data.shape[0]
+            test_data = data[-int(n * ratio):]
+            train_data = data[:-int(n * ratio)]
+            return train_data, test_data
+        def load(path):
+            data = np.load(path)
+            train, test = split(data, 0.2)
+            train = normalize(train)
+            other = normalize(np.load(path + ".extra"))
+            return train, test, other
+    """
+    assert lines(src, "RC402") == []

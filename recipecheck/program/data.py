@@ -729,6 +729,11 @@ class _FnIndex:
                 if isinstance(n, cst.BinaryOperation) and isinstance(n.operator, (cst.Subtract, cst.Divide)):
                     inside = True
                 stack.extend((c, inside) for c in children(n))
+        # a helper that returns the normalized data: `return (data - mean) / std`
+        for r in f.returns:
+            for n in _walk(r):
+                if isinstance(n, cst.BinaryOperation) and isinstance(n.operator, (cst.Subtract, cst.Divide)):
+                    self._mark(n)
         for cs in p.calls:
             if cs.function is not f:
                 continue
