@@ -40,6 +40,7 @@ def lines(src: str, code: str) -> list[int]:
     ("recall_rc704_unpacked_vali_tuple.py", "RC704"),  # thuml/Anomaly-Transformer#50
     ("recall_rc105_counter_gate.py", "RC105"),  # hirofumi0810/neural_sp#168
     ("recall_rc402_scaler_helpers.py", "RC402"),  # wengwenchao123/DDGCRN#4, LeiBAI/AGCRN#15
+    ("recall_rc507_dropout_module_built_in_forward.py", "RC507"),  # yangze0930/NTS-Net#14
 ])
 def test_recall_fixture_fires(name, code):
     src = (BUGGY / name).read_text()
@@ -523,3 +524,37 @@ def test_split_helper_before_the_normalizing_helper_is_quiet():
             return train, test, other
     """
     assert lines(src, "RC402") == []
+
+
+def test_dropout_module_built_and_applied_in_forward():
+    # yangze0930/NTS-Net#14: `x = nn.Dropout(p=0.5)(x)` in forward ignores net.eval()
+    src = """
+        import torch.nn as nn
+        class Net(nn.Module):
+            def forward(self, x):
+                x = nn.Dropout(p=0.5)(x)
+                drop = nn.Dropout(0.3)
+                return drop(x)
+    """
+    assert lines(src, "RC507") == [5, 6]
+
+
+def test_dropout_module_registered_gated_or_zero_is_quiet():
+    src = """
+        import torch.nn as nn
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.drop = nn.Dropout(0.5)
+                self.head = self._head()
+            def _head(self):
+                return nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.2))
+            def forward(self, x):
+                x = self.drop(x)
+                if self.training:
+                    x = nn.Dropout(0.1)(x)
+                return nn.Dropout(0.0)(self.head(x))
+        def corrupt(x):
+            return nn.Dropout(0.1)(x)
+    """
+    assert lines(src, "RC507") == []
