@@ -41,6 +41,7 @@ def lines(src: str, code: str) -> list[int]:
     ("recall_rc105_counter_gate.py", "RC105"),  # hirofumi0810/neural_sp#168
     ("recall_rc402_scaler_helpers.py", "RC402"),  # wengwenchao123/DDGCRN#4, LeiBAI/AGCRN#15
     ("recall_rc507_dropout_module_built_in_forward.py", "RC507"),  # yangze0930/NTS-Net#14
+    ("recall_rc301_sequential_index_zero.py", "RC301"),  # yz93/LAVT-RIS#25
 ])
 def test_recall_fixture_fires(name, code):
     src = (BUGGY / name).read_text()
@@ -558,3 +559,39 @@ def test_dropout_module_registered_gated_or_zero_is_quiet():
             return nn.Dropout(0.1)(x)
     """
     assert lines(src, "RC507") == []
+
+
+def test_zero_init_of_a_sequential_layer_picked_by_index():
+    # yz93/LAVT-RIS#25: `nn.init.zeros_(self.res_gate[0].weight)` on a hidden Linear of the gate
+    src = """
+        import torch.nn as nn
+        class Block(nn.Module):
+            def __init__(self, d):
+                super().__init__()
+                self.mlp = nn.Sequential(nn.Linear(d, d, bias=False), nn.ReLU(), nn.Linear(d, d))
+                nn.init.zeros_(self.mlp[0].weight)
+        class Block2(nn.Module):
+            def __init__(self, d):
+                super().__init__()
+                self.mlp = nn.Sequential(nn.Conv2d(d, d, 1), nn.ReLU(), nn.Conv2d(d, d, 1))
+                self.mlp[0].weight.data.fill_(0.0)
+    """
+    assert lines(src, "RC301") == [6, 11]
+
+
+def test_zero_init_of_the_last_indexed_layer_or_a_bias_or_norm_is_quiet():
+    src = """
+        import torch.nn as nn
+        class Block(nn.Module):
+            def __init__(self, d):
+                super().__init__()
+                self.mlp = nn.Sequential(nn.Linear(d, d), nn.BatchNorm1d(d), nn.ReLU(), nn.Linear(d, d), nn.Tanh())
+                nn.init.zeros_(self.mlp[3].weight)
+                nn.init.zeros_(self.mlp[-2].weight)
+                nn.init.zeros_(self.mlp[0].bias)
+                nn.init.zeros_(self.mlp[1].weight)
+                nn.init.zeros_(self.other[0].weight)
+            def forward(self, x):
+                return x + self.mlp(x)
+    """
+    assert lines(src, "RC301") == []
