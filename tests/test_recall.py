@@ -574,9 +574,9 @@ def test_zero_init_of_a_sequential_layer_picked_by_index():
             def __init__(self, d):
                 super().__init__()
                 self.mlp = nn.Sequential(nn.Conv2d(d, d, 1), nn.ReLU(), nn.Conv2d(d, d, 1))
-                self.mlp[0].weight.data.fill_(0.0)
+                nn.init.constant_(self.mlp[0].weight, 0.0)
     """
-    assert lines(src, "RC301") == [6, 11]
+    assert lines(src, "RC301") == [7, 12]
 
 
 def test_zero_init_of_the_last_indexed_layer_or_a_bias_or_norm_is_quiet():
