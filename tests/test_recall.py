@@ -42,6 +42,8 @@ def lines(src: str, code: str) -> list[int]:
     ("recall_rc402_scaler_helpers.py", "RC402"),  # wengwenchao123/DDGCRN#4, LeiBAI/AGCRN#15
     ("recall_rc507_dropout_module_built_in_forward.py", "RC507"),  # yangze0930/NTS-Net#14
     ("recall_rc301_sequential_index_zero.py", "RC301"),  # yz93/LAVT-RIS#25
+    # gwinndr/MusicTransformer-Pytorch#10, SamitHuang/EV_GCN#7
+    ("recall_rc704_eval_named_test_metric.py", "RC704"),
 ])
 def test_recall_fixture_fires(name, code):
     src = (BUGGY / name).read_text()
@@ -595,3 +597,53 @@ def test_zero_init_of_the_last_indexed_layer_or_a_bias_or_norm_is_quiet():
                 return x + self.mlp(x)
     """
     assert lines(src, "RC301") == []
+
+
+def test_eval_named_metric_computed_on_the_test_loader():
+    # gwinndr/MusicTransformer-Pytorch#10: `eval_loss, eval_acc = eval_model(model, test_loader)`
+    src = """
+        def main(model, train_loader, test_loader, epochs):
+            best_eval_acc = 0.0
+            for epoch in range(epochs):
+                for x, y in train_loader:
+                    opt.zero_grad(); crit(model(x), y).backward(); opt.step()
+                eval_loss, eval_acc = eval_model(model, test_loader)
+                if eval_acc > best_eval_acc:
+                    best_eval_acc = eval_acc
+                    torch.save(model.state_dict(), "best.pt")
+    """
+    assert lines(src, "RC704") == [9]
+
+
+def test_eval_named_metric_on_the_validation_loader_is_quiet():
+    src = """
+        def main(model, train_loader, val_loader, test_loader, epochs):
+            best_eval_acc = 0.0
+            for epoch in range(epochs):
+                for x, y in train_loader:
+                    opt.zero_grad(); crit(model(x), y).backward(); opt.step()
+                eval_loss, eval_acc = eval_model(model, val_loader)
+                test_loss, test_acc = eval_model(model, test_loader)
+                if eval_acc > best_eval_acc:
+                    best_eval_acc = eval_acc
+                    torch.save(model.state_dict(), "best.pt")
+    """
+    assert lines(src, "RC704") == []
+
+
+def test_full_batch_loop_keeps_the_best_test_accuracy_under_an_and():
+    # SamitHuang/EV_GCN#7: `if acc_test > acc and epoch > 9: acc = acc_test; torch.save(...)`
+    src = """
+        import torch
+        acc = 0
+        for epoch in range(200):
+            optimizer.zero_grad()
+            crit(model(x)[train_idx], y[train_idx]).backward()
+            optimizer.step()
+            acc_test = (model(x)[test_idx].argmax(1) == y[test_idx]).float().mean()
+            if acc_test > acc and epoch > 9:
+                acc = acc_test
+                torch.save(model.state_dict(), "best.pt")
+            acc_val = (model(x)[val_idx].argmax(1) == y[val_idx]).float().mean()
+    """
+    assert lines(src, "RC704") == [9]

@@ -240,6 +240,15 @@ class ModelSelectionOnTestSet(Rule):
             kinds = set()
             for d in _names(expr):
                 k = split_kind(d)
+                if k == "val" and "." not in d and depth < 3 and _generic_eval(d):
+                    # `eval_acc`: an evaluation result, not a split: the data it was computed
+                    # from decides (`eval_loss, eval_acc = eval_model(model, test_loader)`)
+                    vals = [a.value.value if isinstance(a.value, _Unpacked) else a.value
+                            for a in f.bindings(d) if a.value is not None and a.value is not expr]
+                    sub = {derived(f, v, depth + 1) for v in vals if isinstance(v, cst.CSTNode)}
+                    if sub == {"test"}:
+                        kinds.add("test")
+                        continue
                 if k:
                     kinds.add(k)
                     continue
@@ -283,12 +292,14 @@ class ModelSelectionOnTestSet(Rule):
                     "set once at the end (RC704)"))
         # `if test_acc > best: torch.save(...)` / `... break` with no `best = ...` line
         epoch_loops = {id(xl.loop): xl.loop for xl in p.epoch_loops}
+        # full-batch training (a GCN over the whole graph): the training loop is the epoch loop
+        epoch_loops.update({id(xl.loop): xl.loop for xl in p.batch_loops if xl.loop.parent is None})
         for loop in epoch_loops.values():
             if loop.parent is not None and id(loop.parent) in epoch_loops:
                 continue
             f = loop.function
             for node in _ifs(loop.node.body):
-                test = node.test
+                test = _main_comparison(node.test)
                 if not isinstance(test, cst.Comparison) or not any(
                         isinstance(c.operator, (cst.GreaterThan, cst.LessThan, cst.GreaterThanEqual,
                                                 cst.LessThanEqual)) for c in test.comparisons):
@@ -303,7 +314,7 @@ class ModelSelectionOnTestSet(Rule):
                     continue
                 reported.add(id(node))
                 ctx.report(test, (
-                    f"`if {ctx.code(test)}:` saves or stops on a test-set metric: the checkpoint / "
+                    f"`if {ctx.code(node.test)}:` saves or stops on a test-set metric: the checkpoint / "
                     "stopping point is selected on the test set, biasing the test score; compare "
                     "a validation metric instead (RC704)"))
         for f in p.functions.values():
@@ -324,6 +335,23 @@ class ModelSelectionOnTestSet(Rule):
                         f"{what} is driven by a test-set metric in `{ctx.code(e.node)}`: the schedule/stopping "
                         "point is tuned on the test set, biasing the test score; pass the validation "
                         "metric (RC704)"))
+
+
+def _generic_eval(name: str) -> bool:
+    """The name says "evaluation" (eval_acc, evaluation_loss) but names no split."""
+    toks = [t for t in re.split(r"[^A-Za-z0-9]+|_", name.lower()) if t]
+    return any(t in ("eval", "evaluation") for t in toks) and not any(
+        t in ("val", "valid", "validation", "dev", "holdout", "heldout") for t in toks)
+
+
+def _main_comparison(test: cst.BaseExpression):
+    """`acc_test > best and epoch > 9`: the first ordering comparison of an `and` chain."""
+    while isinstance(test, cst.BooleanOperation) and isinstance(test.operator, cst.And):
+        left = _main_comparison(test.left)
+        if isinstance(left, cst.Comparison):
+            return left
+        test = test.right
+    return test
 
 
 def _check_test_set_as_validation(ctx: Context, p) -> None:
