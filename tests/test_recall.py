@@ -44,6 +44,7 @@ def lines(src: str, code: str) -> list[int]:
     ("recall_rc301_sequential_index_zero.py", "RC301"),  # yz93/LAVT-RIS#25
     # gwinndr/MusicTransformer-Pytorch#10, SamitHuang/EV_GCN#7
     ("recall_rc704_eval_named_test_metric.py", "RC704"),
+    ("recall_rc402_pandas_column_loop.py", "RC402"),  # udacity/deep-learning#143
 ])
 def test_recall_fixture_fires(name, code):
     src = (BUGGY / name).read_text()
@@ -647,3 +648,36 @@ def test_full_batch_loop_keeps_the_best_test_accuracy_under_an_and():
             acc_val = (model(x)[val_idx].argmax(1) == y[val_idx]).float().mean()
     """
     assert lines(src, "RC704") == [9]
+
+
+def test_column_loop_standardized_in_place_before_the_holdout():
+    # udacity/deep-learning#143: `for each in quant_features: ... data.loc[:, each] = (data[each]
+    # - mean) / std`, then `test_data = data[-21 * 24:]`
+    src = """
+        import pandas as pd
+        data = pd.read_csv("hour.csv")
+        quant_features = ["cnt", "temp"]
+        for each in quant_features:
+            mean, std = data[each].mean(), data[each].std()
+            data.loc[:, each] = (data[each] - mean) / std
+        for col in data.columns:
+            data[col] = (data[col] - data[col].min()) / (data[col].max() - data[col].min())
+        test_data = data[-500:]
+        train_data = data[:-500]
+    """
+    assert sorted(set(lines(src, "RC402"))) == [6, 9]
+
+
+def test_column_selection_by_a_list_name_is_not_a_split():
+    src = """
+        import pandas as pd
+        data = pd.read_csv("hour.csv")
+        target_fields = ["cnt", "casual"]
+        mean, std = data["cnt"].mean(), data["cnt"].std()
+        data.loc[:, "cnt"] = (data["cnt"] - mean) / std
+        train_targets = data[target_fields]
+        for i in range(len(data)):
+            row = data[i]
+            x = (row - row.mean()) / row.std()
+    """
+    assert lines(src, "RC402") == []

@@ -135,7 +135,7 @@ def _is_full_slice(el: cst.SubscriptElement) -> bool:
     return isinstance(s, cst.Slice) and s.lower is None and s.upper is None
 
 
-def _is_column_key(el: cst.SubscriptElement) -> bool:
+def _is_column_key(el: cst.SubscriptElement, program: ProgramModel | None = None) -> bool:
     s = el.slice
     if isinstance(s, cst.Index):
         v = s.value
@@ -143,7 +143,35 @@ def _is_column_key(el: cst.SubscriptElement) -> bool:
             return True
         if isinstance(v, cst.List) and v.elements and all(isinstance(e.value, cst.SimpleString) for e in v.elements):
             return True
+        if isinstance(v, cst.Name) and program is not None and v.value in _column_loop_vars(program):
+            return True
     return False
+
+
+def _strings(node) -> bool:
+    return isinstance(node, (cst.List, cst.Tuple)) and bool(node.elements) and \
+        all(isinstance(e.value, cst.SimpleString) for e in node.elements)
+
+
+def _column_loop_vars(program: ProgramModel) -> set[str]:
+    """Names that hold column names: a name bound to a list of strings (`target_fields =
+    ['cnt', 'casual']`) and loop variables that walk one (`for each in quant_features:`,
+    `for col in df.columns:`); `df[each]` then selects columns, not rows."""
+    cached = program.__dict__.get("_rc_column_loop_vars")
+    if cached is not None:
+        return cached
+    lists = {a.target for a in program.assignments if a.augmented is None and _strings(a.value)}
+    out: set[str] = {t for t in lists if "." not in t and all(
+        a.augmented is None and _strings(a.value) for a in program.assignments if a.target == t)}
+    for n in _walk(program.module):
+        if not isinstance(n, cst.For) or not isinstance(n.target, cst.Name):
+            continue
+        it = n.iter
+        if _strings(it) or (isinstance(it, cst.Name) and it.value in lists) or \
+                (isinstance(it, cst.Attribute) and it.attr.value == "columns"):
+            out.add(n.target.value)
+    program.__dict__["_rc_column_loop_vars"] = out
+    return out
 
 
 def data_roots(program: ProgramModel, expr, depth: int = 0) -> list[Root]:
@@ -191,7 +219,7 @@ def data_roots(program: ProgramModel, expr, depth: int = 0) -> list[Root]:
         if not expr.slice:
             return inner
         first = expr.slice[0]
-        if _is_full_slice(first) or _is_column_key(first):
+        if _is_full_slice(first) or _is_column_key(first, program):
             return inner
         return [Root(r.name, part=True) for r in inner]
     if isinstance(expr, cst.BinaryOperation):
@@ -699,6 +727,19 @@ class DataModel:
         return False
 
 
+def _own_statements(fn_node: cst.CSTNode | None) -> Iterator[cst.CSTNode]:
+    """The nodes of a function (or module) body, not of the functions and classes inside it."""
+    if fn_node is None:
+        return
+    stack = list(children(fn_node))
+    while stack:
+        n = stack.pop()
+        if isinstance(n, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+            continue
+        yield n
+        stack.extend(children(n))
+
+
 class _FnIndex:
     """One walk over a function's assignment values: which statement holds a node, which
     nodes and names take part in a subtraction/division (normalization)."""
@@ -729,6 +770,13 @@ class _FnIndex:
                 if isinstance(n, cst.BinaryOperation) and isinstance(n.operator, (cst.Subtract, cst.Divide)):
                     inside = True
                 stack.extend((c, inside) for c in children(n))
+        # a column normalized in place: `df.loc[:, col] = (df[col] - mean) / std` (the model
+        # records no assignment to a subscript)
+        for st in _own_statements(f.node):
+            if isinstance(st, cst.Assign) and any(isinstance(t.target, cst.Subscript) for t in st.targets):
+                for n in _walk(st.value):
+                    if isinstance(n, cst.BinaryOperation) and isinstance(n.operator, (cst.Subtract, cst.Divide)):
+                        self._mark(n)
         # a helper that returns the normalized data: `return (data - mean) / std`
         for r in f.returns:
             for n in _walk(r):
