@@ -45,6 +45,7 @@ def lines(src: str, code: str) -> list[int]:
     # gwinndr/MusicTransformer-Pytorch#10, SamitHuang/EV_GCN#7
     ("recall_rc704_eval_named_test_metric.py", "RC704"),
     ("recall_rc402_pandas_column_loop.py", "RC402"),  # udacity/deep-learning#143
+    ("recall_rc401_loader_kwargs_dict.py", "RC401"),  # Deci-AI/super-gradients#416
 ])
 def test_recall_fixture_fires(name, code):
     src = (BUGGY / name).read_text()
@@ -344,9 +345,12 @@ def test_sampler_none_with_shuffle_fallback_or_always_set_is_quiet():
             s3 = DistributedSampler(ds, shuffle=True)
             c = DataLoader(ds, batch_size=4, sampler=s3)
             for epoch in range(3):
-                for loader in (a, b, c):
-                    for x in loader:
-                        opt.zero_grad(); model(x).sum().backward(); opt.step()
+                for x in a:
+                    opt.zero_grad(); model(x).sum().backward(); opt.step()
+                for x in b:
+                    opt.zero_grad(); model(x).sum().backward(); opt.step()
+                for x in c:
+                    opt.zero_grad(); model(x).sum().backward(); opt.step()
     """
     assert lines(src, "RC401") == []
 
@@ -681,3 +685,51 @@ def test_column_selection_by_a_list_name_is_not_a_split():
             x = (row - row.mean()) / row.std()
     """
     assert lines(src, "RC402") == []
+
+
+def test_loader_settings_dict_without_shuffle():
+    # Deci-AI/super-gradients#416: `DataLoader(ds, **dataloader_params)`, no shuffle in the dict
+    src = """
+        from torch.utils.data import DataLoader
+        from torchvision import datasets
+        params = {"batch_size": 196, "num_workers": 4}
+        kw = dict(num_workers=2, pin_memory=True)
+        ds = datasets.ImageFolder("train")
+        a = DataLoader(ds, **params)
+        b = DataLoader(ds, batch_size=32, **kw)
+        for epoch in range(10):
+            for x, y in a:
+                opt.zero_grad(); crit(model(x), y).backward(); opt.step()
+            for x, y in b:
+                opt.zero_grad(); crit(model(x), y).backward(); opt.step()
+    """
+    assert lines(src, "RC401") == [7, 8]
+
+
+def test_loader_settings_dict_with_shuffle_or_updated_is_quiet():
+    src = """
+        from torch.utils.data import DataLoader
+        from torchvision import datasets
+        def main(args, use_cuda):
+            train_kwargs = {"batch_size": args.batch_size}
+            if use_cuda:
+                train_kwargs.update({"num_workers": 1, "shuffle": True})
+            kw = {"batch_size": 64, "shuffle": True}
+            opts = {"batch_size": 64}
+            opts["shuffle"] = True
+            ds = datasets.MNIST("data", train=True)
+            a = DataLoader(ds, **train_kwargs)
+            b = DataLoader(ds, **kw)
+            c = DataLoader(ds, **opts)
+            d = DataLoader(ds, **args.loader_kwargs)
+            for epoch in range(10):
+                for x, y in a:
+                    opt.zero_grad(); crit(model(x), y).backward(); opt.step()
+                for x, y in b:
+                    opt.zero_grad(); crit(model(x), y).backward(); opt.step()
+                for x, y in c:
+                    opt.zero_grad(); crit(model(x), y).backward(); opt.step()
+                for x, y in d:
+                    opt.zero_grad(); crit(model(x), y).backward(); opt.step()
+    """
+    assert lines(src, "RC401") == []
