@@ -46,6 +46,7 @@ def lines(src: str, code: str) -> list[int]:
     ("recall_rc704_eval_named_test_metric.py", "RC704"),
     ("recall_rc402_pandas_column_loop.py", "RC402"),  # udacity/deep-learning#143
     ("recall_rc401_loader_kwargs_dict.py", "RC401"),  # Deci-AI/super-gradients#416
+    ("recall_rc202_classmethod_trainer.py", "RC202"),  # espnet/espnet#3319
 ])
 def test_recall_fixture_fires(name, code):
     src = (BUGGY / name).read_text()
@@ -733,3 +734,43 @@ def test_loader_settings_dict_with_shuffle_or_updated_is_quiet():
                     opt.zero_grad(); crit(model(x), y).backward(); opt.step()
     """
     assert lines(src, "RC401") == []
+
+
+def test_classmethods_called_through_the_class_and_cls_are_followed():
+    # espnet/espnet#3319: `Trainer.run(...)` steps a OneCycleLR per epoch; the batch loop is in
+    # `cls.train_one_epoch(...)`
+    src = """
+        import torch
+        class Trainer:
+            @classmethod
+            def run(cls, optimizer, scheduler, loader, epochs):
+                for epoch in range(epochs):
+                    cls.train_one_epoch(optimizer, loader)
+                    scheduler.step()
+            @classmethod
+            def train_one_epoch(cls, optimizer, loader):
+                for x, y in loader:
+                    optimizer.zero_grad(); crit(model(x), y).backward(); optimizer.step()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=10000)
+        Trainer.run(opt, sched, loader, 50)
+    """
+    assert lines(src, "RC202") == [8]
+
+
+def test_instance_method_called_through_the_class_is_not_bound():
+    # `Trainer.run(obj, ...)` passes the instance first: binding it like a classmethod would
+    # shift every argument, so it is not followed
+    src = """
+        import torch
+        class Trainer:
+            def run(self, optimizer, scheduler, loader, epochs):
+                for epoch in range(epochs):
+                    for x, y in loader:
+                        optimizer.zero_grad(); crit(model(x), y).backward(); optimizer.step()
+                    scheduler.step()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        sched = torch.optim.lr_scheduler.StepLR(opt, 30)
+        Trainer.run(trainer, opt, sched, loader, 50)
+    """
+    assert lines(src, "RC202") == [] and lines(src, "RC201") == []
