@@ -774,3 +774,15 @@ def test_instance_method_called_through_the_class_is_not_bound():
         Trainer.run(trainer, opt, sched, loader, 50)
     """
     assert lines(src, "RC202") == [] and lines(src, "RC201") == []
+
+
+def test_eval_helper_of_another_module_is_reported_at_the_call():
+    # the layout of nshaud/DeepHyperX#51 split across files: the evaluation helper lives in a
+    # neighbour module and forgets eval(); the whole project is fixtures/projects/recall_eval_helper
+    root = BUGGY.parent.parent / "projects" / "recall_eval_helper"
+    train = root / "train.py"
+    found = [f for f in lint_source(train.read_bytes(), str(train), ALL).findings if f.code == "RC701"]
+    assert [f.line for f in found] == [28]
+    assert "evaluate()" in found[0].message
+    utils = root / "utils.py"
+    assert [f for f in lint_source(utils.read_bytes(), str(utils), ALL).findings] == []
