@@ -786,3 +786,14 @@ def test_eval_helper_of_another_module_is_reported_at_the_call():
     assert "evaluate()" in found[0].message
     utils = root / "utils.py"
     assert [f for f in lint_source(utils.read_bytes(), str(utils), ALL).findings] == []
+
+
+def test_unshuffled_loader_from_another_modules_factory_is_reported_at_the_call():
+    # the layout of joaoamcarvalho/mpd-public#6 split across files: the factory lives in a
+    # neighbour module, the datasets and the training loop here (fixtures/projects/recall_loader_factory)
+    root = BUGGY.parent.parent / "projects" / "recall_loader_factory"
+    train = root / "train.py"
+    found = [f for f in lint_source(train.read_bytes(), str(train), ALL).findings if f.code == "RC401"]
+    assert [f.line for f in found] == [13]
+    data = root / "data.py"
+    assert [f for f in lint_source(data.read_bytes(), str(data), ALL).findings] == []

@@ -230,6 +230,21 @@ class TrainLoaderNotShuffled(Rule):
                     _single_pass(ctx.program, _xl):
                 continue  # random data, one batch, or one pass: the order cannot bias anything
             name = loader.target or "the training DataLoader"
+            own = {id(fn) for fn in ctx.program.functions.values()}
+            if id(loader.function) not in own:
+                # built by a factory of another module (utils.make_loaders): report the call that
+                # gets it here, when this file builds the (map-style) dataset it wraps; a factory
+                # that builds its own dataset is reported in its module
+                site = _factory_call_here(ctx.program, loader.function, own)
+                if site is None or when or not any(
+                        id(o.function) in own and _map_style(o, ctx.program)
+                        for o in dm.dataset_constructions(loader)):
+                    continue
+                ctx.report(site, (
+                    f"`{ctx.code(site)}` returns {name}, built in {loader.function.name}() (another "
+                    "module) without shuffle or sampler, and the training loop here iterates it: "
+                    "every epoch sees the examples in the same order; pass shuffle=True there (RC401)"))
+                continue
             if when:
                 ctx.report(call, (
                     f"{name} feeds the training loop but is not shuffled when {when}: its sampler "
@@ -240,6 +255,20 @@ class TrainLoaderNotShuffled(Rule):
                 f"{name} feeds the training loop but is not shuffled: every epoch sees the examples "
                 "in the same order, so batches are not i.i.d. and the gradient is biased; pass "
                 "shuffle=True (or a sampler) (RC401)"), fix=_shuffle_fix(call))
+
+
+def _factory_call_here(p, fn, own: set[int]):
+    """The call in one of this file's functions whose callee is `fn`."""
+    for cs in p.calls:
+        if id(cs.function) not in own:
+            continue
+        try:
+            callees = p._callees_of(cs.function, cs.node)
+        except Exception:  # the callee search is best effort
+            continue
+        if any(c is fn for c in callees):
+            return cs.node
+    return None
 
 
 def _splat_keywords(p, f, call: cst.Call) -> dict | None:
