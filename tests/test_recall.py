@@ -797,3 +797,14 @@ def test_unshuffled_loader_from_another_modules_factory_is_reported_at_the_call(
     assert [f.line for f in found] == [13]
     data = root / "data.py"
     assert [f for f in lint_source(data.read_bytes(), str(data), ALL).findings] == []
+
+
+def test_eval_mode_left_by_another_modules_helpers_is_reported_at_the_call():
+    # asyml/texar-pytorch#310 and MILVLG/mcan-vqa#26 in a split layout: evaluate() in the engine
+    # module sets eval(), train_one_epoch() never sets train() (fixtures/projects/recall_engine_modes)
+    root = BUGGY.parent.parent / "projects" / "recall_engine_modes"
+    train = root / "train.py"
+    found = [f for f in lint_source(train.read_bytes(), str(train), ALL).findings if f.code == "RC702"]
+    assert [f.line for f in found] == [24]
+    engine = root / "engine.py"
+    assert [f for f in lint_source(engine.read_bytes(), str(engine), ALL).findings] == []
