@@ -800,7 +800,7 @@ def test_unshuffled_loader_from_another_modules_factory_is_reported_at_the_call(
 
 
 def test_eval_mode_left_by_another_modules_helpers_is_reported_at_the_call():
-    # asyml/texar-pytorch#310 and MILVLG/mcan-vqa#26 in a split layout: evaluate() in the engine
+    # asyml/texar-pytorch#310 and pytorch/tutorials#1624 in a split layout: evaluate() in the engine
     # module sets eval(), train_one_epoch() never sets train() (fixtures/projects/recall_engine_modes)
     root = BUGGY.parent.parent / "projects" / "recall_engine_modes"
     train = root / "train.py"
