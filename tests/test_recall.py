@@ -808,3 +808,17 @@ def test_eval_mode_left_by_another_modules_helpers_is_reported_at_the_call():
     assert [f.line for f in found] == [24]
     engine = root / "engine.py"
     assert [f for f in lint_source(engine.read_bytes(), str(engine), ALL).findings] == []
+
+
+def test_softmax_model_handed_to_another_modules_training_helper_with_cross_entropy():
+    # jindongwang/Deep-learning-activity-recognition#10 in a split layout: the model (models.py)
+    # ends in softmax, the engine applies the CrossEntropyLoss the script passes
+    # (fixtures/projects/recall_engine_softmax); each call is judged by its own arguments
+    root = BUGGY.parent.parent / "projects" / "recall_engine_softmax"
+    train = root / "train.py"
+    found = [f for f in lint_source(train.read_bytes(), str(train), ALL).findings if f.code == "RC506"]
+    assert [f.line for f in found] == [29]
+    assert "prob_model" in found[0].message
+    for other in ("engine.py", "models.py"):
+        path = root / other
+        assert [f for f in lint_source(path.read_bytes(), str(path), ALL).findings] == []
