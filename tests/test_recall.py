@@ -822,3 +822,33 @@ def test_softmax_model_handed_to_another_modules_training_helper_with_cross_entr
     for other in ("engine.py", "models.py"):
         path = root / other
         assert [f for f in lint_source(path.read_bytes(), str(path), ALL).findings] == []
+
+
+def test_test_loader_passed_as_the_validation_data_of_a_selecting_helper():
+    # xuanmay2701/shapeformer#2, DearCaat/RRT-MIL#22: the test set is handed to the training
+    # helper as its validation data, which picks the checkpoint on it
+    src = """
+        import torch
+        def fit(model, train_loader, val_loader, epochs):
+            best_acc = 0.0
+            for epoch in range(epochs):
+                for x, y in train_loader:
+                    opt.zero_grad(); crit(model(x), y).backward(); opt.step()
+                acc = evaluate(model, val_loader)
+                if acc > best_acc:
+                    best_acc = acc
+                    torch.save(model.state_dict(), "best.pt")
+        def evaluate(model, val_loader):
+            return sum((model(x).argmax(1) == y).sum().item() for x, y in val_loader)
+        fit(model, train_loader, test_loader, 10)
+        fit(model, train_loader, val_loader, 10)
+        print(evaluate(model, test_loader))
+    """
+    assert lines(src, "RC704") == [14]
+
+
+def test_test_loader_passed_to_another_modules_fit_is_reported_at_the_call():
+    root = BUGGY.parent.parent / "projects" / "recall_fit_test_as_val"
+    train = root / "train.py"
+    found = [f for f in lint_source(train.read_bytes(), str(train), ALL).findings if f.code == "RC704"]
+    assert [f.line for f in found] == [19]

@@ -360,6 +360,7 @@ def _check_test_set_as_validation(ctx: Context, p) -> None:
     function that then selects or stops on the validation metric: the test set drives it."""
     from recipecheck.program.data import is_data_name
 
+    _check_test_passed_as_validation(ctx, p)
     for a in p.assignments:
         if a.augmented is not None:
             continue
@@ -382,6 +383,39 @@ def _check_test_set_as_validation(ctx: Context, p) -> None:
             f"`{ctx.code(a.node)}` makes the test data stand in for validation, and this function "
             "selects the checkpoint or stops training on the validation metric: the test score is "
             "then optimistically biased; split a validation set off the training data instead (RC704)"))
+
+
+def _check_test_passed_as_validation(ctx: Context, p) -> None:
+    """`fit(model, opt, train_loader, test_loader)` where fit's parameter is the validation data
+    (`val_loader`) and fit selects the checkpoint or stops on it: the test set drives the
+    selection. The helper may live in this file or another module; the call is reported."""
+    from recipecheck.program.data import is_data_name
+    from recipecheck.program.nodes import bind_arguments
+
+    own = {id(fn) for fn in p.functions.values()}
+    for cs in p.calls:
+        if id(cs.function) not in own or not cs.node.args:
+            continue
+        try:
+            callees = p._callees_of(cs.function, cs.node)
+        except Exception:  # the callee search is best effort
+            continue
+        if len(callees) != 1 or not isinstance(callees[0].node, cst.FunctionDef):
+            continue
+        g = callees[0]
+        for param, value in bind_arguments(cs.node, g.params, g.cls is not None):
+            arg = dotted_name(value)
+            if not arg or split_kind(arg) != "test" or split_kind(param) != "val" or \
+                    not (is_data_name(param) and is_data_name(arg)):
+                continue
+            if not _selects_on_validation(g.program or p, g):
+                continue
+            ctx.report(cs.node, (
+                f"`{ctx.code(cs.node)}` passes the test data `{arg}` as {g.name}()'s validation "
+                f"data `{param}`, and {g.name}() selects the checkpoint or stops training on it: "
+                "the test score is then optimistically biased; pass a validation split taken "
+                "from the training data (RC704)"))
+            break
 
 
 def _loader_dataset(call: cst.Call) -> str | None:
