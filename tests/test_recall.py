@@ -47,6 +47,7 @@ def lines(src: str, code: str) -> list[int]:
     ("recall_rc402_pandas_column_loop.py", "RC402"),  # udacity/deep-learning#143
     ("recall_rc401_loader_kwargs_dict.py", "RC401"),  # Deci-AI/super-gradients#416
     ("recall_rc202_classmethod_trainer.py", "RC202"),  # espnet/espnet#3319
+    ("recall_rc104_dict_of_totals.py", "RC104"),  # MultimediaTechLab/YOLO#83 (dict of totals)
 ])
 def test_recall_fixture_fires(name, code):
     src = (BUGGY / name).read_text()
@@ -852,3 +853,33 @@ def test_test_loader_passed_to_another_modules_fit_is_reported_at_the_call():
     train = root / "train.py"
     found = [f for f in lint_source(train.read_bytes(), str(train), ALL).findings if f.code == "RC704"]
     assert [f.line for f in found] == [19]
+
+
+def test_dict_of_running_totals_adding_the_loss_tensor():
+    # MultimediaTechLab/YOLO#83: `total_loss[name] += loss_val * batch_size` with tensor values
+    src = """
+        from collections import defaultdict
+        totals = defaultdict(float)
+        for x, y in loader:
+            optimizer.zero_grad()
+            loss = crit(model(x), y)
+            loss.backward()
+            optimizer.step()
+            totals["loss"] += loss * x.size(0)
+            totals["n"] += x.size(0)
+            totals["item"] += loss.item()
+    """
+    assert lines(src, "RC104") == [9]
+
+
+def test_dict_of_terms_that_is_back_propagated_is_quiet():
+    src = """
+        for x, y in loader:
+            optimizer.zero_grad()
+            parts = {"a": 0.0}
+            parts["a"] += crit(model(x), y)
+            loss = sum(parts.values())
+            loss.backward()
+            optimizer.step()
+    """
+    assert lines(src, "RC104") == []

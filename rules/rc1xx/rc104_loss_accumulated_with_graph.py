@@ -137,6 +137,7 @@ class LossAccumulatedWithGraph(Rule):
 
     def check(self, ctx: Context) -> None:
         self._check_training_totals(ctx)
+        self._check_subscript_totals(ctx)
         self._check_training_lists(ctx)
         _check_eval_totals(ctx)
 
@@ -211,6 +212,37 @@ class LossAccumulatedWithGraph(Rule):
                         f"every iteration's autograd graph stays in memory; add `{name}.item()` or "
                         f"`{name}.detach()` instead (RC104)"))
 
+    def _check_subscript_totals(self, ctx: Context) -> None:
+        """`totals["loss"] += loss` in the training loop: a dict (or list) of running totals
+        that adds the loss tensor itself (the model records no assignment to a subscript)."""
+        p = ctx.program
+        for f in p.functions.values():
+            if not f.loops or not isinstance(f.node, (cst.FunctionDef, cst.Module)):
+                continue
+            cands = [n for n in _own_nodes(f.node) if isinstance(n, cst.AugAssign) and
+                     isinstance(n.operator, cst.AddAssign) and isinstance(n.target, cst.Subscript)]
+            if not cands:
+                continue
+            backward_names = _backward_names(f)
+            if not backward_names:
+                continue
+            graph = backward_names | _loss_terms(p, f, backward_names)
+            feeding = _feeding(f, backward_names)
+            in_loop: set[int] = set()
+            for lp in f.loops:
+                in_loop.update(id(n) for n in _own_nodes(lp.node))
+            for st in cands:
+                holder = dotted_name(st.target.value)
+                if id(st) not in in_loop or holder is None or holder in feeding:
+                    continue
+                hits = [n for n in _graph_names(st.value) & graph if not self._reassigned_to_number(f, n, 10**9)]
+                if hits:
+                    name = sorted(hits)[0]
+                    ctx.report(st, (
+                        f"`{ctx.code(st)}` adds the loss tensor `{name}` to a running total: every "
+                        f"iteration's autograd graph stays in memory; add `{name}.item()` or "
+                        f"`{name}.detach()` instead (RC104)"))
+
     @staticmethod
     def _reassigned_to_number(f, name: str, order: int) -> bool:
         last = None
@@ -227,6 +259,17 @@ _LOSS_FUNCS = {"cross_entropy", "nll_loss", "mse_loss", "l1_loss", "binary_cross
                "multi_margin_loss", "multilabel_margin_loss", "soft_margin_loss",
                "multilabel_soft_margin_loss"}
 _CRITERION_NAMES = {"criterion", "crit", "loss_fn", "loss_func", "loss_function", "lossfn"}
+
+
+def _own_nodes(node: cst.CSTNode):
+    """The nodes under `node`, not those of the functions and classes defined inside it."""
+    stack = list(iter_children(node))
+    while stack:
+        n = stack.pop()
+        if isinstance(n, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+            continue
+        yield n
+        stack.extend(iter_children(n))
 
 
 def _loss_terms(p, f, backward_names: set[str]) -> set[str]:
