@@ -48,6 +48,7 @@ def lines(src: str, code: str) -> list[int]:
     ("recall_rc401_loader_kwargs_dict.py", "RC401"),  # Deci-AI/super-gradients#416
     ("recall_rc202_classmethod_trainer.py", "RC202"),  # espnet/espnet#3319
     ("recall_rc104_dict_of_totals.py", "RC104"),  # MultimediaTechLab/YOLO#83 (dict of totals)
+    ("recall_rc108_microbatch_helper.py", "RC108"),  # pytorch/torchtitan#3575
 ])
 def test_recall_fixture_fires(name, code):
     src = (BUGGY / name).read_text()
@@ -883,3 +884,32 @@ def test_dict_of_terms_that_is_back_propagated_is_quiet():
             optimizer.step()
     """
     assert lines(src, "RC104") == []
+
+
+def test_zero_grad_per_micro_batch_of_an_inner_loop_over_microbatches():
+    # pytorch/torchtitan#3575, bytetriper/RAE#67: the inner loop walks the micro-batches
+    src = """
+        for step in range(steps):
+            for mb in batch.split(micro_bs):
+                optimizer.zero_grad()
+                (crit(model(mb), target) / n_micro).backward()
+            optimizer.step()
+    """
+    assert lines(src, "RC108") == [4]
+
+
+def test_inner_loop_over_other_things_is_not_accumulation():
+    # a loop over the loader with one step after it is not read as micro-batches
+    src = """
+        for epoch in range(epochs):
+            for x, y in loader:
+                optimizer.zero_grad()
+                crit(model(x), y).backward()
+            optimizer.step()
+        for step in range(steps):
+            for mb in batch.split(micro_bs):
+                (crit(model(mb), target) / n_micro).backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    """
+    assert lines(src, "RC108") == []

@@ -102,6 +102,19 @@ class Accumulation:
     opt_keys: set[str]
 
 
+_MICRO = ("micro", "chunk", "shard", "split", "part")
+
+
+def _micro_batches(it: cst.BaseExpression) -> bool:
+    """An inner loop over the pieces of one batch (`for mb in microbatches:`,
+    `for chunk in batch.split(n):`), named so."""
+    for n in walk(it):
+        text = n.value if isinstance(n, cst.Name) else n.attr.value if isinstance(n, cst.Attribute) else ""
+        if any(k in text.lower() for k in _MICRO):
+            return True
+    return False
+
+
 def _in_accelerate(xev: XEvent) -> bool:
     return any("accumulate" in w for w in xev.event.withs)
 
@@ -136,8 +149,10 @@ def accumulations(p: ProgramModel) -> list[Accumulation]:
             continue
         parent = xl.parent
         node = xl.loop.node
-        if parent is None or not isinstance(node, cst.For) or not isinstance(node.iter, cst.Call) or \
-                dotted_name(node.iter.func) != "range":
+        if parent is None or not isinstance(node, cst.For):
+            continue
+        if not (isinstance(node.iter, cst.Call) and dotted_name(node.iter.func) == "range") and \
+                not _micro_batches(node.iter):
             continue
         after = False
         later: list[XEvent] = []
