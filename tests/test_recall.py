@@ -913,3 +913,21 @@ def test_inner_loop_over_other_things_is_not_accumulation():
             optimizer.zero_grad()
     """
     assert lines(src, "RC108") == []
+
+
+def test_unscaled_loss_over_named_micro_batches():
+    src = """
+        for step in range(steps):
+            for mb in batch.split(micro_bs):
+                loss = crit(model(mb), target)
+                loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        for step in range(steps):
+            for mb in batch.split(micro_bs):
+                scaled = crit(model(mb), target) / n_micro
+                scaled.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    """
+    assert lines(src, "RC105") == [5]

@@ -3,7 +3,7 @@ import libcst as cst
 from recipecheck.program.nodes import iter_children
 
 from recipecheck.finding import Severity
-from recipecheck.program.accumulation import counter_gate
+from recipecheck.program.accumulation import _micro_batches, counter_gate
 from recipecheck.program.imports import dotted_name
 from recipecheck.rule import Context, Rule
 
@@ -189,8 +189,9 @@ class GradAccumulationUnscaled(Rule):
             steps = [e for e, path in seq if not path and p.optimizer_step_target(e.event)]
             accumulating = bool(steps) and all(
                 any(_is_modulo_test(c, e.event.function) for c in e.event.conds) for e in steps)
-            if not steps and xl.parent is not None and isinstance(xl.loop.node, cst.For) and \
-                    isinstance(xl.loop.node.iter, cst.Call) and dotted_name(xl.loop.node.iter.func) == "range":
+            if not steps and xl.parent is not None and isinstance(xl.loop.node, cst.For) and (
+                    (isinstance(xl.loop.node.iter, cst.Call) and dotted_name(xl.loop.node.iter.func) == "range")
+                    or _micro_batches(xl.loop.node.iter)):
                 after = False
                 for e, path in xl.parent.walk():
                     if path and path[0] is xl:
