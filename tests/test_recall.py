@@ -49,6 +49,7 @@ def lines(src: str, code: str) -> list[int]:
     ("recall_rc202_classmethod_trainer.py", "RC202"),  # espnet/espnet#3319
     ("recall_rc104_dict_of_totals.py", "RC104"),  # MultimediaTechLab/YOLO#83 (dict of totals)
     ("recall_rc108_microbatch_helper.py", "RC108"),  # pytorch/torchtitan#3575
+    ("recall_rc402_loader_loop_stats.py", "RC402"),  # hkuedl/Lightweight-Federated-NILM#2 (shape)
 ])
 def test_recall_fixture_fires(name, code):
     src = (BUGGY / name).read_text()
@@ -931,3 +932,33 @@ def test_unscaled_loss_over_named_micro_batches():
             optimizer.zero_grad()
     """
     assert lines(src, "RC105") == [5]
+
+
+def test_statistics_accumulated_over_a_loader_of_the_whole_dataset():
+    src = """
+        import torch
+        from torch.utils.data import DataLoader, random_split
+        full = make_dataset()
+        loader = DataLoader(full, batch_size=256)
+        mean = torch.zeros(3)
+        for x, _ in loader:
+            mean += x.mean(dim=(0, 2, 3))
+        mean /= len(loader)
+        normalize = T.Normalize(mean.tolist(), [1.0, 1.0, 1.0])
+        train_set, val_set = random_split(full, [0.8, 0.2])
+    """
+    assert lines(src, "RC402") == [8]
+
+
+def test_per_batch_statistics_in_the_training_loop_are_quiet():
+    src = """
+        import torch
+        from torch.utils.data import DataLoader, random_split
+        full = make_dataset()
+        train_set, val_set = random_split(full, [0.8, 0.2])
+        loader = DataLoader(train_set, batch_size=64, shuffle=True)
+        for x, y in loader:
+            x = (x - x.mean(dim=(0, 2, 3), keepdim=True)) / x.std(dim=(0, 2, 3), keepdim=True)
+            opt.zero_grad(); crit(model(x), y).backward(); opt.step()
+    """
+    assert lines(src, "RC402") == []

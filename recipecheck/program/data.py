@@ -407,10 +407,9 @@ class DataModel:
         targets = set(self.targets.get(id(call), []))
         # the stat may be wrapped: mu = X.mean(0).item(), mean = X.mean() / 255
         a = idx.stmt_of.get(id(call))
-        if a is not None and a.augmented is None:
+        if a is not None and (a.augmented is None or a.augmented == "AddAssign"):
+            # (`mean += x.mean(...)` over the batches of a loader accumulates the statistic)
             targets.add(a.target)
-            if a.augmented in ("SubtractAssign", "DivideAssign"):
-                return True
         return bool(targets & idx.norm_names)
 
     @staticmethod
@@ -585,6 +584,25 @@ class DataModel:
     def _targets_around(self, call: cst.Call) -> list[str]:
         return self.targets.get(id(call), [])
 
+    def loop_sources(self, f: FunctionInfo, name: str) -> set[str]:
+        """For a loop variable (`for x, _ in loader:`), the data the loop walks in full: the
+        iterable and, for a DataLoader bound to a name, the dataset it wraps."""
+        it = self._index(f).loop_iters.get(name)
+        if it is None:
+            return set()
+        out: set[str] = set()
+        for r in data_roots(self.p, it):
+            if r.part:
+                continue
+            out.add(r.name)
+            if "." in r.name:
+                continue
+            for o in self.p.evaluate_dotted(f, r.name):
+                if tn.is_dataloader(o.qualname):
+                    ds = call_arg(o.node, "dataset", 0)
+                    out |= {q.name for q in data_roots(self.p, ds) if not q.part}
+        return out
+
     def ancestors(self, f: FunctionInfo, name: str, before: int) -> set[str]:
         """Names `name` was computed from, through assignments before `before` (transitively)."""
         key = (id(f), name, before)
@@ -749,6 +767,14 @@ class _FnIndex:
         self.in_norm_binop: set[int] = set()
         self.norm_names: set[str] = set()
         self.binds: dict[str, list] = {}
+        self.loop_iters: dict[str, cst.BaseExpression] = {}  # `for x, y in loader:` x -> loader
+        for st in _own_statements(f.node):
+            if isinstance(st, cst.For):
+                targets = [st.target] if isinstance(st.target, cst.Name) else \
+                    [e.value for e in st.target.elements] if isinstance(st.target, (cst.Tuple, cst.List)) else []
+                for t in targets:
+                    if isinstance(t, cst.Name):
+                        self.loop_iters.setdefault(t.value, st.iter)
         for a in f.assignments:
             if a.augmented is None:
                 self.binds.setdefault(a.target, []).append(a)

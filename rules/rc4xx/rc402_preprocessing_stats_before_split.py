@@ -124,6 +124,9 @@ class PreprocessingStatsBeforeSplit(Rule):
             whole = [r.name for r in s.roots if not r.part and not is_eval_name(r.name)]
             if not whole:
                 continue
+            # a statistic over every batch of a loader covers the dataset it walks
+            whole += [n for r in list(whole) for n in sorted(dm.loop_sources(s.function, r))
+                      if not is_eval_name(n)]
             for sp in splits:
                 if sp.function is not s.function or sp.order < s.order or sp.node is s.node:
                     continue
