@@ -49,7 +49,8 @@ def lines(src: str, code: str) -> list[int]:
     ("recall_rc202_classmethod_trainer.py", "RC202"),  # espnet/espnet#3319
     ("recall_rc104_dict_of_totals.py", "RC104"),  # MultimediaTechLab/YOLO#83 (dict of totals)
     ("recall_rc108_microbatch_helper.py", "RC108"),  # pytorch/torchtitan#3575
-    ("recall_rc402_loader_loop_stats.py", "RC402"),  # hkuedl/Lightweight-Federated-NILM#2 (shape)
+    # the leak of hkuedl/Lightweight-Federated-NILM#2 in the common dataset-statistics snippet
+    ("recall_rc402_loader_loop_stats.py", "RC402"),
 ])
 def test_recall_fixture_fires(name, code):
     src = (BUGGY / name).read_text()
