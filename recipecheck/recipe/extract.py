@@ -647,6 +647,9 @@ def extract(source: str, path: str, module: cst.Module | None = None) -> Recipe:
             recipe.initialization += model_lines
         elif not recipe.initialization:
             recipe.initialization.append(_PYTORCH_DEFAULTS)
+    for line in _weight_loads(p, s):
+        if line not in recipe.initialization:
+            recipe.initialization.append(line)
     wds = []
     for o in recipe.optimizers:
         if o.weight_decay:
@@ -1110,12 +1113,12 @@ def _model_init(p: ProgramModel, s: _Src) -> list[str]:
         if q.startswith("torch.nn."):
             built = True
             continue  # layers and containers of torch.nn: PyTorch's defaults
-        if d is not None and d in p.functions:
-            continue  # a factory of the file: what it builds is among the calls above
+        if d is not None and (d in p.functions or _project_function(p, d)):
+            continue  # a factory of the project: what it builds is among the calls above
         built = True
         callee = " ".join(s.code(call.func).split())
         shown = f"`{callee}({'...' if call.args else ''})`"
-        line = f"set by the library: the model comes from {shown}" if q and not q.startswith("local:") \
+        line = f"set outside the analysed code: the model comes from {shown}" if q and not q.startswith("local:") \
             else _dynamic_model(p, s, a, call) or \
             f"unknown: the model is built by {shown}, which the linter cannot follow"
         if line not in others:
@@ -1152,6 +1155,13 @@ def _model_init(p: ProgramModel, s: _Src) -> list[str]:
                 sub = _project_class(p, prog, cs.dotted)
                 if sub is not None and _is_model_class(p, sub, 0):
                     todo.append((sub, depth + 1))
+                elif m.name == "__init__" and cs.qualname is None and "." not in cs.dotted and \
+                        cs.dotted in m.params and cs.dotted not in ("self", "cls"):
+                    # `self.encoder = base_encoder(num_classes=dim)`: a model class handed in
+                    line = (f"unknown: {cls.name} builds part of itself with `{cs.dotted}(...)`, "
+                            "passed in by the caller")
+                    if line not in others:
+                        others.append(line)
         for b in cls.bases:
             base = _project_class(p, p, b)
             if base is not None:
@@ -1181,9 +1191,44 @@ def _dynamic_model(p: ProgramModel, s: _Src, a, call: cst.Call) -> str | None:
     default = f" (default {v!r})" if isinstance(v, str) else ""
     t = p.imports.project.get(module.split(".")[0])
     where = f"{_rel(p, t.path)}" if t is not None else (p.imports.resolve_dotted(module) or module)
-    what = "one of the models of" if t is not None else "set by the library: one of the models of"
+    what = "one of the models of" if t is not None else "set outside the analysed code: one of the models of"
     return f"{what} {where}, chosen by `{s.code(key)}`{default}" + (
         "; its initialization is not followed" if t is not None else "")
+
+
+def _weight_loads(p: ProgramModel, s: _Src) -> list[str]:
+    """`model.load_state_dict(checkpoint)` in the file: the weights the model starts from (a
+    pretrained or resumed checkpoint), with the condition it runs under."""
+    from recipecheck.program.values import conditions_of
+
+    out: list[str] = []
+    for cs in p.calls:
+        if not cs.dotted or not cs.dotted.endswith(".load_state_dict"):
+            continue
+        recv = cs.dotted[: -len(".load_state_dict")]
+        leaf = recv.rsplit(".", 1)[-1].lower()
+        if p.role_of(cs.function, recv) in ("optimizer", "scheduler", "scaler", "loader") or \
+                not ("model" in leaf or "net" in leaf):
+            continue
+        args = " ".join(s.code(cs.node.args[0].value).split()) if cs.node.args else ""
+        args = args if len(args) <= 40 else args[:37] + "..."
+        text = f"weights loaded by `{recv}.load_state_dict({args})`"
+        f = cs.function
+        conds = conditions_of(f, cs.node) if f.name == MODULE_KEY or isinstance(f.node, cst.FunctionDef) else []
+        if conds:
+            text += f" only when `{s.code(conds[-1])}`{_default_of(p, f, conds[-1])}"
+        if text not in out:
+            out.append(text)
+    return out[:3]
+
+
+def _project_function(p: ProgramModel, dotted: str) -> bool:
+    if p.link is None:
+        return False
+    try:
+        return isinstance(p.link.lookup(p, dotted), FunctionInfo)
+    except RecursionError:
+        return False
 
 
 def _project_class(p: ProgramModel, prog: ProgramModel, dotted: str) -> ClassInfo | None:
