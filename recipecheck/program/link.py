@@ -447,6 +447,7 @@ def reset_caches() -> None:
     """Forget every parse, summary and neighbour model kept in this process (benchmarks,
     tests)."""
     _PARSED.clear()
+    _CHUNKS.clear()
     _LINKS.clear()
     from recipecheck.program import project, summary
 
