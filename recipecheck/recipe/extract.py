@@ -377,6 +377,19 @@ def _frameworks(p: ProgramModel, s: _Src, recipe: Recipe) -> None:
                 recipe.accumulation_text = f"accumulate_grad_batches={s.code(kw['accumulate_grad_batches'])} (Lightning)"
             if "precision" in kw:
                 recipe.amp.append(f"Lightning precision={s.code(kw['precision'])}")
+        elif leaf in ("Accelerator", "Fabric") and (q.startswith("accelerate") or "lightning" in q):
+            kw = _kw(cs.node)
+            name = "Accelerate" if leaf == "Accelerator" else "Fabric"
+            key = "mixed_precision" if leaf == "Accelerator" else "precision"
+            if key in kw:
+                recipe.amp.append(f"{name} {key}={s.code(kw[key])}")
+            elif leaf == "Accelerator":  # `accelerate launch --mixed_precision` / its config file
+                recipe.amp.append("unknown: Accelerator() without mixed_precision takes it from "
+                                  "`accelerate launch` or the accelerate config file")
+            acc = kw.get("gradient_accumulation_steps")
+            if acc is not None and recipe.accumulation_steps is None:
+                recipe.accumulation_steps = num(p, cs.function, acc)
+                recipe.accumulation_text = f"gradient_accumulation_steps={s.code(acc)} (Accelerate)"
     # Lightning steps the schedulers itself: per epoch unless configure_optimizers says "step"
     for sf, c in zip(recipe.schedules, [c for c in p.constructions("scheduler")]):
         if sf.stepped is None and c.function.name == "configure_optimizers":
