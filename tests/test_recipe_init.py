@@ -89,8 +89,16 @@ def test_model_picked_by_name_from_a_project_module(tmp_path):
              "parser = argparse.ArgumentParser()\nparser.add_argument('--arch', default='Plain')\n"
              "args = parser.parse_args()\nmodel = models.__dict__[args.arch]()\n" + LOOP)
     init = recipe(tmp_path, train, model=MODEL)
-    assert init == ["one of the models of model.py, chosen by `args.arch` (default 'Plain'); "
-                    "its initialization is not followed"]
+    assert init == ["model: 'Plain' from model.py (the default of `args.arch`), a Plain",
+                    "PyTorch defaults (Kaiming-uniform for Linear/Conv layers)"]
+    # a factory function picked by name, through a module-level alias (MAE's shape)
+    factory = MODEL + "\n\ndef gpt_tiny(**kw):\n    model = GPT(**kw)\n    return model\n\n\ngpt_default = gpt_tiny\n"
+    init = recipe(tmp_path, train.replace("'Plain'", "'gpt_default'"), model=factory)
+    assert init[0] == "model: 'gpt_default' from model.py (the default of `args.arch`), a GPT"
+    assert any("GPT._init_weights (model.py)" in line for line in init[1:])
+    # a name the code cannot know: said so
+    init = recipe(tmp_path, train.replace("default='Plain'", "required=True"), model=MODEL)
+    assert init == ["one of the models of model.py, chosen by `args.arch`; its initialization is not followed"]
 
 
 def test_library_models_are_the_librarys(tmp_path):

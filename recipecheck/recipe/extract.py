@@ -1094,6 +1094,7 @@ def _model_init(p: ProgramModel, s: _Src) -> list[str]:
     project classes that set nothing, i.e. PyTorch's defaults."""
     classes: list[ClassInfo] = []
     others: list[str] = []
+    context: list[str] = []  # which model a name picks, shown above its init
     for f in p.reachable_functions:
         prog = f.program or p
         for cs in prog.calls:
@@ -1131,6 +1132,14 @@ def _model_init(p: ProgramModel, s: _Src) -> list[str]:
         built = True
         callee = " ".join(s.code(call.func).split())
         shown = f"`{callee}({'...' if call.args else ''})`"
+        picked = _picked_classes(p, a, call)
+        if picked:  # `models.__dict__[args.model]()` whose default names a project model
+            for cls in picked[1]:
+                if cls not in classes:
+                    classes.append(cls)
+            if picked[0] not in context:
+                context.append(picked[0])
+            continue
         line = f"set outside the analysed code: the model comes from {shown}" if q and not q.startswith("local:") \
             else _dynamic_model(p, s, a, call) or \
             f"unknown: the model is built by {shown}, which the linter cannot follow"
@@ -1181,7 +1190,54 @@ def _model_init(p: ProgramModel, s: _Src) -> list[str]:
                 todo.append((base, depth + 1))
     if len(found) > 4:
         found = found[:4] + [f"and {len(found) - 4} more init call{'s' if len(found) > 5 else ''}"]
-    return found + (others if not found else [])
+    if context and not found and not others:
+        return context + [_PYTORCH_DEFAULTS]
+    return context + found + (others if not found else [])
+
+
+def _picked_classes(p: ProgramModel, a, call: cst.Call) -> tuple[str, list[ClassInfo]] | None:
+    """`models_mae.__dict__[args.model](...)` with a known default name: the project model
+    classes that name builds (a class, or a factory function returning one)."""
+    func = call.func
+    if not isinstance(func, cst.Subscript) or len(func.slice) != 1 or \
+            not isinstance(func.slice[0].slice, cst.Index) or p.link is None:
+        return None
+    base = dotted_name(func.value) or ""
+    if not base.endswith(".__dict__"):
+        return None
+    module = base[: -len(".__dict__")]
+    t = p.imports.project.get(module.split(".")[0])
+    if t is None:
+        return None
+    from recipecheck.program.values import value_of
+
+    key = func.slice[0].slice.value
+    name = value_of(p, a.function, key).single()
+    if not isinstance(name, str) or not name.isidentifier():
+        return None
+    try:
+        target = p.link.lookup(p, f"{module}.{name}")
+    except RecursionError:
+        return None
+    classes: list[ClassInfo] = []
+    if isinstance(target, ClassInfo):
+        classes.append(target)
+    elif isinstance(target, FunctionInfo):
+        prog = target.program or p
+        for cs in prog.calls:
+            owner = cs.function
+            while owner is not None and owner is not target:
+                owner = owner.parent
+            if owner is None or not cs.dotted:
+                continue
+            cls = _project_class(p, prog, cs.dotted)
+            if cls is not None and _is_model_class(p, cls, 0) and cls not in classes:
+                classes.append(cls)
+    if not classes:
+        return None
+    code = " ".join(cst.Module([]).code_for_node(key).split())
+    return (f"model: {name!r} from {_rel(p, t.path)} (the default of `{code}`), "
+            f"a {', '.join(c.name for c in classes)}"), classes
 
 
 _MOVES = ("to", "cuda", "cpu", "half", "float", "double", "train", "bfloat16")
