@@ -119,6 +119,11 @@ class LossAccumulatedWithGraph(Rule):
         "import torch\nfor x, y in loader:\n    parts = []\n    for head in heads:\n"
         "        loss = crit(head(x), y)\n        parts.append(loss)\n"
         "    loss = torch.stack(parts).sum()\n    opt.zero_grad()\n    loss.backward()\n    opt.step()\n",
+        # Hugging Face / Accelerate evaluation: the outputs come from under no_grad
+        "import torch\nfor epoch in range(3):\n    for batch in train_loader:\n"
+        "        loss = model(**batch).loss\n        loss.backward()\n        opt.step()\n        opt.zero_grad()\n"
+        "    losses = []\n    for batch in eval_loader:\n        with torch.no_grad():\n"
+        "            outputs = model(**batch)\n        loss = outputs.loss\n        losses.append(loss)\n",
     )
     INVALID = (
         # validation loss summed with autograd on: every batch's graph is kept
@@ -174,7 +179,8 @@ class LossAccumulatedWithGraph(Rule):
                     continue  # emptied every iteration: no graph outlives it
                 value = cs.node.args[0].value
                 hits = [n for n in _graph_names(value) & backward_names
-                        if n != holder and not self._reassigned_to_number(f, n, cs.order)]
+                        if n != holder and not self._reassigned_to_number(f, n, cs.order)
+                        and not _bound_without_graph(p, f, n, cs.order)]
                 if hits:
                     name = sorted(hits)[0]
                     ctx.report(cs.node, (
@@ -357,6 +363,26 @@ def _loop_backprops(loop) -> bool:
             else:
                 stack.append(it)
     return False
+
+
+def _bound_without_graph(p, f, name: str, order: int) -> bool:
+    """`name` was last bound, before `order`, under torch.no_grad(), or from values that all
+    were (`with torch.no_grad(): out = model(x)` then `loss = out.loss`): it has no graph."""
+    # (an assignment and a later call with no event between them share an order)
+    binds = [a for a in f.assignments if a.target == name and a.order <= order]
+    if not binds or binds[-1].augmented is not None or not isinstance(binds[-1].value, cst.CSTNode):
+        return False
+    last = binds[-1]
+    if _under_grad_control(p, f, last.node):
+        return True
+    sources = _graph_names(last.value)
+    if not sources:
+        return False
+    for src in sources:
+        prior = [a for a in f.assignments if a.target == src and a.order < last.order]
+        if not prior or not _under_grad_control(p, f, prior[-1].node):
+            return False
+    return True
 
 
 def _under_grad_control(p, f, node: cst.CSTNode) -> bool:

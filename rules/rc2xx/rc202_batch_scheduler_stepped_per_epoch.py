@@ -86,6 +86,19 @@ class BatchSchedulerSteppedPerEpoch(Rule):
         "    def configure_optimizers(self):\n        opt = torch.optim.AdamW(self.parameters(), lr=1e-3)\n"
         "        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=self.trainer.estimated_stepping_batches)\n"
         "        return [opt], [{'scheduler': sched, 'interval': 'step'}]\n",
+        # an update loop that gathers micro-batches: the scheduler steps beside optimizer.step()
+        "import torch\nfrom transformers import get_linear_schedule_with_warmup\n"
+        "opt = torch.optim.AdamW(model.parameters(), lr=5e-5)\n"
+        "sched = get_linear_schedule_with_warmup(opt, num_warmup_steps=100, num_training_steps=total)\n"
+        "for epoch in range(epochs):\n    it = iter(loader)\n    for update in range(updates_per_epoch):\n"
+        "        micro = [next(it) for _ in range(accum)]\n        for batch in micro:\n"
+        "            (model(**batch).loss / accum).backward()\n"
+        "        opt.step()\n        sched.step()\n        opt.zero_grad()\n",
+        # a constant schedule has no horizon to cover
+        "import torch\nfrom transformers import get_constant_schedule\n"
+        "opt = torch.optim.AdamW(model.parameters(), lr=5e-5)\nsched = get_constant_schedule(opt)\n"
+        "for epoch in range(epochs):\n    for batch in loader:\n        opt.zero_grad()\n"
+        "        model(**batch).loss.backward()\n        opt.step()\n    sched.step()\n",
     )
     INVALID = (
         "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
@@ -126,6 +139,8 @@ class BatchSchedulerSteppedPerEpoch(Rule):
                 continue
             if any(p.is_batch_loop(xl) for xl in loops):
                 continue
+            if any(_steps_optimizer(p, xl) for xl in loops):
+                continue  # beside optimizer.step() (an update loop over micro-batches): per step
             epoch_loops = [xl for xl in loops if p.encloses_batch_loop(xl)]
             if not epoch_loops:
                 continue
@@ -135,6 +150,11 @@ class BatchSchedulerSteppedPerEpoch(Rule):
                 "counted in optimizer steps: the schedule covers only 1/len(loader) of its course; "
                 "step it after every optimizer.step() in the batch loop (RC202)"))
         _check_lightning(ctx, p)
+
+
+def _steps_optimizer(p, xl) -> bool:
+    return any(e.event.kind == "step" and not p.is_scheduler_step(e.event) and
+               p.role_of(e.event.function, e.event.receiver) == "optimizer" for e in xl.direct())
 
 
 def _check_lightning(ctx: Context, p) -> None:
