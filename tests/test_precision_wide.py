@@ -761,3 +761,33 @@ def test_rc303_rc301_weight_matrices_still_reported():
     # channels-to-channels layer is a weight matrix
     src = STYLE_GEN.format(noise_in="channels", use=" * noise.mean()")
     assert [c for c in ("RC303", "RC301") if found(src, c)] == ["RC303", "RC301"]
+
+
+# ------------------------------------------------------------------ RC303: noise drawn every step is an input
+
+NOISE = (
+    "import torch\n"
+    "import torch.nn as nn\n"
+    "\n"
+    "G = nn.Sequential(nn.Linear(5, 128), nn.ReLU(), nn.Linear(128, 15))\n"
+    "D = nn.Sequential(nn.Linear(15, 128), nn.ReLU(), nn.Linear(128, 1), nn.Sigmoid())\n"
+    "opt_G = torch.optim.Adam(G.parameters(), lr=1e-4)\n"
+    "{before}"
+    "for step in range(10000):\n"
+    "{inside}"
+    "    fake = G(ideas)\n"
+    "    g_loss = torch.log(1.0 - D(fake)).mean()\n"
+    "    opt_G.zero_grad()\n"
+    "    g_loss.backward()\n"
+    "    opt_G.step()\n"
+)
+DRAW = "    ideas = torch.randn(64, 5, requires_grad=True)\n"
+
+
+def test_rc303_noise_drawn_inside_the_training_loop_is_quiet():
+    assert found(NOISE.format(before="", inside=DRAW), "RC303") == []
+
+
+def test_rc303_weight_drawn_once_before_the_training_loop_still_reported():
+    weight = "W = torch.randn(256, 256, requires_grad=True)\nideas = torch.zeros(64, 5)\n"
+    assert found(NOISE.format(before=weight, inside=""), "RC303") == [(7, "warning")]
