@@ -791,3 +791,44 @@ def test_rc303_noise_drawn_inside_the_training_loop_is_quiet():
 def test_rc303_weight_drawn_once_before_the_training_loop_still_reported():
     weight = "W = torch.randn(256, 256, requires_grad=True)\nideas = torch.zeros(64, 5)\n"
     assert found(NOISE.format(before=weight, inside=""), "RC303") == [(7, "warning")]
+
+
+# ------------------------------------------------------------------ RC602: tiny tutorial networks
+
+TINY_RNN = (
+    "import torch\n"
+    "import torch.nn as nn\n"
+    "\n"
+    "HIDDEN = {hidden}\n"
+    "\n"
+    "class RNN(nn.Module):\n"
+    "    def __init__(self):\n"
+    "        super().__init__()\n"
+    "        self.rnn = nn.RNN(input_size=1, hidden_size=HIDDEN, num_layers=1, batch_first=True)\n"
+    "        self.out = nn.Linear(HIDDEN, 1)\n"
+    "\n"
+    "    def forward(self, x, h):\n"
+    "        r, h = self.rnn(x, h)\n"
+    "        return self.out(r), h\n"
+    "\n"
+    "rnn = RNN()\n"
+    "optimizer = torch.optim.Adam(rnn.parameters(), lr={lr})\n"
+    "h = None\n"
+    "for step in range(100):\n"
+    "    x, y = next_window()\n"
+    "    pred, h = rnn(x, h)\n"
+    "    h = h.detach()\n"
+    "    loss = ((pred - y) ** 2).mean()\n"
+    "    optimizer.zero_grad()\n"
+    "    loss.backward()\n"
+    "    optimizer.step()\n"
+)
+
+
+def test_rc602_tiny_network_a_few_times_above_the_limit_is_info():
+    assert found(TINY_RNN.format(hidden=32, lr=0.02), "RC602") == [(17, "info")]
+
+
+def test_rc602_far_above_the_limit_or_a_wide_network_still_reported():
+    assert found(TINY_RNN.format(hidden=32, lr=0.25), "RC602") == [(17, "warning")]
+    assert found(TINY_RNN.format(hidden=256, lr=0.02), "RC602") == [(17, "warning")]
