@@ -832,3 +832,35 @@ def test_rc602_tiny_network_a_few_times_above_the_limit_is_info():
 def test_rc602_far_above_the_limit_or_a_wide_network_still_reported():
     assert found(TINY_RNN.format(hidden=32, lr=0.25), "RC602") == [(17, "warning")]
     assert found(TINY_RNN.format(hidden=256, lr=0.02), "RC602") == [(17, "warning")]
+
+
+# ------------------------------------------------------------------ RC303: equalized learning rate
+
+EQUAL_LINEAR = (
+    "import math\n"
+    "import torch\n"
+    "import torch.nn as nn\n"
+    "import torch.nn.functional as F\n"
+    "\n"
+    "class EqualLinear(nn.Module):\n"
+    "    def __init__(self, in_dim, out_dim, lr_mul=1.0):\n"
+    "        super().__init__()\n"
+    "        self.weight = nn.Parameter(torch.randn(out_dim, in_dim))\n"
+    "        self.bias = nn.Parameter(torch.zeros(out_dim))\n"
+    "        self.scale = lr_mul / math.sqrt(in_dim)\n"
+    "        self.mask = torch.tril(torch.ones(out_dim, in_dim))\n"
+    "\n"
+    "    def forward(self, x):\n"
+    "        return F.linear(x, {use}, self.bias)\n"
+    "\n"
+    "mapping = nn.Sequential(*[EqualLinear(512, 512, lr_mul=0.01) for _ in range(8)])\n"
+)
+
+
+def test_rc303_weight_rescaled_where_it_is_used_is_quiet():
+    assert found(EQUAL_LINEAR.format(use="self.weight * self.scale"), "RC303") == []
+
+
+def test_rc303_weight_used_as_drawn_or_masked_still_reported():
+    assert found(EQUAL_LINEAR.format(use="self.weight"), "RC303") == [(9, "warning")]
+    assert found(EQUAL_LINEAR.format(use="self.weight * self.mask"), "RC303") == [(9, "warning")]
