@@ -864,3 +864,66 @@ def test_rc303_weight_rescaled_where_it_is_used_is_quiet():
 def test_rc303_weight_used_as_drawn_or_masked_still_reported():
     assert found(EQUAL_LINEAR.format(use="self.weight"), "RC303") == [(9, "warning")]
     assert found(EQUAL_LINEAR.format(use="self.weight * self.mask"), "RC303") == [(9, "warning")]
+
+
+# ------------------------------------------------------------------ RC606 (info): the depth of the model the optimizer trains
+
+SGD_DEMO = (
+    "import torch\n"
+    "import torch.nn as nn\n"
+    "import torchvision\n"
+    "\n"
+    "backbone = torchvision.models.resnet18(weights='DEFAULT')\n"
+    "{model}"
+    "optimizer = torch.optim.SGD(net.parameters(), lr=0.01)\n"
+    "for step in range(100):\n"
+    "    loss = ((net(x) - y) ** 2).mean()\n"
+    "    optimizer.zero_grad()\n"
+    "    loss.backward()\n"
+    "    optimizer.step()\n"
+)
+
+
+def test_rc606_plain_sgd_on_a_shallow_model_next_to_a_deep_one_is_quiet():
+    assert found(SGD_DEMO.format(model="net = nn.Linear(3, 2)\n"), "RC606") == []
+    assert found(SGD_DEMO.format(model="net = nn.Sequential(nn.Linear(1, 10), nn.ReLU(), nn.Linear(10, 1))\n"),
+                 "RC606") == []
+
+
+def test_rc606_plain_sgd_on_a_deep_model_still_reported():
+    deep = ("net = nn.Sequential(nn.Linear(1, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),\n"
+            "                    nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 1))\n")
+    assert found(SGD_DEMO.format(model=deep), "RC606") == [(8, "info")]
+    assert found(SGD_DEMO.format(model="net = backbone\n"), "RC606") == [(7, "info")]
+
+
+def test_rc606_unit_test_of_a_training_step_is_quiet():
+    deep = ("net = nn.Sequential(nn.Linear(1, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),\n"
+            "                    nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 1))\n")
+    assert found(SGD_DEMO.format(model=deep), "RC606", path="tests/test_train_step.py") == []
+
+
+# ------------------------------------------------------------------ RC205 (info): LBFGS
+
+LBFGS = (
+    "import torch\n"
+    "import torch.nn as nn\n"
+    "\n"
+    "seq = nn.Sequential(nn.Linear(1, 51), nn.Tanh(), nn.Linear(51, 1))\n"
+    "optimizer = torch.optim.{opt}(seq.parameters(), lr=0.8)\n"
+    "for i in range(15):\n"
+    "    def closure():\n"
+    "        optimizer.zero_grad()\n"
+    "        loss = ((seq(x) - y) ** 2).mean()\n"
+    "        loss.backward()\n"
+    "        return loss\n"
+    "    optimizer.step(closure)\n"
+)
+
+
+def test_rc205_lbfgs_is_quiet():
+    assert found(LBFGS.format(opt="LBFGS"), "RC205") == []
+
+
+def test_rc205_sgd_with_a_closure_still_reported():
+    assert found(LBFGS.format(opt="SGD"), "RC205") == [(5, "info")]
