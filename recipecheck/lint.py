@@ -210,7 +210,18 @@ def _worker_groups(jobs: list[Job], n_workers: int) -> list[list[int]] | None:
             text = read_text(path) if project is not None and not path.endswith(".ipynb") else None
             size[path] = len(text) if text is not None else 0
             if text is not None:
-                got += dict.fromkeys(os.path.abspath(b.path) for b in bindings(project, path, text).values())
+                for b in bindings(project, path, text).values():
+                    got.append(os.path.abspath(b.path))
+                    t, hops = b, 0
+                    # `from pkg import Net` re-exported by pkg/__init__.py from pkg/net.py: the
+                    # file reads pkg/net.py too (as far as the import scan can tell)
+                    while t is not None and t.attr and t.path.endswith("__init__.py") and hops < 4:
+                        init = read_text(t.path)
+                        t = bindings(project, t.path, init).get(t.attr) if init is not None else None
+                        if t is not None:
+                            got.append(os.path.abspath(t.path))
+                        hops += 1
+                got[:] = dict.fromkeys(got)
         return got
 
     paths = [os.path.abspath(j.path) for j in jobs]
@@ -359,7 +370,9 @@ def run_lint(opts: LintOptions, fmt: str = "text", output_file: str | None = Non
             sys.modules["recipecheck.program.project"].new_run()
         try:
             with _collector_tuned():
-                groups = _worker_groups(jobs, opts.jobs) if opts.jobs > 1 and len(jobs) >= 4 else None
+                # also in one process: a module linted before the files that import it is read
+                # by them from its whole parse, not parsed again statement by statement
+                groups = _worker_groups(jobs, max(opts.jobs, 1)) if len(jobs) >= 4 else None
                 if groups is None:
                     results = run_jobs(jobs, opts.jobs, use_cache=opts.use_cache)
                 else:

@@ -270,24 +270,38 @@ def test_neighbour_is_read_only_as_far_as_the_linted_file_uses_it(tmp_path, pars
     res = lint_source(path.read_bytes(), str(path), RULES)
     # the optimizer is stepped through two helpers of utils.py: no "never steps" (RC103)
     assert "RC103" not in {f.code for f in res.findings}
-    view = [t for t in parsed_texts if "_really_step" in t]
-    assert len(view) == 1
-    assert "plot_curves" not in view[0] and "class Logger" not in view[0] and "__main__" not in view[0]
-    assert view[0].splitlines()[:2] == ["import torch", "SCALE = make_scale()"]  # module-level code
+    utils_parses = [t for t in parsed_texts if t != (tmp_path / "train.py").read_text()]
+    # utils.py: its kept statements, each parsed alone, and nothing else
+    assert sorted(t.split("\n", 1)[0] for t in utils_parses) == [
+        "SCALE = make_scale()", "def _really_step(opt):", "def make_scale():", "def step_all(opt):",
+        "import torch"]
+    assert not any("plot_curves" in t or "Logger" in t or "__main__" in t for t in utils_parses)
 
 
-def test_view_text_keeps_whole_statements_once():
-    text = "import a; import b\nx = 1\n\n\n@d\ndef f():\n    return 1\n\n\ndef g():\n    pass\n"
+def _views(path, text, name):
+    """The view of `name` assembled from parses of its statements alone, and from the whole
+    module's parse (both must agree)."""
     s = summary.summary_of(text)
-    ranges = summary.view_lines(s, summary.view_owners(s, frozenset({"f"})))
-    view = link._view_text(text, ranges)
-    assert view == "import a; import b\nx = 1\n@d\ndef f():\n    return 1\n"
-    libcst.parse_module(view)
+    kept = summary.view_owners(s, frozenset({name}))
+    link.reset_caches()
+    alone = link._view_module(path, text, s, kept)
+    link.remember_parse(path, text, libcst.parse_module(text))
+    whole = link._view_module(path, text, s, kept)
+    link.reset_caches()
+    return alone, whole
+
+
+def test_view_keeps_whole_statements_once_from_either_parse(tmp_path):
+    text = ("import a; import b\nx = 1\n\n\n# about f\n@d\ndef f():\n    return 1\n\n\n"
+            "def g():\n    pass\n")
+    alone, whole = _views(str(tmp_path / "m.py"), text, "f")
+    assert alone[0].code == whole[0].code == "import a; import b\nx = 1\n@d\ndef f():\n    return 1\n"
+    assert alone[1] == whole[1] == [1, 2, 6]  # each statement's first line in the file
     # line endings as CPython counts them: CRLF and a lone CR end a line, a form feed does not
     odd = text.replace("\n", "\r\n", 3).replace("x = 1", "x = 1\x0c").replace("def g():\n", "def g():\r")
-    s = summary.summary_of(odd)
-    view = link._view_text(odd, summary.view_lines(s, summary.view_owners(s, frozenset({"f"}))))
-    assert view.replace("\r\n", "\n") == "import a; import b\nx = 1\x0c\n@d\ndef f():\n    return 1\n"
+    alone, whole = _views(str(tmp_path / "m.py"), odd, "f")
+    assert alone[0].code.replace("\r\n", "\n") == "import a; import b\nx = 1\x0c\n@d\ndef f():\n    return 1\n"
+    assert alone[1] == [1, 2, 6]
 
 
 def test_neighbour_view_does_not_depend_on_what_was_linted_before(tmp_path):
@@ -472,8 +486,10 @@ def test_parallel_project_lint_reports_in_the_same_order_as_serial(tmp_path):
     assert out[0] == out[1] and out[0]
 
 
-def test_every_view_of_every_fixture_parses_and_holds_what_it_names():
-    """Each single definition's view of each fixture script parses alone and defines it."""
+def test_every_view_of_every_fixture_is_the_same_from_either_parse():
+    """Each single definition's view of each fixture script holds it, and is the same code
+    whether assembled from the module's whole parse or from its statements parsed alone (so a
+    neighbour's view never depends on what the process parsed before)."""
     root = Path(__file__).resolve().parent.parent / "fixtures"
     checked = 0
     for f in sorted(root.rglob("*.py")):
@@ -482,13 +498,12 @@ def test_every_view_of_every_fixture_parses_and_holds_what_it_names():
         if s is None or s["deep"]:
             continue
         for name in [*s["functions"], *s["classes"]][:6]:
-            lines = summary.view_lines(s, summary.view_owners(s, frozenset({name})))
-            if lines is None:
+            if summary.view_lines(s, summary.view_owners(s, frozenset({name}))) is None:
                 continue
-            view = link._view_text(text, lines)
-            mod = libcst.parse_module(view)
-            defined = {getattr(st, "name", None) and st.name.value for st in mod.body}
-            assert name in defined, (f, name)
+            alone, whole = _views(str(f), text, name)
+            assert alone is not None and whole is not None, (f, name)
+            assert alone[0].code == whole[0].code and alone[1] == whole[1], (f, name)
+            assert name in {getattr(st, "name", None) and st.name.value for st in alone[0].body}
             checked += 1
     assert checked > 200
 

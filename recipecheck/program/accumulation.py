@@ -60,14 +60,29 @@ def _has_modulo(node: cst.CSTNode) -> bool:
                for n in walk(node))
 
 
+def counter_gate(test: cst.CSTNode, fn) -> bool:
+    """A test on a micro-batch counter that the loop counts up and resets to zero
+    (`n += 1` ... `if n >= accum_steps: optimizer.step(); n = 0`)."""
+    if not isinstance(test, cst.Comparison) or not isinstance(test.left, cst.Name) or fn is None:
+        return False
+    name = test.left.value
+    counted = any(a.target == name and a.augmented == "AddAssign" and a.loop is not None
+                  for a in fn.assignments)
+    reset = any(a.target == name and a.augmented is None and a.loop is not None and
+                isinstance(a.value, cst.Integer) and a.value.value == "0" for a in fn.assignments)
+    return counted and reset
+
+
 def is_accumulation_gate(guard: Guard, xev: XEvent) -> bool:
     """A test like `(i + 1) % accum == 0`, directly or through a flag bound to one
-    (`do_step = (it + 1) % k == 0` ... `if do_step:`)."""
+    (`do_step = (it + 1) % k == 0` ... `if do_step:`), or a counter reset at each step."""
     test = guard.test
     if _has_modulo(test):
         return True
-    names = [n.value for n in walk(test) if isinstance(n, cst.Name)]
     fns = {xev.event.function, *(c.function for c in xev.chain)}
+    if any(counter_gate(test, fn) for fn in fns):
+        return True
+    names = [n.value for n in walk(test) if isinstance(n, cst.Name)]
     for fn in fns:
         for a in fn.assignments:
             if a.target in names and a.augmented is None and isinstance(a.value, cst.CSTNode) and \
@@ -85,6 +100,19 @@ class Accumulation:
     steps: list[XEvent]  # the optimizer steps that apply the accumulated gradient
     step_loop: XLoop  # the loop the steps belong to (the same loop, or the enclosing one)
     opt_keys: set[str]
+
+
+_MICRO = ("micro", "chunk", "shard", "split", "part")
+
+
+def _micro_batches(it: cst.BaseExpression) -> bool:
+    """An inner loop over the pieces of one batch (`for mb in microbatches:`,
+    `for chunk in batch.split(n):`), named so."""
+    for n in walk(it):
+        text = n.value if isinstance(n, cst.Name) else n.attr.value if isinstance(n, cst.Attribute) else ""
+        if any(k in text.lower() for k in _MICRO):
+            return True
+    return False
 
 
 def _in_accelerate(xev: XEvent) -> bool:
@@ -121,8 +149,10 @@ def accumulations(p: ProgramModel) -> list[Accumulation]:
             continue
         parent = xl.parent
         node = xl.loop.node
-        if parent is None or not isinstance(node, cst.For) or not isinstance(node.iter, cst.Call) or \
-                dotted_name(node.iter.func) != "range":
+        if parent is None or not isinstance(node, cst.For):
+            continue
+        if not (isinstance(node.iter, cst.Call) and dotted_name(node.iter.func) == "range") and \
+                not _micro_batches(node.iter):
             continue
         after = False
         later: list[XEvent] = []

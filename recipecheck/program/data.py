@@ -135,7 +135,7 @@ def _is_full_slice(el: cst.SubscriptElement) -> bool:
     return isinstance(s, cst.Slice) and s.lower is None and s.upper is None
 
 
-def _is_column_key(el: cst.SubscriptElement) -> bool:
+def _is_column_key(el: cst.SubscriptElement, program: ProgramModel | None = None) -> bool:
     s = el.slice
     if isinstance(s, cst.Index):
         v = s.value
@@ -143,7 +143,35 @@ def _is_column_key(el: cst.SubscriptElement) -> bool:
             return True
         if isinstance(v, cst.List) and v.elements and all(isinstance(e.value, cst.SimpleString) for e in v.elements):
             return True
+        if isinstance(v, cst.Name) and program is not None and v.value in _column_loop_vars(program):
+            return True
     return False
+
+
+def _strings(node) -> bool:
+    return isinstance(node, (cst.List, cst.Tuple)) and bool(node.elements) and \
+        all(isinstance(e.value, cst.SimpleString) for e in node.elements)
+
+
+def _column_loop_vars(program: ProgramModel) -> set[str]:
+    """Names that hold column names: a name bound to a list of strings (`target_fields =
+    ['cnt', 'casual']`) and loop variables that walk one (`for each in quant_features:`,
+    `for col in df.columns:`); `df[each]` then selects columns, not rows."""
+    cached = program.__dict__.get("_rc_column_loop_vars")
+    if cached is not None:
+        return cached
+    lists = {a.target for a in program.assignments if a.augmented is None and _strings(a.value)}
+    out: set[str] = {t for t in lists if "." not in t and all(
+        a.augmented is None and _strings(a.value) for a in program.assignments if a.target == t)}
+    for n in _walk(program.module):
+        if not isinstance(n, cst.For) or not isinstance(n.target, cst.Name):
+            continue
+        it = n.iter
+        if _strings(it) or (isinstance(it, cst.Name) and it.value in lists) or \
+                (isinstance(it, cst.Attribute) and it.attr.value == "columns"):
+            out.add(n.target.value)
+    program.__dict__["_rc_column_loop_vars"] = out
+    return out
 
 
 def data_roots(program: ProgramModel, expr, depth: int = 0) -> list[Root]:
@@ -191,7 +219,7 @@ def data_roots(program: ProgramModel, expr, depth: int = 0) -> list[Root]:
         if not expr.slice:
             return inner
         first = expr.slice[0]
-        if _is_full_slice(first) or _is_column_key(first):
+        if _is_full_slice(first) or _is_column_key(first, program):
             return inner
         return [Root(r.name, part=True) for r in inner]
     if isinstance(expr, cst.BinaryOperation):
@@ -379,10 +407,9 @@ class DataModel:
         targets = set(self.targets.get(id(call), []))
         # the stat may be wrapped: mu = X.mean(0).item(), mean = X.mean() / 255
         a = idx.stmt_of.get(id(call))
-        if a is not None and a.augmented is None:
+        if a is not None and (a.augmented is None or a.augmented == "AddAssign"):
+            # (`mean += x.mean(...)` over the batches of a loader accumulates the statistic)
             targets.add(a.target)
-            if a.augmented in ("SubtractAssign", "DivideAssign"):
-                return True
         return bool(targets & idx.norm_names)
 
     @staticmethod
@@ -557,6 +584,25 @@ class DataModel:
     def _targets_around(self, call: cst.Call) -> list[str]:
         return self.targets.get(id(call), [])
 
+    def loop_sources(self, f: FunctionInfo, name: str) -> set[str]:
+        """For a loop variable (`for x, _ in loader:`), the data the loop walks in full: the
+        iterable and, for a DataLoader bound to a name, the dataset it wraps."""
+        it = self._index(f).loop_iters.get(name)
+        if it is None:
+            return set()
+        out: set[str] = set()
+        for r in data_roots(self.p, it):
+            if r.part:
+                continue
+            out.add(r.name)
+            if "." in r.name:
+                continue
+            for o in self.p.evaluate_dotted(f, r.name):
+                if tn.is_dataloader(o.qualname):
+                    ds = call_arg(o.node, "dataset", 0)
+                    out |= {q.name for q in data_roots(self.p, ds) if not q.part}
+        return out
+
     def ancestors(self, f: FunctionInfo, name: str, before: int) -> set[str]:
         """Names `name` was computed from, through assignments before `before` (transitively)."""
         key = (id(f), name, before)
@@ -699,6 +745,19 @@ class DataModel:
         return False
 
 
+def _own_statements(fn_node: cst.CSTNode | None) -> Iterator[cst.CSTNode]:
+    """The nodes of a function (or module) body, not of the functions and classes inside it."""
+    if fn_node is None:
+        return
+    stack = list(children(fn_node))
+    while stack:
+        n = stack.pop()
+        if isinstance(n, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+            continue
+        yield n
+        stack.extend(children(n))
+
+
 class _FnIndex:
     """One walk over a function's assignment values: which statement holds a node, which
     nodes and names take part in a subtraction/division (normalization)."""
@@ -708,6 +767,14 @@ class _FnIndex:
         self.in_norm_binop: set[int] = set()
         self.norm_names: set[str] = set()
         self.binds: dict[str, list] = {}
+        self.loop_iters: dict[str, cst.BaseExpression] = {}  # `for x, y in loader:` x -> loader
+        for st in _own_statements(f.node):
+            if isinstance(st, cst.For):
+                targets = [st.target] if isinstance(st.target, cst.Name) else \
+                    [e.value for e in st.target.elements] if isinstance(st.target, (cst.Tuple, cst.List)) else []
+                for t in targets:
+                    if isinstance(t, cst.Name):
+                        self.loop_iters.setdefault(t.value, st.iter)
         for a in f.assignments:
             if a.augmented is None:
                 self.binds.setdefault(a.target, []).append(a)
@@ -729,11 +796,25 @@ class _FnIndex:
                 if isinstance(n, cst.BinaryOperation) and isinstance(n.operator, (cst.Subtract, cst.Divide)):
                     inside = True
                 stack.extend((c, inside) for c in children(n))
+        # a column normalized in place: `df.loc[:, col] = (df[col] - mean) / std` (the model
+        # records no assignment to a subscript)
+        for st in _own_statements(f.node):
+            if isinstance(st, cst.Assign) and any(isinstance(t.target, cst.Subscript) for t in st.targets):
+                for n in _walk(st.value):
+                    if isinstance(n, cst.BinaryOperation) and isinstance(n.operator, (cst.Subtract, cst.Divide)):
+                        self._mark(n)
+        # a helper that returns the normalized data: `return (data - mean) / std`
+        for r in f.returns:
+            for n in _walk(r):
+                if isinstance(n, cst.BinaryOperation) and isinstance(n.operator, (cst.Subtract, cst.Divide)):
+                    self._mark(n)
         for cs in p.calls:
             if cs.function is not f:
                 continue
             name = tn.last(cs.qualname or cs.dotted or "")
-            if name in NORMALIZE_NAMES or name in ("sub", "div", "sub_", "div_"):
+            # also a scaler built from the statistics: `StandardScaler(mean, std)` (a project's own)
+            if name in NORMALIZE_NAMES or name in ("sub", "div", "sub_", "div_") or \
+                    (name in _SCALERS and cs.qualname is None):
                 for arg in cs.node.args:
                     self._mark(arg.value)
 

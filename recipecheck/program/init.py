@@ -97,6 +97,7 @@ class InitSite:
     whole_model: bool = False  # applied to every layer of a kind / every parameter
     conds: list = field(default_factory=list)  # (if test, in its body) around the call
     value_expr: cst.BaseExpression | None = None  # the constant as written, when not a literal
+    container_last: bool = False  # the last weight layer of the nn.Sequential it is indexed from
 
     @property
     def cls(self) -> ClassInfo | None:
@@ -391,8 +392,8 @@ class InitModel:
 
     def is_output_layer(self, site: InitSite) -> bool:
         """The zeroed layer is the model's only layer or clearly its output / residual-out layer."""
-        if self.weight_layer_count() <= 1:
-            return True
+        if self.weight_layer_count() <= 1 or site.container_last:
+            return True  # (the last layer of a Sequential branch: a zero-init gate or head)
         owner = site.owner
         if site.source == "parameter":
             owner = site.target_text
@@ -670,7 +671,7 @@ class InitModel:
         f = site.function
         text = dotted_name(target)
         if text is None:
-            return None
+            return self._indexed_role(site, target)
         text = _strip_data(text)
         if "." not in text:
             # w = self.fc.weight; w.data.zero_()
@@ -750,6 +751,41 @@ class InitModel:
             site.role = "embedding"
         else:
             site.role = "unknown"
+        return site
+
+    def _indexed_role(self, site: InitSite, target: cst.BaseExpression) -> InitSite | None:
+        """`nn.init.zeros_(self.gate[0].weight)`: a layer picked by index from an nn.Sequential
+        the code builds; the element's class gives the role."""
+        node = target
+        if isinstance(node, cst.Attribute) and node.attr.value == "data":
+            node = node.value
+        if not isinstance(node, cst.Attribute) or node.attr.value not in ("weight", "bias") or \
+                not isinstance(node.value, cst.Subscript) or len(node.value.slice) != 1:
+            return None
+        idx = node.value.slice[0].slice
+        i = literal_number(idx.value) if isinstance(idx, cst.Index) else None
+        base = dotted_name(node.value.value)
+        if i is None or i != int(i) or base is None or base.count(".") > 1:
+            return None
+        seqs = [o for o in self.p.evaluate_dotted(site.function, base) if o.qualname == "torch.nn.Sequential"]
+        if len(seqs) != 1 or any(a.star or a.keyword is not None for a in seqs[0].node.args):
+            return None
+        elems = [a.value for a in seqs[0].node.args]
+        i = int(i) + (len(elems) if i < 0 else 0)
+        if not 0 <= i < len(elems) or not isinstance(elems[i], cst.Call):
+            return None
+        names = [tn.last(self.p.imports.resolve(e.func) or "") if isinstance(e, cst.Call) else "" for e in elems]
+        layer = names[i]
+        if not (self.p.imports.resolve(elems[i].func) or "").startswith("torch.nn."):
+            return None
+        site.owner = f"{base}[{i}]"
+        site.target_text = f"{site.owner}.{node.attr.value}"
+        site.layer = layer
+        k = _kind_of_layer(layer)
+        site.role = "bias" if node.attr.value == "bias" else \
+            "norm" if k == "norm" else "embedding" if k == "embedding" else "weight" if k == "layer" else "unknown"
+        weights = [j for j, n in enumerate(names) if _kind_of_layer(n) == "layer"]
+        site.container_last = bool(weights) and weights[-1] == i
         return site
 
     def sites_for_text(self, f: FunctionInfo, text: str) -> list[InitSite]:

@@ -5,10 +5,13 @@ project module whose names its code reads (decided on the modules' cached summar
 :func:`recipecheck.program.project.module_needs` and :mod:`recipecheck.program.summary`) is read
 as a *view*: only the statements that reading those names needs (module-level code, the
 definitions named and what they use within the module, transitively; never the
-``if __name__ == "__main__":`` block), parsed with libcst and built as a :class:`ProgramModel`
-once per (file, content, names) and shared by every file that reads the same names. A view
-links to the views its own statements read from, and so on: a module imported but never used
-is not parsed at all, and a helper module of fifty functions costs the two the file calls.
+``if __name__ == "__main__":`` block), built as a :class:`ProgramModel` once per (file,
+content, names) and shared by every file that reads the same names. Its statements come from
+the module's whole parse when the process has one (the module was linted before: jobs are
+ordered so that it usually was), else each kept statement is parsed alone, once per process.
+A view links to the views its own statements read from, and so on: a module imported but
+never used is not parsed at all, and a helper module of fifty functions costs the two the
+file calls.
 Then:
 
 - names imported from project modules resolve to the functions and classes of those views
@@ -81,8 +84,8 @@ class ProjectLink:
 
     A neighbour is read as a *view*: the statements of the module that reading some names
     from it needs (its module-level code, the definitions named and what they use,
-    transitively; decided on the module's summary, :func:`summary.view_owners`), parsed and
-    built once per (file, content, names). A view links to the views of the modules *its*
+    transitively; decided on the module's summary, :func:`summary.view_owners`), assembled by
+    :func:`_view_module` and built once per (file, content, names). A view links to the views of the modules *its*
     statements read from, so a view depends on its file's content and the names alone, never
     on which files were linted before. The linted file's own model is built fresh and never
     shared; what it adds to the neighbours (links through its objects) is undone by
@@ -112,17 +115,18 @@ class ProjectLink:
             return self.views[key]
         s = summary_of(text)
         owners: "frozenset[str] | None" = None
-        view_text = text
-        starts: list[tuple[int, int]] = []
+        mod: cst.Module | None = None
+        first_lines: list[int] | None = None
         if s is not None and not s["deep"]:
             kept = view_owners(s, names)
-            lines = view_lines(s, kept)
-            if lines is not None:
+            if view_lines(s, kept) is not None:
                 owners = frozenset(kept)
-                view_text, starts = _view(text, lines)
-        mod = parse_cached(path, view_text, checked=view_text is not text)
-        if mod is None and view_text is not text:  # never less than the whole module would give
-            mod, starts = parse_cached(path, text), []
+                got = _view_module(path, text, s, kept)
+                if got is not None:
+                    mod, first_lines = got
+        if mod is None:  # the whole module (also when a view cannot be assembled)
+            owners = None
+            mod = parse_cached(path, text)
         if mod is None:
             self.views[key] = None
             return None
@@ -131,7 +135,7 @@ class ProjectLink:
         except RecursionError:
             self.views[key] = None
             return None
-        prog.line_starts = starts  # positions in the view -> lines of the file
+        prog.view_first_lines = first_lines  # each statement's first line in the file
         self.views[key] = prog  # an import cycle back to it sees the model unlinked
         prog.own_classes = dict(prog.classes)
         for dep, need in module_needs(self.project, path, text, owners).items():
@@ -206,40 +210,95 @@ class ProjectLink:
             t = m.imports.project.get(name)
             if t is not None:  # re-export: `from .trainer import Trainer` in a package
                 return self._resolve_in(m, t.path, ([t.attr] if t.attr else []) + parts[1:], depth + 1)
+            alias = _alias_of(m, name)
+            if alias is not None and alias != name:  # `Model = DetectionModel`, kept for old callers
+                return self._resolve_in(m, path, alias.split(".") + parts[1:], depth + 1)
         sub = self.project.submodule(path, name)
         if sub is not None:
             return self._resolve_in(m if m is not None else prog, sub, parts[1:], depth + 1)
         return None
 
 
-def _view_text(text: str, ranges: list[tuple[int, int]]) -> str:
-    """The lines of `text` in `ranges` (1-based, inclusive; statements sharing a line give the
-    same range), in order: the kept top-level statements, which parse alone."""
-    return _view(text, ranges)[0]
+_CHUNKS: "OrderedDict[tuple, list[cst.BaseStatement] | None]" = OrderedDict()
+_CHUNKS_MAX = 8192
 
 
-def _view(text: str, ranges: list[tuple[int, int]]) -> tuple[str, list[tuple[int, int]]]:
-    """The view text, and where its line numbers come from: (first line in the view, first
-    line in the file) for each run of kept lines (see :func:`file_line`)."""
+def statement_groups(s: dict) -> list[tuple[int, int, frozenset[str]]]:
+    """The summary's top-level statements grouped as libcst's module body holds them (one
+    entry per body statement: `a; b` on one line is one), with the owners in each."""
+    out: list[tuple[int, int, frozenset[str]]] = []
+    for a, b, o in s["stmts"]:
+        if out and a <= out[-1][1]:
+            pa, pb, po = out[-1]
+            out[-1] = (pa, max(pb, b), po | {o})
+        else:
+            out.append((a, b, frozenset((o,))))
+    return out
+
+
+def _bare(stmt: cst.BaseStatement) -> cst.BaseStatement:
+    """The statement without the comments and blank lines above it (what a view holds, from
+    whichever parse it comes)."""
+    return stmt.with_changes(leading_lines=()) if getattr(stmt, "leading_lines", None) else stmt
+
+
+def _view_module(path: str, text: str, s: dict, kept: set[str]) -> tuple[cst.Module, list[int]] | None:
+    """The module of the statements of `kept` owners and each one's first line in the file.
+
+    The statements come from the module's whole parse when this process has it (the module
+    was linted or read whole before), else from parses of the kept statements alone, each
+    parsed once per process. Both give the same statements (comments above them dropped), so
+    the view does not depend on which files were read before."""
+    groups = statement_groups(s)
+    keep = [i for i, (_, _, owners) in enumerate(groups) if owners & kept]
+    full = known_parse(path, text)
+    if full is not None and len(full.body) == len(groups):
+        return full.with_changes(body=[_bare(full.body[i]) for i in keep], header=(), footer=()), \
+            [groups[i][0] for i in keep]
     lines = _LINES.findall(text)  # with their endings, numbered as CPython numbers them
-    out: list[str] = []
-    starts: list[tuple[int, int]] = []
-    end = 0
-    for a, b in sorted(ranges):
-        a = max(a, end + 1)
-        if a <= b:
-            starts.append((len(out) + 1, a))
-            out.extend(lines[a - 1:b])
-            end = b
-    view = "".join(out)
-    return (view if view.endswith(("\n", "\r")) else view + "\n"), starts
+    h = _key(path, text)
+    body: list[cst.BaseStatement] = []
+    firsts: list[int] = []
+    style: cst.Module | None = None
+    for i in keep:
+        a, b, _ = groups[i]
+        ck = (h, a, b)
+        if ck in _CHUNKS:
+            _CHUNKS.move_to_end(ck)
+            stmts = _CHUNKS[ck]
+        else:
+            chunk = "".join(lines[a - 1:b])
+            try:
+                m = cst.parse_module(chunk if chunk.endswith(("\n", "\r")) else chunk + "\n")
+                stmts = [_bare(x) for x in m.body]
+                style = style or m
+            except Exception:  # CPython and libcst disagree on where it ends: read it whole
+                stmts = None
+            _CHUNKS[ck] = stmts
+            if len(_CHUNKS) > _CHUNKS_MAX:
+                _CHUNKS.popitem(last=False)
+        if stmts is None or len(stmts) != 1:
+            return None
+        body += stmts
+        firsts.append(a)
+    cfg = {} if style is None else {"default_indent": style.default_indent,
+                                     "default_newline": style.default_newline}
+    return cst.Module(body=body, **cfg), firsts
 
 
 def file_line(prog: ProgramModel, line: int) -> int:
-    """A line of `prog`'s parsed text as a line of its file (a view holds only some lines)."""
-    starts = getattr(prog, "line_starts", None)
-    if not starts or line <= 0:
+    """A line of `prog.module`'s code as a line of its file (a view holds only some
+    statements, and not the comments above them)."""
+    firsts = getattr(prog, "view_first_lines", None)
+    if not firsts or line <= 0:
         return line
+    starts = prog.__dict__.get("_view_starts")
+    if starts is None:
+        starts, at = [], 1
+        for stmt, first in zip(prog.module.body, firsts):
+            starts.append((at, first))
+            at += prog.module.code_for_node(stmt).count(prog.module.default_newline) or 1
+        prog.__dict__["_view_starts"] = starts
     i = bisect.bisect_right(starts, (line, float("inf"))) - 1
     if i < 0:
         return line
@@ -248,6 +307,16 @@ def file_line(prog: ProgramModel, line: int) -> int:
 
 
 _LINES = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
+
+
+def _alias_of(m: ProgramModel, name: str) -> str | None:
+    """`name = Other` (a plain name or dotted name) assigned once at the module's top level."""
+    from recipecheck.program.imports import dotted_name
+
+    found = [a for a in m.module_function.assignments if a.target == name and a.augmented is None]
+    if len(found) != 1 or found[0].value is None:
+        return None
+    return dotted_name(found[0].value)
 
 
 def _merge_classes(prog: ProgramModel, other: ProgramModel) -> None:
@@ -309,13 +378,13 @@ def build_linked(module: cst.Module, path: str, text: str) -> ProgramModel:
     project = project_of(path)
     if project is None:
         return build_program(module)
+    apath = os.path.abspath(path)
+    remember_parse(apath, text, module)  # files linted later may read statements of it
     if not bindings(project, path, text):
         return build_program(module)
     shared = link_for(project)
     if len(shared.views) > 8 * MAX_MODULES:  # bounded memory in a long run
         shared.views.clear()
-    apath = os.path.abspath(path)
-    remember_parse(apath, text, module)
     main = _new_program(module, apath, project, text, shared)
     main.dep_views = None  # computed by closure() from the whole file
     closure = shared.closure(main, text)

@@ -656,9 +656,16 @@ class ProgramModel:
                 return fn
             return self._project_function(f, text)
         head, _, meth = text.partition(".")
-        if head == "self" and "." not in meth:
+        if head in ("self", "cls") and "." not in meth:
             cls = f.cls or (f.parent.cls if f.parent else None)
             return self.class_method(cls, meth) if cls is not None else None
+        if "." not in meth and head in (f.program or self).classes:
+            # `Trainer.run(model, ...)`: a classmethod or staticmethod called through its class
+            # (an instance method called so would take its instance as first argument)
+            m = self.class_method((f.program or self).classes[head], meth)
+            if m is not None and isinstance(m.node, cst.FunctionDef) and \
+                    not (m.params and m.params[0] == "self"):
+                return m
         return self._project_function(f, text)
 
     def _project_function(self, f: FunctionInfo, text: str) -> "FunctionInfo | None":

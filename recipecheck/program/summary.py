@@ -21,7 +21,7 @@ neighbours matter *before* parsing any of them with libcst:
   owner: the function or class it defines, ``<module>`` for other module-level code, ``<main>``
   for an ``if __name__ == "__main__":`` block (which does not run when the module is imported).
   From these and ``uses``, the link reads of a neighbour only the statements the linted file
-  needs (:func:`view_lines`).
+  needs (:func:`view_owners`; :func:`recipecheck.program.link.statement_groups`).
 
 A summary never holds libcst nodes: loading a pickled libcst tree costs about as much as parsing.
 """

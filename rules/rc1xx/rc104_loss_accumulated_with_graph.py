@@ -137,6 +137,7 @@ class LossAccumulatedWithGraph(Rule):
 
     def check(self, ctx: Context) -> None:
         self._check_training_totals(ctx)
+        self._check_subscript_totals(ctx)
         self._check_training_lists(ctx)
         _check_eval_totals(ctx)
 
@@ -187,6 +188,8 @@ class LossAccumulatedWithGraph(Rule):
             backward_names = _backward_names(f)
             if not backward_names:
                 continue
+            terms = _loss_terms(p, f, backward_names)
+            feeding = _feeding(f, backward_names) if terms else set()
             for a in f.assignments:
                 if a.loop is None or a.value is None or not isinstance(a.value, cst.CSTNode):
                     continue
@@ -199,13 +202,45 @@ class LossAccumulatedWithGraph(Rule):
                     continue
                 if a.target in backward_names:
                     continue  # the total itself is back-propagated later
-                hits = [n for n in _graph_names(value) & backward_names
+                graph = backward_names if a.target in feeding else backward_names | terms
+                hits = [n for n in _graph_names(value) & graph
                         if n != a.target and not self._reassigned_to_number(f, n, a.order)]
                 if hits:
                     name = sorted(hits)[0]
                     ctx.report(a.node, (
                         f"`{ctx.code(a.node)}` adds the loss tensor `{name}` to a running total: "
                         f"every iteration's autograd graph stays in memory; add `{name}.item()` or "
+                        f"`{name}.detach()` instead (RC104)"))
+
+    def _check_subscript_totals(self, ctx: Context) -> None:
+        """`totals["loss"] += loss` in the training loop: a dict (or list) of running totals
+        that adds the loss tensor itself (the model records no assignment to a subscript)."""
+        p = ctx.program
+        for f in p.functions.values():
+            if not f.loops or not isinstance(f.node, (cst.FunctionDef, cst.Module)):
+                continue
+            cands = [n for n in _own_nodes(f.node) if isinstance(n, cst.AugAssign) and
+                     isinstance(n.operator, cst.AddAssign) and isinstance(n.target, cst.Subscript)]
+            if not cands:
+                continue
+            backward_names = _backward_names(f)
+            if not backward_names:
+                continue
+            graph = backward_names | _loss_terms(p, f, backward_names)
+            feeding = _feeding(f, backward_names)
+            in_loop: set[int] = set()
+            for lp in f.loops:
+                in_loop.update(id(n) for n in _own_nodes(lp.node))
+            for st in cands:
+                holder = dotted_name(st.target.value)
+                if id(st) not in in_loop or holder is None or holder in feeding:
+                    continue
+                hits = [n for n in _graph_names(st.value) & graph if not self._reassigned_to_number(f, n, 10**9)]
+                if hits:
+                    name = sorted(hits)[0]
+                    ctx.report(st, (
+                        f"`{ctx.code(st)}` adds the loss tensor `{name}` to a running total: every "
+                        f"iteration's autograd graph stays in memory; add `{name}.item()` or "
                         f"`{name}.detach()` instead (RC104)"))
 
     @staticmethod
@@ -224,6 +259,45 @@ _LOSS_FUNCS = {"cross_entropy", "nll_loss", "mse_loss", "l1_loss", "binary_cross
                "multi_margin_loss", "multilabel_margin_loss", "soft_margin_loss",
                "multilabel_soft_margin_loss"}
 _CRITERION_NAMES = {"criterion", "crit", "loss_fn", "loss_func", "loss_function", "lossfn"}
+
+
+def _own_nodes(node: cst.CSTNode):
+    """The nodes under `node`, not those of the functions and classes defined inside it."""
+    stack = list(iter_children(node))
+    while stack:
+        n = stack.pop()
+        if isinstance(n, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+            continue
+        yield n
+        stack.extend(iter_children(n))
+
+
+def _loss_terms(p, f, backward_names: set[str]) -> set[str]:
+    """The loss terms the back-propagated loss is summed from (`mse = crit1(...)`,
+    `ce = crit2(...)`, `loss = mse + ce`): each carries the same graph as the loss."""
+    out: set[str] = set()
+    for a in f.assignments:
+        if a.target in backward_names and a.augmented is None and isinstance(a.value, cst.CSTNode):
+            for n in _graph_names(a.value) - backward_names:
+                if _loss_tensor(p, f, cst.Name(n), a.order, 0):
+                    out.add(n)
+    return out
+
+
+def _feeding(f, names: set[str]) -> set[str]:
+    """The names the tensors `names` are computed from (a total that is itself
+    back-propagated later feeds them)."""
+    feeding = set(names)
+    changed = True
+    while changed:
+        changed = False
+        for a in f.assignments:
+            if a.target in feeding and isinstance(a.value, cst.CSTNode):
+                new = _graph_names(a.value) - feeding
+                if new:
+                    feeding |= new
+                    changed = True
+    return feeding
 
 
 def _check_eval_totals(ctx: Context) -> None:

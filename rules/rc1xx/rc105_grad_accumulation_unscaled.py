@@ -3,6 +3,7 @@ import libcst as cst
 from recipecheck.program.nodes import iter_children
 
 from recipecheck.finding import Severity
+from recipecheck.program.accumulation import _micro_batches, counter_gate
 from recipecheck.program.imports import dotted_name
 from recipecheck.rule import Context, Rule
 
@@ -20,11 +21,14 @@ def _has_op(node, ops) -> bool:
 
 
 def _is_modulo_test(expr, fn=None) -> bool:
-    """`(i + 1) % k == 0`, or a flag bound to one in the loop's function (`do_step = ...`)."""
+    """`(i + 1) % k == 0`, a flag bound to one in the loop's function (`do_step = ...`), or
+    a counter test (`n >= k`, reset to 0 at each step)."""
     if _has_op(expr, (cst.Modulo,)):
         return True
     if fn is None:
         return False
+    if counter_gate(expr, fn):
+        return True  # `if n_accum >= k:` on a counter the loop resets at each step
     names = {n.value for n in _names(expr)}
     return any(a.target in names and a.augmented is None and isinstance(a.value, cst.CSTNode) and
                _has_op(a.value, (cst.Modulo,)) for a in fn.assignments)
@@ -185,8 +189,9 @@ class GradAccumulationUnscaled(Rule):
             steps = [e for e, path in seq if not path and p.optimizer_step_target(e.event)]
             accumulating = bool(steps) and all(
                 any(_is_modulo_test(c, e.event.function) for c in e.event.conds) for e in steps)
-            if not steps and xl.parent is not None and isinstance(xl.loop.node, cst.For) and \
-                    isinstance(xl.loop.node.iter, cst.Call) and dotted_name(xl.loop.node.iter.func) == "range":
+            if not steps and xl.parent is not None and isinstance(xl.loop.node, cst.For) and (
+                    (isinstance(xl.loop.node.iter, cst.Call) and dotted_name(xl.loop.node.iter.func) == "range")
+                    or _micro_batches(xl.loop.node.iter)):
                 after = False
                 for e, path in xl.parent.walk():
                     if path and path[0] is xl:

@@ -1,3 +1,5 @@
+import libcst as cst
+
 from recipecheck.finding import Severity
 from recipecheck.rule import Context, Rule
 
@@ -97,16 +99,19 @@ class SchedulerBeforeOptimizerStep(Rule):
         for xl in p.all_xloops():
             seq = [e for e, _ in xl.walk()]
             direct = {id(e) for e in xl.direct()}
+            paths = [path for _, path in xl.walk()]
             for j, e in enumerate(seq):
                 ev = e.event
                 if id(e) not in direct or not p.is_scheduler_step(ev):
                     continue
                 before = any(p.optimizer_step_target(seq[i].event) for i in range(j))
-                after = next((seq[i] for i in range(j + 1, len(seq))
-                              if p.optimizer_step_target(seq[i].event)), None)
-                if before or after is None:
+                k = next((i for i in range(j + 1, len(seq))
+                          if p.optimizer_step_target(seq[i].event)), None)
+                if before or k is None:
                     continue
-                if e.conds and not _same_guard(ev, after.event):
+                after = seq[k]
+                if e.conds and not _same_guard(ev, after.event) and \
+                        not _implied_guard(ev, after.event, paths[k]):
                     continue  # a conditional scheduler step: only under the optimizer's own gate
                 node = e.event.node
                 ctx.report(node, (
@@ -120,3 +125,17 @@ def _same_guard(a, b) -> bool:
     (`if (i + 1) % k == 0: scheduler.step(); optimizer.step()`): whenever one runs, both do."""
     return a.function is b.function and a.loop is b.loop and bool(a.conds) and \
         tuple(map(id, a.conds)) == tuple(map(id, b.conds))
+
+
+def _implied_guard(sched, opt, loops) -> bool:
+    """Every condition of the scheduler step also guards the optimizer step after it, written
+    the same way in the same function (`for phase in ('train', 'val'): if phase == 'train':
+    scheduler.step()` ... `if phase == 'train': optimizer.step()` in the batch loop): whenever
+    the optimizer steps, the scheduler has stepped just before it."""
+    if sched.function is not opt.function:
+        return False
+    code = cst.Module([]).code_for_node
+    guards = {code(c) for c in opt.conds}
+    for xl in loops:
+        guards |= {code(c) for c in xl.loop.conds}
+    return all(code(c) in guards for c in sched.conds)

@@ -200,21 +200,28 @@ class TrainLoaderNotShuffled(Rule):
         _check_loader_factories(ctx, dm)
         for loader, _xl in dm.train_loaders:
             call = loader.node
+            extra: dict = {}
             if any(a.star == "**" for a in call.args):
-                continue
-            shuffle = loader.arg("shuffle", 2)
+                extra = _splat_keywords(ctx.program, loader.function, call)
+                if extra is None:
+                    continue  # keyword arguments the code does not state
+            shuffle = loader.arg("shuffle", 2) or extra.get("shuffle")
             if shuffle is not None and _literal(shuffle) is not False and _literal(shuffle) is not None:
                 # a name or flag: unshuffled only when every value the code gives it is off
                 # (`SHUFFLE = False`); a mix is not reported (one helper builds both loaders)
                 if judge(value_of(ctx.program, loader.function, shuffle), lambda x: not x,
                          numeric=False).verdict != ALL:
                     continue
-            sampler = loader.arg("sampler", 3)
-            bsampler = loader.arg("batch_sampler", 4)
-            if (sampler is not None and _literal(sampler) is not None) or \
-                    (bsampler is not None and _literal(bsampler) is not None):
+            sampler = loader.arg("sampler", 3) or extra.get("sampler")
+            bsampler = loader.arg("batch_sampler", 4) or extra.get("batch_sampler")
+            when = ""
+            if bsampler is not None and _literal(bsampler) is not None:
                 continue
-            bs = call_arg(call, "batch_size", 1)
+            if sampler is not None and _literal(sampler) is not None:
+                when = _none_sampler_branch(ctx.program, loader.function, sampler)
+                if when is None:
+                    continue
+            bs = call_arg(call, "batch_size", 1) or extra.get("batch_size")
             if bs is not None and _literal(bs) is None:
                 continue
             if dm.is_iterable_dataset(loader):
@@ -223,10 +230,108 @@ class TrainLoaderNotShuffled(Rule):
                     _single_pass(ctx.program, _xl):
                 continue  # random data, one batch, or one pass: the order cannot bias anything
             name = loader.target or "the training DataLoader"
+            own = {id(fn) for fn in ctx.program.functions.values()}
+            if id(loader.function) not in own:
+                # built by a factory of another module (utils.make_loaders): report the call that
+                # gets it here, when this file builds the (map-style) dataset it wraps; a factory
+                # that builds its own dataset is reported in its module
+                site = _factory_call_here(ctx.program, loader.function, own)
+                if site is None or when or not any(
+                        id(o.function) in own and _map_style(o, ctx.program)
+                        for o in dm.dataset_constructions(loader)):
+                    continue
+                ctx.report(site, (
+                    f"`{ctx.code(site)}` returns {name}, built in {loader.function.name}() (another "
+                    "module) without shuffle or sampler, and the training loop here iterates it: "
+                    "every epoch sees the examples in the same order; pass shuffle=True there (RC401)"))
+                continue
+            if when:
+                ctx.report(call, (
+                    f"{name} feeds the training loop but is not shuffled when {when}: its sampler "
+                    "is None there and no shuffle is passed, so every epoch sees the examples in the "
+                    "same order; pass shuffle=(sampler is None) (RC401)"))
+                continue
             ctx.report(call, (
                 f"{name} feeds the training loop but is not shuffled: every epoch sees the examples "
                 "in the same order, so batches are not i.i.d. and the gradient is biased; pass "
                 "shuffle=True (or a sampler) (RC401)"), fix=_shuffle_fix(call))
+
+
+def _factory_call_here(p, fn, own: set[int]):
+    """The call in one of this file's functions whose callee is `fn`."""
+    for cs in p.calls:
+        if id(cs.function) not in own:
+            continue
+        try:
+            callees = p._callees_of(cs.function, cs.node)
+        except Exception:  # the callee search is best effort
+            continue
+        if any(c is fn for c in callees):
+            return cs.node
+    return None
+
+
+def _splat_keywords(p, f, call: cst.Call) -> dict | None:
+    """The keywords `**kwargs` adds to the call, when each `**` name is bound once (in the
+    function or the module) to a dict literal or `dict(...)` with plain keys and is never
+    changed afterwards (`kwargs.update(...)`, `kwargs["shuffle"] = True`); None otherwise."""
+    out: dict = {}
+    for a in call.args:
+        if a.star != "**":
+            continue
+        if not isinstance(a.value, cst.Name):
+            return None
+        name = a.value.value
+        scope = f
+        binds = [b for b in scope.bindings(name)] if scope is not None else []
+        if not binds and scope is not p.module_function:
+            binds = list(p.module_function.bindings(name))
+        if len(binds) != 1 or binds[0].augmented is not None:
+            return None
+        v = binds[0].value
+        if isinstance(v, cst.Dict):
+            for el in v.elements:
+                if not isinstance(el, cst.DictElement) or not isinstance(el.key, cst.SimpleString):
+                    return None
+                out[el.key.evaluated_value] = el.value
+        elif isinstance(v, cst.Call) and isinstance(v.func, cst.Name) and v.func.value == "dict":
+            for k in v.args:
+                if k.keyword is None:
+                    return None
+                out[k.keyword.value] = k.value
+        else:
+            return None
+        if _mutated(p, name):
+            return None
+    return out
+
+
+def _mutated(p, name: str) -> bool:
+    if any(cs.dotted in (f"{name}.update", f"{name}.setdefault", f"{name}.pop") for cs in p.calls):
+        return True
+    for n in walk(p.module):
+        if isinstance(n, (cst.Assign, cst.AugAssign)):
+            targets = [t.target for t in n.targets] if isinstance(n, cst.Assign) else [n.target]
+            if any(isinstance(t, cst.Subscript) and isinstance(t.value, cst.Name) and t.value.value == name
+                   for t in targets):
+                return True
+            if isinstance(n, cst.AugAssign) and isinstance(n.target, cst.Name) and n.target.value == name:
+                return True
+    return False
+
+
+def _none_sampler_branch(p, f, sampler) -> str | None:
+    """`sampler = DistributedSampler(ds) if rank != -1 else None`: the branch (as code) in which
+    the code itself sets the sampler to None ("" when it always does), or None when it never
+    does (a sampler the code does not state is assumed to shuffle)."""
+    v = value_of(p, f, sampler)
+    nones = [q for q in v.possibilities if q.value is None and q.source == "literal"]
+    if not nones:
+        return None
+    conds = [q.condition for q in nones]
+    if not all(conds):
+        return ""
+    return "`" + "` or `".join(dict.fromkeys(conds)) + "`"
 
 
 def _check_loader_factories(ctx: Context, dm) -> None:

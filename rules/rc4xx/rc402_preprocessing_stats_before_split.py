@@ -117,12 +117,16 @@ class PreprocessingStatsBeforeSplit(Rule):
         splits = dm.splits
         if not splits:
             return
+        _check_through_helpers(ctx, dm)
         for s in dm.stats:
             if not s.normalizes or (s.stmt is not None and s.stmt in done):
                 continue
             whole = [r.name for r in s.roots if not r.part and not is_eval_name(r.name)]
             if not whole:
                 continue
+            # a statistic over every batch of a loader covers the dataset it walks
+            whole += [n for r in list(whole) for n in sorted(dm.loop_sources(s.function, r))
+                      if not is_eval_name(n)]
             for sp in splits:
                 if sp.function is not s.function or sp.order < s.order or sp.node is s.node:
                     continue
@@ -141,3 +145,75 @@ class PreprocessingStatsBeforeSplit(Rule):
                     f"{sp.how} splits afterwards: the held-out rows leak into the normalization and the "
                     "held-out score is optimistic; split first and fit on the training part only (RC402)"))
                 break
+
+
+def _param_positions(dm, f, names, order) -> set[int]:
+    """Positions of the parameters of `f` that one of `names` (as of `order`) is computed from."""
+    params = [q for q in f.params if q not in ("self", "cls")]
+    out = set()
+    for n in names:
+        anc = dm.ancestors(f, n, order)
+        out |= {i for i, q in enumerate(params) if q in anc}
+    return out
+
+
+def _check_through_helpers(ctx: Context, dm) -> None:
+    """The statistics and the split live in two helpers the same caller runs in that order
+    (`data, scaler = normalize_dataset(data)` then `split_data_by_ratio(data, ...)`): the
+    helper normalizes its argument with statistics of all of it, the other splits it."""
+    p = ctx.program
+    normalizes: dict[int, tuple] = {}  # id(function) -> (positions, the stat site)
+    for s in dm.stats:
+        if not s.normalizes:
+            continue
+        whole = [r.name for r in s.roots if not r.part and not is_eval_name(r.name)]
+        pos = _param_positions(dm, s.function, whole, s.order)
+        if pos and id(s.function) not in normalizes:
+            normalizes[id(s.function)] = (pos, s)
+    splits: dict[int, set[int]] = {}
+    for sp in dm.splits:
+        pos = _param_positions(dm, sp.function, [r.name for r in sp.roots], sp.order)
+        if pos:
+            splits.setdefault(id(sp.function), set()).update(pos)
+    if not normalizes or not splits:
+        return
+    by_caller: dict[int, list] = {}
+    for cs in p.calls:
+        try:
+            fns = p._callees_of(cs.function, cs.node)
+        except Exception:  # the callee search is best effort
+            continue
+        if len(fns) != 1 or fns[0] is cs.function:
+            continue
+        by_caller.setdefault(id(cs.function), []).append((cs, fns[0]))
+    for calls in by_caller.values():
+        for cs, g in calls:
+            if id(g) not in normalizes:
+                continue
+            pos, stat = normalizes[id(g)]
+            whole = [r.name for i in pos for r in _arg_roots(p, cs.node, i) if not r.part]
+            if not whole:
+                continue
+            for cs2, h in calls:
+                if cs2.order <= cs.order or id(h) not in splits:
+                    continue
+                roots = [r.name for i in splits[id(h)] for r in _arg_roots(p, cs2.node, i)]
+                anc = set()
+                for r in roots:
+                    anc |= dm.ancestors(cs2.function, r, cs2.order)
+                hit = next((w for w in whole if w in anc), None)
+                if hit is None:
+                    continue
+                ctx.report(cs.node, (
+                    f"{ctx.code(cs.node)} normalizes all of {hit} with statistics computed on it "
+                    f"({ctx.code(stat.node)} in {g.name}()), and {ctx.code(cs2.node)} splits it "
+                    "afterwards: the held-out rows leak into the normalization and the held-out "
+                    "score is optimistic; split first and fit on the training part only (RC402)"))
+                break
+
+
+def _arg_roots(p, call, i: int):
+    from recipecheck.program.data import data_roots
+
+    args = [a for a in call.args if a.keyword is None and not a.star]
+    return data_roots(p, args[i].value) if i < len(args) else []

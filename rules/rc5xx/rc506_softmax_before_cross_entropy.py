@@ -239,6 +239,55 @@ class SoftmaxBeforeCrossEntropy(Rule):
             ctx.report(node, (
                 f"{label} turns the logits into probabilities before {loss} "
                 f"(`{ctx.code(cs.node)}`): {why}; {fix} (RC506)"))
+        self._check_foreign_helpers(ctx, la, wrappers)
+
+    def _check_foreign_helpers(self, ctx: Context, la, wrappers) -> None:
+        """`train_one_epoch(model, criterion, ...)` of another module computes
+        `criterion(model(x), y)` with the model and loss this file passes in: the finding goes on
+        this file's call (the helper's module cannot see what it is given). Each call is judged
+        by its own arguments."""
+        from recipecheck.program.nodes import bind_arguments
+
+        p = ctx.program
+        own = {id(fn) for fn in p.functions.values()}
+        for cs in p.calls:
+            if id(cs.function) not in own:
+                continue
+            try:
+                callees = p._callees_of(cs.function, cs.node)
+            except Exception:  # the callee search is best effort
+                continue
+            if len(callees) != 1 or id(callees[0]) in own:
+                continue
+            g = callees[0]
+            prog = getattr(g, "program", None)
+            if prog is None or prog is p or not isinstance(g.node, cst.FunctionDef):
+                continue
+            bound = dict(bind_arguments(cs.node, g.params, g.cls is not None))
+            for inner in prog.calls:
+                if inner.function is not g or not isinstance(inner.node.func, cst.Name):
+                    continue
+                loss = bound.get(inner.node.func.value)
+                if loss is None or not any(o.qualname in _CE for o in p.evaluate(cs.function, loss)):
+                    continue
+                out = _param_call(g, _first_arg(inner.node), inner.order)
+                model = bound.get(out) if out else None
+                if model is None:
+                    continue
+                if la is None:
+                    la = layer_analysis(p)
+                unit = la.model_of_call(cst.Call(func=model), cs.function)
+                last = unit.last_op() if unit is not None else None
+                if last is None or last.kind not in ("softmax", "log_softmax") or last.conditional:
+                    continue
+                what = "probabilities" if last.kind == "softmax" else "log-probabilities"
+                ctx.report(cs.node, (
+                    f"`{ctx.code(cs.node)}` hands {g.name}() (another module) `{ctx.code(model)}`, "
+                    f"whose last layer is {last.describe()}, and a CrossEntropyLoss that it applies "
+                    f"to the model's output (`{prog.module.code_for_node(inner.node)}`): the loss gets "
+                    f"{what} and applies log_softmax again (double softmax); return the raw logits "
+                    "from the model (RC506)"))
+                break
 
     @staticmethod
     def _loss_kind(p, cs) -> str | None:
@@ -330,6 +379,13 @@ class SoftmaxBeforeCrossEntropy(Rule):
             if kind == "shape" and expr.args:
                 return self._squashed(p, la, f, expr.args[0].value, order, depth + 1)
             return None
+        if isinstance(func, cst.Call) and (q := p.imports.resolve(func.func)) in _PROB_MODULES:
+            return expr, _PROB_MODULES[q], f"`{q.rsplit('.', 1)[-1]}`"  # `nn.Softmax(dim=1)(z)`
+        if isinstance(func, cst.Name):
+            # `m = nn.LogSoftmax(dim=1)` earlier in the function, then `m(pred)`
+            quals = {o.qualname for o in p.evaluate_dotted(f, func.value)}
+            if len(quals) == 1 and (q := quals.pop()) in _PROB_MODULES:
+                return expr, _PROB_MODULES[q], f"`{func.value}` ({q.rsplit('.', 1)[-1]})"
         if isinstance(func, cst.Attribute):
             meth = func.attr.value
             if isinstance(func.value, cst.Name) and func.value.value == "self":
@@ -426,3 +482,18 @@ def _reaches_param(f, expr, param: str, order: int, depth: int) -> bool:
             expr.func.attr.value in _SHAPE_METHODS:
         return _reaches_param(f, expr.func.value, param, order, depth + 1)
     return False
+
+
+def _param_call(f, expr, order: int, depth: int = 0) -> str | None:
+    """The parameter of `f` whose call `expr` is (`model(x)`, or a name bound to it)."""
+    if expr is None or depth > 4:
+        return None
+    if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Name) and expr.func.value in f.params:
+        return expr.func.value
+    if isinstance(expr, cst.Name):
+        binds = [a for a in f.assignments if a.target == expr.value and a.augmented is None and a.order <= order]
+        if binds:
+            a = max(binds, key=lambda a: a.order)
+            if isinstance(a.value, cst.CSTNode):
+                return _param_call(f, a.value, a.order - 1, depth + 1)
+    return None

@@ -14,7 +14,10 @@ class FunctionalDropoutAlwaysOn(Rule):
     Flags `F.dropout(x, p)` (and `dropout1d/2d/3d`, `alpha_dropout`,
     `feature_alpha_dropout`) called in a method of an `nn.Module` subclass without the
     `training` argument, and `F.scaled_dot_product_attention(..., dropout_p=p)` whose
-    `dropout_p` is not switched off at evaluation. `F.dropout(x, p, training=self.training)`,
+    `dropout_p` is not switched off at evaluation; also an `nn.Dropout` module built inside
+    `forward` (or another method but `__init__`) and applied there (`nn.Dropout(p=0.5)(x)`,
+    `drop = nn.Dropout(p); drop(x)`), which is never registered and so never sees `eval()`.
+    `F.dropout(x, p, training=self.training)`,
     the positional `F.dropout(x, p, self.training)`, a call under `if self.training:` (or
     `if self.training and p > 0:`), `dropout_p=self.p if self.training else 0.0` (also through
     a local variable) and `nn.Dropout` modules are fine.
@@ -82,7 +85,11 @@ class FunctionalDropoutAlwaysOn(Rule):
         "        x = F.dropout(x, 0.5, training=self.training)\n"
         "        x = F.dropout(x, 0.5, self.training)\n"
         "        return F.dropout2d(x, p=0.1, training=self.training, inplace=False)\n",
-        # nn.Dropout modules follow eval() by themselves
+        # nn.Dropout modules follow eval() by themselves (built in __init__ or a builder it calls)
+        "import torch.nn as nn\n"
+        "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.head = self._head()\n    def _head(self):\n"
+        "        return nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.2))\n",
         "import torch.nn as nn\n"
         "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
         "        self.drop = nn.Dropout(0.5)\n    def forward(self, x):\n        return self.drop(x)\n",
@@ -130,6 +137,10 @@ class FunctionalDropoutAlwaysOn(Rule):
         "class Block(nn.Module):\n    def forward(self, x):\n"
         "        if self.use_drop:\n            x = F.alpha_dropout(x, 0.1)  # expect: RC507\n"
         "        return F.feature_alpha_dropout(x, 0.1)  # expect: RC507\n",
+        # a Dropout module built in forward is never registered: eval() cannot reach it
+        "import torch.nn as nn\n"
+        "class Head(nn.Module):\n    def forward(self, x):\n"
+        "        x = nn.Dropout(p=0.5)(x)  # expect: RC507\n        return self.fc(x)\n",
     )
 
     def check(self, ctx: Context) -> None:
@@ -140,6 +151,11 @@ class FunctionalDropoutAlwaysOn(Rule):
                 if la is None:
                     la = layer_analysis(p)
                 self._check_sdpa(ctx, la, cs)
+                continue
+            if cs.qualname in _DROPOUT_MODULES:
+                if la is None:
+                    la = layer_analysis(p)
+                self._check_module_built_in_call(ctx, la, cs)
                 continue
             if functional_kind(cs.qualname) != "dropout" or not cs.qualname.startswith("torch.nn.functional."):
                 continue
@@ -172,6 +188,29 @@ class FunctionalDropoutAlwaysOn(Rule):
                 "random; pass `training=self.training` or use an nn.Dropout module (RC507)"), fix=fix)
 
 
+    def _check_module_built_in_call(self, ctx: Context, la, cs) -> None:
+        """`x = nn.Dropout(p=0.5)(x)` in forward: the module is built on every call and never
+        registered, so `model.eval()` cannot reach it and it is always in training mode."""
+        f = cs.function
+        if f.cls is None or f.name == "__init__" or not la.is_module_class(f.cls.name):
+            return
+        call = cs.node
+        applied = any(isinstance(c.node.func, cst.Call) and c.node.func is call
+                      for c in ctx.program.calls if c.function is f)
+        if not applied:
+            # `drop = nn.Dropout(p)` then `drop(x)` in the same method
+            names = {a.target for a in f.assignments if a.value is call and "." not in a.target}
+            applied = bool(names) and any(c.dotted in names for c in ctx.program.calls if c.function is f)
+        if not applied or _always_zero(ctx.program, f, call_arg(call, "p", 0)):
+            return
+        if training_gated(f.node, call):
+            return
+        ctx.report(call, (
+            f"`{ctx.code(call)}` is built inside `{f.key}` and applied at once: the module is never "
+            "registered, so model.eval() cannot switch it off and dropout stays on at evaluation; "
+            "build it in __init__ as an attribute, or use F.dropout(..., training=self.training) "
+            "(RC507)"))
+
     def _check_sdpa(self, ctx: Context, la, cs) -> None:
         f = cs.function
         if f.cls is None or not la.is_module_class(f.cls.name):
@@ -200,6 +239,8 @@ class FunctionalDropoutAlwaysOn(Rule):
 
 
 _SDPA = "torch.nn.functional.scaled_dot_product_attention"
+_DROPOUT_MODULES = {"torch.nn.Dropout", "torch.nn.Dropout1d", "torch.nn.Dropout2d", "torch.nn.Dropout3d",
+                    "torch.nn.AlphaDropout", "torch.nn.FeatureAlphaDropout"}
 
 
 def _always_zero(p, f, expr) -> bool:

@@ -496,6 +496,20 @@ class MissingEvalMode(Rule):
                 shown = name or model
                 where = " over held-out data" if el.split else ""
                 anchor = loop.node.iter if loop.iter is not None else loop.node.test
+                site = _call_site_here(ctx, el)
+                if site is not None:
+                    # the loop is in a helper of another module (utils.evaluate): report the call
+                    # that reaches it from this file, where the model is passed in; a name local
+                    # to the helper (its own criterion) is not this file's to judge
+                    arg = _argument_for(site, loop.function, model)
+                    if arg is not None and ev.mode_matters(arg):
+                        ctx.report(site, (
+                            f"`{ctx.code(site)}` runs an evaluation loop{where} (in "
+                            f"{loop.function.name}(), another module) with {arg} in training mode: "
+                            f"Dropout stays on and BatchNorm uses batch statistics, so the metric is "
+                            f"wrong; call {arg}.eval() before it, or in {loop.function.name}() "
+                            "(RC701, runtime twin RT111)"))
+                    break
                 if matters:
                     ctx.report(anchor, (
                         f"evaluation loop{where} runs with {shown} in training mode: Dropout stays on "
@@ -581,3 +595,28 @@ def _own_no_grad(ev, fn) -> bool:
     from recipecheck.program.evaluation import _decorator_withs
 
     return any(w in NO_GRAD for w in _decorator_withs(ev.program, fn))
+
+
+def _argument_for(call, fn, model: str) -> str | None:
+    """The name this file passes for `fn`'s parameter `model` at `call` (a direct call of fn)."""
+    from recipecheck.program.nodes import bind_arguments
+
+    if "." in model or model not in fn.params or not isinstance(call, cst.Call):
+        return None
+    for name, value in bind_arguments(call, fn.params, fn.cls is not None):
+        if name == model:
+            return dotted_name(value)
+    return None
+
+
+def _call_site_here(ctx: Context, el):
+    """For an evaluation loop in a function of another module: the last call of the chain that
+    reaches it from a function of this file (None when the loop is this file's own)."""
+    f = el.node.loop.function
+    own = {id(fn) for fn in ctx.program.functions.values()}
+    if id(f) in own:
+        return None
+    for call in reversed(el.node.chain):
+        if id(call.function) in own:
+            return call.node
+    return None

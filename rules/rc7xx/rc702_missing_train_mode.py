@@ -2,6 +2,7 @@ import libcst as cst
 
 from recipecheck.finding import Severity
 from recipecheck.program.evaluation import analysis, forward_text, insert_before_transform
+from recipecheck.program.imports import dotted_name
 from recipecheck.rule import Context, FixSpec, Rule
 
 
@@ -125,6 +126,12 @@ class MissingTrainMode(Rule):
                         if id(node) in done:
                             continue
                         done.add(id(node))
+                        own = {id(fn) for fn in ctx.program.functions.values()}
+                        if id(s.node.event.function) not in own:
+                            # eval() and the training forward in helpers of another module
+                            # (engine.evaluate / engine.train_one_epoch): report this file's call
+                            _report_foreign(ctx, ev, s.node, fwd, model, own)
+                            continue
                         fix = self._fix(ev, batch, fwd, s)
                         name = forward_text(fwd.event)
                         if matters:
@@ -154,6 +161,40 @@ class MissingTrainMode(Rule):
         if tr is None:
             return None
         return FixSpec("safe", f"call {name}.train() at the top of the training pass", transform=tr)
+
+
+def _own_call(node, own: set[int]):
+    """The last call of `node`'s chain made from a function of this file."""
+    for call in reversed(node.chain):
+        if id(call.function) in own:
+            return call
+    return None
+
+
+def _report_foreign(ctx: Context, ev, mode_node, fwd, model: str, own: set[int]) -> None:
+    """RC702 where eval() runs in another module's helper: reported at the call here that
+    reaches it, for a model this file passes to the training helper (a name local to a helper
+    is not this file's to judge)."""
+    from recipecheck.program.nodes import bind_arguments
+
+    site = _own_call(mode_node, own)
+    fcall = _own_call(fwd, own) if id(fwd.event.function) not in own else None
+    if site is None:
+        return
+    arg = model
+    if fcall is not None:
+        fn = fwd.event.function
+        if "." in model or model not in fn.params or fcall.callee is not fn:
+            return
+        arg = next((dotted_name(v) for n, v in bind_arguments(fcall.node, fn.params, fn.cls is not None)
+                    if n == model), None)
+    if not arg or not ev.mode_matters(arg):
+        return
+    ctx.report(site.node, (
+        f"`{ctx.code(site.node)}` switches {arg} to eval mode (in {mode_node.event.function.name}(), "
+        f"another module) inside the training loop and nothing calls {arg}.train() before the next "
+        "training pass: later epochs train with Dropout off and frozen BatchNorm statistics; call "
+        f"{arg}.train() before training resumes (RC702)"))
 
 
 def _check_periodic_eval(ctx: Context, ev, done: set[int]) -> None:

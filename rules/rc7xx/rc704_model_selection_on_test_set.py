@@ -7,6 +7,7 @@ from recipecheck.program.nodes import iter_children
 from recipecheck.finding import Severity
 from recipecheck.program.evaluation import analysis, split_kind
 from recipecheck.program.imports import dotted_name
+from recipecheck.program.model import _Unpacked
 from recipecheck.rule import Context, Rule
 
 _BEST = re.compile(r"(^|_)best(_|$)|^is_best$", re.I)
@@ -239,6 +240,15 @@ class ModelSelectionOnTestSet(Rule):
             kinds = set()
             for d in _names(expr):
                 k = split_kind(d)
+                if k == "val" and "." not in d and depth < 3 and _generic_eval(d):
+                    # `eval_acc`: an evaluation result, not a split: the data it was computed
+                    # from decides (`eval_loss, eval_acc = eval_model(model, test_loader)`)
+                    vals = [a.value.value if isinstance(a.value, _Unpacked) else a.value
+                            for a in f.bindings(d) if a.value is not None and a.value is not expr]
+                    sub = {derived(f, v, depth + 1) for v in vals if isinstance(v, cst.CSTNode)}
+                    if sub == {"test"}:
+                        kinds.add("test")
+                        continue
                 if k:
                     kinds.add(k)
                     continue
@@ -247,7 +257,10 @@ class ModelSelectionOnTestSet(Rule):
                 key = (id(f), d)
                 if key not in memo:
                     memo[key] = None
-                    vals = [a.value for a in f.bindings(d) if a.value is not None and a.value is not expr]
+                    # `loss1, loss2 = self.vali(self.test_loader)`: each element is computed
+                    # from what the call is given
+                    vals = [a.value.value if isinstance(a.value, _Unpacked) else a.value
+                            for a in f.bindings(d) if a.value is not None and a.value is not expr]
                     sub = {derived(f, v, depth + 1) for v in vals if isinstance(v, cst.CSTNode)}
                     sub.discard(None)
                     memo[key] = "val" if "val" in sub else ("test" if "test" in sub else None)
@@ -279,12 +292,14 @@ class ModelSelectionOnTestSet(Rule):
                     "set once at the end (RC704)"))
         # `if test_acc > best: torch.save(...)` / `... break` with no `best = ...` line
         epoch_loops = {id(xl.loop): xl.loop for xl in p.epoch_loops}
+        # full-batch training (a GCN over the whole graph): the training loop is the epoch loop
+        epoch_loops.update({id(xl.loop): xl.loop for xl in p.batch_loops if xl.loop.parent is None})
         for loop in epoch_loops.values():
             if loop.parent is not None and id(loop.parent) in epoch_loops:
                 continue
             f = loop.function
             for node in _ifs(loop.node.body):
-                test = node.test
+                test = _main_comparison(node.test)
                 if not isinstance(test, cst.Comparison) or not any(
                         isinstance(c.operator, (cst.GreaterThan, cst.LessThan, cst.GreaterThanEqual,
                                                 cst.LessThanEqual)) for c in test.comparisons):
@@ -299,7 +314,7 @@ class ModelSelectionOnTestSet(Rule):
                     continue
                 reported.add(id(node))
                 ctx.report(test, (
-                    f"`if {ctx.code(test)}:` saves or stops on a test-set metric: the checkpoint / "
+                    f"`if {ctx.code(node.test)}:` saves or stops on a test-set metric: the checkpoint / "
                     "stopping point is selected on the test set, biasing the test score; compare "
                     "a validation metric instead (RC704)"))
         for f in p.functions.values():
@@ -322,12 +337,30 @@ class ModelSelectionOnTestSet(Rule):
                         "metric (RC704)"))
 
 
+def _generic_eval(name: str) -> bool:
+    """The name says "evaluation" (eval_acc, evaluation_loss) but names no split."""
+    toks = [t for t in re.split(r"[^A-Za-z0-9]+|_", name.lower()) if t]
+    return any(t in ("eval", "evaluation") for t in toks) and not any(
+        t in ("val", "valid", "validation", "dev", "holdout", "heldout") for t in toks)
+
+
+def _main_comparison(test: cst.BaseExpression):
+    """`acc_test > best and epoch > 9`: the first ordering comparison of an `and` chain."""
+    while isinstance(test, cst.BooleanOperation) and isinstance(test.operator, cst.And):
+        left = _main_comparison(test.left)
+        if isinstance(left, cst.Comparison):
+            return left
+        test = test.right
+    return test
+
+
 def _check_test_set_as_validation(ctx: Context, p) -> None:
     """`val_set = test_set` (typically the default when no validation split is given) or
     `val_loader = DataLoader(test_set)` in a
     function that then selects or stops on the validation metric: the test set drives it."""
     from recipecheck.program.data import is_data_name
 
+    _check_test_passed_as_validation(ctx, p)
     for a in p.assignments:
         if a.augmented is not None:
             continue
@@ -350,6 +383,39 @@ def _check_test_set_as_validation(ctx: Context, p) -> None:
             f"`{ctx.code(a.node)}` makes the test data stand in for validation, and this function "
             "selects the checkpoint or stops training on the validation metric: the test score is "
             "then optimistically biased; split a validation set off the training data instead (RC704)"))
+
+
+def _check_test_passed_as_validation(ctx: Context, p) -> None:
+    """`fit(model, opt, train_loader, test_loader)` where fit's parameter is the validation data
+    (`val_loader`) and fit selects the checkpoint or stops on it: the test set drives the
+    selection. The helper may live in this file or another module; the call is reported."""
+    from recipecheck.program.data import is_data_name
+    from recipecheck.program.nodes import bind_arguments
+
+    own = {id(fn) for fn in p.functions.values()}
+    for cs in p.calls:
+        if id(cs.function) not in own or not cs.node.args:
+            continue
+        try:
+            callees = p._callees_of(cs.function, cs.node)
+        except Exception:  # the callee search is best effort
+            continue
+        if len(callees) != 1 or not isinstance(callees[0].node, cst.FunctionDef):
+            continue
+        g = callees[0]
+        for param, value in bind_arguments(cs.node, g.params, g.cls is not None):
+            arg = dotted_name(value)
+            if not arg or split_kind(arg) != "test" or split_kind(param) != "val" or \
+                    not (is_data_name(param) and is_data_name(arg)):
+                continue
+            if not _selects_on_validation(g.program or p, g):
+                continue
+            ctx.report(cs.node, (
+                f"`{ctx.code(cs.node)}` passes the test data `{arg}` as {g.name}()'s validation "
+                f"data `{param}`, and {g.name}() selects the checkpoint or stops training on it: "
+                "the test score is then optimistically biased; pass a validation split taken "
+                "from the training data (RC704)"))
+            break
 
 
 def _loader_dataset(call: cst.Call) -> str | None:
