@@ -761,3 +761,169 @@ def test_rc303_rc301_weight_matrices_still_reported():
     # channels-to-channels layer is a weight matrix
     src = STYLE_GEN.format(noise_in="channels", use=" * noise.mean()")
     assert [c for c in ("RC303", "RC301") if found(src, c)] == ["RC303", "RC301"]
+
+
+# ------------------------------------------------------------------ RC303: noise drawn every step is an input
+
+NOISE = (
+    "import torch\n"
+    "import torch.nn as nn\n"
+    "\n"
+    "G = nn.Sequential(nn.Linear(5, 128), nn.ReLU(), nn.Linear(128, 15))\n"
+    "D = nn.Sequential(nn.Linear(15, 128), nn.ReLU(), nn.Linear(128, 1), nn.Sigmoid())\n"
+    "opt_G = torch.optim.Adam(G.parameters(), lr=1e-4)\n"
+    "{before}"
+    "for step in range(10000):\n"
+    "{inside}"
+    "    fake = G(ideas)\n"
+    "    g_loss = torch.log(1.0 - D(fake)).mean()\n"
+    "    opt_G.zero_grad()\n"
+    "    g_loss.backward()\n"
+    "    opt_G.step()\n"
+)
+DRAW = "    ideas = torch.randn(64, 5, requires_grad=True)\n"
+
+
+def test_rc303_noise_drawn_inside_the_training_loop_is_quiet():
+    assert found(NOISE.format(before="", inside=DRAW), "RC303") == []
+
+
+def test_rc303_weight_drawn_once_before_the_training_loop_still_reported():
+    weight = "W = torch.randn(256, 256, requires_grad=True)\nideas = torch.zeros(64, 5)\n"
+    assert found(NOISE.format(before=weight, inside=""), "RC303") == [(7, "warning")]
+
+
+# ------------------------------------------------------------------ RC602: tiny tutorial networks
+
+TINY_RNN = (
+    "import torch\n"
+    "import torch.nn as nn\n"
+    "\n"
+    "HIDDEN = {hidden}\n"
+    "\n"
+    "class RNN(nn.Module):\n"
+    "    def __init__(self):\n"
+    "        super().__init__()\n"
+    "        self.rnn = nn.RNN(input_size=1, hidden_size=HIDDEN, num_layers=1, batch_first=True)\n"
+    "        self.out = nn.Linear(HIDDEN, 1)\n"
+    "\n"
+    "    def forward(self, x, h):\n"
+    "        r, h = self.rnn(x, h)\n"
+    "        return self.out(r), h\n"
+    "\n"
+    "rnn = RNN()\n"
+    "optimizer = torch.optim.Adam(rnn.parameters(), lr={lr})\n"
+    "h = None\n"
+    "for step in range(100):\n"
+    "    x, y = next_window()\n"
+    "    pred, h = rnn(x, h)\n"
+    "    h = h.detach()\n"
+    "    loss = ((pred - y) ** 2).mean()\n"
+    "    optimizer.zero_grad()\n"
+    "    loss.backward()\n"
+    "    optimizer.step()\n"
+)
+
+
+def test_rc602_tiny_network_a_few_times_above_the_limit_is_info():
+    assert found(TINY_RNN.format(hidden=32, lr=0.02), "RC602") == [(17, "info")]
+
+
+def test_rc602_far_above_the_limit_or_a_wide_network_still_reported():
+    assert found(TINY_RNN.format(hidden=32, lr=0.25), "RC602") == [(17, "warning")]
+    assert found(TINY_RNN.format(hidden=256, lr=0.02), "RC602") == [(17, "warning")]
+
+
+# ------------------------------------------------------------------ RC303: equalized learning rate
+
+EQUAL_LINEAR = (
+    "import math\n"
+    "import torch\n"
+    "import torch.nn as nn\n"
+    "import torch.nn.functional as F\n"
+    "\n"
+    "class EqualLinear(nn.Module):\n"
+    "    def __init__(self, in_dim, out_dim, lr_mul=1.0):\n"
+    "        super().__init__()\n"
+    "        self.weight = nn.Parameter(torch.randn(out_dim, in_dim))\n"
+    "        self.bias = nn.Parameter(torch.zeros(out_dim))\n"
+    "        self.scale = lr_mul / math.sqrt(in_dim)\n"
+    "        self.mask = torch.tril(torch.ones(out_dim, in_dim))\n"
+    "\n"
+    "    def forward(self, x):\n"
+    "        return F.linear(x, {use}, self.bias)\n"
+    "\n"
+    "mapping = nn.Sequential(*[EqualLinear(512, 512, lr_mul=0.01) for _ in range(8)])\n"
+)
+
+
+def test_rc303_weight_rescaled_where_it_is_used_is_quiet():
+    assert found(EQUAL_LINEAR.format(use="self.weight * self.scale"), "RC303") == []
+
+
+def test_rc303_weight_used_as_drawn_or_masked_still_reported():
+    assert found(EQUAL_LINEAR.format(use="self.weight"), "RC303") == [(9, "warning")]
+    assert found(EQUAL_LINEAR.format(use="self.weight * self.mask"), "RC303") == [(9, "warning")]
+
+
+# ------------------------------------------------------------------ RC606 (info): the depth of the model the optimizer trains
+
+SGD_DEMO = (
+    "import torch\n"
+    "import torch.nn as nn\n"
+    "import torchvision\n"
+    "\n"
+    "backbone = torchvision.models.resnet18(weights='DEFAULT')\n"
+    "{model}"
+    "optimizer = torch.optim.SGD(net.parameters(), lr=0.01)\n"
+    "for step in range(100):\n"
+    "    loss = ((net(x) - y) ** 2).mean()\n"
+    "    optimizer.zero_grad()\n"
+    "    loss.backward()\n"
+    "    optimizer.step()\n"
+)
+
+
+def test_rc606_plain_sgd_on_a_shallow_model_next_to_a_deep_one_is_quiet():
+    assert found(SGD_DEMO.format(model="net = nn.Linear(3, 2)\n"), "RC606") == []
+    assert found(SGD_DEMO.format(model="net = nn.Sequential(nn.Linear(1, 10), nn.ReLU(), nn.Linear(10, 1))\n"),
+                 "RC606") == []
+
+
+def test_rc606_plain_sgd_on_a_deep_model_still_reported():
+    deep = ("net = nn.Sequential(nn.Linear(1, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),\n"
+            "                    nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 1))\n")
+    assert found(SGD_DEMO.format(model=deep), "RC606") == [(8, "info")]
+    assert found(SGD_DEMO.format(model="net = backbone\n"), "RC606") == [(7, "info")]
+
+
+def test_rc606_unit_test_of_a_training_step_is_quiet():
+    deep = ("net = nn.Sequential(nn.Linear(1, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),\n"
+            "                    nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 1))\n")
+    assert found(SGD_DEMO.format(model=deep), "RC606", path="tests/test_train_step.py") == []
+
+
+# ------------------------------------------------------------------ RC205 (info): LBFGS
+
+LBFGS = (
+    "import torch\n"
+    "import torch.nn as nn\n"
+    "\n"
+    "seq = nn.Sequential(nn.Linear(1, 51), nn.Tanh(), nn.Linear(51, 1))\n"
+    "optimizer = torch.optim.{opt}(seq.parameters(), lr=0.8)\n"
+    "for i in range(15):\n"
+    "    def closure():\n"
+    "        optimizer.zero_grad()\n"
+    "        loss = ((seq(x) - y) ** 2).mean()\n"
+    "        loss.backward()\n"
+    "        return loss\n"
+    "    optimizer.step(closure)\n"
+)
+
+
+def test_rc205_lbfgs_is_quiet():
+    assert found(LBFGS.format(opt="LBFGS"), "RC205") == []
+
+
+def test_rc205_sgd_with_a_closure_still_reported():
+    assert found(LBFGS.format(opt="SGD"), "RC205") == [(5, "info")]

@@ -234,3 +234,34 @@ def _trainable_only(c: Construction) -> bool:
                 return True
             stack.extend(iter_children(n))
     return False
+
+
+_SIZED_LAYERS = {"Linear": ("in_features", "out_features"), "Conv1d": ("in_channels", "out_channels"),
+                 "Conv2d": ("in_channels", "out_channels"), "RNN": ("input_size", "hidden_size"),
+                 "LSTM": ("input_size", "hidden_size"), "GRU": ("input_size", "hidden_size")}
+_TINY = 64
+
+
+def tiny_network(p: ProgramModel) -> bool:
+    """Every weight layer the file builds has literal (or constant) sizes of at most 64 units,
+    and no library architecture is loaded. Layers of another module are not seen: a file
+    that builds none is not tiny."""
+    from recipecheck.program.nodes import call_arg
+    from recipecheck.program.values import number_of
+
+    seen = False
+    for cs in p.calls:
+        q = cs.qualname or ""
+        if q.startswith(("torchvision.models", "timm.", "transformers.")):
+            return False
+        if not q.startswith("torch.nn."):
+            continue
+        names = _SIZED_LAYERS.get(q.rsplit(".", 1)[-1])
+        if names is None or q.count(".") != 2:
+            continue
+        for i, kw in enumerate(names):
+            v = number_of(p, cs.function, call_arg(cs.node, kw, i))
+            if v is None or v > _TINY:
+                return False
+        seen = True
+    return seen

@@ -1005,12 +1005,39 @@ def outside_premise(site: InitSite, path: str = "", module: cst.Module | None = 
         return "a mixing matrix over a few attention heads"
     if site.source == "parameter" and _broadcast_to_batch(site, text):
         return "learned input"
+    if site.source == "parameter" and _made_in_loop(site):
+        return "fresh tensor every iteration"
     if owner_leaf and _single_input_linear(site, owner_leaf):
         return "per-channel gain of a single input"
     for test, positive in site.conds:
         if positive and any(_HEAD_STRING.match(t) for t in _strings_in(test)):
             return "classifier head"
     return None
+
+
+def _made_in_loop(site: InitSite) -> bool:
+    """A `requires_grad` tensor created inside the training loop (`z = torch.randn(batch, n,
+    requires_grad=True)` each step): rebuilt every iteration, it is an input or noise, never a
+    weight that learns."""
+    node = site.node
+    if dotted_name(node.func) in ("nn.Parameter", "torch.nn.Parameter", "Parameter"):
+        return False
+    for loop in site.function.loops:
+        if _trains(loop) and any(n is node for n in walk(loop.node.body)):
+            return True
+    return False
+
+
+def _trains(loop) -> bool:
+    """The loop runs backward() (in its body or a nested loop): a training loop, not one that
+    builds a list of weights."""
+    stack = list(loop.items)
+    while stack:
+        item = stack.pop()
+        if getattr(item, "kind", None) == "backward":
+            return True
+        stack.extend(getattr(item, "items", ()))
+    return False
 
 
 def _single_input_linear(site: InitSite, leaf: str) -> bool:

@@ -45,7 +45,8 @@ class NoLrAnnealing(Rule):
     Not reported on GAN recipes (optimizers for a generator and a discriminator keep a constant
     Adam LR by design) nor on short fine-tunes (a `from_pretrained`/`pretrained=True` model
     trained for at most 5 epochs).
-    Not reported when the optimizer updates copies of data rather than a model
+    Not reported for LBFGS (its step length comes from its curvature model or a line search),
+    nor when the optimizer updates copies of data rather than a model
     (`Adam([target])` with `target = content.clone().requires_grad_(True)`: style transfer,
     an adversarial perturbation), nor on an optimizer factory (a function returning the optimizer in a file that
     never steps one): the caller that trains with it sets the schedule.
@@ -153,6 +154,8 @@ class NoLrAnnealing(Rule):
             return  # GAN recipes keep a constant Adam LR by design; a few epochs from pretrained
         if all(_returned(o) for o in opts) and not _steps_an_optimizer(p):
             return  # an optimizer factory: the caller that trains with it sets the schedule
+        if all(o.name == "LBFGS" for o in opts):
+            return  # LBFGS takes its step length from a line search (or its curvature model)
         if all(_optimizes_data(o) for o in opts):
             return  # an image or a perturbation optimized (style transfer, CW attack): no model
         opt = opts[0]

@@ -1,7 +1,13 @@
+import re
+
+import libcst as cst
+
 from recipecheck.rule import Field
 
 from recipecheck.finding import Severity
+from recipecheck.program.imports import dotted_name
 from recipecheck.program.init import init_model, outside_premise
+from recipecheck.program.nodes import iter_children, walk
 from recipecheck.rule import Context, Rule, RuleOptions
 
 
@@ -31,7 +37,10 @@ class UncalibratedInitScale(Rule):
 
     ## Known problems
     Learned tokens/queries/slots/registers, learned inputs expanded to the batch (StyleGAN's
-    constant), gates, inputs, files of tests and head-mixing
+    constant), tensors drawn inside the training loop (noise fed to a generator), parameters
+    multiplied by a scale wherever they are used (equalized learning rate:
+    `F.linear(x, self.weight * self.scale)`), gates,
+    inputs, files of tests and head-mixing
     matrices (`randn(heads, heads)`, a fan-in of a few heads) are not reported.
     Small fixed scales are a deliberate convention and are not flagged: GPT-2/BERT/DCGAN draw
     weights from N(0, 0.02), the word-language-model example uses U(-0.1, 0.1). Embedding
@@ -152,6 +161,8 @@ class UncalibratedInitScale(Rule):
                 continue
             if outside_premise(s, ctx.path, ctx.module):
                 continue  # a gain, gate, token, input, test tensor or zero-init head
+            if _rescaled_at_use(s):
+                continue  # equalized learning rate: `F.linear(x, self.weight * self.scale)`
             dist = (f"N({_fmt(s.mean or 0)}, {_fmt(s.scale)}^2)" if s.kind == "normal"
                     else f"a uniform range of half-width {_fmt(s.scale)}")
             what = s.target_text or "the weight"
@@ -159,3 +170,35 @@ class UncalibratedInitScale(Rule):
                 f"{ctx.code(s.node)} draws {what} from {dist}, a scale that ignores the layer's fan-in: "
                 "activations grow (or saturate) layer after layer; scale by 1/sqrt(fan_in) or use "
                 "nn.init.kaiming_normal_ / xavier_uniform_ (RC303)"))
+
+
+def _rescaled_at_use(site) -> bool:
+    """The parameter is multiplied by a factor wherever the class uses it
+    (`F.linear(x, self.weight * self.scale)`, StyleGAN's equalized learning rate): the scale
+    it is drawn with is not the scale the layer computes with."""
+    cls = site.cls
+    text = site.target_text or ""
+    if cls is None or not text.startswith("self.") or text.count(".") != 1:
+        return False
+    uses = scaled = 0
+    for name, m in cls.methods.items():
+        if name == "__init__":
+            continue
+        parents = {}
+        for n in walk(m.node):
+            for c in iter_children(n):
+                parents[id(c)] = n
+        for n in walk(m.node):
+            if isinstance(n, cst.Attribute) and dotted_name(n) == text:
+                uses += 1
+                up = parents.get(id(n))
+                if isinstance(up, cst.BinaryOperation) and isinstance(up.operator, (cst.Multiply, cst.Divide)):
+                    other = up.right if up.left is n else up.left
+                    if _SCALE_FACTOR.search(cst.Module([]).code_for_node(other)) or \
+                            isinstance(other, (cst.Integer, cst.Float)):
+                        scaled += 1
+    return uses > 0 and scaled == uses
+
+
+# a scale factor, not a mask or another tensor: `self.scale`, `self.lr_mul`, `math.sqrt(...)`
+_SCALE_FACTOR = re.compile(r"scale|mul|gain|sqrt|(^|[._])lr($|[._])|coef", re.I)

@@ -1,7 +1,11 @@
+import libcst as cst
+
 from recipecheck.rule import Field
 
 from recipecheck.finding import Severity
 from recipecheck.program.hparams import dict_value, opt_arg, param_groups
+from recipecheck.program.imports import dotted_name
+from recipecheck.program.init import _TEST_PATH
 from recipecheck.program.values import ALL, hparam, judge, optimizer_sites, owner_view, settled_in_owner
 from recipecheck.rule import Context, Rule, RuleOptions
 from recipecheck.rules.rc6xx.rc605_rnn_without_grad_clipping import _is_rnn
@@ -64,7 +68,9 @@ class PlainSgdNoMomentum(Rule):
     ## Known problems
     Depth is estimated from the layers the file builds (and, for an optimizer built in another
     project module, the layers that module builds); a model class imported from another file
-    is otherwise not counted. A `momentum=` the code passes is followed like RC602's LR; when
+    is otherwise not counted. When the optimizer's own model is visible (a layer, an
+    `nn.Sequential` of layers or a module class of the file), its depth decides: plain SGD on an
+    `nn.Linear(3, 2)` next to a ResNet is not reported. Files of tests are skipped. A `momentum=` the code passes is followed like RC602's LR; when
     only some of its values are 0 the message names the condition. Recurrent language models (an RNN/LSTM/GRU in the file) are
     skipped: plain SGD with gradient clipping is their classic recipe (Zaremba et al. 2014,
     Merity et al. 2018). Off by default (info).
@@ -116,6 +122,8 @@ class PlainSgdNoMomentum(Rule):
 
     def check(self, ctx: Context) -> None:
         p = ctx.program
+        if _TEST_PATH.search(ctx.path.replace("\\", "/")):
+            return  # a unit test of a training step, not a recipe
         depth = None
         for site in optimizer_sites(p):
             c = site.construction
@@ -137,6 +145,9 @@ class PlainSgdNoMomentum(Rule):
                 d = max(d, 0 if any(_is_rnn(cs.qualname) for cs in other.calls) else network_depth(other))
             if d < self.options.min_layers:
                 continue
+            own = _model_depth(p, c)
+            if own is not None and own < self.options.min_layers:
+                continue  # this optimizer's own model is shallow (`SGD(linear.parameters())`)
             owner = owner_view(p, site)
             if owner is not None and (opt_arg(c, "momentum") is None or settled_in_owner(
                     p, site, "momentum", lambda m: m <= 0)) and not any(_is_rnn(cs.qualname) for cs in owner.calls) \
@@ -146,3 +157,50 @@ class PlainSgdNoMomentum(Rule):
             ctx.report(site.report, (
                 "SGD without momentum on a deep network crawls along flat directions and zig-zags "
                 f"across steep ones; use momentum=0.9 (nesterov=True), or Adam/AdamW{via}{partial} (RC606)"))
+
+
+def _model_depth(p, c) -> int | None:
+    """Weight layers of the one model this optimizer trains, when the file shows it: the
+    params owner bound once to a torch.nn layer, an nn.Sequential of layers, or a module class
+    of the file (its own layers; a nested module class of the file or anything else unknown
+    gives None, the file-wide count then decides)."""
+    owner = c.params_owner
+    if not owner or "." in owner:
+        return None
+    binds = [a for a in p.assignments if a.target == owner and a.augmented is None]
+    if len(binds) != 1 or not isinstance(binds[0].value, cst.Call):
+        return None
+    call = binds[0].value
+    q = p.imports.resolve(call.func) or ""
+    leaf = q.rsplit(".", 1)[-1]
+    if q.startswith("torch.nn.") and leaf in WEIGHT_LAYERS:
+        return 1
+    if q == "torch.nn.Sequential":
+        n = 0
+        for a in call.args:
+            if not isinstance(a.value, cst.Call):
+                return None  # `*layers`, a module built elsewhere
+            aq = p.imports.resolve(a.value.func) or ""
+            if not aq.startswith("torch.nn."):
+                return None
+            n += aq.rsplit(".", 1)[-1] in WEIGHT_LAYERS
+        return n
+    d = dotted_name(call.func)
+    cls = p.classes.get(d) if d else None
+    if cls is None or not cls.is_module:
+        return None
+    n = 0
+    for cs in p.calls:
+        f = cs.function
+        while f is not None and f.cls is None:
+            f = f.parent
+        if f is None or f.cls is not cls:
+            continue
+        cq = cs.qualname or ""
+        if cs.dotted in p.classes or cs.dotted in p.functions or cs.loop is not None or \
+                cq.startswith(_DEEP_FACTORIES):
+            return None  # blocks of other classes, a layer factory (`conv_bn()`), layers built
+            # in a loop, a library model: the file-wide count decides
+        if cq.startswith("torch.nn.") and cq.rsplit(".", 1)[-1] in WEIGHT_LAYERS:
+            n += 1
+    return n
