@@ -1153,6 +1153,39 @@ def zeroes_forward_path(site: InitSite, program: ProgramModel | None = None) -> 
     return all(verdicts)
 
 
+_NORMALIZERS = {"softmax", "log_softmax", "sigmoid", "softmin"}
+
+
+def feeds_normalizer(site: InitSite) -> bool:
+    """The zeroed layer's output goes, in its class's forward, into a softmax or sigmoid (an
+    attention-weight or gate logit layer, Deformable-DETR's `attention_weights`): zero logits
+    start uniform and the normalizer's gradient differs per unit, so they learn apart."""
+    cls = site.cls
+    owner = site.owner or ""
+    if cls is None or not owner.startswith("self.") or owner.count(".") != 1:
+        return False
+    fwd = cls.methods.get("forward")
+    if fwd is None or not isinstance(fwd.node, cst.FunctionDef):
+        return False
+    attrs = {owner}
+    zero: set[str] = set()
+
+    def reaches(expr) -> bool:
+        return _calls_attr(expr, attrs) or any(isinstance(n, cst.Name) and n.value in zero for n in walk(expr))
+
+    for st in walk(fwd.node.body):
+        if isinstance(st, cst.Call) and st.args:
+            leaf = (dotted_name(st.func) or "").rsplit(".", 1)[-1]
+            if leaf in _NORMALIZERS and reaches(st.args[0].value):
+                return True
+            if leaf in _NORMALIZERS and isinstance(st.func, cst.Attribute) and reaches(st.func.value):
+                return True  # `logits.softmax(-1)`
+        if isinstance(st, cst.Assign) and reaches(st.value):
+            for t in st.targets:
+                zero |= {n.value for n in walk(t.target) if isinstance(n, cst.Name)}
+    return False
+
+
 def _used_as_submodule(program: ProgramModel, cls: ClassInfo) -> bool:
     """Another module class builds `cls` (its output feeds further layers)."""
     for other in program.classes.values():

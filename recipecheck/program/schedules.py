@@ -95,6 +95,11 @@ def horizon(program: ProgramModel, c: Construction) -> str | None:
     epoch, None when the code does not say."""
     name = c.name
     if c.qualname.startswith("transformers"):
+        # a constant schedule has no horizon: stepping it at any rate changes nothing
+        kind = c.arg("name", 0) if name == "get_scheduler" else None
+        if name == "get_constant_schedule" or (
+                isinstance(kind, cst.SimpleString) and kind.evaluated_value == "constant"):
+            return None
         return "batch"
     if name in ALWAYS_BATCH:
         return "batch"

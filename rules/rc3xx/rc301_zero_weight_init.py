@@ -4,7 +4,7 @@ import libcst as cst
 
 from recipecheck.finding import Severity
 from recipecheck.program.init import (added_to_identity, foreign_constant_sites, init_model, outside_premise,
-                                      zeroes_forward_path)
+                                      feeds_normalizer, zeroes_forward_path)
 from recipecheck.program.nodes import literal_number, walk
 from recipecheck.program.values import ALL, NONE, Judgement, judge, value_of
 from recipecheck.rule import Context, Rule
@@ -52,7 +52,10 @@ class ZeroWeightInit(Rule):
     The rule therefore stays silent when the zeroed layer is the only weight layer of the file,
     when its name says it is an output / residual-out layer (`head`, `classifier`, `out`,
     `out_proj`, `c_proj`, `final_layer`, `lm_head`, ...), or when it is the last weight layer
-    assigned in its module's `__init__`. A zeroed hidden layer with an unusual name that is
+    assigned in its module's `__init__`, or when its class's forward feeds its output into a
+    softmax or sigmoid (attention-weight and gate logits, as Deformable DETR's
+    `attention_weights`: zero logits start uniform and the normalizer's gradient differs per
+    unit). A zeroed hidden layer with an unusual name that is
     nevertheless a residual branch's output is flagged: add `# noqa: RC301` there.
     A parameter created as zeros and re-initialized later in the same class
     (`reset_parameters()`) is not flagged, nor a layer whose bias is set to a chosen vector
@@ -96,6 +99,15 @@ class ZeroWeightInit(Rule):
     MESSAGE = "a layer weight is initialized to zero"
     STATIC_TWIN = "RT109"
     VALID = (
+        # attention-weight logits zeroed before a softmax (Deformable DETR): uniform at first
+        "import torch.nn as nn\nimport torch.nn.functional as F\nfrom torch.nn.init import constant_, xavier_uniform_\n"
+        "class DeformAttn(nn.Module):\n    def __init__(self, d, heads, points):\n        super().__init__()\n"
+        "        self.attention_weights = nn.Linear(d, heads * points)\n        self.value_proj = nn.Linear(d, d)\n"
+        "        self.output_proj = nn.Linear(d, d)\n"
+        "        constant_(self.attention_weights.weight.data, 0.0)\n        constant_(self.attention_weights.bias.data, 0.0)\n"
+        "        xavier_uniform_(self.value_proj.weight.data)\n        xavier_uniform_(self.output_proj.weight.data)\n"
+        "    def forward(self, query, value):\n        w = self.attention_weights(query).view(query.shape[0], -1)\n"
+        "        w = F.softmax(w, -1)\n        return self.output_proj(self.value_proj(value) * w.sum(-1, keepdim=True))\n",
         # hyper-connections: a zero dynamic term added to an identity static term
         (
         'import torch\n'
@@ -294,6 +306,8 @@ class ZeroWeightInit(Rule):
             if path_zeroed is False or (path_zeroed is None and (sim.is_output_layer(s) or
                                                                  added_to_identity(s))):
                 continue  # zero-init of a head or a residual branch's last layer: a technique
+            if feeds_normalizer(s):
+                continue  # attention/gate logits into a softmax or sigmoid: they learn apart
             node = call if call is not None else s.node
             partial = {} if j.verdict == ALL else {"severity": Severity.INFO}
             when = "" if j.verdict == ALL else f" (only {j.when()})"
