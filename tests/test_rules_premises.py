@@ -191,3 +191,16 @@ def test_rebinding_a_model_to_a_call_on_itself_does_not_recurse():
     res = lint_source(src, "gan.py", ALL)
     assert res.errors == []
     assert [f.line for f in res.findings if f.code == "RC509"] == [13]
+
+
+def test_rc305_not_in_a_test_suite():
+    from recipecheck.engine import lint_source
+    from recipecheck.rule import all_rules
+
+    rules = [r() for r in all_rules()]
+    src = ("import torch\nimport torch.nn as nn\n\n\nclass Probe(nn.Module):\n    def __init__(self):\n"
+           "        super().__init__()\n        self.indices = nn.Parameter(torch.empty(1, 2, 2))\n\n"
+           "    def forward(self, x):\n        return x + self.indices\n")
+    codes = lambda path: [f.code for f in lint_source(src, path, rules).findings]  # noqa: E731
+    assert "RC305" in codes("models/probe.py")
+    assert "RC305" not in codes("tests/test_hooks.py") and "RC305" not in codes("probe_test.py")

@@ -982,12 +982,17 @@ def _assigned_name(module: cst.Module | None, node: cst.CSTNode) -> str:
     return ""
 
 
+def is_test_path(path: str) -> bool:
+    """A file of a test suite (`tests/`, `test_*.py`, `*_test.py`, ...)."""
+    return bool(path) and bool(_TEST_PATH.search(path.replace("\\", "/")))
+
+
 def outside_premise(site: InitSite, path: str = "", module: cst.Module | None = None) -> str | None:
     """Why an init site is not the weight of a linear map or convolution whose init matters
     (None when it is): a file of tests or gradient checks, a weight-norm gain, a scalar or
     per-channel gate, a learned token/query/slot, an input tensor, or a classifier head
     selected by name (`if name.startswith("head")`: zero-init heads are a technique)."""
-    if path and _TEST_PATH.search(path.replace("\\", "/")):
+    if is_test_path(path):
         return "test"
     text = site.target_text or _assigned_name(module, site.node)
     leaf = text.rsplit(".", 1)[-1]

@@ -156,7 +156,8 @@ class UninitializedParameter(Rule):
     elsewhere, `model.apply(init_fn)` or `initialize(self)` with a function imported from a
     utility file) cannot be seen: such classes and files are skipped. A
     model that only ever loads a checkpoint before use is fine, and is not reported when its
-    file never trains and calls `load_state_dict()`.
+    file never trains and calls `load_state_dict()`. Files of a test suite (`tests/`,
+    `test_*.py`) are not checked: their modules are built to be called, not trained.
 
     ## Example
     ```python
@@ -231,6 +232,10 @@ class UninitializedParameter(Rule):
     )
 
     def check(self, ctx: Context) -> None:
+        from recipecheck.program.init import is_test_path
+
+        if is_test_path(ctx.path):
+            return  # a module of a test suite is built to be called, not trained
         p = ctx.program
         touches = None
         for cs in p.calls:
