@@ -982,6 +982,12 @@ def _assigned_name(module: cst.Module | None, node: cst.CSTNode) -> str:
     return ""
 
 
+def is_output_name(name: str) -> bool:
+    """A layer name that says it is an output / residual-out layer (`head`, `final_conv`,
+    `out_proj`, `lm_head`, ...)."""
+    return bool(name) and bool(_OUTPUT_NAME.match(name))
+
+
 def is_test_path(path: str) -> bool:
     """A file of a test suite (`tests/`, `test_*.py`, `*_test.py`, ...)."""
     return bool(path) and bool(_TEST_PATH.search(path.replace("\\", "/")))
@@ -1070,22 +1076,57 @@ def _single_input_linear(site: InitSite, leaf: str) -> bool:
 
 def _broadcast_to_batch(site: InitSite, text: str) -> bool:
     """The parameter is expanded or repeated to the batch where it is used
-    (`self.const.expand(batch, -1, -1, -1)`, `repeat(self.queries, 'n d -> b n d', b=b)`): a
-    learned input (StyleGAN's constant, latent queries), not the weight of a linear map."""
+    (`self.const.expand(batch, -1, -1, -1)`, `repeat(self.queries, 'n d -> b n d', b=b)`,
+    `x = self.const.to(dtype); x.unsqueeze(0).repeat([n, 1, 1, 1])`,
+    `map(lambda t: repeat(t, 'd -> b 1 d', b=b), self.null_kv.unbind(-2))`): a learned input
+    (StyleGAN's constant, latent queries, null keys/values), not the weight of a linear map."""
     cls = site.cls
     if cls is None or not text.startswith("self.") or text.count(".") != 1:
         return False
     for m in cls.methods.values():
+        aliases = {text}
         for n in walk(m.node):
+            if isinstance(n, cst.Assign) and _rooted(n.value, aliases):
+                for t in n.targets:
+                    aliases |= {x.value for x in walk(t.target) if isinstance(x, cst.Name)}
             if not isinstance(n, cst.Call):
                 continue
             f = n.func
             if isinstance(f, cst.Attribute) and f.attr.value in ("expand", "expand_as", "repeat") and \
-                    dotted_name(f.value) == text:
+                    _rooted(f.value, aliases):
                 return True
-            if (dotted_name(f) or "").rsplit(".", 1)[-1] == "repeat" and n.args and \
-                    dotted_name(n.args[0].value) == text:
+            leaf = (dotted_name(f) or "").rsplit(".", 1)[-1]
+            if leaf == "repeat" and n.args and _rooted(n.args[0].value, aliases):
                 return True
+            if leaf == "map" and len(n.args) >= 2 and isinstance(n.args[0].value, cst.Lambda) and \
+                    _rooted(n.args[1].value, aliases):
+                lam = n.args[0].value
+                params = {p.name.value for p in lam.params.params}
+                for c in walk(lam.body):
+                    if not isinstance(c, cst.Call):
+                        continue
+                    if isinstance(c.func, cst.Attribute) and c.func.attr.value in ("expand", "repeat") and \
+                            _rooted(c.func.value, params):
+                        return True
+                    if (dotted_name(c.func) or "").rsplit(".", 1)[-1] == "repeat" and c.args and \
+                            _rooted(c.args[0].value, params):
+                        return True
+    return False
+
+
+def _rooted(expr, names: set[str]) -> bool:
+    """`expr` is one of `names`, or computed from it by method calls, attributes and indexing
+    (`self.const.to(dtype)`, `x.unsqueeze(0)`, `self.null_kv.unbind(dim=-2)`)."""
+    for _ in range(12):
+        d = dotted_name(expr)
+        if d is not None and d in names:
+            return True
+        if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute):
+            expr = expr.func.value
+        elif isinstance(expr, cst.Subscript):
+            expr = expr.value
+        else:
+            return False
     return False
 
 

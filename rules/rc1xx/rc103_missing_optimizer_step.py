@@ -31,7 +31,8 @@ class MissingOptimizerStep(Rule):
     optimizer factory is not a training loop.
     A call the linter cannot follow (a library, an unreadable module) that is handed the
     optimizer and is named for a step or update (`xm.optimizer_step(optimizer)` on TPUs) counts
-    as the step.
+    as the step, and so does another method of the same class that steps an optimizer (a
+    trainer whose `forward()` accumulates over chunks and whose `update()` steps).
 
     ## Example
     ```python
@@ -65,6 +66,13 @@ class MissingOptimizerStep(Rule):
     MESSAGE = "backward() runs in this loop but the optimizer never steps"
     STATIC_TWIN = "RT103"
     VALID = (
+        # a trainer class: forward() back-propagates chunks, update() steps (the caller alternates)
+        "import torch\nclass Trainer:\n    def __init__(self, model):\n        self.model = model\n"
+        "        self.optim = torch.optim.Adam(model.parameters(), lr=1e-4)\n"
+        "    def update(self):\n        self.optim.step()\n        self.optim.zero_grad()\n"
+        "    def forward(self, chunks):\n        total = 0.\n        for x in chunks:\n"
+        "            loss = self.model(x) / len(chunks)\n            total += loss.item()\n"
+        "            loss.backward()\n        return total\n",
         "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
         "for x, y in loader:\n    opt.zero_grad()\n    crit(model(x), y).backward()\n    opt.step()\n",
         # nanoGPT: micro-step loop inside the iteration loop
@@ -117,7 +125,8 @@ class MissingOptimizerStep(Rule):
                         break
                 if stepped:
                     break
-            if stepped or self._uses_grad_by_hand(xl) or self._stepped_outside(p, scopes):
+            if stepped or self._uses_grad_by_hand(xl) or self._stepped_outside(p, scopes) or \
+                    self._stepped_by_sibling_method(p, scopes[-1].loop.function):
                 continue
             for e in xl.direct():
                 if e.event.kind == "backward":
@@ -127,6 +136,23 @@ class MissingOptimizerStep(Rule):
                         "them in this loop: the weights never change; call optimizer.step() after "
                         "backward() (RC103)"))
                     break
+
+    @staticmethod
+    def _stepped_by_sibling_method(p, f) -> bool:
+        """The loop is in a method of a class whose other method steps an optimizer (a trainer
+        API: `loss = trainer(batch)` accumulates over chunks, `trainer.update()` steps): the
+        caller alternates them."""
+        while f is not None and f.cls is None:
+            f = f.parent
+        if f is None:
+            return False
+        for name, m in f.cls.methods.items():
+            if m is f:
+                continue
+            for ev in m.events:
+                if ev.kind == "step" and p.role_of(ev.function, ev.receiver) not in ("scheduler", None):
+                    return True
+        return False
 
     @staticmethod
     def _stepped_outside(p, scopes) -> bool:

@@ -4,11 +4,30 @@ import libcst as cst
 
 from recipecheck.finding import Severity
 from recipecheck.program.init import (added_to_identity, foreign_constant_sites, init_model, outside_premise,
-                                      feeds_normalizer, zeroes_forward_path)
+                                      feeds_normalizer, is_output_name, zeroes_forward_path)
+from recipecheck.program.imports import dotted_name
 from recipecheck.program.nodes import literal_number, walk
 from recipecheck.program.values import ALL, NONE, Judgement, judge, value_of
 from recipecheck.rule import Context, Rule
 
+
+
+def _helper_for_output_layers(p, s) -> bool:
+    """The zeroing sits in a helper whose first parameter is the layer (`def zero_init_(m):
+    nn.init.zeros_(m.weight)`), and every call of it names an output layer
+    (`zero_init_(self.final_conv)`, `zero_module(self.out)`): the zero-init-the-last-layer
+    technique, written once."""
+    f = s.function
+    owner = (s.owner or "").split(".", 1)[0]
+    if f is None or f.cls is not None or not f.params or owner != f.params[0]:
+        return False
+    args = [cs.node.args[0].value for cs in p.calls
+            if cs.dotted == f.name and cs.node.args and cs.node.args[0].keyword is None]
+    if not args or any(cs.dotted and cs.dotted.endswith(".apply") and any(
+            dotted_name(a.value) == f.name for a in cs.node.args) for cs in p.calls):
+        return False  # also applied to every layer of a model
+    leaves = [(dotted_name(a) or "").rsplit(".", 1)[-1] for a in args]
+    return all(is_output_name(leaf) for leaf in leaves)
 
 class ZeroWeightInit(Rule):
     """
@@ -99,6 +118,8 @@ class ZeroWeightInit(Rule):
     MESSAGE = "a layer weight is initialized to zero"
     STATIC_TWIN = "RT109"
     VALID = (
+        # a zero-init helper called on the output layer only (imagen's `zero_init_(self.final_conv)`)
+        'import torch.nn as nn\n\ndef zero_init_(m):\n    nn.init.zeros_(m.weight)\n    if m.bias is not None:\n        nn.init.zeros_(m.bias)\n\nclass Unet(nn.Module):\n    def __init__(self, dim):\n        super().__init__()\n        self.init_conv = nn.Conv2d(3, dim, 7, padding=3)\n        self.mid = nn.Conv2d(dim, dim, 3, padding=1)\n        self.final_conv = nn.Conv2d(dim, 3, 1)\n        zero_init_(self.final_conv)\n\n    def forward(self, x):\n        return self.final_conv(self.mid(self.init_conv(x)).relu())\n',
         # attention-weight logits zeroed before a softmax (Deformable DETR): uniform at first
         "import torch.nn as nn\nimport torch.nn.functional as F\nfrom torch.nn.init import constant_, xavier_uniform_\n"
         "class DeformAttn(nn.Module):\n    def __init__(self, d, heads, points):\n        super().__init__()\n"
@@ -224,6 +245,8 @@ class ZeroWeightInit(Rule):
         "import torch\nW = torch.zeros(784, 10, requires_grad=True)\nb = torch.zeros(10, requires_grad=True)\n",
     )
     INVALID = (
+        # the same helper called on a hidden layer
+        'import torch.nn as nn\n\ndef zero_init_(m):\n    nn.init.zeros_(m.weight)  # expect: RC301\n    if m.bias is not None:\n        nn.init.zeros_(m.bias)\n\nclass Unet(nn.Module):\n    def __init__(self, dim):\n        super().__init__()\n        self.init_conv = nn.Conv2d(3, dim, 7, padding=3)\n        self.mid = nn.Conv2d(dim, dim, 3, padding=1)\n        self.final_conv = nn.Conv2d(dim, 3, 1)\n        zero_init_(self.mid)\n\n    def forward(self, x):\n        return self.final_conv(self.mid(self.init_conv(x)).relu())\n',
         # a FiLM with gamma and beta both zero and no residual: the block outputs zeros
         (
         'import torch\n'
@@ -308,6 +331,8 @@ class ZeroWeightInit(Rule):
                 continue  # zero-init of a head or a residual branch's last layer: a technique
             if feeds_normalizer(s):
                 continue  # attention/gate logits into a softmax or sigmoid: they learn apart
+            if _helper_for_output_layers(prog, s):
+                continue  # `zero_init_(self.final_conv)`: a helper called on output layers only
             node = call if call is not None else s.node
             partial = {} if j.verdict == ALL else {"severity": Severity.INFO}
             when = "" if j.verdict == ALL else f" (only {j.when()})"

@@ -82,6 +82,23 @@ class UncalibratedInitScale(Rule):
     MESSAGE = "weights drawn with a fixed scale that ignores fan-in"
     STATIC_TWIN = "RT108"
     VALID = (
+        # equalized learning rate with a cast between the weight and its gain (StyleGAN2-ADA)
+        "import numpy as np\nimport torch\nclass FC(torch.nn.Module):\n"
+        "    def __init__(self, i, o, lr_multiplier=0.01):\n        super().__init__()\n"
+        "        self.weight = torch.nn.Parameter(torch.randn([o, i]) / lr_multiplier)\n"
+        "        self.weight_gain = lr_multiplier / np.sqrt(i)\n"
+        "    def forward(self, x):\n        w = self.weight.to(x.dtype) * self.weight_gain\n"
+        "        return x.matmul(w.t())\n",
+        # learned inputs broadcast to the batch through a cast or an unbind (StyleGAN's constant,
+        # null keys/values of cross-attention)
+        "import torch\nfrom einops import repeat\nclass Syn(torch.nn.Module):\n"
+        "    def __init__(self, c, r, d):\n        super().__init__()\n"
+        "        self.const = torch.nn.Parameter(torch.randn([c, r, r]))\n"
+        "        self.null_kv = torch.nn.Parameter(torch.randn(2, d))\n"
+        "    def forward(self, ws, k, v):\n        x = self.const.to(dtype=ws.dtype)\n"
+        "        x = x.unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])\n"
+        "        nk, nv = map(lambda t: repeat(t, 'd -> b 1 d', b=k.shape[0]), self.null_kv.unbind(dim=-2))\n"
+        "        return x, torch.cat((nk, k), dim=-2), torch.cat((nv, v), dim=-2)\n",
         # talking heads: a heads x heads mixing matrix has a fan-in of a few heads
         (
         'import torch\n'
@@ -192,6 +209,10 @@ def _rescaled_at_use(site) -> bool:
             if isinstance(n, cst.Attribute) and dotted_name(n) == text:
                 uses += 1
                 up = parents.get(id(n))
+                while isinstance(up, cst.Attribute) and up.value is n and up.attr.value in _CASTS and \
+                        isinstance(parents.get(id(up)), cst.Call) and parents[id(up)].func is up:
+                    n = parents[id(up)]  # `self.weight.to(x.dtype) * self.weight_gain`
+                    up = parents.get(id(n))
                 if isinstance(up, cst.BinaryOperation) and isinstance(up.operator, (cst.Multiply, cst.Divide)):
                     other = up.right if up.left is n else up.left
                     if _SCALE_FACTOR.search(cst.Module([]).code_for_node(other)) or \
@@ -200,5 +221,7 @@ def _rescaled_at_use(site) -> bool:
     return uses > 0 and scaled == uses
 
 
+# methods that change a tensor's dtype, device or layout, not its values
+_CASTS = {"to", "type", "float", "half", "double", "bfloat16", "contiguous", "clone", "cuda", "cpu"}
 # a scale factor, not a mask or another tensor: `self.scale`, `self.lr_mul`, `math.sqrt(...)`
 _SCALE_FACTOR = re.compile(r"scale|mul|gain|sqrt|(^|[._])lr($|[._])|coef", re.I)
