@@ -963,3 +963,14 @@ def test_per_batch_statistics_in_the_training_loop_are_quiet():
             opt.zero_grad(); crit(model(x), y).backward(); opt.step()
     """
     assert lines(src, "RC402") == []
+
+
+def test_validation_loader_from_another_modules_factory_over_the_training_data():
+    # KrishnaDN/x-vector-pytorch#8, HuCaoFighting/Swin-Unet#135 with the loaders built in a
+    # neighbour module (fixtures/projects/recall_val_from_factory)
+    root = BUGGY.parent.parent / "projects" / "recall_val_from_factory"
+    train = root / "train.py"
+    found = [f for f in lint_source(train.read_bytes(), str(train), ALL).findings if f.code == "RC406"]
+    assert [f.line for f in found] == [12]
+    data = root / "data.py"
+    assert [f for f in lint_source(data.read_bytes(), str(data), ALL).findings] == []
