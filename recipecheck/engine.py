@@ -847,40 +847,61 @@ def _isolated_child(fn, job: Job, writer) -> None:
         writer.close()
 
 
-def run_jobs(jobs: list[Job], n_jobs: int = 1, use_cache: bool = True) -> list[FileResult]:
+def run_jobs(jobs: list[Job], n_jobs: int = 1, use_cache: bool = True,
+             groups: list[int] | None = None) -> list[FileResult]:
+    """Lint `jobs`, in `n_jobs` worker processes when more than one.
+
+    `groups` (lengths of consecutive runs of `jobs`, one per worker) pins each run to its own
+    process, so that files reading the same project modules share their parses and models;
+    without it, chunks go to whichever worker is free. A worker that dies (a parser crash)
+    loses only its unfinished chunks: those files are linted again one process each.
+    """
     fn = _run_job_cache if use_cache else _run_job_nocache
     if n_jobs <= 1 or len(jobs) < 4:
         return [fn(j) for j in jobs]
     n_jobs = min(n_jobs, len(jobs))
-    size = max(1, len(jobs) // (n_jobs * 4))
-    chunks = [jobs[i:i + size] for i in range(0, len(jobs), size)]
+    if groups is None or sum(groups) != len(jobs):
+        runs = [jobs]
+        size = max(1, len(jobs) // (n_jobs * 4))
+    else:
+        runs, at = [], 0
+        for n in groups:
+            runs.append(jobs[at:at + n])
+            at += n
+        size = max(1, max(groups) // 4)
+    chunks = [(k, r[i:i + size]) for k, r in enumerate(runs) for i in range(0, len(r), size)]
     results: list[list[FileResult] | None] = [None] * len(chunks)
     started = False
     # multiprocessing: imported only when parallel
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
+    pools = [ProcessPoolExecutor(max_workers=n_jobs if len(runs) == 1 else 1) for _ in runs]
     try:
-        with ProcessPoolExecutor(max_workers=n_jobs) as pool:
-            futures: list = []
-            for c in chunks:
-                try:
-                    futures.append(pool.submit(_run_chunk, fn, c))
-                    started = True
-                except BrokenProcessPool:
-                    futures.append(None)
-            for i, fut in enumerate(futures):
-                try:
-                    results[i] = fut.result() if fut is not None else None
-                except BrokenProcessPool:
-                    pass  # a worker died (a parser crash): its chunks are redone one file each
+        futures: list = []
+        for k, c in chunks:
+            try:
+                futures.append(pools[k].submit(_run_chunk, fn, c))
+                started = True
+            except BrokenProcessPool:
+                futures.append(None)
+        for i, fut in enumerate(futures):
+            try:
+                results[i] = fut.result() if fut is not None else None
+            except BrokenProcessPool:
+                pass  # a worker died (a parser crash): its chunks are redone one file each
     except BrokenProcessPool:
         pass
     except (OSError, RuntimeError):  # no process support (sandbox): one process
         if not started:
+            for pool in pools:
+                pool.shutdown(cancel_futures=True)
             return [fn(j) for j in jobs]
+    finally:
+        for pool in pools:
+            pool.shutdown(wait=True)
     out: list[FileResult] = []
-    for chunk, got in zip(chunks, results):
+    for (_, chunk), got in zip(chunks, results):
         out += got if got is not None else [_isolated(fn, j) for j in chunk]
     return out
 

@@ -177,47 +177,109 @@ def _fix_files(jobs: list[Job], opts: LintOptions, diff_stream=None) -> tuple[li
     return findings, notices, changed
 
 
-def _import_order(jobs: list[Job]) -> list[int] | None:
-    """The jobs' indices with every file after the project files it imports (depth first, in
-    the given order otherwise).
+# Cost model of the worker split, relative to linting a file (per byte of source): reading a
+# module only as a neighbour costs its parse and its build, not the rules; a file whose parse
+# a worker already made as a neighbour costs that much less to lint there.
+_NEIGHBOUR_COST = 0.6
+_PARSE_SHARE = 0.45
 
-    Workers take consecutive chunks of jobs; a module linted next to the files that import it
-    is parsed and built once in that worker instead of once more in each worker that lints an
-    importer. Decided by the import scan alone (no parse).
+
+def _worker_groups(jobs: list[Job], n_workers: int) -> list[list[int]] | None:
+    """The jobs' indices split into one group per worker, so that files reading the same
+    project modules are linted in the same process (None: no file imports another project
+    module, any split will do).
+
+    Every worker parses and builds each neighbour its files read; a module imported all over
+    the project costs that in every worker that needs it. The split is greedy: files with the
+    largest import closure first, each to the worker where it adds least to the busiest load
+    (its own cost, plus the neighbours that worker has not read yet). Inside a group, every
+    file comes after the project files it imports. Decided by the import scan alone (no parse).
     """
     if os.environ.get("RECIPECHECK_NO_PROJECT") == "1":
         return None
-    from recipecheck.program.project import bindings, project_of, read_text
+    from recipecheck.program.project import MAX_MODULES, bindings, project_of, read_text
 
-    index = {os.path.abspath(j.path): i for i, j in enumerate(jobs)}
-    deps: dict[int, list[int]] = {}
-    for i, job in enumerate(jobs):
-        if job.path.endswith(".ipynb"):
-            continue
-        project = project_of(job.path)
-        text = read_text(job.path) if project is not None else None
-        if text is None:
-            continue
-        deps[i] = [index[t] for t in (os.path.abspath(b.path) for b in bindings(project, job.path, text).values())
-                   if t in index]
-    if not any(deps.values()):
+    size: dict[str, int] = {}
+    direct: dict[str, list[str]] = {}
+
+    def deps(path: str) -> list[str]:
+        got = direct.get(path)
+        if got is None:
+            got = direct[path] = []
+            project = project_of(path)
+            text = read_text(path) if project is not None and not path.endswith(".ipynb") else None
+            size[path] = len(text) if text is not None else 0
+            if text is not None:
+                for b in bindings(project, path, text).values():
+                    got.append(os.path.abspath(b.path))
+                    t, hops = b, 0
+                    # `from pkg import Net` re-exported by pkg/__init__.py from pkg/net.py: the
+                    # file reads pkg/net.py too (as far as the import scan can tell)
+                    while t is not None and t.attr and t.path.endswith("__init__.py") and hops < 4:
+                        init = read_text(t.path)
+                        t = bindings(project, t.path, init).get(t.attr) if init is not None else None
+                        if t is not None:
+                            got.append(os.path.abspath(t.path))
+                        hops += 1
+                got[:] = dict.fromkeys(got)
+        return got
+
+    paths = [os.path.abspath(j.path) for j in jobs]
+    closure: list[list[str]] = []
+    for p in paths:
+        seen = {p: None}
+        queue = list(deps(p))
+        while queue and len(seen) <= MAX_MODULES:
+            q = queue.pop()
+            if q not in seen:
+                seen[q] = None
+                queue += deps(q)
+        seen.pop(p)
+        closure.append([q for q in seen if q in size])
+    if not any(closure):
         return None
-    out: list[int] = []
-    done: set[int] = set()
-    for root in range(len(jobs)):
-        stack = [(root, iter(deps.get(root, ())))]
-        if root in done:
-            continue
-        done.add(root)
-        while stack:
-            node, children = stack[-1]
-            nxt = next((c for c in children if c not in done), None)
-            if nxt is None:
-                stack.pop()
-                out.append(node)
-            else:
-                done.add(nxt)
-                stack.append((nxt, iter(deps.get(nxt, ()))))
+
+    def own(i: int) -> float:
+        return max(size.get(paths[i], 0), 1)
+
+    load = [0.0] * n_workers
+    read: list[set[str]] = [set() for _ in range(n_workers)]  # parsed there (linted or neighbour)
+    groups: list[list[int]] = [[] for _ in range(n_workers)]
+    by_closure = sorted(range(len(jobs)), key=lambda i: (-sum(size[q] for q in closure[i]), -own(i), i))
+    for i in by_closure:
+        best, best_w, best_add = None, 0, 0.0
+        for w in range(n_workers):
+            add = own(i) * ((1 - _PARSE_SHARE) if paths[i] in read[w] else 1.0)
+            add += _NEIGHBOUR_COST * sum(size[q] for q in closure[i] if q not in read[w])
+            key = (load[w] + add, load[w])
+            if best is None or key < best:
+                best, best_w, best_add = key, w, add
+        load[best_w] += best_add
+        read[best_w].add(paths[i])
+        read[best_w].update(closure[i])
+        groups[best_w].append(i)
+    index = {p: i for i, p in enumerate(paths)}
+    out = []
+    for g in groups:  # dependencies first inside a group, the given order otherwise
+        mine = set(g)
+        ordered: list[int] = []
+        done: set[int] = set()
+        for root in sorted(g):
+            stack = [root]
+            while stack:
+                node = stack[-1]
+                if node in done:
+                    stack.pop()
+                    continue
+                nxt = [index[q] for q in direct.get(paths[node], ()) if index.get(q) in mine and index[q] not in done
+                       and index[q] not in stack]
+                if nxt:
+                    stack.append(nxt[0])
+                else:
+                    done.add(node)
+                    ordered.append(stack.pop())
+        if ordered:
+            out.append(ordered)
     return out
 
 
@@ -308,11 +370,15 @@ def run_lint(opts: LintOptions, fmt: str = "text", output_file: str | None = Non
             sys.modules["recipecheck.program.project"].new_run()
         try:
             with _collector_tuned():
-                order = _import_order(jobs) if opts.jobs > 1 and len(jobs) >= 4 else None
-                if order is None:
+                # also in one process: a module linted before the files that import it is read
+                # by them from its whole parse, not parsed again statement by statement
+                groups = _worker_groups(jobs, max(opts.jobs, 1)) if len(jobs) >= 4 else None
+                if groups is None:
                     results = run_jobs(jobs, opts.jobs, use_cache=opts.use_cache)
                 else:
-                    ordered = run_jobs([jobs[i] for i in order], opts.jobs, use_cache=opts.use_cache)
+                    order = [i for g in groups for i in g]
+                    ordered = run_jobs([jobs[i] for i in order], opts.jobs, use_cache=opts.use_cache,
+                                       groups=[len(g) for g in groups])
                     results = [ordered[0]] * len(jobs)
                     for i, r in zip(order, ordered):
                         results[i] = r

@@ -192,6 +192,141 @@ def test_neighbour_of_a_neighbour_is_parsed_only_when_reached(tmp_path, parsed):
     assert [os.path.relpath(d, tmp_path) for d in deps] == ["pkg/__init__.py", "pkg/trainer.py"]
 
 
+@pytest.fixture
+def parsed_texts(monkeypatch):
+    """Every text that libcst parses, whole."""
+    seen: list[str] = []
+    real = libcst.parse_module
+
+    def counting(text, *a, **kw):
+        seen.append(text.decode() if isinstance(text, bytes) else text)
+        return real(text, *a, **kw)
+
+    monkeypatch.setattr(libcst, "parse_module", counting)
+    return seen
+
+
+UTILS = """\
+import torch
+
+SCALE = make_scale()
+
+
+def make_scale():
+    return 2
+
+
+def step_all(opt):
+    _really_step(opt)
+
+
+def _really_step(opt):
+    opt.step()
+
+
+def plot_curves(history):
+    import matplotlib.pyplot as plt
+    plt.plot(history)
+
+
+class Logger:
+    def log(self, x):
+        print(x)
+
+
+if __name__ == "__main__":
+    plot_curves([1, 2, 3])
+"""
+
+
+def test_summary_records_statement_spans_and_the_main_block():
+    s = summary.summary_of(UTILS)
+    owners = [o for _, _, o in s["stmts"]]
+    assert owners == ["<module>", "<module>", "make_scale", "step_all", "_really_step", "plot_curves",
+                      "Logger", "<main>"]
+    assert "plot_curves" in s["uses"]["<main>"] and "plot_curves" not in s["uses"]["<module>"]
+    deco = summary.summary_of("import f\n\n\n@f.wrap\n@f.other(1)\ndef g():\n    pass\n")
+    assert deco["stmts"][-1] == [4, 7, "g"]  # decorators belong to the definition
+
+
+def test_view_keeps_what_the_named_definitions_use_and_module_level_code():
+    s = summary.summary_of(UTILS)
+    kept = summary.view_owners(s, frozenset({"step_all"}))
+    # module-level code runs on import (and calls make_scale); step_all calls _really_step
+    assert kept == {"<module>", "make_scale", "step_all", "_really_step"}
+    assert summary.view_owners(s, None) == {"<module>", "make_scale", "step_all", "_really_step",
+                                            "plot_curves", "Logger"}  # never the main block
+
+
+def test_neighbour_is_read_only_as_far_as_the_linted_file_uses_it(tmp_path, parsed_texts):
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "utils.py").write_text(UTILS)
+    (tmp_path / "train.py").write_text(
+        "import torch\nfrom utils import step_all\n\nmodel = torch.nn.Linear(2, 2)\n"
+        "opt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "for epoch in range(3):\n    for x in [torch.randn(4, 2)]:\n        opt.zero_grad()\n"
+        "        model(x).sum().backward()\n        step_all(opt)\n")
+    path = tmp_path / "train.py"
+    res = lint_source(path.read_bytes(), str(path), RULES)
+    # the optimizer is stepped through two helpers of utils.py: no "never steps" (RC103)
+    assert "RC103" not in {f.code for f in res.findings}
+    utils_parses = [t for t in parsed_texts if t != (tmp_path / "train.py").read_text()]
+    # utils.py: its kept statements, each parsed alone, and nothing else
+    assert sorted(t.split("\n", 1)[0] for t in utils_parses) == [
+        "SCALE = make_scale()", "def _really_step(opt):", "def make_scale():", "def step_all(opt):",
+        "import torch"]
+    assert not any("plot_curves" in t or "Logger" in t or "__main__" in t for t in utils_parses)
+
+
+def _views(path, text, name):
+    """The view of `name` assembled from parses of its statements alone, and from the whole
+    module's parse (both must agree)."""
+    s = summary.summary_of(text)
+    kept = summary.view_owners(s, frozenset({name}))
+    link.reset_caches()
+    alone = link._view_module(path, text, s, kept)
+    link.remember_parse(path, text, libcst.parse_module(text))
+    whole = link._view_module(path, text, s, kept)
+    link.reset_caches()
+    return alone, whole
+
+
+def test_view_keeps_whole_statements_once_from_either_parse(tmp_path):
+    text = ("import a; import b\nx = 1\n\n\n# about f\n@d\ndef f():\n    return 1\n\n\n"
+            "def g():\n    pass\n")
+    alone, whole = _views(str(tmp_path / "m.py"), text, "f")
+    assert alone[0].code == whole[0].code == "import a; import b\nx = 1\n@d\ndef f():\n    return 1\n"
+    assert alone[1] == whole[1] == [1, 2, 6]  # each statement's first line in the file
+    # line endings as CPython counts them: CRLF and a lone CR end a line, a form feed does not
+    odd = text.replace("\n", "\r\n", 3).replace("x = 1", "x = 1\x0c").replace("def g():\n", "def g():\r")
+    alone, whole = _views(str(tmp_path / "m.py"), odd, "f")
+    assert alone[0].code.replace("\r\n", "\n") == "import a; import b\nx = 1\x0c\n@d\ndef f():\n    return 1\n"
+    assert alone[1] == [1, 2, 6]
+
+
+def test_neighbour_view_does_not_depend_on_what_was_linted_before(tmp_path):
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "utils.py").write_text(UTILS)
+    (tmp_path / "model.py").write_text(MODEL)
+    (tmp_path / "a.py").write_text("from utils import step_all\nfrom model import Net, train_step\n\n"
+                                   "def go(m, o, x, y):\n    for _ in range(2):\n        train_step(m, o, x, y)\n"
+                                   "        step_all(o)\n")
+    (tmp_path / "b.py").write_text("import utils\nfrom model import build_optimizer, Net\n\n"
+                                   "def go(x):\n    m = Net()\n    o = build_optimizer(m)\n"
+                                   "    for _ in range(2):\n        m(x).sum().backward()\n        utils.step_all(o)\n"
+                                   "    utils.Logger().log(1)\n")
+    out = {}
+    for order in (("a.py", "b.py"), ("b.py", "a.py")):
+        link.reset_caches()
+        for name in order:
+            p = tmp_path / name
+            res = lint_source(p.read_bytes(), str(p), RULES)
+            out.setdefault(name, []).append(sorted((f.line, f.code, f.message) for f in res.findings))
+    assert out["a.py"][0] == out["a.py"][1]
+    assert out["b.py"][0] == out["b.py"][1]
+    assert any(code == "RC101" for _, code, _ in out["b.py"][0])  # b never resets the gradients
+
+
 def test_dotted_module_use_follows_submodules(tmp_path):
     (tmp_path / "setup.py").write_text("")
     for d in ("a", "a/b"):
@@ -289,25 +424,51 @@ def test_statement_level_positions_equal_whole_module_metadata():
 # --------------------------------------------------------------------------- parallel dispatch
 
 
-def test_import_order_puts_modules_before_their_importers(tmp_path):
+def _jobs(tmp_path, files):
     from recipecheck.engine import Job, RuleSet
-    from recipecheck.lint import _import_order
 
     (tmp_path / "setup.py").write_text("")
-    files = {
-        "a_train.py": "from c_model import Net\nfrom b_engine import run\n",
-        "b_engine.py": "from d_util import log\n",
-        "c_model.py": "import torch\n",
-        "d_util.py": "",
-        "e_alone.py": "x = 1\n",
-    }
     for name, text in files.items():
         (tmp_path / name).write_text(text)
-    jobs = [Job(path=str(tmp_path / n), ruleset=RuleSet(codes=()), ignore=(), max_file_size=10**6)
+    return [Job(path=str(tmp_path / n), ruleset=RuleSet(codes=()), ignore=(), max_file_size=10**6)
             for n in files]
-    order = [os.path.basename(jobs[i].path) for i in _import_order(jobs)]
-    assert order == ["c_model.py", "d_util.py", "b_engine.py", "a_train.py", "e_alone.py"]
-    assert sorted(_import_order(jobs)) == list(range(len(jobs)))
+
+
+def test_worker_groups_keep_importers_with_their_modules_and_dependencies_first(tmp_path):
+    from recipecheck.lint import _worker_groups
+
+    body = "def f(x):\n    return x\n" * 40
+    files = {
+        "a_train.py": "from c_model import Net\nfrom b_engine import run\n" + body,
+        "b_engine.py": "from d_util import log\n" + body,
+        "c_model.py": "import torch\n" + body,
+        "d_util.py": body,
+        "p_train.py": "from q_model import Net\nfrom r_engine import run\n" + body,
+        "r_engine.py": "from s_util import log\n" + body,
+        "q_model.py": "import torch\n" + body,
+        "s_util.py": body,
+    }
+    jobs = _jobs(tmp_path, files)
+    groups = _worker_groups(jobs, 2)
+    assert sorted(i for g in groups for i in g) == list(range(len(jobs)))  # each file once
+    named = [[os.path.basename(jobs[i].path) for i in g] for g in groups]
+    # the two import families are linted in different workers, each module before its importers
+    family = next(g for g in named if "a_train.py" in g)
+    assert sorted(family) == ["a_train.py", "b_engine.py", "c_model.py", "d_util.py"]
+    assert family.index("d_util.py") < family.index("b_engine.py") < family.index("a_train.py")
+    assert family.index("c_model.py") < family.index("a_train.py")
+    other = next(g for g in named if "p_train.py" in g)
+    assert sorted(other) == ["p_train.py", "q_model.py", "r_engine.py", "s_util.py"]
+
+
+def test_worker_groups_balance_files_without_project_imports(tmp_path):
+    from recipecheck.lint import _worker_groups
+
+    files = {f"m{i}.py": "x = 1\n" + "#" * 10 + "\n" for i in range(6)}  # all as long as use.py
+    assert _worker_groups(_jobs(tmp_path, files), 2) is None  # no link: any split, chunks go to free workers
+    files["use.py"] = "from m0 import x\n"
+    groups = _worker_groups(_jobs(tmp_path, files), 2)
+    assert sorted(len(g) for g in groups) == [3, 4]
 
 
 def test_parallel_project_lint_reports_in_the_same_order_as_serial(tmp_path):
@@ -323,3 +484,42 @@ def test_parallel_project_lint_reports_in_the_same_order_as_serial(tmp_path):
         assert r.exit_code == 1, r.output
         out.append(json.loads(r.output))
     assert out[0] == out[1] and out[0]
+
+
+def test_every_view_of_every_fixture_is_the_same_from_either_parse():
+    """Each single definition's view of each fixture script holds it, and is the same code
+    whether assembled from the module's whole parse or from its statements parsed alone (so a
+    neighbour's view never depends on what the process parsed before)."""
+    root = Path(__file__).resolve().parent.parent / "fixtures"
+    checked = 0
+    for f in sorted(root.rglob("*.py")):
+        text = f.read_text(encoding="utf-8", errors="surrogateescape")
+        s = summary.summary_of(text)
+        if s is None or s["deep"]:
+            continue
+        for name in [*s["functions"], *s["classes"]][:6]:
+            if summary.view_lines(s, summary.view_owners(s, frozenset({name}))) is None:
+                continue
+            alone, whole = _views(str(f), text, name)
+            assert alone is not None and whole is not None, (f, name)
+            assert alone[0].code == whole[0].code and alone[1] == whole[1], (f, name)
+            assert name in {getattr(st, "name", None) and st.name.value for st in alone[0].body}
+            checked += 1
+    assert checked > 200
+
+
+def test_recipe_places_an_optimizer_of_a_view_on_its_line_in_the_file(tmp_path):
+    from recipecheck.recipe import build_recipe
+
+    (tmp_path / "pyproject.toml").write_text("")
+    utils = ("import torch\n\n\ndef plot(history):\n" + "    print(history)\n" * 30 +
+             "\n\ndef make_optimizer(model):\n    return torch.optim.AdamW(model.parameters(), lr=3e-4)\n")
+    (tmp_path / "utils.py").write_text(utils)
+    train = ("import torch\nfrom utils import make_optimizer\n\nmodel = torch.nn.Linear(2, 2)\n"
+             "opt = make_optimizer(model)\nfor epoch in range(2):\n    for x in [torch.randn(2, 2)]:\n"
+             "        opt.zero_grad()\n        model(x).sum().backward()\n        opt.step()\n")
+    (tmp_path / "train.py").write_text(train)
+    r = build_recipe(train, str(tmp_path / "train.py"))
+    (opt,) = r.optimizers
+    assert opt.module == "utils.py" and opt.lr == 3e-4
+    assert opt.line == utils.splitlines().index("    return torch.optim.AdamW(model.parameters(), lr=3e-4)") + 1

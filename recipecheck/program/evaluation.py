@@ -43,8 +43,9 @@ _MAX_DEPTH = 6
 NO_GRAD = {"torch.no_grad", "torch.inference_mode", "torch.autograd.no_grad",
            "torch.autograd.inference_mode", "torch.autograd.grad_mode.no_grad",
            "torch.autograd.grad_mode.inference_mode"}
+GRAD_FREE_BY_NAME = "<decorator named no_grad/inference_mode>"
 GRAD_CONTROL = NO_GRAD | {"torch.set_grad_enabled", "torch.autograd.set_grad_enabled",
-                          "torch.autograd.grad_mode.set_grad_enabled"}
+                          "torch.autograd.grad_mode.set_grad_enabled", GRAD_FREE_BY_NAME}
 
 _EVAL_FUNC = re.compile(
     r"^(eval|evaluate|evaluation|validate|validation|valid|val|test|testing|inference|predict)"
@@ -67,12 +68,20 @@ _DROPOUT_ARG = {"torch.nn.RNN": (5, 0.0), "torch.nn.LSTM": (5, 0.0), "torch.nn.G
                 "torch.nn.TransformerDecoderLayer": (3, 0.1)}
 
 
+_INSTANCE_NORM = re.compile(r"^torch\.nn\.(Lazy)?InstanceNorm\dd$|^torch\.nn\.functional\.instance_norm$")
+
+
 def _mode_sensitive(qualname: str | None, call: cst.Call | None = None, program: ProgramModel | None = None,
-                    function: FunctionInfo | None = None) -> bool:
+                    function: FunctionInfo | None = None, in_eval: bool = False) -> bool:
     """A layer that computes differently in train and eval mode: Dropout, BatchNorm,
     InstanceNorm, a library model, or an RNN/attention/Transformer layer with dropout > 0
-    (an `nn.LSTM` without `dropout=` is the same in both modes)."""
+    (an `nn.LSTM` without `dropout=` is the same in both modes). With `in_eval` (is training
+    mode wrong while evaluating?) InstanceNorm does not count: in training mode it normalizes
+    each sample by its own statistics, the computation it was trained with, so the output
+    neither depends on the rest of the batch nor differs from training."""
     if not qualname:
+        return False
+    if in_eval and _INSTANCE_NORM.match(qualname):
         return False
     if _SENSITIVE_LAYERS.match(qualname):
         return True
@@ -349,7 +358,17 @@ def _decorator_withs(program: ProgramModel, fn: FunctionInfo) -> tuple[str, ...]
         q = program.imports.resolve(expr)
         if q:
             out.append(q)
+        leaf = (q or dotted_name(expr) or "").rsplit(".", 1)[-1]
+        if q not in NO_GRAD and _GRAD_FREE_DECORATOR.search(leaf):
+            # a project's own wrapper (`smart_inference_mode()` picks inference_mode or
+            # no_grad by torch version), named for what it does: it controls autograd, but
+            # alone it does not make the function's loops evaluation loops
+            out.append(GRAD_FREE_BY_NAME)
     return tuple(out)
+
+
+_LOSS_CLASS = re.compile(r"(loss|criterion)$", re.I)
+_GRAD_FREE_DECORATOR = re.compile(r"(^|_)(no_grad|inference_mode)$")
 
 
 def _arg_text(program: ProgramModel, node: Node | None, expr: cst.BaseExpression, names: dict) -> str:
@@ -465,12 +484,24 @@ class Evaluation:
 
     def _is_model_construction(self, a, fresh_only: bool = False) -> bool:
         """`a` binds a network: a local nn.Module class, a torchvision/timm constructor, or
-        (unless `fresh_only`: those come back in eval mode) a `from_pretrained` model."""
+        (unless `fresh_only`: those come back in eval mode) a `from_pretrained` model; moves
+        and mode calls chained on it are looked through (with `fresh_only`, a chained
+        `.eval()` means the model is not in training mode)."""
         p = self.program
-        d = dotted_name(a.value.func)
+        value = a.value
+        mode = None
+        while isinstance(value.func, cst.Attribute) and value.func.attr.value in _MOVES and \
+                isinstance(value.func.value, cst.Call):
+            if mode is None and value.func.attr.value in ("eval", "train"):
+                mode = value.func.attr.value  # the outermost mode call is the one that holds
+            value = value.func.value  # `Net().to(device)`, `Net().eval()`
+        if fresh_only and mode == "eval":
+            return False  # `net = Net().eval().to(device)`: built in eval mode
+        d = dotted_name(value.func)
         if d is not None and d in p.classes:
-            return p.classes[d].is_module
-        q = p.imports.resolve(a.value.func)
+            # `criterion = FocalLoss()`: a loss module is not the model whose mode matters
+            return p.classes[d].is_module and not _LOSS_CLASS.search(d)
+        q = p.imports.resolve(value.func)
         if q and q.startswith(_TRAIN_MODELS):
             return True
         return not fresh_only and bool(q) and q.startswith("transformers.") and q.endswith("from_pretrained")
@@ -721,21 +752,27 @@ class Evaluation:
                                           for c in n.children) and \
                     any(self.is_model_call(c) == model for c in n.walk()):
                 return True
+        seen = {id(root.function)} | {id(x.event.function) for c in root.children for x in (c, *c.walk())
+                                       if x.event is not None}
+        module = self.program.module_function
         for a in self.program.assignments:
+            if "." not in a.target and a.function is not module and id(a.function) not in seen:
+                continue  # a local of a function this run does not reach is another variable
             if model_key(a.target) == model and isinstance(a.value, cst.Call) and \
                     self._is_model_construction(a, fresh_only=True):
                 return True
         return False
 
-    def mode_matters(self, model: str) -> bool:
+    def mode_matters(self, model: str, in_eval: bool = False) -> bool:
         """False only when the model is built here from layers that behave the same in train and
-        eval mode (no Dropout, BatchNorm, InstanceNorm, dropout-carrying RNN/Transformer layers)."""
+        eval mode (no Dropout, BatchNorm, InstanceNorm, dropout-carrying RNN/Transformer layers).
+        With `in_eval`, whether training mode harms an evaluation (InstanceNorm does not)."""
         memo = self.__dict__.setdefault("_mode_matters_memo", {})  # rules ask per loop: scan once
-        if model not in memo:
-            memo[model] = self._mode_matters(model)
-        return memo[model]
+        if (model, in_eval) not in memo:
+            memo[model, in_eval] = self._mode_matters(model, in_eval)
+        return memo[model, in_eval]
 
-    def _mode_matters(self, model: str) -> bool:
+    def _mode_matters(self, model: str, in_eval: bool = False) -> bool:
         p = self.program
         local = False
         for a in p.assignments:
@@ -756,12 +793,13 @@ class Evaluation:
                 return True
         if not local:
             return True
-        if "sensitive" not in self.__dict__:
+        key = "sensitive_in_eval" if in_eval else "sensitive"
+        if key not in self.__dict__:
             # model classes of other project modules count with their layers
             progs = [p, *(p.link.programs.values() if getattr(p, "link", None) else ())]
-            self.__dict__["sensitive"] = any(_mode_sensitive(cs.qualname, cs.node, p, cs.function)
-                                             for q in progs for cs in q.calls)
-        return self.__dict__["sensitive"]
+            self.__dict__[key] = any(_mode_sensitive(cs.qualname, cs.node, p, cs.function, in_eval)
+                                     for q in progs for cs in q.calls)
+        return self.__dict__[key]
 
     def owner_keys(self, el: EvalLoop, model: str) -> list[str]:
         """Models that contain `model` as called in the loop: `model` for `model.decoder(x)`

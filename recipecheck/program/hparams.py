@@ -14,6 +14,7 @@ import re
 import libcst as cst
 
 from recipecheck.program.imports import dotted_name
+from recipecheck.program.nodes import iter_children
 from recipecheck.program.model import Construction, FunctionInfo, ProgramModel
 
 _CACHE_ATTR = "_recipecheck_hparams"
@@ -204,6 +205,10 @@ def small_model_context(program: ProgramModel, c: Construction) -> str | None:
     if owner and _PROBE_OWNER.search(leaf) and (frozen or owner != leaf or "probe" in leaf.lower()
                                                 or "linear_classifier" in leaf.lower()):
         return "a linear probe on frozen features"
+    if frozen and _trainable_only(c):
+        # `params = filter(lambda p: p.requires_grad, model.parameters())` after freezing
+        # all but the classifier: the MoCo / SimSiam linear evaluation (SGD lr=30 there)
+        return "a linear probe on frozen features"
     if owner == "self":
         f = c.function
         while f is not None and f.cls is None:
@@ -212,3 +217,20 @@ def small_model_context(program: ProgramModel, c: Construction) -> str | None:
                 b.rsplit(".", 1)[-1] in ("Linear", "Conv1d", "Conv2d", "Conv3d") for b in f.cls.bases):
             return "one layer trained by its own optimizer"
     return None
+
+
+def _trainable_only(c: Construction) -> bool:
+    """The optimizer gets only the parameters that still require gradients (a `requires_grad`
+    filter or comprehension, directly or through a name bound in the same function)."""
+    first = c.arg("params", 0)
+    exprs = [first] if first is not None else []
+    if isinstance(first, cst.Name):
+        exprs += [a.value for a in c.function.bindings(first.value) if isinstance(a.value, cst.CSTNode)]
+    for e in exprs:
+        stack = [e]
+        while stack:
+            n = stack.pop()
+            if isinstance(n, cst.Attribute) and n.attr.value == "requires_grad":
+                return True
+            stack.extend(iter_children(n))
+    return False

@@ -264,6 +264,9 @@ def _kind_of_layer(name: str | None) -> str | None:
     return None
 
 
+_NORM_VAR = re.compile(r"(^|_)norm(_?(layer|cls|class|fn|module))?$", re.I)
+
+
 def _isinstance_classes(p: ProgramModel, test: cst.BaseExpression, var: str) -> list[str] | None:
     """Class names tested by `isinstance(var, X)` / `type(var) == X` / string tests on the class name."""
     out: list[str] = []
@@ -277,7 +280,12 @@ def _isinstance_classes(p: ProgramModel, test: cst.BaseExpression, var: str) -> 
             elems = [e.value for e in cls.elements] if isinstance(cls, (cst.Tuple, cst.List)) else [cls]
             for e in elems:
                 d = dotted_name(e)
-                if d:
+                if d and "." not in d and d not in p.classes and p.imports.resolve_dotted(d) is None \
+                        and _NORM_VAR.search(d):
+                    # `isinstance(m, norm_layer)` with the norm class passed as an argument
+                    # (`norm_layer=nn.BatchNorm2d`): a normalization layer
+                    out.append("BatchNorm2d")
+                elif d:
                     out.append(tn.last(p.imports.resolve_dotted(d) or d))
         elif isinstance(n, cst.SimpleString):
             s = n.evaluated_value
@@ -995,10 +1003,58 @@ def outside_premise(site: InitSite, path: str = "", module: cst.Module | None = 
         return "input tensor"
     if site.source == "parameter" and _over_heads_only(site.node):
         return "a mixing matrix over a few attention heads"
+    if site.source == "parameter" and _broadcast_to_batch(site, text):
+        return "learned input"
+    if owner_leaf and _single_input_linear(site, owner_leaf):
+        return "per-channel gain of a single input"
     for test, positive in site.conds:
         if positive and any(_HEAD_STRING.match(t) for t in _strings_in(test)):
             return "classifier head"
     return None
+
+
+def _single_input_linear(site: InitSite, leaf: str) -> bool:
+    """The zeroed layer is an `nn.Linear(1, channels)` (found by its attribute name in the
+    module's classes): a per-channel gain on one scalar input, such as StyleGAN's noise
+    strength, which starts at zero by design; with one input there is no weight matrix whose
+    rows could stay alike."""
+    p = site.function.program
+    if p is None:
+        return False
+    target = f"self.{leaf}"
+    for cls in p.classes.values():
+        for m in cls.methods.values():
+            for a in m.assignments:
+                if a.target != target or not isinstance(a.value, cst.Call):
+                    continue
+                q = p.imports.resolve(a.value.func) or ""
+                if q.rsplit(".", 1)[-1] != "Linear":
+                    continue
+                first = call_arg(a.value, "in_features", 0)
+                if first is not None and literal_number(first) == 1:
+                    return True
+    return False
+
+
+def _broadcast_to_batch(site: InitSite, text: str) -> bool:
+    """The parameter is expanded or repeated to the batch where it is used
+    (`self.const.expand(batch, -1, -1, -1)`, `repeat(self.queries, 'n d -> b n d', b=b)`): a
+    learned input (StyleGAN's constant, latent queries), not the weight of a linear map."""
+    cls = site.cls
+    if cls is None or not text.startswith("self.") or text.count(".") != 1:
+        return False
+    for m in cls.methods.values():
+        for n in walk(m.node):
+            if not isinstance(n, cst.Call):
+                continue
+            f = n.func
+            if isinstance(f, cst.Attribute) and f.attr.value in ("expand", "expand_as", "repeat") and \
+                    dotted_name(f.value) == text:
+                return True
+            if (dotted_name(f) or "").rsplit(".", 1)[-1] == "repeat" and n.args and \
+                    dotted_name(n.args[0].value) == text:
+                return True
+    return False
 
 
 def _calls_attr(expr: cst.CSTNode, attrs: set[str]) -> bool:

@@ -338,9 +338,13 @@ class LayerAnalysis:
         for cs in p.calls:
             if cs.dotted in self._module_classes:
                 owner = _owner_class(cs.function)
-                if owner is None or owner.name not in self._module_classes:
+                # a class with a forward() is a module even when its base is not known as one
+                # (`BertModel(PreTrainedModel)` from a library): what it builds is its block
+                modulelike = owner is not None and (
+                    owner.name in self._module_classes or "forward" in owner.methods)
+                if not modulelike:
                     built.add(cs.dotted)
-                if (owner is not None and owner.name in self._module_classes and owner.name != cs.dotted) \
+                if (modulelike and owner.name != cs.dotted) \
                         or id(cs.node) in self._nested_containers or id(cs.node) in appended:
                     inner_classes.add(cs.dotted)
         # classes first: their forward inlines Sequential attributes

@@ -271,14 +271,11 @@ def dependency_digest(path: str, text: str) -> str:
 
 # --------------------------------------------------------------------------- used neighbours
 
-_DEPS: dict[tuple[str, str, int], list[str]] = {}
-
-
 def new_run() -> None:
     """Forget what was read from disk: a new lint run sees every file as it is now (within a
     run, files are taken not to change)."""
     _TEXTS.clear()
-    _DEPS.clear()
+    _NEEDS.clear()
 
 
 def module_deps(project: Project, path: str, text: str) -> list[str]:
@@ -290,19 +287,40 @@ def module_deps(project: Project, path: str, text: str) -> list[str]:
     `import a.b` used as `a.b.c.f()` needs `a/b/c.py`. Decided on the modules' summaries
     (:mod:`recipecheck.program.summary`), without parsing any of them with libcst.
     """
-    return _memo(_DEPS, _module_deps, project, path, text)
+    return list(module_needs(project, path, text))
 
 
-def _module_deps(project: Project, path: str, text: str) -> list[str]:
-    from recipecheck.program.summary import summary_of, used_names
+Need = "frozenset[str] | None"  # names read from a module; None: the module as a whole
+_NEEDS: dict[tuple, dict] = {}
+
+
+def module_needs(project: Project, path: str, text: str,
+                 owners: frozenset[str] | None = None) -> dict[str, "frozenset[str] | None"]:
+    """What the statements of `owners` in the module at `path` (see ``summary.stmts``; None:
+    the whole module, as for the linted file) read from other project modules: module path ->
+    the names read from it (None: the module object as a whole), in import order.
+
+    Like :func:`module_deps` (whose answer is this one's keys), decided on summaries alone."""
+    key = (str(project.root), os.path.abspath(path), hash(text), owners)
+    got = _NEEDS.get(key)
+    if got is None:
+        if len(_NEEDS) > 8192:
+            _NEEDS.clear()
+        got = _NEEDS[key] = _module_needs(project, path, text, owners)
+    return got
+
+
+def _module_needs(project: Project, path: str, text: str, owners) -> dict:
+    from recipecheck.program.summary import summary_of, uses_of
 
     binds = bindings(project, path, text)
     if not binds:
-        return []
+        return {}
     s = summary_of(text)
-    if s is None:  # CPython cannot read it: every import may matter
-        return list(dict.fromkeys(t.path for t in binds.values()))
-    used = used_names(s)
+    me = os.path.abspath(path)
+    if s is None:  # CPython cannot read it: every import may matter, as a whole
+        return {t.path: None for t in binds.values() if t.path != me}
+    used = uses_of(s, set(owners) if owners is not None else None)
     heads: dict[str, list[list[str]]] = {}
     for u in used:
         head, *rest = u.split(".")
@@ -312,35 +330,45 @@ def _module_deps(project: Project, path: str, text: str) -> list[str]:
     # imported (registering model classes with a factory): it is read, its own imports only
     # as far as it uses them
     side_effect = {r.local for r in scan_imports(text) if r.name is None and r.local == r.module.split(".")[0]}
-    out: dict[str, None] = {}
+    out: dict[str, frozenset[str] | None] = {}
     for local, t in binds.items():  # in import order
         if local not in heads and local in side_effect:
-            out[t.path] = None
-        for rest in heads.get(local, ()):
-            out[t.path] = None
-            parts = ([t.attr] if t.attr else []) + rest
-            for p in _follow(project, t.path, parts, 0):
-                out[p] = None
-    me = os.path.abspath(path)
-    return [p for p in out if p != me]
+            _add(out, t.path, None)  # what it registers is all of it
+        for rest in sorted(heads.get(local, ())):
+            _need(project, out, t.path, ([t.attr] if t.attr else []) + rest, 0)
+    out.pop(me, None)
+    return out
 
 
-def _follow(project: Project, path: str, parts: list[str], depth: int) -> list[str]:
-    """Modules reached by reading `parts` from the module at `path` (as ProjectLink resolves)."""
+def _add(out: dict, path: str, names) -> None:
+    if path in out:
+        old = out[path]
+        out[path] = None if old is None or names is None else old | names
+    else:
+        out[path] = names
+
+
+def _need(project: Project, out: dict, path: str, parts: list[str], depth: int) -> None:
+    """Record that `parts` is read from the module at `path`, following re-exports and
+    submodules the way ProjectLink resolves them."""
     from recipecheck.program.summary import defines, summary_of
 
-    if not parts or depth > 8:
-        return []
+    if not parts:
+        _add(out, path, None)
+        return
+    name = parts[0]
+    _add(out, path, frozenset((name,)))
+    if depth > 8:
+        return
     text = read_text(path)
     if text is None:
-        return []
-    name = parts[0]
+        return
     if defines(summary_of(text), name):
-        return []
+        return
     t = bindings(project, path, text).get(name)
     if t is not None:  # a re-export: `from .trainer import Trainer` in a package
-        return [t.path, *_follow(project, t.path, ([t.attr] if t.attr else []) + parts[1:], depth + 1)]
+        _need(project, out, t.path, ([t.attr] if t.attr else []) + parts[1:], depth + 1)
+        return
     sub = project.submodule(path, name)
     if sub is not None:
-        return [sub, *_follow(project, sub, parts[1:], depth + 1)]
-    return []
+        _need(project, out, sub, parts[1:], depth + 1)

@@ -16,7 +16,12 @@ neighbours matter *before* parsing any of them with libcst:
 - ``training``: which functions/methods call ``.step()`` / ``.zero_grad()`` / ``.backward()``
   or build optimizers / schedulers;
 - ``lines``: the line of each top-level statement (what a finding's position is computed from
-  when the node's text alone does not place it).
+  when the node's text alone does not place it);
+- ``stmts``: each top-level statement's first and last line (decorators included) and its
+  owner: the function or class it defines, ``<module>`` for other module-level code, ``<main>``
+  for an ``if __name__ == "__main__":`` block (which does not run when the module is imported).
+  From these and ``uses``, the link reads of a neighbour only the statements the linted file
+  needs (:func:`view_owners`; :func:`recipecheck.program.link.statement_groups`).
 
 A summary never holds libcst nodes: loading a pickled libcst tree costs about as much as parsing.
 """
@@ -29,8 +34,9 @@ import json
 import sys
 from pathlib import Path
 
-SUMMARY_VERSION = 1
+SUMMARY_VERSION = 2
 MODULE_CODE = "<module>"  # the key of module-level code in `uses`
+MAIN_CODE = "<main>"  # the key of an `if __name__ == "__main__":` block
 
 _TRAINING_ATTRS = {"step": "step", "zero_grad": "zero_grad", "backward": "backward"}
 _OPTIMIZER_HINTS = ("optim.", "torch.optim.")
@@ -78,6 +84,9 @@ def _valid(s) -> bool:
             and isinstance(s.get("imports"), list) and isinstance(s.get("uses"), dict)
             and isinstance(s.get("training"), dict) and isinstance(s.get("lines"), list)
             and all(type(n) is int for n in s["lines"])
+            and isinstance(s.get("stmts"), list)
+            and all(isinstance(x, list) and len(x) == 3 and type(x[0]) is int and type(x[1]) is int
+                    and isinstance(x[2], str) for x in s["stmts"])
             and all(isinstance(v, list) for v in s["uses"].values()))
 
 
@@ -140,7 +149,7 @@ def reset() -> None:
 
 def _empty(deep=None) -> dict:
     return {"v": SUMMARY_VERSION, "deep": deep, "functions": [], "classes": {}, "imports": [],
-            "uses": {}, "training": {}, "lines": []}
+            "uses": {}, "training": {}, "lines": [], "stmts": []}
 
 
 def compute(text: str) -> dict | None:
@@ -273,10 +282,14 @@ class _Walk:
         for st in self.tree.body:
             d = 2  # the Module node is level 1 (as engine._ast_size counts)
             t = type(st)
+            first = min([st.lineno, *(x.lineno for x in getattr(st, "decorator_list", ()))])
+            last = getattr(st, "end_lineno", None) or st.lineno
             if t in (ast.FunctionDef, ast.AsyncFunctionDef):
+                s["stmts"].append([first, last, st.name])
                 s["functions"].append(st.name)
                 items.append((st, d, st.name, st.name))
             elif t is ast.ClassDef:
+                s["stmts"].append([first, last, st.name])
                 bases = [b for b in (_dotted(x) for x in st.bases) if b]
                 methods = [m.name for m in st.body if type(m) in (ast.FunctionDef, ast.AsyncFunctionDef)]
                 s["classes"][st.name] = {"bases": bases, "methods": methods,
@@ -298,7 +311,10 @@ class _Walk:
                     for a in st.names:
                         if a.name != "*":
                             s["imports"].append([st.module or "", st.level, a.name, a.asname or a.name])
-                items.append((st, d, MODULE_CODE, MODULE_CODE))
+                owner = MAIN_CODE if _is_main_guard(st) else MODULE_CODE
+                s["stmts"].append([first, last, owner])
+                # training events of the main block stay module-level (what the module does)
+                items.append((st, d, owner, MODULE_CODE))
         return items
 
     @staticmethod
@@ -314,6 +330,18 @@ class _Walk:
             training.setdefault(owner, set()).add("scheduler")
         elif d.startswith(_OPTIMIZER_HINTS) or ".optim." in d:
             training.setdefault(owner, set()).add("optimizer")
+
+
+def _is_main_guard(st) -> bool:
+    """`if __name__ == "__main__":` (either side of the comparison)."""
+    if type(st) is not ast.If or type(st.test) is not ast.Compare:
+        return False
+    t = st.test
+    if len(t.ops) != 1 or type(t.ops[0]) is not ast.Eq:
+        return False
+    sides = [t.left, t.comparators[0]]
+    return (any(type(x) is ast.Name and x.id == "__name__" for x in sides)
+            and any(type(x) is ast.Constant and x.value == "__main__" for x in sides))
 
 
 _FIELDS: dict[type, tuple[tuple[str, ...], bool]] = {}
@@ -380,4 +408,43 @@ def used_names(s: dict) -> set[str]:
     out: set[str] = set()
     for v in s["uses"].values():
         out.update(v)
+    return out
+
+
+def view_owners(s: dict, names: frozenset[str] | None) -> set[str]:
+    """The owners (see ``stmts``) of a neighbour's statements that reading `names` from it
+    needs when it is imported: module-level code always (it runs on import; the main block
+    never), the definitions named, and every definition those read, transitively. `names`
+    None: the module as a whole (its object is passed around, or `import *`)."""
+    defined = {o for _, _, o in s["stmts"] if o not in (MODULE_CODE, MAIN_CODE)}
+    if names is None:
+        return defined | {MODULE_CODE}
+    keep = {MODULE_CODE}
+    todo = [MODULE_CODE, *(n for n in names if n in defined)]
+    while todo:
+        o = todo.pop()
+        if o in keep and o != MODULE_CODE:
+            continue
+        keep.add(o)
+        for u in s["uses"].get(o, ()):
+            head = u.split(".", 1)[0]
+            if head in defined and head not in keep:
+                todo.append(head)
+    return keep
+
+
+def view_lines(s: dict, owners: set[str]) -> list[tuple[int, int]] | None:
+    """The line ranges of the statements of `owners` (None: every statement is kept)."""
+    kept = [(a, b) for a, b, o in s["stmts"] if o in owners]
+    if len(kept) == len(s["stmts"]):
+        return None
+    return kept
+
+
+def uses_of(s: dict, owners: set[str] | None) -> set[str]:
+    """The names and attribute chains the statements of `owners` read (None: all of them)."""
+    out: set[str] = set()
+    for o, v in s["uses"].items():
+        if owners is None or o in owners:
+            out.update(v)
     return out

@@ -290,7 +290,7 @@ class Evaluator:
         if name is None:
             return None
         try:
-            prog = link.programs.get(t.path) or link.program(t.path)
+            prog = link.view_of(here, t.path, [name])
         except RecursionError:
             return None
         if prog is None:

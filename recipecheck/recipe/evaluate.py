@@ -35,6 +35,7 @@ class _Src:
         self.source = source
         self._positions = _Positions(module, source)
         self._lines: dict[int, int] = {}
+        self.origin: ProgramModel | None = None  # the neighbour model `module` belongs to
 
     def code(self, node: cst.CSTNode | None) -> str:
         if node is None:
@@ -48,6 +49,10 @@ class _Src:
                 self._lines[key] = self._positions.of(node)[0]
             except Exception:
                 self._lines[key] = 0
+            if self.origin is not None:  # a neighbour read as a view: the line in its file
+                from recipecheck.program.link import file_line
+
+                self._lines[key] = file_line(self.origin, self._lines[key])
         return self._lines[key]
 
 

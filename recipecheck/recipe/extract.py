@@ -727,6 +727,7 @@ def _src_of(s: _Src, f: FunctionInfo) -> _Src:
     cache = s.__dict__.setdefault("_others", {})
     if id(prog) not in cache:
         cache[id(prog)] = _Src(prog.module, s.p, prog.module.code)
+        cache[id(prog)].origin = prog
     return cache[id(prog)]
 
 
@@ -896,7 +897,7 @@ def _project_facts(p: ProgramModel, s: _Src, recipe: Recipe) -> None:
     from recipecheck.program.values import value_of
 
     if p.link is not None:
-        recipe.modules = [_rel(p, q.path) for q in p.link.programs.values()]
+        recipe.modules = list(dict.fromkeys(_rel(p, q.path) for q in p.link.programs.values()))
     reach = p.reachable_functions
     own = set(map(id, p.functions.values()))
     has_backward = any(ev.kind == "backward" for f in reach for ev in f.events)

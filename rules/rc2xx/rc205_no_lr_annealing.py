@@ -45,6 +45,10 @@ class NoLrAnnealing(Rule):
     Not reported on GAN recipes (optimizers for a generator and a discriminator keep a constant
     Adam LR by design) nor on short fine-tunes (a `from_pretrained`/`pretrained=True` model
     trained for at most 5 epochs).
+    Not reported when the optimizer updates copies of data rather than a model
+    (`Adam([target])` with `target = content.clone().requires_grad_(True)`: style transfer,
+    an adversarial perturbation), nor on an optimizer factory (a function returning the optimizer in a file that
+    never steps one): the caller that trains with it sets the schedule.
     Schedules applied by a framework the file does not show (a YAML config, a Trainer built
     elsewhere) are not seen. Off by default (info).
 
@@ -145,8 +149,12 @@ class NoLrAnnealing(Rule):
             if any(a.function is opt.function and a.loop is not None and a.value is opt.node
                    for a in p.assignments):
                 return  # rebuilt inside a loop: the LR may change between rebuilds
-        if _adversarial(opts) or _short_fine_tune(p):
+        if _adversarial(opts, _stepped(p)) or _short_fine_tune(p):
             return  # GAN recipes keep a constant Adam LR by design; a few epochs from pretrained
+        if all(_returned(o) for o in opts) and not _steps_an_optimizer(p):
+            return  # an optimizer factory: the caller that trains with it sets the schedule
+        if all(_optimizes_data(o) for o in opts):
+            return  # an image or a perturbation optimized (style transfer, CW attack): no model
         opt = opts[0]
         lr = opt.arg("lr", 1)
         lr_txt = f" (lr={ctx.code(lr)})" if lr is not None else ""
@@ -160,18 +168,25 @@ _GAN_NAME = re.compile(r"(^|_)(g|d|gen|disc|generator|discriminator|critic|netg|
                        r"g_ab|g_ba|d_a|d_b|ge|e)(_|$|\d)|generator|discriminator|critic", re.I)
 
 
-def _adversarial(opts) -> bool:
+def _adversarial(opts, stepped=()) -> bool:
     """Two or more optimizers for a generator and a discriminator (optimizer_G / optimizer_D,
-    netG / netD): a GAN recipe, whose published LR is a constant (Adam 2e-4, betas 0.5)."""
+    netG / netD, or one construction in a loop over the nets, stepped as
+    `optims.generator.step()` / `optims.discriminator.step()`): a GAN recipe, whose published
+    LR is a constant (Adam 2e-4, betas 0.5)."""
     names = set()
-    for o in opts:
-        for text in (o.target or "", o.params_owner or ""):
-            leaf = text.rsplit(".", 1)[-1]
-            if leaf and _GAN_NAME.search(leaf):
-                names.add(leaf.lower())
+    for text in [t for o in opts for t in (o.target or "", o.params_owner or "")] + list(stepped):
+        leaf = text.rsplit(".", 1)[-1]
+        if leaf and _GAN_NAME.search(leaf):
+            names.add(leaf.lower())
     gen = any(re.search(r"(^|_)(g|ge|gen|netg)($|_|\d)|generator", n) for n in names)
     disc = any(re.search(r"(^|_)(d|disc|netd)($|_|\d)|discriminator|critic", n) for n in names)
-    return len(opts) >= 2 and gen and disc
+    return (len(opts) >= 2 or len(set(stepped)) >= 2) and gen and disc
+
+
+def _stepped(p) -> list[str]:
+    """Receivers of the optimizer steps of the file (`optims.generator`, `opt_d`)."""
+    return [ev.receiver for f in p.functions.values() for ev in f.events
+            if ev.kind == "step" and ev.receiver and p.role_of(f, ev.receiver) != "scheduler"]
 
 
 def _short_fine_tune(p) -> bool:
@@ -190,3 +205,53 @@ def _short_fine_tune(p) -> bool:
             counts.append(number(p, xl.loop.function, it.args[-1].value if len(it.args) == 1
                                  else it.args[1].value))
     return bool(counts) and all(c is not None and c <= 5 for c in counts)
+
+
+def _returned(opt) -> bool:
+    """The optimizer is built to be returned (`def smart_optimizer(...): ... return optimizer`)."""
+    for r in opt.function.returns:
+        if r is opt.node or (opt.target and dotted_name(r) == opt.target):
+            return True
+    return False
+
+
+def _steps_an_optimizer(p) -> bool:
+    return any(ev.kind == "step" and p.role_of(f, ev.receiver) == "optimizer"
+               for f in p.functions.values() for ev in f.events)
+
+
+_COPIES = ("clone", "detach", "requires_grad_", "to", "cuda", "float", "contiguous")
+
+
+def _optimizes_data(opt) -> bool:
+    """The optimizer's parameters are a literal list of tensors copied from data
+    (`[target]` with `target = content_img.clone().requires_grad_(True)`, `[w]` with
+    `w = to_tanh_space(images).detach()`), not a model's parameters nor fresh tensors
+    (`torch.zeros(..., requires_grad=True)` is a hand-written model)."""
+    first = opt.arg("params", 0)
+    if not isinstance(first, (cst.List, cst.Tuple)) or not first.elements:
+        return False
+    for el in first.elements:
+        if not isinstance(el.value, cst.Name):
+            return False
+        binds = [a.value for a in opt.function.bindings(el.value.value)]
+        if not binds or not all(_copy_of_data(v) for v in binds):
+            return False
+    return True
+
+
+def _copy_of_data(v) -> bool:
+    if not (isinstance(v, cst.Call) and isinstance(v.func, cst.Attribute) and v.func.attr.value in _COPIES):
+        return False
+    while isinstance(v, cst.Call) and isinstance(v.func, cst.Attribute) and v.func.attr.value in _COPIES:
+        v = v.func.value
+    # the copied tensor is data (a name, or a transform of one), not a factory call like torch.randn
+    if isinstance(v, cst.Call):
+        leaf = (dotted_name(v.func) or "").rsplit(".", 1)[-1]
+        return bool(leaf) and leaf not in _FACTORIES and bool(v.args)
+    return isinstance(v, (cst.Name, cst.Attribute, cst.Subscript))
+
+
+_FACTORIES = {"zeros", "ones", "randn", "rand", "randint", "empty", "full", "eye", "arange", "linspace",
+              "tensor", "Tensor", "FloatTensor", "normal", "zeros_like", "ones_like", "randn_like",
+              "rand_like", "empty_like", "full_like", "Parameter", "from_numpy", "as_tensor"}

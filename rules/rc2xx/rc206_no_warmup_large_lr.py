@@ -63,13 +63,77 @@ def _pretrained(p) -> bool:
     return False
 
 
-def is_transformer_program(p) -> bool:
+def is_transformer_program(p, classes=None) -> bool:
+    """The program trains a transformer: it calls a transformer layer, or it has module classes
+    named like one and like attention (`classes`: only these, the trained model's)."""
     if p.uses_transformer():
         return True
-    names = [name for name, c in p.classes.items() if c.is_module]
-    # a transformer has attention: `TransformerNet` of fast neural style is a CNN
-    return any(_TRANSFORMER_CLASS.search(n) for n in names) and \
+    names = [name for name, c in (classes or p.classes).items() if c.is_module]
+    # a transformer has attention: `TransformerNet` of fast neural style is a CNN; a spatial
+    # transformer (STN) is a learned image warp, not attention
+    return any(_TRANSFORMER_CLASS.search(_SPATIAL.sub("", n)) for n in names) and \
         any(re.search(r"attention|attn", n, re.I) for n in names)
+
+
+_SPATIAL = re.compile(r"spatial_?transformer", re.I)
+_MOVES = ("to", "cuda", "cpu", "half", "float", "double", "bfloat16", "train", "eval")
+
+
+def _trained_classes(p, opt) -> dict | None:
+    """The module classes the optimizer's model is built from (`vae = DiscreteVAE(...)`,
+    `Adam(vae.parameters())`: DiscreteVAE and the classes it builds, transitively), or None
+    when the model's class is not known. A package that also defines a transformer does not
+    make a convolutional VAE trained next to it one."""
+    owner = opt.params_owner
+    if not owner or "." in owner:
+        return None
+    roots = set()
+    for a in p.assignments:
+        if a.target == owner and isinstance(a.value, cst.Call):
+            v = a.value
+            while isinstance(v.func, cst.Attribute) and v.func.attr.value in _MOVES:
+                if not isinstance(v.func.value, cst.Call):
+                    break
+                v = v.func.value  # `DiscreteVAE(...).cuda()`
+            if isinstance(v.func, cst.Attribute) and v.func.attr.value in _MOVES and \
+                    dotted_name(v.func.value) == owner:
+                continue  # `vae = vae.cuda()`: the same model moved
+            d = dotted_name(v.func)
+            leaf = d.rsplit(".", 1)[-1] if d else None
+            if leaf not in p.classes:
+                return None  # one binding we cannot see into: keep the whole program
+            roots.add(leaf)
+            # parts built outside and handed in: `Seq2Seq(enc, dec)` with `enc = Encoder(...)`
+            for arg in v.args:
+                for b in (a2 for a2 in p.assignments if a2.target == dotted_name(arg.value)):
+                    if isinstance(b.value, cst.Call) and dotted_name(b.value.func):
+                        roots.add(dotted_name(b.value.func).rsplit(".", 1)[-1])
+    if not roots:
+        return None
+    out: dict = {}
+    todo = list(roots)
+    while todo:
+        name = todo.pop()
+        if name in out or name not in p.classes:
+            continue
+        cls = out[name] = p.classes[name]
+        todo.extend(b.rsplit(".", 1)[-1] for b in cls.bases)
+        for n in _walk(cls.node):
+            if isinstance(n, cst.Call):
+                d = dotted_name(n.func)
+                if d:
+                    todo.append(d.rsplit(".", 1)[-1])
+            elif isinstance(n, cst.Name) and n.value in p.classes:
+                todo.append(n.value)  # a class passed around (`block=Attention`)
+    return out
+
+
+def _walk(node):
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        yield n
+        stack.extend(iter_children(n))
 
 
 def linear_scaled_lr(expr: cst.CSTNode | None) -> bool:
@@ -110,7 +174,10 @@ class NoWarmupLargeLr(Rule):
     ## Known problems
     Only transformers trained from scratch in this file: not an RNN with an attention layer or a
     graph attention network, not a pretrained model, not an optimizer factory
-    (`configure_optimizers`) in a file without a training loop, not a linear probe.
+    (`configure_optimizers`) in a file without a training loop, not a linear probe. When the
+    optimizer's model is built from a class the linter sees, only that class and the classes
+    it builds count (a convolutional VAE trained next to a package's transformer is not one);
+    a class named like a spatial transformer (STN, an image warp) is not a transformer.
     A warmup implemented elsewhere (a config file, a Trainer in another module) is not seen.
     Off by default (info).
 
@@ -207,12 +274,9 @@ class NoWarmupLargeLr(Rule):
             # a factory (`configure_optimizers`) returns the optimizer: its caller, in another
             # file, decides the schedule and the warmup
             opts = [o for o in opts if not _returned(o)]
-        transformer = None
         for opt in opts:
             if opt.name in tn.ADAPTIVE_OPTIMIZERS:
-                if transformer is None:
-                    transformer = is_transformer_program(p)
-                if transformer:
+                if is_transformer_program(p, _trained_classes(p, opt)):
                     ctx.report(opt.node, (
                         f"{opt.name} on a transformer-style model starts at its full learning rate: "
                         "early Adam steps on attention layers are unstable; add a linear warmup "

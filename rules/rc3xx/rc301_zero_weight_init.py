@@ -5,7 +5,7 @@ import libcst as cst
 from recipecheck.finding import Severity
 from recipecheck.program.init import (added_to_identity, foreign_constant_sites, init_model, outside_premise,
                                       zeroes_forward_path)
-from recipecheck.program.nodes import walk
+from recipecheck.program.nodes import literal_number, walk
 from recipecheck.program.values import ALL, NONE, Judgement, judge, value_of
 from recipecheck.rule import Context, Rule
 
@@ -39,8 +39,8 @@ class ZeroWeightInit(Rule):
     that defines `Net`, reported at the call that passes it). When only some of its possible
     values are zero (two calls, or either branch of an `if`), the finding is `info` and names
     the condition.
-    Not reported: weight-norm gains, scalar or per-channel gates (`lambda_*`, layer scale), learned
-    tokens/queries/slots, inputs, files of tests, a classifier head selected by name
+    Not reported: weight-norm gains, scalar or per-channel gates (`lambda_*`, layer scale, an
+    `nn.Linear(1, channels)` noise strength), learned tokens/queries/slots, inputs, files of tests, a classifier head selected by name
     (`if name.startswith("head")`), and a zero term added to a residual or an identity
     (ReZero, adaLN-Zero, hyper-connections, `x * (1 + gamma) + beta`). A block whose forward
     returns only terms the zero init cancels (a FiLM `x * gamma + beta` with both zeroed) is
@@ -55,7 +55,9 @@ class ZeroWeightInit(Rule):
     assigned in its module's `__init__`. A zeroed hidden layer with an unusual name that is
     nevertheless a residual branch's output is flagged: add `# noqa: RC301` there.
     A parameter created as zeros and re-initialized later in the same class
-    (`reset_parameters()`) is not flagged.
+    (`reset_parameters()`) is not flagged, nor a layer whose bias is set to a chosen vector
+    next to its zeroed weight (`fc.bias.data.copy_(identity)`, the spatial-transformer init):
+    it starts by outputting that vector.
 
     ## Example
     ```python
@@ -286,6 +288,8 @@ class ZeroWeightInit(Rule):
                 continue
             if outside_premise(s, path, module):
                 continue  # a gain, gate, token, input, test tensor or zero-init head
+            if _bias_set_to_vector(s):
+                continue  # zero weight, bias set to a chosen output (STN identity)
             path_zeroed = zeroes_forward_path(s, prog)
             if path_zeroed is False or (path_zeroed is None and (sim.is_output_layer(s) or
                                                                  added_to_identity(s))):
@@ -332,3 +336,37 @@ class ZeroWeightInit(Rule):
         if judge(value_of(s.function.program or p, s.function, s.value_expr), zero).verdict == ALL:
             return Judgement(NONE)
         return judge(fs.value(p), zero)
+
+
+def _bias_set_to_vector(site) -> bool:
+    """The zeroed layer's own bias is set to a chosen vector next to it
+    (`fc.weight.data.zero_(); fc.bias.data.copy_(identity)`, the spatial-transformer init):
+    the layer starts by outputting that vector (an identity transform, initial control
+    points), and its weight still gets a gradient from its non-zero input. A bias filled with
+    one constant is not this (every unit would still start the same)."""
+    owner = site.owner
+    if not owner:
+        return False
+    biases = {f"{owner}.bias", f"{owner}.bias.data"}
+    cls = site.cls
+    fns = list(cls.methods.values()) if cls is not None else [site.function]
+    code = cst.Module([]).code_for_node
+
+    def vector(expr) -> bool:
+        if literal_number(expr) is not None or not isinstance(expr, cst.BaseExpression):
+            return False  # one constant for every unit
+        if isinstance(expr, cst.Call):
+            leaf = code(expr.func).rsplit(".", 1)[-1]
+            return leaf not in ("zeros", "zeros_like", "ones", "ones_like", "full", "full_like", "empty")
+        return True
+
+    for f in fns:
+        for a in f.assignments:
+            if a.target in biases and a.augmented is None and a.value is not None and vector(a.value):
+                return True  # `fc.bias.data = torch.from_numpy(initial_points)`
+        for n in walk(f.node):
+            if isinstance(n, cst.Call) and isinstance(n.func, cst.Attribute) and \
+                    n.func.attr.value == "copy_" and code(n.func.value) in biases and \
+                    n.args and vector(n.args[0].value):
+                return True  # `fc.bias.data.copy_(torch.tensor([1, 0, 0, 0, 1, 0]))`
+    return False

@@ -30,7 +30,8 @@ class UncalibratedInitScale(Rule):
     0.936] with N(0, 2/fan_in) (mean [min, max]); the claim held on 5 of 5 seeds.
 
     ## Known problems
-    Learned tokens/queries/slots/registers, gates, inputs, files of tests and head-mixing
+    Learned tokens/queries/slots/registers, learned inputs expanded to the batch (StyleGAN's
+    constant), gates, inputs, files of tests and head-mixing
     matrices (`randn(heads, heads)`, a fan-in of a few heads) are not reported.
     Small fixed scales are a deliberate convention and are not flagged: GPT-2/BERT/DCGAN draw
     weights from N(0, 0.02), the word-language-model example uses U(-0.1, 0.1). Embedding

@@ -28,7 +28,9 @@ class DropoutOnLogits(Rule):
 
     ## Known problems
     Only the model's final output counts: a block (an encoder, a feature extractor) whose instance
-    is passed into another module's construction feeds further layers and is not reported.
+    is passed into another module's construction feeds further layers and is not reported, nor
+    is a module built inside another class that has a `forward()` (a block of a model whose base
+    class comes from a library, `BertModel(PreTrainedModel)` building `BertEmbeddings`).
     Models whose output is computed dynamically are not followed. A module of the file that
     is built and used only as a feature extractor for another model (whose output is not
     the loss input) is taken as a whole model; suppress with `# noqa: RC504` there. A class

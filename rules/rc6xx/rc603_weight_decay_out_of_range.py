@@ -6,7 +6,7 @@ from recipecheck.program.nodes import iter_children
 from recipecheck.rule import Field
 
 from recipecheck.finding import Severity
-from recipecheck.program.hparams import small_model_context
+from recipecheck.program.hparams import opt_arg, small_model_context
 from recipecheck.program.values import (ALL, judge, number_of, optimizer_sites, settled_in_owner, site_hparams,
                                         worst)
 from recipecheck.program.imports import dotted_name
@@ -89,7 +89,10 @@ class WeightDecayOutOfRange(Rule):
     parameter to the arguments of its calls, an argparse default, a config field), and so is
     an optimizer built in another module (`model.configure_optimizers()`), reported at the
     call in the linted file. It reports at the rule's severity only when every possible
-    value qualifies; when only some do, at `info`, naming the condition.
+    value qualifies; when only some do, at `info`, naming the condition. When the same
+    weight-decay expression also feeds AdamW in another branch of the same function (one
+    config field for an optimizer chosen by a flag), the value is sized for AdamW and the
+    SGD branch is reported at `info`.
 
     ## Example
     ```python
@@ -139,7 +142,8 @@ class WeightDecayOutOfRange(Rule):
     def check(self, ctx: Context) -> None:
         p = ctx.program
         o = self.options
-        for site in optimizer_sites(p):
+        sites = optimizer_sites(p)
+        for site in sites:
             c = site.construction
             if c.name not in COUPLED:
                 continue
@@ -152,7 +156,15 @@ class WeightDecayOutOfRange(Rule):
                        "and the model underfits; use 1e-4 to 5e-4 (AdamW-sized values belong to AdamW)")
                 if site.via:
                     msg += f" (the optimizer is {site.via})"
-                if small:
+                shared = _decoupled_alternative(sites, site)
+                if shared:
+                    # `if name == 'sgd': SGD(..., weight_decay=cfg.wd) elif name == 'adamw': AdamW(...,
+                    # weight_decay=cfg.wd)`: the value is sized for the other branch, this one is a
+                    # latent misconfiguration when someone switches optimizer
+                    ctx.report(site.report, f"{msg}; the same value feeds {shared} in another branch, "
+                               f"where it fits: give {c.name} its own weight decay (RC603)",
+                               severity=Severity.INFO)
+                elif small:
                     ctx.report(site.report, f"{msg}; larger values are common for {small} (RC603)",
                                severity=Severity.INFO)
                 elif j.verdict != ALL:
@@ -210,3 +222,21 @@ class WeightDecayOutOfRange(Rule):
             else:
                 return None
         return coef if penalty else None
+
+
+def _decoupled_alternative(sites, site) -> str | None:
+    """An AdamW-style optimizer built in the same function from the same weight-decay
+    expression (one config field for the optimizer chosen by a flag)."""
+    c = site.construction
+    wd = opt_arg(c, "weight_decay")
+    if wd is None:
+        return None
+    text = cst.Module([]).code_for_node(wd)
+    for other in sites:
+        oc = other.construction
+        if other is site or oc.name in COUPLED or oc.function is not c.function:
+            continue
+        owd = opt_arg(oc, "weight_decay")
+        if owd is not None and cst.Module([]).code_for_node(owd) == text:
+            return oc.name
+    return None

@@ -89,15 +89,19 @@ class MissingEvalMode(Rule):
     Mode changes the linter cannot see (a callback framework, `model.apply(fn)`, a helper in
     another file) are not taken into account. A conditional `model.eval()` counts as reached.
     A model built in the file only from layers that behave the same in both modes (no
-    Dropout, BatchNorm, InstanceNorm, RNN/attention/Transformer layers with dropout > 0) is
-    reported at `info`: no effect today, wrong once such a layer is added; a model the linter
+    Dropout, BatchNorm, RNN/attention/Transformer layers with dropout > 0) is
+    reported at `info`: no effect today, wrong once such a layer is added. InstanceNorm does
+    not count: in training mode it normalizes each sample by its own statistics, as in
+    training (image-to-image GANs sample in training mode on purpose); a model the linter
     cannot see into (imported, a library model) counts as mode-dependent. A custom layer
     branching on `self.training` is not recognized. Not evaluation loops: `eval()` on a parent
     module covers its submodules (`model.eval()` then `model.decoder(x)`), `eval()` set in the
     owning class's constructor or as the first statement of the loop counts, an out-of-memory
     retry loop (`while batch_size: try: ...`) is looked through, and a loop whose model output
     feeds its next input (autoregressive decoding, sampling, an RL rollout) is not reported.
-    Models loaded with `from_pretrained` (already in eval mode) are only checked after training.
+    Models loaded with `from_pretrained` (already in eval mode) or built with `.eval()` chained
+    (`Net().eval().to(device)`) are only checked after training; a loss module
+    (`criterion = FocalLoss()`) is not a model.
 
     ## Example
     ```python
@@ -463,7 +467,7 @@ class MissingEvalMode(Rule):
             for model in el.models:
                 keys = [model, *ev.owner_keys(el, model)]
                 inside = ev.train_at_loop_start(el, keys)
-                if inside is not None and ev.mode_matters(model):
+                if inside is not None and ev.mode_matters(model, in_eval=True):
                     # eval() before the loop is undone by a train() in its body
                     reported.add(id(el.node.loop))
                     ctx.report(inside.event.node, (
@@ -477,7 +481,7 @@ class MissingEvalMode(Rule):
                         ev.eval_at_loop_start(el, keys) or ev.eval_in_constructor(el, keys):
                     continue
                 # no Dropout/BatchNorm: both modes compute the same thing today
-                matters = ev.mode_matters(model)
+                matters = ev.mode_matters(model, in_eval=True)
                 reported.add(id(el.node.loop))
                 loop = el.node.loop
                 name = self._local_name(ev, el, model)
@@ -563,7 +567,7 @@ def _check_prediction_helpers(ctx: Context, ev) -> None:
         if not _PREDICT_FN.search(fn.name) or not _own_no_grad(ev, fn):
             continue  # grad-free only through a caller: a sampling or self-conditioning step
         model = ev.is_model_call(n)
-        if not model or not ev.mode_matters(model):
+        if not model or not ev.mode_matters(model, in_eval=True):
             continue
         inner = next((a for a in n.ancestors() if a.loop is not None), None)
         if inner is not None and inner.loop.function is fn:

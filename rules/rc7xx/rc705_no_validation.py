@@ -58,7 +58,11 @@ class NoValidation(Rule):
     ## Known problems
     Evaluation done by another file or by a framework callback is not seen. Scripts with
     several optimizers (GANs) and reinforcement-learning loops (`env.step`) are skipped: they
-    have no validation split by design. Off by default (info).
+    have no validation split by design, and so are self-supervised or unsupervised runs whose
+    training loop throws the labels away (`for images, _ in loader`: SimCLR, MAE, SimMIM
+    pretraining, evaluated afterwards by a linear probe or a fine-tune). Loops that call
+    backward() in a file with no optimizer (Jacobians, gradients of an input) are not
+    training. Off by default (info).
 
     ## Example
     ```python
@@ -113,12 +117,38 @@ class NoValidation(Rule):
         epochs = [n for n in epochs if _several(n.loop)]
         if not epochs or len(p.constructions("optimizer")) > 1 or _held_out_mentioned(p, ev):
             return
+        if not p.constructions("optimizer") and not any(
+                ev_.kind in ("step", "zero_grad") and p.role_of(f, ev_.receiver) == "optimizer"
+                for f in p.functions.values() for ev_ in f.events):
+            return  # backward without an optimizer (a Jacobian, an attack's input gradient): no training
         if any(cs.dotted and cs.dotted.endswith("env.step") or (cs.qualname or "").startswith(("gym", "gymnasium"))
                for cs in p.calls):
             return
+        if _labels_discarded(ev):
+            return  # self-supervised or unsupervised training: validated downstream (a probe)
         loop = epochs[0].loop
         anchor = loop.node.iter if loop.iter is not None else loop.node.test
         ctx.report(anchor, (
             "the model trains for several epochs and is never evaluated on held-out data: overfitting "
             "and the right number of epochs cannot be seen; split off a validation set and evaluate "
             "it every epoch (RC705)"))
+
+
+def _labels_discarded(ev) -> bool:
+    """Every training (batch) loop unpacks its batch and drops the label: `for x, _ in loader`,
+    `for i, (img, mask, _) in enumerate(loader)`."""
+    loops = ev.training_loops()
+    return bool(loops) and all(_drops_label(n.loop.node) for n in loops)
+
+
+def _drops_label(node) -> bool:
+    if not isinstance(node, cst.For):
+        return False
+    target = node.target
+    if isinstance(target, cst.Tuple) and len(target.elements) == 2 and \
+            isinstance(target.elements[1].value, cst.Tuple):
+        target = target.elements[1].value  # enumerate(loader): (i, batch)
+    if not isinstance(target, cst.Tuple) or len(target.elements) < 2:
+        return False
+    last = target.elements[-1].value
+    return isinstance(last, cst.Name) and last.value.startswith("_")
