@@ -51,6 +51,8 @@ def lines(src: str, code: str) -> list[int]:
     ("recall_rc108_microbatch_helper.py", "RC108"),  # pytorch/torchtitan#3575
     # the leak of hkuedl/Lightweight-Federated-NILM#2 in the common dataset-statistics snippet
     ("recall_rc402_loader_loop_stats.py", "RC402"),
+    # the misplaced reset of pytorch/pytorch#47175 (zero_grad not once per iteration)
+    ("recall_rc101_reset_under_log_branch.py", "RC101"),
 ])
 def test_recall_fixture_fires(name, code):
     src = (BUGGY / name).read_text()
@@ -974,3 +976,34 @@ def test_validation_loader_from_another_modules_factory_over_the_training_data()
     assert [f.line for f in found] == [12]
     data = root / "data.py"
     assert [f for f in lint_source(data.read_bytes(), str(data), ALL).findings] == []
+
+
+def test_reset_only_under_a_periodic_branch_while_stepping_every_iteration():
+    src = """
+        for i, (x, y) in enumerate(loader):
+            loss = crit(model(x), y)
+            loss.backward()
+            optimizer.step()
+            if i % 100 == 0:
+                print(loss.item())
+                optimizer.zero_grad()
+    """
+    assert lines(src, "RC101") == [5]
+
+
+def test_reset_under_a_non_periodic_guard_or_with_a_gated_step_is_quiet():
+    src = """
+        for i, (x, y) in enumerate(loader):
+            loss = crit(model(x), y)
+            loss.backward()
+            optimizer.step()
+            for prm in model.parameters():
+                if prm.grad is not None:
+                    prm.grad = None
+        for i, (x, y) in enumerate(loader):
+            (crit(model(x), y) / 4).backward()
+            if (i + 1) % 4 == 0:
+                optimizer.step()
+                optimizer.zero_grad()
+    """
+    assert lines(src, "RC101") == []
