@@ -8,7 +8,10 @@ class MissingZeroGrad(Rule):
     Flags a loop that calls `backward()` and `optimizer.step()` but never resets the gradients
     inside that loop: no `optimizer.zero_grad()`, `model.zero_grad()`, `p.grad = None` or
     `p.grad.zero_()` in the same iteration (helper functions called from the loop count). A
-    reset that runs only on some iterations, as in gradient accumulation, is fine.
+    reset that runs only on some iterations, as in gradient accumulation, is fine; but when
+    the step runs every iteration and every reset sits under a periodic test
+    (`if i % 100 == 0: print(...); optimizer.zero_grad()`), the steps in between apply the
+    running sum of gradients, and that is reported.
 
     ## Why is this bad?
     PyTorch *adds* each `backward()` into `.grad`. Without a reset, step t applies the sum of

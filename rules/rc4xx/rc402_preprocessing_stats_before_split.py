@@ -16,8 +16,13 @@ class PreprocessingStatsBeforeSplit(Rule):
     `Subset(dataset, idx)` or `kfold.split(X)` on the same array or one derived from it
     (`X_scaled = scaler.fit_transform(X)` then `train_test_split(X_scaled)`). A `mean`/`std`
     counts only when its result is used to normalize (subtracted or divided, or passed to
-    `Normalize`) and when it reduces over the sample axis (per-sample statistics such as
-    `x.mean(axis=1, keepdims=True)` do not leak).
+    `Normalize`, a project scaler class `StandardScaler(mean, std)`, an in-place column
+    assignment `df.loc[:, col] = (df[col] - mean) / std`, a helper's `return (x - m) / s`) and
+    when it reduces over the sample axis (per-sample statistics such as
+    `x.mean(axis=1, keepdims=True)` do not leak). Also: statistics accumulated over every batch
+    of a loader that walks the whole dataset, columns selected by a loop over column names,
+    and the statistics and the split in two helpers that one function calls in that order
+    (`data = normalize_dataset(data)` then `split_data_by_ratio(data, ...)`).
 
     ## Why is this bad?
     The statistics then contain the validation and test rows: information from the held-out

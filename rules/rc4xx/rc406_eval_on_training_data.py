@@ -20,7 +20,8 @@ class EvalOnTrainingData(Rule):
     training loader uses), a torchvision dataset assigned to a test name with `train=True`,
     or a metric named `val_*`/`test_*` computed by an evaluation function from
     the training loader or arrays (`val_acc = evaluate(model, train_loader)`,
-    `test_score = accuracy(model, X_train, y_train)`).
+    `test_score = accuracy(model, X_train, y_train)`); and a `val_loader` received from
+    another module's factory that builds it over the same data as the training loader.
 
     ## Why is this bad?
     The model has seen these examples: the "validation" score measures memorization, not

@@ -85,7 +85,10 @@ class ModelSelectionOnTestSet(Rule):
     stopping fed a test metric (`early_stopping(test_loss, model)`),
     `ReduceLROnPlateau.step(test_loss)`, and a validation set or loader that is the test data
     (`val_set = test_set`, `val_loader = DataLoader(test_dataset)`) in a function that selects
-    or stops on its metric.
+    or stops on its metric, or the test data passed as such a function's validation parameter
+    (`fit(model, train_loader, test_loader)` with `def fit(model, train_loader, val_loader)`,
+    here or in another module). An `eval_*` result counts as a test metric when it is computed
+    on test data only (`eval_loss, eval_acc = eval_model(model, test_loader)`).
 
     ## Why is this bad?
     Choosing the epoch, the checkpoint or the LR schedule by test performance fits them to the
