@@ -1007,3 +1007,46 @@ def test_reset_under_a_non_periodic_guard_or_with_a_gated_step_is_quiet():
                 optimizer.zero_grad()
     """
     assert lines(src, "RC101") == []
+
+
+def test_eval_metric_on_the_test_loader_with_an_eval_named_loss_function():
+    # gwinndr/MusicTransformer-Pytorch#10 as written: `eval_model(model, test_loader,
+    # eval_loss_func)`; the loss function's name says "eval" but names no data
+    src = """
+        import torch.nn as nn
+        eval_loss_func = nn.CrossEntropyLoss(ignore_index=0)
+        best_eval_acc = 0.0
+        for epoch in range(epochs):
+            train_epoch(epoch, model, train_loader, train_loss_func, opt)
+            eval_loss, eval_acc = eval_model(model, test_loader, eval_loss_func)
+            if(eval_acc > best_eval_acc):
+                best_eval_acc = eval_acc
+                torch.save(model.state_dict(), "best_acc.pickle")
+    """
+    assert lines(src, "RC704") == [9]
+
+
+def test_project_scaler_class_with_another_name_built_from_the_statistics():
+    # LeiBAI/AGCRN#15 as written: `MinMax01Scaler(minimum, maximum)` in normalize_dataset()
+    src = """
+        class MinMax01Scaler:
+            def __init__(self, min, max):
+                self.min, self.max = min, max
+            def transform(self, data):
+                return (data - self.min) / (self.max - self.min)
+        def normalize_dataset(data):
+            minimum = data.min()
+            maximum = data.max()
+            scaler = MinMax01Scaler(minimum, maximum)
+            data = scaler.transform(data)
+            return data, scaler
+        def split_data_by_ratio(data, test_ratio):
+            n = data.shape[0]
+            test_data = data[-int(n * test_ratio):]
+            train_data = data[:-int(n * test_ratio)]
+            return train_data, test_data
+        def get_dataloader(data):
+            data, scaler = normalize_dataset(data)
+            return split_data_by_ratio(data, 0.2)
+    """
+    assert lines(src, "RC402") == [19]

@@ -252,6 +252,8 @@ class ModelSelectionOnTestSet(Rule):
                     if sub == {"test"}:
                         kinds.add("test")
                         continue
+                    if vals and sub == {None}:
+                        continue  # `eval_loss_func = nn.CrossEntropyLoss()`: names no data at all
                 if k:
                     kinds.add(k)
                     continue
