@@ -1050,3 +1050,19 @@ def test_project_scaler_class_with_another_name_built_from_the_statistics():
             return split_data_by_ratio(data, 0.2)
     """
     assert lines(src, "RC402") == [19]
+
+
+def test_best_test_metric_under_an_or_chain():
+    # the model-selection loop of FreedomIntelligence/TextClassificationBenchmark (main.py):
+    # `if len(percisions) == 0 or percision > max(percisions): model.save(...)` on the test set
+    src = """
+        percisions = []
+        for i in range(max_epoch):
+            for batch in train_iter:
+                optimizer.zero_grad(); loss_fun(model(batch.text), batch.label).backward(); optimizer.step()
+            percision = evaluation(model, test_iter)
+            if len(percisions) == 0 or percision > max(percisions):
+                filename = model.save(metric=percision)
+            percisions.append(percision)
+    """
+    assert lines(src, "RC704") == [7]

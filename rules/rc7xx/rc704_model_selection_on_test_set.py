@@ -350,10 +350,13 @@ def _generic_eval(name: str) -> bool:
 
 
 def _main_comparison(test: cst.BaseExpression):
-    """`acc_test > best and epoch > 9`: the first ordering comparison of an `and` chain."""
-    while isinstance(test, cst.BooleanOperation) and isinstance(test.operator, cst.And):
+    """`acc_test > best and epoch > 9`, `not scores or acc > max(scores)`: the first ordering
+    comparison of an `and` / `or` chain."""
+    while isinstance(test, cst.BooleanOperation):
         left = _main_comparison(test.left)
-        if isinstance(left, cst.Comparison):
+        if isinstance(left, cst.Comparison) and any(
+                isinstance(c.operator, (cst.GreaterThan, cst.LessThan, cst.GreaterThanEqual, cst.LessThanEqual))
+                for c in left.comparisons):
             return left
         test = test.right
     return test
