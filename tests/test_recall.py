@@ -1066,3 +1066,25 @@ def test_best_test_metric_under_an_or_chain():
             percisions.append(percision)
     """
     assert lines(src, "RC704") == [7]
+
+
+def test_test_evaluator_passed_as_the_validation_evaluator():
+    # xuanmay2701/shapeformer#2 as written: an evaluator built over the test loader goes to
+    # train_runner() as `val_evaluator`; validate() returns the best value it keeps
+    src = """
+        def validate(val_evaluator, best_value):
+            metrics = val_evaluator.evaluate()
+            if metrics["accuracy"] > best_value:
+                best_value = metrics["accuracy"]
+            return metrics, best_value
+        def train_runner(model, trainer, val_evaluator, epochs):
+            best_value = 0.0
+            for epoch in range(epochs):
+                trainer.train_epoch(epoch)
+                aggr_metrics_val, best_value = validate(val_evaluator, best_value)
+        test_evaluator = SupervisedTrainer(model, test_loader, device)
+        val_evaluator = SupervisedTrainer(model, val_loader, device)
+        train_runner(model, trainer, test_evaluator, 100)
+        train_runner(model, trainer, val_evaluator, 100)
+    """
+    assert lines(src, "RC704") == [14]

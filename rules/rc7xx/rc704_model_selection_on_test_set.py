@@ -413,9 +413,10 @@ def _check_test_passed_as_validation(ctx: Context, p) -> None:
         g = callees[0]
         for param, value in bind_arguments(cs.node, g.params, g.cls is not None):
             arg = dotted_name(value)
-            if not arg or split_kind(arg) != "test" or split_kind(param) != "val" or \
-                    not (is_data_name(param) and is_data_name(arg)):
+            if not arg or split_kind(arg) != "test" or split_kind(param) != "val":
                 continue
+            if not (is_data_name(param) and is_data_name(arg)) and not _wraps_test_data(p, cs.function, value):
+                continue  # `val_acc = test_acc` style numbers are not data
             if not _selects_on_validation(g.program or p, g):
                 continue
             ctx.report(cs.node, (
@@ -424,6 +425,18 @@ def _check_test_passed_as_validation(ctx: Context, p) -> None:
                 "the test score is then optimistically biased; pass a validation split taken "
                 "from the training data (RC704)"))
             break
+
+
+def _wraps_test_data(p, f, value) -> bool:
+    """`test_evaluator = Evaluator(model, test_loader, ...)`: an object built over test data."""
+    from recipecheck.program.data import is_data_name
+
+    for o in p.evaluate(f, value):
+        for a in o.node.args:
+            d = dotted_name(a.value)
+            if d and split_kind(d) == "test" and is_data_name(d):
+                return True
+    return False
 
 
 def _loader_dataset(call: cst.Call) -> str | None:
@@ -456,7 +469,8 @@ def _selects_on_validation(p, f) -> bool:
             if any(val_side(x) for x in sides) and _selects(node.body):
                 return True
     for b in f.assignments:
-        if _BEST.search(b.target.rsplit(".", 1)[-1]) and isinstance(b.value, cst.CSTNode) and val_side(b.value):
+        value = b.value.value if isinstance(b.value, _Unpacked) else b.value  # `m, best = validate(...)`
+        if _BEST.search(b.target.rsplit(".", 1)[-1]) and isinstance(value, cst.CSTNode) and val_side(value):
             return True
     for e in f.events:
         if e.call is None or not e.call.args:
