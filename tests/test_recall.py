@@ -1072,6 +1072,9 @@ def test_test_evaluator_passed_as_the_validation_evaluator():
     # xuanmay2701/shapeformer#2 as written: an evaluator built over the test loader goes to
     # train_runner() as `val_evaluator`; validate() returns the best value it keeps
     src = """
+        class SupervisedTrainer:
+            def __init__(self, model, dataloader, device):
+                self.model, self.dataloader = model, dataloader
         def validate(val_evaluator, best_value):
             metrics = val_evaluator.evaluate()
             if metrics["accuracy"] > best_value:
@@ -1087,4 +1090,4 @@ def test_test_evaluator_passed_as_the_validation_evaluator():
         train_runner(model, trainer, test_evaluator, 100)
         train_runner(model, trainer, val_evaluator, 100)
     """
-    assert lines(src, "RC704") == [14]
+    assert lines(src, "RC704") == [17]
