@@ -357,6 +357,9 @@ def _need(project: Project, out: dict, path: str, parts: list[str], depth: int) 
         _add(out, path, None)
         return
     name = parts[0]
+    if name.startswith("__") and name.endswith("__"):  # `module.__dict__[name]`: any of it
+        _add(out, path, None)
+        return
     _add(out, path, frozenset((name,)))
     if depth > 8:
         return

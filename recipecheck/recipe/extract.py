@@ -10,7 +10,7 @@ from recipecheck.program.nodes import call_arg, iter_children
 from recipecheck.program import hparams as hp, torchnames as tn
 from recipecheck.program.imports import dotted_name
 from recipecheck.program.model import (
-    MODULE_KEY, Construction, FunctionInfo, ProgramModel, build_program,
+    MODULE_KEY, ClassInfo, Construction, FunctionInfo, ProgramModel, build_program,
 )
 from recipecheck.recipe.facts import OptimizerFacts, Recipe, ScheduleFacts
 from recipecheck.recipe.evaluate import (
@@ -640,10 +640,13 @@ def extract(source: str, path: str, module: cst.Module | None = None) -> Recipe:
     if recipe.initialization and applied:
         recipe.initialization.append("applied with " + ", ".join(dict.fromkeys(applied)))
     if not recipe.initialization:
+        model_lines = _model_init(p, s)
         if any(cs.dotted and cs.dotted.endswith("from_pretrained") for cs in p.calls):
             recipe.initialization.append("pretrained weights (from_pretrained)")
-        else:
-            recipe.initialization.append("PyTorch defaults (Kaiming-uniform for Linear/Conv layers)")
+        if model_lines:
+            recipe.initialization += model_lines
+        elif not recipe.initialization:
+            recipe.initialization.append(_PYTORCH_DEFAULTS)
     wds = []
     for o in recipe.optimizers:
         if o.weight_decay:
@@ -935,6 +938,17 @@ def _project_facts(p: ProgramModel, s: _Src, recipe: Recipe) -> None:
                         text += f" only when `{s.code(conds[-1])}`{_default_of(p, f, conds[-1])}"
                     if not recipe.grad_clip and text not in recipe.grad_clip:
                         recipe.grad_clip.append(text)
+                elif (tn.last(qn) if qn else (cs.dotted or "").rsplit(".", 1)[-1]) == "Normalize" and \
+                        "transforms" in (qn or cs.dotted or ""):
+                    fs = _src_of(s, f)
+                    text = f"Normalize({', '.join(fs.code(a.value) for a in cs.node.args)}) {where}"
+                    if text not in recipe.input_normalization:
+                        recipe.input_normalization.append(text)
+                elif qn.endswith(".create_transform") and qn.startswith("timm."):
+                    # timm normalizes with the given (else ImageNet's) mean and std
+                    text = f"timm create_transform (normalizes to mean/std) {where}"
+                    if text not in recipe.input_normalization:
+                        recipe.input_normalization.append(text)
                 elif tn.is_grad_scaler(qn):
                     amp.append(f"GradScaler (loss scaling) {where}")
                 elif qn in ("torch.autocast", "torch.cuda.amp.autocast", "torch.amp.autocast",
@@ -967,10 +981,11 @@ def _project_facts(p: ProgramModel, s: _Src, recipe: Recipe) -> None:
                     if isinstance(v.single(), (str, bool)):
                         defaults.append(f"{s.code(n)} = {fmt_value(v.single())}")
                 cond = f"`{s.code(cond_node)}`" + (f" (by default {', '.join(defaults)})" if defaults else "")
+                own = "the init below" if len(recipe.initialization) > 1 else "PyTorch's default init"
                 recipe.initialization = [
                     line if "from_pretrained" not in line else
                     f"pretrained weights (from_pretrained) only when {cond}; other branches "
-                    "train from PyTorch's default init or resume a checkpoint"
+                    f"train from {own} or resume a checkpoint"
                     for line in recipe.initialization]
                 break
     if recipe.accumulation_text is None:
@@ -1046,6 +1061,155 @@ def _binding_note(p: ProgramModel, ev) -> str:
     a = binds[-1]
     code = " ".join(cst.Module([]).code_for_node(a.value).split()) if a.value is not None else "?"
     return f" (`{recv} = {code}` in `{a.function.key}()`)"
+
+
+_PYTORCH_DEFAULTS = "PyTorch defaults (Kaiming-uniform for Linear/Conv layers)"
+_INIT_LEAVES = ("normal_", "uniform_", "trunc_normal_", "xavier_uniform_", "xavier_normal_",
+                "kaiming_uniform_", "kaiming_normal_", "orthogonal_", "constant_", "zeros_", "ones_")
+_MODEL_WRAPPERS = ("torch.nn.parallel.", "torch.nn.DataParallel", "torch.compile",
+                   "torch.jit.", "torch.nn.SyncBatchNorm.convert_sync_batchnorm")
+
+
+def _model_init(p: ProgramModel, s: _Src) -> list[str]:
+    """How the weights of the models the file builds are initialized, when the file itself
+    calls no init function: the init calls inside the project model classes it builds (their
+    bases and the project classes they build, in whichever module), else what builds the model
+    when the linter cannot see into it. [] : every model is built from torch.nn layers and
+    project classes that set nothing, i.e. PyTorch's defaults."""
+    classes: list[ClassInfo] = []
+    others: list[str] = []
+    for f in p.reachable_functions:
+        prog = f.program or p
+        for cs in prog.calls:
+            if cs.function is not f or not cs.dotted:
+                continue
+            cls = _project_class(p, prog, cs.dotted)
+            if cls is not None and _is_model_class(p, cls, 0) and cls not in classes:
+                classes.append(cls)
+    built = bool(classes)  # a model is built in the analysed code (else it is passed in)
+    for a in p.assignments:  # `model = <something the linter cannot see into>`
+        leaf = a.target.rsplit(".", 1)[-1].lower()
+        if a.augmented is not None or not isinstance(a.value, cst.Call) or \
+                not (leaf.endswith("model") or leaf.startswith("net") or leaf.endswith("net")):
+            continue
+        call = a.value
+        while isinstance(call.func, cst.Attribute) and call.func.attr.value in _MOVES \
+                and isinstance(call.func.value, cst.Call):
+            call = call.func.value
+        if isinstance(call.func, cst.Attribute) and call.func.attr.value in _MOVES:
+            continue  # `self.model = self.model.to(device)`: moved, not built
+        d = dotted_name(call.func)
+        q = p.imports.resolve(call.func) or ""
+        if d is not None and _project_class(p, p, d) is not None:
+            continue
+        if q.startswith(_MODEL_WRAPPERS):
+            continue  # wraps a model built before
+        if q in ("torch.load", "copy.deepcopy") or (d or "").endswith(("from_pretrained", "load_state_dict")):
+            built = True  # loaded or copied: said by the pretrained line, or not an init
+            continue
+        if q.startswith("torch.nn."):
+            built = True
+            continue  # layers and containers of torch.nn: PyTorch's defaults
+        if d is not None and d in p.functions:
+            continue  # a factory of the file: what it builds is among the calls above
+        built = True
+        callee = " ".join(s.code(call.func).split())
+        shown = f"`{callee}({'...' if call.args else ''})`"
+        line = f"set by the library: the model comes from {shown}" if q and not q.startswith("local:") \
+            else _dynamic_model(p, s, a, call) or \
+            f"unknown: the model is built by {shown}, which the linter cannot follow"
+        if line not in others:
+            others.append(line)
+    if not classes and not others and not built:
+        return ["unknown: no model is built in the analysed code (it is passed in)"]
+    found: list[str] = []
+    seen: set[int] = set()
+    todo = [(c, 0) for c in classes]
+    while todo:
+        cls, depth = todo.pop(0)
+        if id(cls) in seen or depth > 3:
+            continue
+        seen.add(id(cls))
+        for m in cls.methods.values():
+            prog = m.program or p
+            fs = _src_of(s, m)
+            for cs in prog.calls:
+                owner = cs.function
+                while owner is not None and owner is not m:
+                    owner = owner.parent
+                if owner is None or not cs.dotted:
+                    continue
+                leaf = cs.dotted.rsplit(".", 1)[-1]
+                q = cs.qualname or ""
+                if q.startswith("torch.nn.init.") or leaf in _INIT_LEAVES:
+                    text = " ".join(fs.code(cs.node).split())
+                    text = text if len(text) <= 70 else text[:67] + "..."
+                    where = f"{cls.name}.{m.name}" + (f" ({_rel(p, prog.path)})" if prog is not p else "")
+                    line = f"{text} in {where}"
+                    if line not in found:
+                        found.append(line)
+                    continue
+                sub = _project_class(p, prog, cs.dotted)
+                if sub is not None and _is_model_class(p, sub, 0):
+                    todo.append((sub, depth + 1))
+        for b in cls.bases:
+            base = _project_class(p, p, b)
+            if base is not None:
+                todo.append((base, depth + 1))
+    if len(found) > 4:
+        found = found[:4] + [f"and {len(found) - 4} more init call{'s' if len(found) > 5 else ''}"]
+    return found + (others if not found else [])
+
+
+_MOVES = ("to", "cuda", "cpu", "half", "float", "double", "train", "bfloat16")
+
+
+def _dynamic_model(p: ProgramModel, s: _Src, a, call: cst.Call) -> str | None:
+    """`models.__dict__[args.arch](...)`: a model picked by name from a module's namespace."""
+    func = call.func
+    if not isinstance(func, cst.Subscript) or len(func.slice) != 1 or \
+            not isinstance(func.slice[0].slice, cst.Index):
+        return None
+    base = dotted_name(func.value) or ""
+    if not base.endswith(".__dict__"):
+        return None
+    module = base[: -len(".__dict__")]
+    from recipecheck.program.values import value_of
+
+    key = func.slice[0].slice.value
+    v = value_of(p, a.function, key).single()
+    default = f" (default {v!r})" if isinstance(v, str) else ""
+    t = p.imports.project.get(module.split(".")[0])
+    where = f"{_rel(p, t.path)}" if t is not None else (p.imports.resolve_dotted(module) or module)
+    what = "one of the models of" if t is not None else "set by the library: one of the models of"
+    return f"{what} {where}, chosen by `{s.code(key)}`{default}" + (
+        "; its initialization is not followed" if t is not None else "")
+
+
+def _project_class(p: ProgramModel, prog: ProgramModel, dotted: str) -> ClassInfo | None:
+    """The project class `dotted` names where it is written (`prog`), if any."""
+    cls = prog.classes.get(dotted)
+    if cls is not None:
+        return cls
+    link = prog.link or p.link
+    if link is None:
+        return None
+    try:
+        t = link.lookup(prog, dotted)
+    except RecursionError:
+        return None
+    return t if isinstance(t, ClassInfo) else None
+
+
+def _is_model_class(p: ProgramModel, cls: ClassInfo, depth: int) -> bool:
+    """An nn.Module subclass: of Module itself, of a torch.nn layer (`nn.Transformer`), or of
+    such a project class."""
+    if cls.is_module or any(b.startswith("torch.nn.") for b in cls.bases):
+        return True
+    if depth > 4:
+        return False
+    return any(base is not None and _is_model_class(p, base, depth + 1)
+               for base in (p.classes.get(b) for b in cls.bases))
 
 
 def _project_functions_used(p: ProgramModel) -> list[FunctionInfo]:
