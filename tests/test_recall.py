@@ -1091,3 +1091,18 @@ def test_test_evaluator_passed_as_the_validation_evaluator():
         train_runner(model, trainer, val_evaluator, 100)
     """
     assert lines(src, "RC704") == [17]
+
+
+def test_a_second_ungated_step_is_rc107s_case_not_rc101s():
+    # mzolfaghari/ECO-pytorch#1: the step inside the iter_size gate and again after it
+    src = """
+        optimizer.zero_grad()
+        for i, (x, y) in enumerate(loader):
+            loss = crit(model(x), y) / iter_size
+            loss.backward()
+            if (i + 1) % iter_size == 0:
+                optimizer.step()
+                optimizer.zero_grad()
+            optimizer.step()
+    """
+    assert lines(src, "RC101") == [] and lines(src, "RC107") == [9]

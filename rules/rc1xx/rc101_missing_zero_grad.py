@@ -130,8 +130,11 @@ class MissingZeroGrad(Rule):
                     continue
                 covering = [r for r, ev in zip(resets, reset_events) if p.reset_covers(r, key, unknown=True)]
                 if covering:
-                    self._periodic_reset(ctx, xl, e, [ev for r, ev in zip(resets, reset_events)
-                                                      if p.reset_covers(r, key, unknown=True)])
+                    gated_twin = any(p.optimizer_step_target(o.event) == key and o is not e
+                                     for o, _ in seq)  # a second step of it: RC107's case
+                    if not gated_twin:
+                        self._periodic_reset(ctx, xl, e, [ev for r, ev in zip(resets, reset_events)
+                                                          if p.reset_covers(r, key, unknown=True)])
                     continue
                 if path and any(p.is_batch_loop(inner) for inner in path):
                     continue  # analysed at the inner loop
