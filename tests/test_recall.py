@@ -1106,3 +1106,28 @@ def test_a_second_ungated_step_is_rc107s_case_not_rc101s():
             optimizer.step()
     """
     assert lines(src, "RC101") == [] and lines(src, "RC107") == [9]
+
+
+def test_normalizing_helper_of_another_module_then_a_split_here():
+    # hkuedl/Lightweight-Federated-NILM#2 with the normalization in a neighbour module
+    # (fixtures/projects/recall_normalize_helper)
+    root = BUGGY.parent.parent / "projects" / "recall_normalize_helper"
+    train = root / "train.py"
+    found = [f for f in lint_source(train.read_bytes(), str(train), ALL).findings if f.code == "RC402"]
+    assert [f.line for f in found] == [11]
+    assert "another module" in found[0].message
+
+
+def test_normalizing_helper_then_a_direct_split_in_the_same_file():
+    src = """
+        from sklearn.model_selection import train_test_split
+        def normalize(data):
+            return (data - data.mean(axis=0)) / data.std(axis=0)
+        X = load()
+        X = normalize(X)
+        X2 = load()
+        A, B = train_test_split(X, test_size=0.2)
+        C, D = train_test_split(X2, test_size=0.2)
+        C = normalize(C)
+    """
+    assert lines(src, "RC402") == [6]
