@@ -23,8 +23,9 @@ class PreprocessingStatsBeforeSplit(Rule):
     when it reduces over the sample axis (per-sample statistics such as
     `x.mean(axis=1, keepdims=True)` do not leak). Also: statistics accumulated over every batch
     of a loader that walks the whole dataset, columns selected by a loop over column names,
-    and the statistics and the split in two helpers that one function calls in that order
-    (`data = normalize_dataset(data)` then `split_data_by_ratio(data, ...)`).
+    and a helper (of this file or another module) that normalizes its argument with that
+    argument's own statistics, which the caller then splits, directly or through a second
+    helper (`data = normalize_dataset(data)` then `split_data_by_ratio(data, ...)`).
 
     ## Why is this bad?
     The statistics then contain the validation and test rows: information from the held-out
