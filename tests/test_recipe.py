@@ -397,3 +397,31 @@ def test_recipe_observations():
     assert big_batch.advice[-1] is obs[0]  # observations come after the rules' findings
     gan = recipe_of("real_dcgan.py")  # generative models get no augmentation/regularization advice
     assert [a.source for a in gan.advice] == []  # and no RC205: its constant LR is by design
+
+
+ACCELERATE = """
+import torch
+from accelerate import Accelerator
+
+accelerator = Accelerator({args})
+model = torch.nn.Linear(8, 2)
+optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
+loader = torch.utils.data.DataLoader(list(range(10)), batch_size=2, shuffle=True)
+model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+for epoch in range(3):
+    for x, y in loader:
+        with accelerator.accumulate(model):
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            accelerator.backward(loss)
+            optimizer.step()
+            optimizer.zero_grad()
+"""
+
+
+def test_accelerate_precision_and_accumulation():
+    r = build_recipe(ACCELERATE.format(args="mixed_precision='bf16', gradient_accumulation_steps=4"), "t.py")
+    assert r.amp == ["Accelerate mixed_precision='bf16'"]
+    assert (r.accumulation_steps, r.accumulation_text) == (4, "gradient_accumulation_steps=4 (Accelerate)")
+    # without the argument the precision comes from `accelerate launch` or its config: never "fp32"
+    r = build_recipe(ACCELERATE.format(args=""), "t.py")
+    assert len(r.amp) == 1 and r.amp[0].startswith("unknown: Accelerator() without mixed_precision")

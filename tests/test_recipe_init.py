@@ -89,17 +89,25 @@ def test_model_picked_by_name_from_a_project_module(tmp_path):
              "parser = argparse.ArgumentParser()\nparser.add_argument('--arch', default='Plain')\n"
              "args = parser.parse_args()\nmodel = models.__dict__[args.arch]()\n" + LOOP)
     init = recipe(tmp_path, train, model=MODEL)
-    assert init == ["one of the models of model.py, chosen by `args.arch` (default 'Plain'); "
-                    "its initialization is not followed"]
+    assert init == ["model: 'Plain' from model.py (the default of `args.arch`), a Plain",
+                    "PyTorch defaults (Kaiming-uniform for Linear/Conv layers)"]
+    # a factory function picked by name, through a module-level alias (MAE's shape)
+    factory = MODEL + "\n\ndef gpt_tiny(**kw):\n    model = GPT(**kw)\n    return model\n\n\ngpt_default = gpt_tiny\n"
+    init = recipe(tmp_path, train.replace("'Plain'", "'gpt_default'"), model=factory)
+    assert init[0] == "model: 'gpt_default' from model.py (the default of `args.arch`), a GPT"
+    assert any("GPT._init_weights (model.py)" in line for line in init[1:])
+    # a name the code cannot know: said so
+    init = recipe(tmp_path, train.replace("default='Plain'", "required=True"), model=MODEL)
+    assert init == ["one of the models of model.py, chosen by `args.arch`; its initialization is not followed"]
 
 
 def test_library_models_are_the_librarys(tmp_path):
     train = ("import torch\nimport torchvision.models as models\narch = 'resnet18'\n"
              "model = models.__dict__[arch]()\n" + LOOP)
     assert recipe(tmp_path, train) == [
-        "set by the library: one of the models of torchvision.models, chosen by `arch` (default 'resnet18')"]
+        "set outside the analysed code: one of the models of torchvision.models, chosen by `arch` (default 'resnet18')"]
     train = "import torch\nfrom timm import create_model\nmodel = create_model('vit_small', num_classes=10)\n" + LOOP
-    assert recipe(tmp_path, train) == ["set by the library: the model comes from `create_model(...)`"]
+    assert recipe(tmp_path, train) == ["set outside the analysed code: the model comes from `create_model(...)`"]
 
 
 def test_a_file_that_builds_no_model_says_so(tmp_path):
@@ -141,3 +149,30 @@ def test_normalization_inside_a_project_transform_builder(tmp_path):
     path.write_text(train)
     r = build_recipe(train, str(path))
     assert r.input_normalization == ["Normalize((0.5,), (0.25,)) in `build_transform` (datasets.py)"]
+
+
+def test_class_alias_and_a_submodule_handed_in(tmp_path):
+    model = MODEL + "\n\nModel = GPT  # the old name, kept for callers\n\n\n" + textwrap.dedent('''\
+        class Siamese(nn.Module):
+            def __init__(self, base_encoder, dim=8):
+                super().__init__()
+                self.encoder = base_encoder(num_classes=dim)
+                self.head = nn.Linear(dim, dim)
+        ''')
+    init = recipe(tmp_path, "import torch\nfrom model import Model\nmodel = Model()\n" + LOOP, model=model)
+    assert any("GPT._init_weights (model.py)" in line for line in init)
+    train = ("import torch\nimport torchvision.models as models\nfrom model import Siamese\n"
+             "model = Siamese(models.resnet18)\n" + LOOP)
+    assert recipe(tmp_path, train, model=model) == [
+        "unknown: Siamese builds part of itself with `base_encoder(...)`, passed in by the caller"]
+
+
+def test_weights_loaded_from_a_checkpoint_under_a_flag(tmp_path):
+    train = ("import argparse\nimport torch\nfrom model import GPT\n"
+             "parser = argparse.ArgumentParser()\nparser.add_argument('--resume', action='store_true')\n"
+             "args = parser.parse_args()\nmodel = GPT()\nif args.resume:\n"
+             "    model.load_state_dict(torch.load('ckpt.pt'))\n" + LOOP +
+             "\noptimizer.load_state_dict(torch.load('opt.pt'))\n")
+    init = recipe(tmp_path, train, model=MODEL)
+    assert init[-1] == "weights loaded by `model.load_state_dict(torch.load('ckpt.pt'))` only when `args.resume`, False by default"
+    assert not any("optimizer.load_state_dict" in line for line in init)

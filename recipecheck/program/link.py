@@ -210,6 +210,9 @@ class ProjectLink:
             t = m.imports.project.get(name)
             if t is not None:  # re-export: `from .trainer import Trainer` in a package
                 return self._resolve_in(m, t.path, ([t.attr] if t.attr else []) + parts[1:], depth + 1)
+            alias = _alias_of(m, name)
+            if alias is not None and alias != name:  # `Model = DetectionModel`, kept for old callers
+                return self._resolve_in(m, path, alias.split(".") + parts[1:], depth + 1)
         sub = self.project.submodule(path, name)
         if sub is not None:
             return self._resolve_in(m if m is not None else prog, sub, parts[1:], depth + 1)
@@ -304,6 +307,16 @@ def file_line(prog: ProgramModel, line: int) -> int:
 
 
 _LINES = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
+
+
+def _alias_of(m: ProgramModel, name: str) -> str | None:
+    """`name = Other` (a plain name or dotted name) assigned once at the module's top level."""
+    from recipecheck.program.imports import dotted_name
+
+    found = [a for a in m.module_function.assignments if a.target == name and a.augmented is None]
+    if len(found) != 1 or found[0].value is None:
+        return None
+    return dotted_name(found[0].value)
 
 
 def _merge_classes(prog: ProgramModel, other: ProgramModel) -> None:
@@ -434,6 +447,7 @@ def reset_caches() -> None:
     """Forget every parse, summary and neighbour model kept in this process (benchmarks,
     tests)."""
     _PARSED.clear()
+    _CHUNKS.clear()
     _LINKS.clear()
     from recipecheck.program import project, summary
 

@@ -377,6 +377,19 @@ def _frameworks(p: ProgramModel, s: _Src, recipe: Recipe) -> None:
                 recipe.accumulation_text = f"accumulate_grad_batches={s.code(kw['accumulate_grad_batches'])} (Lightning)"
             if "precision" in kw:
                 recipe.amp.append(f"Lightning precision={s.code(kw['precision'])}")
+        elif leaf in ("Accelerator", "Fabric") and (q.startswith("accelerate") or "lightning" in q):
+            kw = _kw(cs.node)
+            name = "Accelerate" if leaf == "Accelerator" else "Fabric"
+            key = "mixed_precision" if leaf == "Accelerator" else "precision"
+            if key in kw:
+                recipe.amp.append(f"{name} {key}={s.code(kw[key])}")
+            elif leaf == "Accelerator":  # `accelerate launch --mixed_precision` / its config file
+                recipe.amp.append("unknown: Accelerator() without mixed_precision takes it from "
+                                  "`accelerate launch` or the accelerate config file")
+            acc = kw.get("gradient_accumulation_steps")
+            if acc is not None and recipe.accumulation_steps is None:
+                recipe.accumulation_steps = num(p, cs.function, acc)
+                recipe.accumulation_text = f"gradient_accumulation_steps={s.code(acc)} (Accelerate)"
     # Lightning steps the schedulers itself: per epoch unless configure_optimizers says "step"
     for sf, c in zip(recipe.schedules, [c for c in p.constructions("scheduler")]):
         if sf.stepped is None and c.function.name == "configure_optimizers":
@@ -647,6 +660,9 @@ def extract(source: str, path: str, module: cst.Module | None = None) -> Recipe:
             recipe.initialization += model_lines
         elif not recipe.initialization:
             recipe.initialization.append(_PYTORCH_DEFAULTS)
+    for line in _weight_loads(p, s):
+        if line not in recipe.initialization:
+            recipe.initialization.append(line)
     wds = []
     for o in recipe.optimizers:
         if o.weight_decay:
@@ -1078,6 +1094,7 @@ def _model_init(p: ProgramModel, s: _Src) -> list[str]:
     project classes that set nothing, i.e. PyTorch's defaults."""
     classes: list[ClassInfo] = []
     others: list[str] = []
+    context: list[str] = []  # which model a name picks, shown above its init
     for f in p.reachable_functions:
         prog = f.program or p
         for cs in prog.calls:
@@ -1110,12 +1127,20 @@ def _model_init(p: ProgramModel, s: _Src) -> list[str]:
         if q.startswith("torch.nn."):
             built = True
             continue  # layers and containers of torch.nn: PyTorch's defaults
-        if d is not None and d in p.functions:
-            continue  # a factory of the file: what it builds is among the calls above
+        if d is not None and (d in p.functions or _project_function(p, d)):
+            continue  # a factory of the project: what it builds is among the calls above
         built = True
         callee = " ".join(s.code(call.func).split())
         shown = f"`{callee}({'...' if call.args else ''})`"
-        line = f"set by the library: the model comes from {shown}" if q and not q.startswith("local:") \
+        picked = _picked_classes(p, a, call)
+        if picked:  # `models.__dict__[args.model]()` whose default names a project model
+            for cls in picked[1]:
+                if cls not in classes:
+                    classes.append(cls)
+            if picked[0] not in context:
+                context.append(picked[0])
+            continue
+        line = f"set outside the analysed code: the model comes from {shown}" if q and not q.startswith("local:") \
             else _dynamic_model(p, s, a, call) or \
             f"unknown: the model is built by {shown}, which the linter cannot follow"
         if line not in others:
@@ -1152,13 +1177,67 @@ def _model_init(p: ProgramModel, s: _Src) -> list[str]:
                 sub = _project_class(p, prog, cs.dotted)
                 if sub is not None and _is_model_class(p, sub, 0):
                     todo.append((sub, depth + 1))
+                elif m.name == "__init__" and cs.qualname is None and "." not in cs.dotted and \
+                        cs.dotted in m.params and cs.dotted not in ("self", "cls"):
+                    # `self.encoder = base_encoder(num_classes=dim)`: a model class handed in
+                    line = (f"unknown: {cls.name} builds part of itself with `{cs.dotted}(...)`, "
+                            "passed in by the caller")
+                    if line not in others:
+                        others.append(line)
         for b in cls.bases:
             base = _project_class(p, p, b)
             if base is not None:
                 todo.append((base, depth + 1))
     if len(found) > 4:
         found = found[:4] + [f"and {len(found) - 4} more init call{'s' if len(found) > 5 else ''}"]
-    return found + (others if not found else [])
+    if context and not found and not others:
+        return context + [_PYTORCH_DEFAULTS]
+    return context + found + (others if not found else [])
+
+
+def _picked_classes(p: ProgramModel, a, call: cst.Call) -> tuple[str, list[ClassInfo]] | None:
+    """`models_mae.__dict__[args.model](...)` with a known default name: the project model
+    classes that name builds (a class, or a factory function returning one)."""
+    func = call.func
+    if not isinstance(func, cst.Subscript) or len(func.slice) != 1 or \
+            not isinstance(func.slice[0].slice, cst.Index) or p.link is None:
+        return None
+    base = dotted_name(func.value) or ""
+    if not base.endswith(".__dict__"):
+        return None
+    module = base[: -len(".__dict__")]
+    t = p.imports.project.get(module.split(".")[0])
+    if t is None:
+        return None
+    from recipecheck.program.values import value_of
+
+    key = func.slice[0].slice.value
+    name = value_of(p, a.function, key).single()
+    if not isinstance(name, str) or not name.isidentifier():
+        return None
+    try:
+        target = p.link.lookup(p, f"{module}.{name}")
+    except RecursionError:
+        return None
+    classes: list[ClassInfo] = []
+    if isinstance(target, ClassInfo):
+        classes.append(target)
+    elif isinstance(target, FunctionInfo):
+        prog = target.program or p
+        for cs in prog.calls:
+            owner = cs.function
+            while owner is not None and owner is not target:
+                owner = owner.parent
+            if owner is None or not cs.dotted:
+                continue
+            cls = _project_class(p, prog, cs.dotted)
+            if cls is not None and _is_model_class(p, cls, 0) and cls not in classes:
+                classes.append(cls)
+    if not classes:
+        return None
+    code = " ".join(cst.Module([]).code_for_node(key).split())
+    return (f"model: {name!r} from {_rel(p, t.path)} (the default of `{code}`), "
+            f"a {', '.join(c.name for c in classes)}"), classes
 
 
 _MOVES = ("to", "cuda", "cpu", "half", "float", "double", "train", "bfloat16")
@@ -1181,9 +1260,44 @@ def _dynamic_model(p: ProgramModel, s: _Src, a, call: cst.Call) -> str | None:
     default = f" (default {v!r})" if isinstance(v, str) else ""
     t = p.imports.project.get(module.split(".")[0])
     where = f"{_rel(p, t.path)}" if t is not None else (p.imports.resolve_dotted(module) or module)
-    what = "one of the models of" if t is not None else "set by the library: one of the models of"
+    what = "one of the models of" if t is not None else "set outside the analysed code: one of the models of"
     return f"{what} {where}, chosen by `{s.code(key)}`{default}" + (
         "; its initialization is not followed" if t is not None else "")
+
+
+def _weight_loads(p: ProgramModel, s: _Src) -> list[str]:
+    """`model.load_state_dict(checkpoint)` in the file: the weights the model starts from (a
+    pretrained or resumed checkpoint), with the condition it runs under."""
+    from recipecheck.program.values import conditions_of
+
+    out: list[str] = []
+    for cs in p.calls:
+        if not cs.dotted or not cs.dotted.endswith(".load_state_dict"):
+            continue
+        recv = cs.dotted[: -len(".load_state_dict")]
+        leaf = recv.rsplit(".", 1)[-1].lower()
+        if p.role_of(cs.function, recv) in ("optimizer", "scheduler", "scaler", "loader") or \
+                not ("model" in leaf or "net" in leaf):
+            continue
+        args = " ".join(s.code(cs.node.args[0].value).split()) if cs.node.args else ""
+        args = args if len(args) <= 40 else args[:37] + "..."
+        text = f"weights loaded by `{recv}.load_state_dict({args})`"
+        f = cs.function
+        conds = conditions_of(f, cs.node) if f.name == MODULE_KEY or isinstance(f.node, cst.FunctionDef) else []
+        if conds:
+            text += f" only when `{s.code(conds[-1])}`{_default_of(p, f, conds[-1])}"
+        if text not in out:
+            out.append(text)
+    return out[:3]
+
+
+def _project_function(p: ProgramModel, dotted: str) -> bool:
+    if p.link is None:
+        return False
+    try:
+        return isinstance(p.link.lookup(p, dotted), FunctionInfo)
+    except RecursionError:
+        return False
 
 
 def _project_class(p: ProgramModel, prog: ProgramModel, dotted: str) -> ClassInfo | None:
