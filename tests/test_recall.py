@@ -51,6 +51,8 @@ def lines(src: str, code: str) -> list[int]:
     ("recall_rc108_microbatch_helper.py", "RC108"),  # pytorch/torchtitan#3575
     # the leak of hkuedl/Lightweight-Federated-NILM#2 in the common dataset-statistics snippet
     ("recall_rc402_loader_loop_stats.py", "RC402"),
+    # the misplaced reset of pytorch/pytorch#47175 (zero_grad not once per iteration)
+    ("recall_rc101_reset_under_log_branch.py", "RC101"),
 ])
 def test_recall_fixture_fires(name, code):
     src = (BUGGY / name).read_text()
@@ -963,3 +965,169 @@ def test_per_batch_statistics_in_the_training_loop_are_quiet():
             opt.zero_grad(); crit(model(x), y).backward(); opt.step()
     """
     assert lines(src, "RC402") == []
+
+
+def test_validation_loader_from_another_modules_factory_over_the_training_data():
+    # KrishnaDN/x-vector-pytorch#8, HuCaoFighting/Swin-Unet#135 with the loaders built in a
+    # neighbour module (fixtures/projects/recall_val_from_factory)
+    root = BUGGY.parent.parent / "projects" / "recall_val_from_factory"
+    train = root / "train.py"
+    found = [f for f in lint_source(train.read_bytes(), str(train), ALL).findings if f.code == "RC406"]
+    assert [f.line for f in found] == [12]
+    data = root / "data.py"
+    assert [f for f in lint_source(data.read_bytes(), str(data), ALL).findings] == []
+
+
+def test_reset_only_under_a_periodic_branch_while_stepping_every_iteration():
+    src = """
+        for i, (x, y) in enumerate(loader):
+            loss = crit(model(x), y)
+            loss.backward()
+            optimizer.step()
+            if i % 100 == 0:
+                print(loss.item())
+                optimizer.zero_grad()
+    """
+    assert lines(src, "RC101") == [5]
+
+
+def test_reset_under_a_non_periodic_guard_or_with_a_gated_step_is_quiet():
+    src = """
+        for i, (x, y) in enumerate(loader):
+            loss = crit(model(x), y)
+            loss.backward()
+            optimizer.step()
+            for prm in model.parameters():
+                if prm.grad is not None:
+                    prm.grad = None
+        for i, (x, y) in enumerate(loader):
+            (crit(model(x), y) / 4).backward()
+            if (i + 1) % 4 == 0:
+                optimizer.step()
+                optimizer.zero_grad()
+    """
+    assert lines(src, "RC101") == []
+
+
+def test_eval_metric_on_the_test_loader_with_an_eval_named_loss_function():
+    # gwinndr/MusicTransformer-Pytorch#10 as written: `eval_model(model, test_loader,
+    # eval_loss_func)`; the loss function's name says "eval" but names no data
+    src = """
+        import torch.nn as nn
+        eval_loss_func = nn.CrossEntropyLoss(ignore_index=0)
+        best_eval_acc = 0.0
+        for epoch in range(epochs):
+            train_epoch(epoch, model, train_loader, train_loss_func, opt)
+            eval_loss, eval_acc = eval_model(model, test_loader, eval_loss_func)
+            if(eval_acc > best_eval_acc):
+                best_eval_acc = eval_acc
+                torch.save(model.state_dict(), "best_acc.pickle")
+    """
+    assert lines(src, "RC704") == [9]
+
+
+def test_project_scaler_class_with_another_name_built_from_the_statistics():
+    # LeiBAI/AGCRN#15 as written: `MinMax01Scaler(minimum, maximum)` in normalize_dataset()
+    src = """
+        class MinMax01Scaler:
+            def __init__(self, min, max):
+                self.min, self.max = min, max
+            def transform(self, data):
+                return (data - self.min) / (self.max - self.min)
+        def normalize_dataset(data):
+            minimum = data.min()
+            maximum = data.max()
+            scaler = MinMax01Scaler(minimum, maximum)
+            data = scaler.transform(data)
+            return data, scaler
+        def split_data_by_ratio(data, test_ratio):
+            n = data.shape[0]
+            test_data = data[-int(n * test_ratio):]
+            train_data = data[:-int(n * test_ratio)]
+            return train_data, test_data
+        def get_dataloader(data):
+            data, scaler = normalize_dataset(data)
+            return split_data_by_ratio(data, 0.2)
+    """
+    assert lines(src, "RC402") == [19]
+
+
+def test_best_test_metric_under_an_or_chain():
+    # the model-selection loop of FreedomIntelligence/TextClassificationBenchmark (main.py):
+    # `if len(percisions) == 0 or percision > max(percisions): model.save(...)` on the test set
+    src = """
+        percisions = []
+        for i in range(max_epoch):
+            for batch in train_iter:
+                optimizer.zero_grad(); loss_fun(model(batch.text), batch.label).backward(); optimizer.step()
+            percision = evaluation(model, test_iter)
+            if len(percisions) == 0 or percision > max(percisions):
+                filename = model.save(metric=percision)
+            percisions.append(percision)
+    """
+    assert lines(src, "RC704") == [7]
+
+
+def test_test_evaluator_passed_as_the_validation_evaluator():
+    # xuanmay2701/shapeformer#2 as written: an evaluator built over the test loader goes to
+    # train_runner() as `val_evaluator`; validate() returns the best value it keeps
+    src = """
+        class SupervisedTrainer:
+            def __init__(self, model, dataloader, device):
+                self.model, self.dataloader = model, dataloader
+        def validate(val_evaluator, best_value):
+            metrics = val_evaluator.evaluate()
+            if metrics["accuracy"] > best_value:
+                best_value = metrics["accuracy"]
+            return metrics, best_value
+        def train_runner(model, trainer, val_evaluator, epochs):
+            best_value = 0.0
+            for epoch in range(epochs):
+                trainer.train_epoch(epoch)
+                aggr_metrics_val, best_value = validate(val_evaluator, best_value)
+        test_evaluator = SupervisedTrainer(model, test_loader, device)
+        val_evaluator = SupervisedTrainer(model, val_loader, device)
+        train_runner(model, trainer, test_evaluator, 100)
+        train_runner(model, trainer, val_evaluator, 100)
+    """
+    assert lines(src, "RC704") == [17]
+
+
+def test_a_second_ungated_step_is_rc107s_case_not_rc101s():
+    # mzolfaghari/ECO-pytorch#1: the step inside the iter_size gate and again after it
+    src = """
+        optimizer.zero_grad()
+        for i, (x, y) in enumerate(loader):
+            loss = crit(model(x), y) / iter_size
+            loss.backward()
+            if (i + 1) % iter_size == 0:
+                optimizer.step()
+                optimizer.zero_grad()
+            optimizer.step()
+    """
+    assert lines(src, "RC101") == [] and lines(src, "RC107") == [9]
+
+
+def test_normalizing_helper_of_another_module_then_a_split_here():
+    # hkuedl/Lightweight-Federated-NILM#2 with the normalization in a neighbour module
+    # (fixtures/projects/recall_normalize_helper)
+    root = BUGGY.parent.parent / "projects" / "recall_normalize_helper"
+    train = root / "train.py"
+    found = [f for f in lint_source(train.read_bytes(), str(train), ALL).findings if f.code == "RC402"]
+    assert [f.line for f in found] == [11]
+    assert "another module" in found[0].message
+
+
+def test_normalizing_helper_then_a_direct_split_in_the_same_file():
+    src = """
+        from sklearn.model_selection import train_test_split
+        def normalize(data):
+            return (data - data.mean(axis=0)) / data.std(axis=0)
+        X = load()
+        X = normalize(X)
+        X2 = load()
+        A, B = train_test_split(X, test_size=0.2)
+        C, D = train_test_split(X2, test_size=0.2)
+        C = normalize(C)
+    """
+    assert lines(src, "RC402") == [6]

@@ -8,10 +8,12 @@ each optimizer step? The answers live here so that the rules (RC107, RC108, RC10
 Two accumulation shapes are recognised:
 
 - *gated*: every optimizer step of the batch loop runs under a modulo test
-  (`if (i + 1) % accum == 0:`, or after `if (i + 1) % accum != 0: continue`), while a
-  `backward()` runs on every iteration;
-- *inner*: an inner loop over `range(k)` micro-batches calls `backward()` and the optimizer
-  steps once after it, in the enclosing loop.
+  (`if (i + 1) % accum == 0:`, or after `if (i + 1) % accum != 0: continue`) or a test on a
+  micro-batch counter the loop counts up and resets to zero, while a `backward()` runs on
+  every iteration;
+- *inner*: an inner loop over `range(k)` or over named micro-batches (`for mb in
+  batch.split(n)`, `for chunk in microbatches`) calls `backward()` and the optimizer steps
+  once after it, in the enclosing loop.
 
 `accelerator.accumulate(model)` blocks are not accumulation in this sense: Accelerate's
 wrapped optimizer skips `zero_grad()` and `step()` until the gradients are synchronised.

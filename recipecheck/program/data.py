@@ -812,9 +812,11 @@ class _FnIndex:
             if cs.function is not f:
                 continue
             name = tn.last(cs.qualname or cs.dotted or "")
-            # also a scaler built from the statistics: `StandardScaler(mean, std)` (a project's own)
+            # also a scaler class of the project built from the statistics: `StandardScaler(mean,
+            # std)`, `MinMax01Scaler(minimum, maximum)` (sklearn's take no statistics)
             if name in NORMALIZE_NAMES or name in ("sub", "div", "sub_", "div_") or \
-                    (name in _SCALERS and cs.qualname is None):
+                    (_SCALER_NAME.search(name) and cs.node.args and
+                     not (cs.qualname or "").startswith("sklearn.")):
                 for arg in cs.node.args:
                     self._mark(arg.value)
 

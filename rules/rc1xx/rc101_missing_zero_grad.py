@@ -8,7 +8,10 @@ class MissingZeroGrad(Rule):
     Flags a loop that calls `backward()` and `optimizer.step()` but never resets the gradients
     inside that loop: no `optimizer.zero_grad()`, `model.zero_grad()`, `p.grad = None` or
     `p.grad.zero_()` in the same iteration (helper functions called from the loop count). A
-    reset that runs only on some iterations, as in gradient accumulation, is fine.
+    reset that runs only on some iterations, as in gradient accumulation, is fine; but when
+    the step runs every iteration and every reset sits under a periodic test
+    (`if i % 100 == 0: print(...); optimizer.zero_grad()`), the steps in between apply the
+    running sum of gradients, and that is reported.
 
     ## Why is this bad?
     PyTorch *adds* each `backward()` into `.grad`. Without a reset, step t applies the sum of
@@ -119,12 +122,19 @@ class MissingZeroGrad(Rule):
             seq = list(xl.walk())
             if not any(e.event.kind == "backward" for e, _ in seq):
                 continue
-            resets = [p.reset_scope(e.event) for e, _ in seq if e.event.kind in ("zero_grad", "grad_reset")]
+            reset_events = [e for e, _ in seq if e.event.kind in ("zero_grad", "grad_reset")]
+            resets = [p.reset_scope(e.event) for e in reset_events]
             for e, path in seq:
                 key = p.optimizer_step_target(e.event)
                 if key is None:
                     continue
-                if any(p.reset_covers(r, key, unknown=True) for r in resets):
+                covering = [r for r, ev in zip(resets, reset_events) if p.reset_covers(r, key, unknown=True)]
+                if covering:
+                    gated_twin = any(p.optimizer_step_target(o.event) == key and o is not e
+                                     for o, _ in seq)  # a second step of it: RC107's case
+                    if not gated_twin:
+                        self._periodic_reset(ctx, xl, e, [ev for r, ev in zip(resets, reset_events)
+                                                          if p.reset_covers(r, key, unknown=True)])
                     continue
                 if path and any(p.is_batch_loop(inner) for inner in path):
                     continue  # analysed at the inner loop
@@ -139,6 +149,29 @@ class MissingZeroGrad(Rule):
                     f"loop: each step applies the sum of all previous gradients; call "
                     f"{opt_name}.zero_grad() once per iteration (RC101)"),
                     fix=self._fix(ctx, xl, e, opt_name))
+
+    @staticmethod
+    def _periodic_reset(ctx: Context, xl, step, resets) -> None:
+        """The step runs every iteration but every reset sits under a periodic test
+        (`if i % log_every == 0: print(...); optimizer.zero_grad()`, an indentation slip):
+        between two resets each step applies the running sum of all gradients since the last."""
+        from recipecheck.program.accumulation import _has_modulo, loop_guards
+
+        if loop_guards(xl, step):
+            return  # a gated step: accumulation, judged by RC105/RC108
+        gates = []
+        for r in resets:
+            guards = loop_guards(xl, r)
+            periodic = [g for g in guards if g.positive and _has_modulo(g.test)]
+            if not periodic:
+                return
+            gates.append(periodic[0])
+        node = step.site_in(xl.loop.function)
+        ctx.report(node, (
+            f"{ctx.code(node)} runs every iteration but the gradients are reset only when "
+            f"`{ctx.code(gates[0].test)}`: in between, each step applies the sum of all gradients "
+            "since the last reset; move zero_grad() out of that branch so it runs once per "
+            "iteration (RC101)"))
 
     @staticmethod
     def _fix(ctx: Context, xl, e, opt_name: str) -> FixSpec | None:

@@ -52,8 +52,10 @@ class LossAccumulatedWithGraph(Rule):
     ## What it does
     Flags a running total that adds the loss tensor itself, `total += loss` or
     `total = total + loss * x.size(0)`, or a list that keeps it (`losses.append(loss)`), inside
-    a loop, where `loss` is the tensor that `backward()` runs on. Totals that add `loss.item()`, `loss.detach()` or `float(loss)` are
-    fine, and so is accumulating a loss that is itself back-propagated later.
+    a loop, where `loss` is the tensor that `backward()` runs on, or one of the loss terms it
+    is summed from (`loss = mse + ce; ...; total_mse += mse`); a total kept in a dict or list
+    (`totals["loss"] += loss`) counts too. Totals that add `loss.item()`, `loss.detach()` or
+    `float(loss)` are fine, and so is accumulating a loss that is itself back-propagated later.
 
     ## Why is this bad?
     The total becomes a tensor attached to every iteration's autograd graph: all activations

@@ -58,8 +58,10 @@ class GradAccumulationUnscaled(Rule):
     """
     ## What it does
     Flags gradient accumulation, where `optimizer.step()` runs only every k iterations
-    (`if (i + 1) % k == 0:`) or after an inner loop over k micro-batches, when the loss that
-    `backward()` runs on is not divided (or multiplied by a fraction) anywhere.
+    (`if (i + 1) % k == 0:`, or a micro-batch counter `n += 1; if n >= k: ...; n = 0`) or
+    after an inner loop over k micro-batches (`for _ in range(k)`, `for mb in
+    batch.split(n)`), when the loss that `backward()` runs on is not divided (or multiplied by
+    a fraction) anywhere.
 
     ## Why is this bad?
     Accumulated gradients are summed, not averaged: the update is k times larger than the

@@ -8,8 +8,10 @@ class ZeroGradInsideAccumulation(Rule):
     ## What it does
     Flags a gradient reset (`optimizer.zero_grad()`, `model.zero_grad()`, `p.grad = None`)
     that runs on every micro-batch of a gradient-accumulation loop: the optimizer steps only
-    every k iterations (`if (i + 1) % k == 0:`, or once after an inner loop over k
-    micro-batches) while the reset runs unconditionally in each iteration. A reset inside the
+    every k iterations (`if (i + 1) % k == 0:`, a reset counter, or once after an inner loop
+    over k micro-batches, `range(k)` or named micro-batches) while the reset runs
+    unconditionally in each iteration, directly or inside a helper such as
+    `forward_backward(mb)`. A reset inside the
     step's branch (after `step()`), or one gated by its own modulo test at the start of each
     window, is the intended pattern and is not reported.
 

@@ -11,7 +11,10 @@ class SchedulerBeforeOptimizerStep(Rule):
     top of the epoch loop before the batch loop, or before the optimizer step inside the batch
     loop. A scheduler step guarded by a condition (`if epoch > 0:`) is left alone, unless the
     optimizer step sits under the same condition right after it (an accumulation gate
-    `if (i + 1) % k == 0: scheduler.step(); optimizer.step()`).
+    `if (i + 1) % k == 0: scheduler.step(); optimizer.step()`), or under every condition of
+    the scheduler step written the same way (the phase loop of the transfer-learning
+    tutorial: `if phase == 'train': scheduler.step()` before the batches whose optimizer step
+    runs under `if phase == 'train':`).
 
     ## Why is this bad?
     Since PyTorch 1.1 the scheduler must be stepped after the optimizer. Stepping it first

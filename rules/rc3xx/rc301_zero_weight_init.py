@@ -35,7 +35,9 @@ class ZeroWeightInit(Rule):
     Flags a layer *weight* initialized to zero: `nn.init.zeros_(m.weight)`,
     `nn.init.constant_(w, 0)`, `self.fc.weight.data.fill_(0)`, `w.data.zero_()`,
     `nn.Parameter(torch.zeros(out_features, in_features))`, a `named_parameters()` loop that
-    zeroes every parameter, or an `apply()` function that zeroes every `nn.Linear`'s weight.
+    zeroes every parameter, an `apply()` function that zeroes every `nn.Linear`'s weight, or a
+    layer picked by index from an `nn.Sequential` (`nn.init.zeros_(self.gate[0].weight)`; the
+    Sequential's last weight layer counts as a branch output, a technique).
     Biases (`m.bias`, a 1-D `nn.Parameter(torch.zeros(out_features))`), normalization
     scales and shifts (`nn.BatchNorm2d`/`LayerNorm`/`GroupNorm` weights, recognized through the
     layer an attribute refers to, an `isinstance(m, nn.BatchNorm2d)` test or the

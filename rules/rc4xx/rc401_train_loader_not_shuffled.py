@@ -56,8 +56,13 @@ class TrainLoaderNotShuffled(Rule):
     Flags the `DataLoader` that feeds a training loop (the iterable of a loop that calls
     `backward()`, followed through `enumerate`/`tqdm`/`zip`, variables, attributes such as
     `self.train_loader`, function arguments, and Lightning's `train_dataloader()`) when it has
-    neither `shuffle=True` nor a `sampler=` / `batch_sampler=`. Validation and test loaders
-    are never flagged: not shuffling them is correct.
+    neither `shuffle=True` nor a `sampler=` / `batch_sampler=`. A sampler that the code sets to
+    None in one branch (`DistributedSampler(ds) if rank != -1 else None`) without
+    `shuffle=(sampler is None)` leaves that branch unshuffled; the keywords of a splatted
+    settings dict (`DataLoader(ds, **params)`, a literal never changed afterwards) count as
+    passed; an unshuffled training loader built by another module's factory is reported at
+    this file's call when this file builds the dataset. Validation and test loaders are never
+    flagged: not shuffling them is correct.
 
     ## Why is this bad?
     Without shuffling every epoch presents the examples in the same order, often sorted by

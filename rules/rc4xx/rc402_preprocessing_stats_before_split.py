@@ -1,3 +1,5 @@
+import libcst as cst
+
 from recipecheck.finding import Severity
 from recipecheck.program.data import data_model, is_eval_name
 from recipecheck.rule import Context, Rule
@@ -16,8 +18,14 @@ class PreprocessingStatsBeforeSplit(Rule):
     `Subset(dataset, idx)` or `kfold.split(X)` on the same array or one derived from it
     (`X_scaled = scaler.fit_transform(X)` then `train_test_split(X_scaled)`). A `mean`/`std`
     counts only when its result is used to normalize (subtracted or divided, or passed to
-    `Normalize`) and when it reduces over the sample axis (per-sample statistics such as
-    `x.mean(axis=1, keepdims=True)` do not leak).
+    `Normalize`, a project scaler class `StandardScaler(mean, std)`, an in-place column
+    assignment `df.loc[:, col] = (df[col] - mean) / std`, a helper's `return (x - m) / s`) and
+    when it reduces over the sample axis (per-sample statistics such as
+    `x.mean(axis=1, keepdims=True)` do not leak). Also: statistics accumulated over every batch
+    of a loader that walks the whole dataset, columns selected by a loop over column names,
+    and a helper (of this file or another module) that normalizes its argument with that
+    argument's own statistics, which the caller then splits, directly or through a second
+    helper (`data = normalize_dataset(data)` then `split_data_by_ratio(data, ...)`).
 
     ## Why is this bad?
     The statistics then contain the validation and test rows: information from the held-out
@@ -158,57 +166,73 @@ def _param_positions(dm, f, names, order) -> set[int]:
 
 
 def _check_through_helpers(ctx: Context, dm) -> None:
-    """The statistics and the split live in two helpers the same caller runs in that order
-    (`data, scaler = normalize_dataset(data)` then `split_data_by_ratio(data, ...)`): the
-    helper normalizes its argument with statistics of all of it, the other splits it."""
+    """The statistics live in a helper (of this file or another module) that the caller runs
+    before splitting: `data, scaler = normalize_dataset(data)` then `split_data_by_ratio(data,
+    ...)` or `train_test_split(data)`: the helper normalizes its argument with statistics of all
+    of it, and the caller (or a helper it calls next) splits it afterwards."""
     p = ctx.program
-    normalizes: dict[int, tuple] = {}  # id(function) -> (positions, the stat site)
-    for s in dm.stats:
-        if not s.normalizes:
-            continue
-        whole = [r.name for r in s.roots if not r.part and not is_eval_name(r.name)]
-        pos = _param_positions(dm, s.function, whole, s.order)
-        if pos and id(s.function) not in normalizes:
-            normalizes[id(s.function)] = (pos, s)
+    own = {id(fn) for fn in p.functions.values()}
+
+    def normalizer(g, memo={}):  # noqa: B006 - one lint run
+        """(positions, stat) when `g` normalizes one of its parameters with its own statistics."""
+        if id(g) in memo:
+            return memo[id(g)]
+        memo[id(g)] = None
+        prog = g.program if id(g) not in own and getattr(g, "program", None) is not None else p
+        gdm = dm if prog is p else data_model(prog)
+        for s in gdm.stats:
+            if s.function is not g or not s.normalizes:
+                continue
+            whole = [r.name for r in s.roots if not r.part and not is_eval_name(r.name)]
+            pos = _param_positions(gdm, g, whole, s.order)
+            if pos:
+                memo[id(g)] = (pos, s, prog)
+                break
+        return memo[id(g)]
+
     splits: dict[int, set[int]] = {}
     for sp in dm.splits:
         pos = _param_positions(dm, sp.function, [r.name for r in sp.roots], sp.order)
         if pos:
             splits.setdefault(id(sp.function), set()).update(pos)
-    if not normalizes or not splits:
-        return
     by_caller: dict[int, list] = {}
     for cs in p.calls:
+        if id(cs.function) not in own:
+            continue
         try:
             fns = p._callees_of(cs.function, cs.node)
         except Exception:  # the callee search is best effort
             continue
-        if len(fns) != 1 or fns[0] is cs.function:
+        if len(fns) != 1 or fns[0] is cs.function or not isinstance(fns[0].node, cst.FunctionDef):
             continue
         by_caller.setdefault(id(cs.function), []).append((cs, fns[0]))
     for calls in by_caller.values():
         for cs, g in calls:
-            if id(g) not in normalizes:
+            got = normalizer(g)
+            if got is None:
                 continue
-            pos, stat = normalizes[id(g)]
+            pos, stat, prog = got
             whole = [r.name for i in pos for r in _arg_roots(p, cs.node, i) if not r.part]
             if not whole:
                 continue
-            for cs2, h in calls:
-                if cs2.order <= cs.order or id(h) not in splits:
-                    continue
-                roots = [r.name for i in splits[id(h)] for r in _arg_roots(p, cs2.node, i)]
+            later = [(cs2.node, cs2.order, [r.name for i in splits[id(h)] for r in _arg_roots(p, cs2.node, i)])
+                     for cs2, h in calls if cs2.order > cs.order and id(h) in splits]
+            later += [(sp.node, sp.order, [r.name for r in sp.roots]) for sp in dm.splits
+                      if sp.function is cs.function and sp.order > cs.order]
+            for node2, order2, roots in later:
                 anc = set()
                 for r in roots:
-                    anc |= dm.ancestors(cs2.function, r, cs2.order)
+                    anc |= dm.ancestors(cs.function, r, order2)
                 hit = next((w for w in whole if w in anc), None)
                 if hit is None:
                     continue
+                where = f"in {g.name}()" if prog is p else f"in {g.name}(), another module"
                 ctx.report(cs.node, (
                     f"{ctx.code(cs.node)} normalizes all of {hit} with statistics computed on it "
-                    f"({ctx.code(stat.node)} in {g.name}()), and {ctx.code(cs2.node)} splits it "
-                    "afterwards: the held-out rows leak into the normalization and the held-out "
-                    "score is optimistic; split first and fit on the training part only (RC402)"))
+                    f"({prog.module.code_for_node(stat.node)} {where}), and "
+                    f"{ctx.code(node2)} splits it afterwards: the held-out rows leak into the "
+                    "normalization and the held-out score is optimistic; split first and fit on "
+                    "the training part only (RC402)"))
                 break
 
 

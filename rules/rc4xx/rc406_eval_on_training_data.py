@@ -20,7 +20,8 @@ class EvalOnTrainingData(Rule):
     training loader uses), a torchvision dataset assigned to a test name with `train=True`,
     or a metric named `val_*`/`test_*` computed by an evaluation function from
     the training loader or arrays (`val_acc = evaluate(model, train_loader)`,
-    `test_score = accuracy(model, X_train, y_train)`).
+    `test_score = accuracy(model, X_train, y_train)`); and a `val_loader` received from
+    another module's factory that builds it over the same data as the training loader.
 
     ## Why is this bad?
     The model has seen these examples: the "validation" score measures memorization, not
@@ -117,6 +118,7 @@ class EvalOnTrainingData(Rule):
                     train_datasets.add(id(d.node))
             if ds is not None and dotted_name(ds):
                 train_datasets.add(("name", c.function.key, dotted_name(ds)))
+        _check_foreign_factory(ctx, p, dm, train_datasets)
         # loaders named val/test built over the training data
         for c in p.constructions("loader"):
             targets = dm.targets.get(id(c.node), []) or ([c.target] if c.target else [])
@@ -243,3 +245,29 @@ def _batches_pulled_from_training_loader(ctx: Context, p, dm, train_loader_nodes
         ctx.report(a.node, (
             f"{a.target} is a batch pulled from the training loader ({ctx.code(src)}): a metric on it "
             "measures memorization, not generalization; draw it from the validation loader (RC406)"))
+
+
+def _check_foreign_factory(ctx: Context, p, dm, train_datasets) -> None:
+    """`train_loader, val_loader = make_loaders(ds)` where the factory of another module builds
+    the validation loader over the same dataset as the training loader: reported here, at the
+    assignment that receives it (the factory's module cannot see it is used for validation)."""
+    own = {id(fn) for fn in p.functions.values()}
+    for a in p.assignments:
+        if id(a.function) not in own or a.augmented is not None or not is_eval_name(a.target) or \
+                is_train_name(a.target) or "." in a.target:
+            continue
+        for o in p.evaluate_dotted(a.function, a.target):
+            if o.role != "loader" or id(o.function) in own:
+                continue
+            ds = dm.dataset_of(o)
+            d = dotted_name(ds) if ds is not None else None
+            if d is None or ("name", o.function.key, d) not in train_datasets:
+                continue
+            if any(o.arg(k, i) is not None for k, i in (("sampler", 3), ("batch_sampler", 4))):
+                continue  # a sampler over held-out indices
+            ctx.report(a.node, (
+                f"`{a.target}` comes from {o.function.name}() (another module), which builds it over "
+                f"the same data (`{d}`) as the training loader: its 'validation' score measures "
+                "memorization, so overfitting is invisible and model selection picks the most "
+                "overfitted model; build it over a held-out split (RC406)"))
+            break

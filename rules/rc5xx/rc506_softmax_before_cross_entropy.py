@@ -31,8 +31,11 @@ class SoftmaxBeforeCrossEntropy(Rule):
     or in the model: `criterion(model(x), y)` where the model's last layer is `nn.Softmax` /
     `nn.LogSoftmax` / `nn.Sigmoid` or its `forward()` returns `F.softmax(...)`. A project loss
     function or loss module that passes its first input, only reshaped or indexed, to one of
-    these losses counts as that loss (`CrossEntropy2d()(F.log_softmax(pred, 1), y)`). The
-    finding is on the softmax/sigmoid.
+    these losses counts as that loss (`CrossEntropy2d()(F.log_softmax(pred, 1), y)`). A
+    softmax module built on the spot counts (`m = nn.LogSoftmax(dim=1); pred = m(pred)`,
+    `nn.Softmax(dim=1)(z)`). The finding is on the softmax/sigmoid, or, when another module's
+    training helper applies the CrossEntropyLoss this file passes to the softmax model it also
+    passes, on this file's call.
 
     ## Why is this bad?
     `CrossEntropyLoss` applies `log_softmax` itself. On probabilities in [0, 1] it

@@ -72,7 +72,9 @@ class MissingEvalMode(Rule):
     the last `model.eval()` / `model.train()` reached is `model.train()`, or nothing sets the
     mode of a model that was built or trained in the file, the loop is reported. A
     `model.train()` in the loop's body before the forward undoes the `eval()` before it and is
-    reported too. `model.generate(...)` counts as a forward of `model`.
+    reported too. `model.generate(...)` counts as a forward of `model`. An evaluation loop in
+    a helper of another module is reported at this file's call, for a model this file passes
+    to the helper.
 
     ## Why is this bad?
     In training mode Dropout keeps dropping units and BatchNorm normalizes with the statistics

@@ -13,7 +13,8 @@ class MissingTrainMode(Rule):
     when `model.train()` is not called again before the next training pass: the next epoch's
     batches run through the model in evaluation mode. The analysis follows helper calls both
     ways: a `train_one_epoch()` that calls `model.train()` at its top is correct, an
-    `evaluate()` that calls `model.eval()` counts as the epoch loop's.
+    `evaluate()` that calls `model.eval()` counts as the epoch loop's. When those helpers are
+    in another module, the finding is on this file's call to the evaluation helper.
 
     ## Why is this bad?
     From the second epoch on, Dropout is off and BatchNorm normalizes with its frozen running

@@ -85,7 +85,10 @@ class ModelSelectionOnTestSet(Rule):
     stopping fed a test metric (`early_stopping(test_loss, model)`),
     `ReduceLROnPlateau.step(test_loss)`, and a validation set or loader that is the test data
     (`val_set = test_set`, `val_loader = DataLoader(test_dataset)`) in a function that selects
-    or stops on its metric.
+    or stops on its metric, or the test data passed as such a function's validation parameter
+    (`fit(model, train_loader, test_loader)` with `def fit(model, train_loader, val_loader)`,
+    here or in another module). An `eval_*` result counts as a test metric when it is computed
+    on test data only (`eval_loss, eval_acc = eval_model(model, test_loader)`).
 
     ## Why is this bad?
     Choosing the epoch, the checkpoint or the LR schedule by test performance fits them to the
@@ -249,6 +252,8 @@ class ModelSelectionOnTestSet(Rule):
                     if sub == {"test"}:
                         kinds.add("test")
                         continue
+                    if vals and sub == {None}:
+                        continue  # `eval_loss_func = nn.CrossEntropyLoss()`: names no data at all
                 if k:
                     kinds.add(k)
                     continue
@@ -345,10 +350,13 @@ def _generic_eval(name: str) -> bool:
 
 
 def _main_comparison(test: cst.BaseExpression):
-    """`acc_test > best and epoch > 9`: the first ordering comparison of an `and` chain."""
-    while isinstance(test, cst.BooleanOperation) and isinstance(test.operator, cst.And):
+    """`acc_test > best and epoch > 9`, `not scores or acc > max(scores)`: the first ordering
+    comparison of an `and` / `or` chain."""
+    while isinstance(test, cst.BooleanOperation):
         left = _main_comparison(test.left)
-        if isinstance(left, cst.Comparison):
+        if isinstance(left, cst.Comparison) and any(
+                isinstance(c.operator, (cst.GreaterThan, cst.LessThan, cst.GreaterThanEqual, cst.LessThanEqual))
+                for c in left.comparisons):
             return left
         test = test.right
     return test
@@ -405,9 +413,10 @@ def _check_test_passed_as_validation(ctx: Context, p) -> None:
         g = callees[0]
         for param, value in bind_arguments(cs.node, g.params, g.cls is not None):
             arg = dotted_name(value)
-            if not arg or split_kind(arg) != "test" or split_kind(param) != "val" or \
-                    not (is_data_name(param) and is_data_name(arg)):
+            if not arg or split_kind(arg) != "test" or split_kind(param) != "val":
                 continue
+            if not (is_data_name(param) and is_data_name(arg)) and not _wraps_test_data(p, cs.function, value):
+                continue  # `val_acc = test_acc` style numbers are not data
             if not _selects_on_validation(g.program or p, g):
                 continue
             ctx.report(cs.node, (
@@ -416,6 +425,18 @@ def _check_test_passed_as_validation(ctx: Context, p) -> None:
                 "the test score is then optimistically biased; pass a validation split taken "
                 "from the training data (RC704)"))
             break
+
+
+def _wraps_test_data(p, f, value) -> bool:
+    """`test_evaluator = Evaluator(model, test_loader, ...)`: an object built over test data."""
+    from recipecheck.program.data import is_data_name
+
+    for o in p.evaluate(f, value):
+        for a in o.node.args:
+            d = dotted_name(a.value)
+            if d and split_kind(d) == "test" and is_data_name(d):
+                return True
+    return False
 
 
 def _loader_dataset(call: cst.Call) -> str | None:
@@ -448,7 +469,8 @@ def _selects_on_validation(p, f) -> bool:
             if any(val_side(x) for x in sides) and _selects(node.body):
                 return True
     for b in f.assignments:
-        if _BEST.search(b.target.rsplit(".", 1)[-1]) and isinstance(b.value, cst.CSTNode) and val_side(b.value):
+        value = b.value.value if isinstance(b.value, _Unpacked) else b.value  # `m, best = validate(...)`
+        if _BEST.search(b.target.rsplit(".", 1)[-1]) and isinstance(value, cst.CSTNode) and val_side(value):
             return True
     for e in f.events:
         if e.call is None or not e.call.args:
