@@ -227,21 +227,20 @@ class LossAccumulatedWithGraph(Rule):
         for f in p.functions.values():
             if not f.loops or not isinstance(f.node, (cst.FunctionDef, cst.Module)):
                 continue
-            cands = [n for n in _own_nodes(f.node) if isinstance(n, cst.AugAssign) and
-                     isinstance(n.operator, cst.AddAssign) and isinstance(n.target, cst.Subscript)]
-            if not cands:
-                continue
-            backward_names = _backward_names(f)
+            backward_names = _backward_names(f)  # cheap: first, before walking the loops
             if not backward_names:
+                continue
+            # inside the function's loops (the outermost ones hold the others)
+            cands = [n for lp in f.loops if lp.parent is None for n in _small_statements(lp.node)
+                     if type(n) is cst.AugAssign and type(n.operator) is cst.AddAssign and
+                     type(n.target) is cst.Subscript]
+            if not cands:
                 continue
             graph = backward_names | _loss_terms(p, f, backward_names)
             feeding = _feeding(f, backward_names)
-            in_loop: set[int] = set()
-            for lp in f.loops:
-                in_loop.update(id(n) for n in _own_nodes(lp.node))
             for st in cands:
                 holder = dotted_name(st.target.value)
-                if id(st) not in in_loop or holder is None or holder in feeding:
+                if holder is None or holder in feeding:
                     continue
                 hits = [n for n in _graph_names(st.value) & graph if not self._reassigned_to_number(f, n, 10**9)]
                 if hits:
@@ -267,6 +266,30 @@ _LOSS_FUNCS = {"cross_entropy", "nll_loss", "mse_loss", "l1_loss", "binary_cross
                "multi_margin_loss", "multilabel_margin_loss", "soft_margin_loss",
                "multilabel_soft_margin_loss"}
 _CRITERION_NAMES = {"criterion", "crit", "loss_fn", "loss_func", "loss_function", "lossfn"}
+
+
+def _small_statements(node: cst.CSTNode):
+    """The simple statements under a compound statement (`x += y`, `f()`), through nested
+    blocks but not into expressions, nor into functions and classes defined inside it."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        t = type(n)
+        if t is cst.SimpleStatementLine or t is cst.SimpleStatementSuite:
+            yield from n.body
+            continue
+        if t is cst.FunctionDef or t is cst.ClassDef:
+            continue
+        for name in ("body", "orelse", "finalbody", "handlers"):
+            child = getattr(n, name, None)
+            if child is None:
+                continue
+            if isinstance(child, (list, tuple)):
+                stack.extend(child)
+            elif isinstance(child, cst.BaseSuite):
+                stack.extend(child.body) if isinstance(child, cst.IndentedBlock) else stack.append(child)
+            else:
+                stack.append(child)
 
 
 def _own_nodes(node: cst.CSTNode):

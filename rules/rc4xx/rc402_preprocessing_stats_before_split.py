@@ -173,7 +173,9 @@ def _check_through_helpers(ctx: Context, dm) -> None:
     p = ctx.program
     own = {id(fn) for fn in p.functions.values()}
 
-    def normalizer(g, memo={}):  # noqa: B006 - one lint run
+    memo: dict[int, tuple | None] = {}  # this file's run only: ids are reused across files
+
+    def normalizer(g):
         """(positions, stat) when `g` normalizes one of its parameters with its own statistics."""
         if id(g) in memo:
             return memo[id(g)]
