@@ -768,7 +768,8 @@ class _FnIndex:
         self.norm_names: set[str] = set()
         self.binds: dict[str, list] = {}
         self.loop_iters: dict[str, cst.BaseExpression] = {}  # `for x, y in loader:` x -> loader
-        for st in _own_statements(f.node):
+        # the function's own `for` statements (the model keeps them: no walk of the body)
+        for st in (lp.node for lp in reversed(f.loops)):  # last first, as the walk did
             if isinstance(st, cst.For):
                 targets = [st.target] if isinstance(st.target, cst.Name) else \
                     [e.value for e in st.target.elements] if isinstance(st.target, (cst.Tuple, cst.List)) else []

@@ -157,6 +157,9 @@ class MissingZeroGrad(Rule):
         between two resets each step applies the running sum of all gradients since the last."""
         from recipecheck.program.accumulation import _has_modulo, loop_guards
 
+        if not resets or any(not getattr(r.event, "conds", None) and not r.event.function.callers
+                             and r.event.function is xl.loop.function for r in resets):
+            return  # a reset outside any branch of the loop's own function: every iteration
         if loop_guards(xl, step):
             return  # a gated step: accumulation, judged by RC105/RC108
         gates = []

@@ -38,15 +38,26 @@ def _names(expr: cst.CSTNode) -> list[str]:
 
 
 def _ifs(node: cst.CSTNode):
-    """If statements in a loop body (not inside nested functions or classes)."""
+    """If statements in a loop body (not inside nested functions or classes). Statements only:
+    an `if` statement never sits inside an expression."""
     stack = [node]
     while stack:
         n = stack.pop()
-        if isinstance(n, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+        t = type(n)
+        if t is cst.FunctionDef or t is cst.ClassDef or t is cst.SimpleStatementLine:
             continue
-        if isinstance(n, cst.If):
+        if t is cst.If:
             yield n
-        stack.extend(iter_children(n))
+        for name in ("body", "handlers", "orelse", "finalbody", "cases"):
+            child = getattr(n, name, None)
+            if child is None:
+                continue
+            if isinstance(child, (list, tuple)):
+                stack.extend(child)
+            elif type(child) is cst.IndentedBlock:
+                stack.extend(child.body)
+            elif type(child) is not cst.SimpleStatementSuite:
+                stack.append(child)
 
 
 def _selects(body: cst.CSTNode) -> bool:
