@@ -1158,11 +1158,8 @@ def _model_init(p: ProgramModel, s: _Src) -> list[str]:
         for m in cls.methods.values():
             prog = m.program or p
             fs = _src_of(s, m)
-            for cs in prog.calls:
-                owner = cs.function
-                while owner is not None and owner is not m:
-                    owner = owner.parent
-                if owner is None or not cs.dotted:
+            for cs in _calls_within(prog, m):
+                if not cs.dotted:
                     continue
                 leaf = cs.dotted.rsplit(".", 1)[-1]
                 q = cs.qualname or ""
@@ -1224,11 +1221,8 @@ def _picked_classes(p: ProgramModel, a, call: cst.Call) -> tuple[str, list[Class
         classes.append(target)
     elif isinstance(target, FunctionInfo):
         prog = target.program or p
-        for cs in prog.calls:
-            owner = cs.function
-            while owner is not None and owner is not target:
-                owner = owner.parent
-            if owner is None or not cs.dotted:
+        for cs in _calls_within(prog, target):
+            if not cs.dotted:
                 continue
             cls = _project_class(p, prog, cs.dotted)
             if cls is not None and _is_model_class(p, cls, 0) and cls not in classes:
@@ -1289,6 +1283,16 @@ def _weight_loads(p: ProgramModel, s: _Src) -> list[str]:
         if text not in out:
             out.append(text)
     return out[:3]
+
+
+def _calls_within(prog: ProgramModel, f: FunctionInfo):
+    """The calls of `prog` made in `f` or in the functions nested inside it."""
+    for cs in prog.calls:
+        owner = cs.function
+        while owner is not None and owner is not f:
+            owner = owner.parent
+        if owner is not None:
+            yield cs
 
 
 def _project_function(p: ProgramModel, dotted: str) -> bool:

@@ -163,16 +163,7 @@ class LossAccumulatedWithGraph(Rule):
             backward_names = _backward_names(f)
             if not backward_names:
                 continue
-            feeding = set(backward_names)  # names the back-propagated tensor is computed from
-            changed = True
-            while changed:
-                changed = False
-                for a in f.assignments:
-                    if a.target in feeding and isinstance(a.value, cst.CSTNode):
-                        new = _graph_names(a.value) - feeding
-                        if new:
-                            feeding |= new
-                            changed = True
+            feeding = _feeding(f, backward_names)  # names the back-propagated tensor is computed from
             for cs in calls:
                 holder = cs.dotted[:-len(".append")]
                 if holder in feeding or holder.rsplit(".", 1)[-1] in feeding:
