@@ -243,3 +243,25 @@ def test_cycles_broken_neighbours_and_self_imports_never_break_the_lint(tmp_path
         res = _lint(tmp_path / name)
         assert not res.errors, res.errors
         assert all(f.path == str(tmp_path / name) for f in res.findings)
+
+
+def test_rc406_single_loader_factory_called_on_two_slices_is_quiet(tmp_path):
+    """LLMs-from-scratch's shape: one factory builds one loader from its argument; the training
+    and validation loaders come from two calls on two slices of the text (a held-out split)."""
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "data.py").write_text(
+        "from torch.utils.data import DataLoader, Dataset\n\n\nclass Chunks(Dataset):\n"
+        "    def __init__(self, txt):\n        self.txt = txt\n    def __len__(self):\n        return len(self.txt)\n"
+        "    def __getitem__(self, i):\n        return self.txt[i]\n\n\n"
+        "def create_dataloader(txt, batch_size=4, shuffle=True):\n    dataset = Chunks(txt)\n"
+        "    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle)\n")
+    train = ("import torch\nfrom data import create_dataloader\n\ntext = open('t.txt').read()\n"
+             "split = int(0.9 * len(text))\ntrain_loader = create_dataloader(text[:split])\n"
+             "val_loader = create_dataloader(text[split:], shuffle=False)\n"
+             "model = torch.nn.Linear(4, 4)\nopt = torch.optim.AdamW(model.parameters(), lr=3e-4)\n"
+             "for epoch in range(3):\n    model.train()\n    for x in train_loader:\n        opt.zero_grad()\n"
+             "        model(x).sum().backward()\n        opt.step()\n    model.eval()\n"
+             "    with torch.no_grad():\n        val = sum(model(x).sum().item() for x in val_loader)\n")
+    (tmp_path / "train.py").write_text(train)
+    res = lint_source(train, str(tmp_path / "train.py"), RULES)
+    assert "RC406" not in {f.code for f in res.findings}

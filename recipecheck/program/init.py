@@ -401,6 +401,9 @@ class InitModel:
             leaf = owner.rsplit(".", 1)[-1]
             if _OUTPUT_NAME.match(leaf):
                 return True
+            # a layer of the model's final block (DiT's `self.final_layer.linear`, adaLN-Zero)
+            if any(part.lower().startswith(("final", "last", "out")) for part in owner.split(".")[1:-1]):
+                return True
             cls = site.cls
             attr = None
             if owner.startswith("self.") and owner.count(".") == 1:

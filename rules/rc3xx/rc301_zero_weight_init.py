@@ -120,6 +120,14 @@ class ZeroWeightInit(Rule):
     MESSAGE = "a layer weight is initialized to zero"
     STATIC_TWIN = "RT109"
     VALID = (
+        # the final block's projection zeroed (DiT's adaLN-Zero final layer)
+        "import torch.nn as nn\nclass FinalLayer(nn.Module):\n    def __init__(self, d, out):\n        super().__init__()\n"
+        "        self.norm = nn.LayerNorm(d)\n        self.linear = nn.Linear(d, out)\n"
+        "    def forward(self, x):\n        return self.linear(self.norm(x))\n"
+        "class DiT(nn.Module):\n    def __init__(self, d, out):\n        super().__init__()\n"
+        "        self.embed = nn.Linear(out, d)\n        self.block = nn.Linear(d, d)\n        self.final_layer = FinalLayer(d, out)\n"
+        "        nn.init.constant_(self.final_layer.linear.weight, 0)\n        nn.init.constant_(self.final_layer.linear.bias, 0)\n"
+        "    def forward(self, x):\n        return self.final_layer(self.block(self.embed(x)).relu())\n",
         # a zero-init helper called on the output layer only (imagen's `zero_init_(self.final_conv)`)
         'import torch.nn as nn\n\ndef zero_init_(m):\n    nn.init.zeros_(m.weight)\n    if m.bias is not None:\n        nn.init.zeros_(m.bias)\n\nclass Unet(nn.Module):\n    def __init__(self, dim):\n        super().__init__()\n        self.init_conv = nn.Conv2d(3, dim, 7, padding=3)\n        self.mid = nn.Conv2d(dim, dim, 3, padding=1)\n        self.final_conv = nn.Conv2d(dim, 3, 1)\n        zero_init_(self.final_conv)\n\n    def forward(self, x):\n        return self.final_conv(self.mid(self.init_conv(x)).relu())\n',
         # attention-weight logits zeroed before a softmax (Deformable DETR): uniform at first

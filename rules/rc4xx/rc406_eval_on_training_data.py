@@ -263,6 +263,11 @@ def _check_foreign_factory(ctx: Context, p, dm, train_datasets) -> None:
             d = dotted_name(ds) if ds is not None else None
             if d is None or ("name", o.function.key, d) not in train_datasets:
                 continue
+            prog = o.function.program or p
+            same = [c for c in prog.constructions("loader") if c.function is o.function and
+                    (lambda x: dotted_name(x) if x is not None else None)(dm.dataset_of(c)) == d]
+            if len(same) < 2:
+                continue  # one loader per call (`create_dataloader(text[:n])`): its data is the call's argument
             if any(o.arg(k, i) is not None for k, i in (("sampler", 3), ("batch_sampler", 4))):
                 continue  # a sampler over held-out indices
             ctx.report(a.node, (

@@ -75,6 +75,11 @@ class FunctionalDropoutAlwaysOn(Rule):
     FIX = "safe"
     STATIC_TWIN = "RT111"
     VALID = (
+        # the gate written the other way round, through a local (LLMs-from-scratch)
+        "import torch.nn as nn\nclass MHA(nn.Module):\n    def __init__(self, p):\n        super().__init__()\n"
+        "        self.dropout = p\n    def forward(self, q, k, v):\n"
+        "        use_dropout = 0. if not self.training else self.dropout\n"
+        "        return nn.functional.scaled_dot_product_attention(q, k, v, dropout_p=use_dropout, is_causal=True)\n",
         # the probability is 0 in every configuration the code builds
         "import torch.nn as nn\nimport torch.nn.functional as F\n"
         "class Net(nn.Module):\n    def __init__(self, p):\n        super().__init__()\n"
@@ -269,17 +274,23 @@ def _sdpa_dropout_arg(call: cst.Call) -> cst.Arg | None:
     return None
 
 
+def _gated_ifexp(v: cst.IfExp) -> bool:
+    """`p if self.training else 0.0`, or the other way round, `0. if not self.training else p`."""
+    return mentions_training(v.test, True) or (
+        mentions_training(v.test, False) and literal_number(v.body) == 0.0)
+
+
 def _value_gated(f, value: cst.BaseExpression) -> bool:
     """`self.p if self.training else 0.0`, directly or through a local variable whose every
     binding is gated that way (or made under `if self.training:`)."""
     if isinstance(value, cst.IfExp):
-        return mentions_training(value.test, True)
+        return _gated_ifexp(value)
     if isinstance(value, cst.Name):
         binds = [a for a in f.assignments if a.target == value.value]
         if not binds:
             return False
         for a in binds:
-            if isinstance(a.value, cst.IfExp) and mentions_training(a.value.test, True):
+            if isinstance(a.value, cst.IfExp) and _gated_ifexp(a.value):
                 continue
             if literal_number(a.value) == 0.0:
                 continue
