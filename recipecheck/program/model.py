@@ -863,6 +863,11 @@ class ProgramModel:
     def schedulers_of(self, ev: Event) -> list[Construction]:
         return [o for o in self.objects(ev, ev.receiver) if o.role == "scheduler"]
 
+    def steps_optimizer_in(self, xl: "XLoop") -> bool:
+        """An optimizer step sits directly in the loop `xl` (not in a loop nested inside it):
+        what runs beside it runs once per optimizer step."""
+        return any(self.optimizer_step_target(e.event) is not None for e in xl.direct())
+
     def optimizer_step_target(self, ev: Event) -> str | None:
         """For a step event that steps an optimizer: a key naming that optimizer, else None."""
         if ev.kind != "step":

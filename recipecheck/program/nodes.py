@@ -74,6 +74,32 @@ def walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
         stack.extend(children)
 
 
+def statements(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    """`node` and the statements under it: compound statements (and their `else`/`except`
+    parts) and the small statements of each line (`x += y`, `f()`), through nested blocks but
+    never into expressions, nor into the functions and classes defined there."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        t = type(n)
+        if t is cst.FunctionDef or t is cst.ClassDef:
+            continue
+        if t is cst.SimpleStatementLine or t is cst.SimpleStatementSuite:
+            yield from n.body
+            continue
+        yield n
+        for name in ("body", "handlers", "orelse", "finalbody", "cases"):
+            child = getattr(n, name, None)
+            if child is None:
+                continue
+            if type(child) is list or type(child) is tuple:
+                stack.extend(child)
+            elif type(child) is cst.IndentedBlock:
+                stack.extend(child.body)
+            else:
+                stack.append(child)
+
+
 def call_arg(call: cst.Call, keyword: str | None, position: int | None = None) -> cst.BaseExpression | None:
     """The argument passed as `keyword=` or at 0-based `position`; None when absent or when a
     `*args` before it makes the position unknowable."""

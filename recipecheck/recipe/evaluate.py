@@ -187,7 +187,7 @@ def _loop_count(p: ProgramModel, xl: XLoop) -> float | None:
 
 
 def _steps_optimizer_directly(p: ProgramModel, xl: XLoop) -> bool:
-    return any(p.optimizer_step_target(e.event) is not None for e in xl.direct())
+    return p.steps_optimizer_in(xl)
 
 
 def _training_loop(p: ProgramModel, xl: XLoop) -> XLoop:

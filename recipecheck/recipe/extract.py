@@ -1195,20 +1195,15 @@ def _model_init(p: ProgramModel, s: _Src) -> list[str]:
 def _picked_classes(p: ProgramModel, a, call: cst.Call) -> tuple[str, list[ClassInfo]] | None:
     """`models_mae.__dict__[args.model](...)` with a known default name: the project model
     classes that name builds (a class, or a factory function returning one)."""
-    func = call.func
-    if not isinstance(func, cst.Subscript) or len(func.slice) != 1 or \
-            not isinstance(func.slice[0].slice, cst.Index) or p.link is None:
+    pick = _namespace_pick(call) if p.link is not None else None
+    if pick is None:
         return None
-    base = dotted_name(func.value) or ""
-    if not base.endswith(".__dict__"):
-        return None
-    module = base[: -len(".__dict__")]
+    module, key = pick
     t = p.imports.project.get(module.split(".")[0])
     if t is None:
         return None
     from recipecheck.program.values import value_of
 
-    key = func.slice[0].slice.value
     name = value_of(p, a.function, key).single()
     if not isinstance(name, str) or not name.isidentifier():
         return None
@@ -1237,8 +1232,8 @@ def _picked_classes(p: ProgramModel, a, call: cst.Call) -> tuple[str, list[Class
 _MOVES = ("to", "cuda", "cpu", "half", "float", "double", "train", "bfloat16")
 
 
-def _dynamic_model(p: ProgramModel, s: _Src, a, call: cst.Call) -> str | None:
-    """`models.__dict__[args.arch](...)`: a model picked by name from a module's namespace."""
+def _namespace_pick(call: cst.Call) -> tuple[str, cst.BaseExpression] | None:
+    """`models.__dict__[args.arch](...)`: (the module's dotted name, the key expression)."""
     func = call.func
     if not isinstance(func, cst.Subscript) or len(func.slice) != 1 or \
             not isinstance(func.slice[0].slice, cst.Index):
@@ -1246,10 +1241,17 @@ def _dynamic_model(p: ProgramModel, s: _Src, a, call: cst.Call) -> str | None:
     base = dotted_name(func.value) or ""
     if not base.endswith(".__dict__"):
         return None
-    module = base[: -len(".__dict__")]
+    return base[: -len(".__dict__")], func.slice[0].slice.value
+
+
+def _dynamic_model(p: ProgramModel, s: _Src, a, call: cst.Call) -> str | None:
+    """`models.__dict__[args.arch](...)`: a model picked by name from a module's namespace."""
+    pick = _namespace_pick(call)
+    if pick is None:
+        return None
+    module, key = pick
     from recipecheck.program.values import value_of
 
-    key = func.slice[0].slice.value
     v = value_of(p, a.function, key).single()
     default = f" (default {v!r})" if isinstance(v, str) else ""
     t = p.imports.project.get(module.split(".")[0])

@@ -1,6 +1,6 @@
 import libcst as cst
 
-from recipecheck.program.nodes import iter_children
+from recipecheck.program.nodes import iter_children, statements
 
 from recipecheck.finding import Severity
 from recipecheck.program.imports import dotted_name
@@ -222,7 +222,7 @@ class LossAccumulatedWithGraph(Rule):
             if not backward_names:
                 continue
             # inside the function's loops (the outermost ones hold the others)
-            cands = [n for lp in f.loops if lp.parent is None for n in _small_statements(lp.node)
+            cands = [n for lp in f.loops if lp.parent is None for n in statements(lp.node)
                      if type(n) is cst.AugAssign and type(n.operator) is cst.AddAssign and
                      type(n.target) is cst.Subscript]
             if not cands:
@@ -257,41 +257,6 @@ _LOSS_FUNCS = {"cross_entropy", "nll_loss", "mse_loss", "l1_loss", "binary_cross
                "multi_margin_loss", "multilabel_margin_loss", "soft_margin_loss",
                "multilabel_soft_margin_loss"}
 _CRITERION_NAMES = {"criterion", "crit", "loss_fn", "loss_func", "loss_function", "lossfn"}
-
-
-def _small_statements(node: cst.CSTNode):
-    """The simple statements under a compound statement (`x += y`, `f()`), through nested
-    blocks but not into expressions, nor into functions and classes defined inside it."""
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        t = type(n)
-        if t is cst.SimpleStatementLine or t is cst.SimpleStatementSuite:
-            yield from n.body
-            continue
-        if t is cst.FunctionDef or t is cst.ClassDef:
-            continue
-        for name in ("body", "orelse", "finalbody", "handlers"):
-            child = getattr(n, name, None)
-            if child is None:
-                continue
-            if isinstance(child, (list, tuple)):
-                stack.extend(child)
-            elif isinstance(child, cst.BaseSuite):
-                stack.extend(child.body) if isinstance(child, cst.IndentedBlock) else stack.append(child)
-            else:
-                stack.append(child)
-
-
-def _own_nodes(node: cst.CSTNode):
-    """The nodes under `node`, not those of the functions and classes defined inside it."""
-    stack = list(iter_children(node))
-    while stack:
-        n = stack.pop()
-        if isinstance(n, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
-            continue
-        yield n
-        stack.extend(iter_children(n))
 
 
 def _loss_terms(p, f, backward_names: set[str]) -> set[str]:

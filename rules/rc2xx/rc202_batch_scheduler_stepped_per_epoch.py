@@ -139,7 +139,7 @@ class BatchSchedulerSteppedPerEpoch(Rule):
                 continue
             if any(p.is_batch_loop(xl) for xl in loops):
                 continue
-            if any(_steps_optimizer(p, xl) for xl in loops):
+            if any(p.steps_optimizer_in(xl) for xl in loops):
                 continue  # beside optimizer.step() (an update loop over micro-batches): per step
             epoch_loops = [xl for xl in loops if p.encloses_batch_loop(xl)]
             if not epoch_loops:
@@ -150,11 +150,6 @@ class BatchSchedulerSteppedPerEpoch(Rule):
                 "counted in optimizer steps: the schedule covers only 1/len(loader) of its course; "
                 "step it after every optimizer.step() in the batch loop (RC202)"))
         _check_lightning(ctx, p)
-
-
-def _steps_optimizer(p, xl) -> bool:
-    return any(e.event.kind == "step" and not p.is_scheduler_step(e.event) and
-               p.role_of(e.event.function, e.event.receiver) == "optimizer" for e in xl.direct())
 
 
 def _check_lightning(ctx: Context, p) -> None:

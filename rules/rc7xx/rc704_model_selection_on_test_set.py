@@ -2,7 +2,7 @@ import re
 
 import libcst as cst
 
-from recipecheck.program.nodes import iter_children
+from recipecheck.program.nodes import iter_children, statements
 
 from recipecheck.finding import Severity
 from recipecheck.program.evaluation import analysis, split_kind
@@ -38,27 +38,8 @@ def _names(expr: cst.CSTNode) -> list[str]:
 
 
 def _ifs(node: cst.CSTNode):
-    """If statements in a loop body (not inside nested functions or classes). Statements only:
-    an `if` statement never sits inside an expression."""
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        t = type(n)
-        if t is cst.FunctionDef or t is cst.ClassDef or t is cst.SimpleStatementLine:
-            continue
-        if t is cst.If:
-            yield n
-        for name in ("body", "handlers", "orelse", "finalbody", "cases"):
-            child = getattr(n, name, None)
-            if child is None:
-                continue
-            if isinstance(child, (list, tuple)):
-                stack.extend(child)
-            elif type(child) is cst.IndentedBlock:
-                stack.extend(child.body)
-            elif type(child) is not cst.SimpleStatementSuite:
-                stack.append(child)
-
+    """If statements in a loop body (not inside nested functions or classes)."""
+    return (n for n in statements(node) if type(n) is cst.If)
 
 def _selects(body: cst.CSTNode) -> bool:
     """The branch saves a checkpoint, keeps a state dict, or stops training."""
